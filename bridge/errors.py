@@ -1,0 +1,128 @@
+"""The closed set of error codes the bridge reports, with French and English messages.
+
+Every error that leaves the bridge (JSON-RPC, CLI, diagnostics) goes through `to_bridge_error`, so
+`data.code` comes from one place and no exception text or secret reaches a caller.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import Any
+
+__all__ = ["BridgeError", "ErrorCode", "to_bridge_error"]
+
+log = logging.getLogger(__name__)
+
+
+class ErrorCode(enum.Enum):
+    """Stable symbolic error codes (design §2); the value is what callers see in `data.code`."""
+
+    NO_READER = "NO_READER"
+    NO_CARD = "NO_CARD"
+    CARD_REMOVED = "CARD_REMOVED"
+    CARD_RESET = "CARD_RESET"
+    UNSUPPORTED_CARD = "UNSUPPORTED_CARD"
+    CARD_ERROR = "CARD_ERROR"
+    PIN_INCORRECT = "PIN_INCORRECT"
+    PIN_BLOCKED = "PIN_BLOCKED"
+    PIN_LAST_TRY = "PIN_LAST_TRY"
+    PIN_REQUIRED = "PIN_REQUIRED"
+    CARD_BUSY = "CARD_BUSY"
+    SHARING_VIOLATION = "SHARING_VIOLATION"
+    PCSC_UNAVAILABLE = "PCSC_UNAVAILABLE"
+    TIMEOUT = "TIMEOUT"
+    ORIGIN_NOT_APPROVED = "ORIGIN_NOT_APPROVED"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    DMP_UNREACHABLE = "DMP_UNREACHABLE"
+    DMP_FAULT = "DMP_FAULT"
+    INVALID_PARAMS = "INVALID_PARAMS"
+    INVALID_INPUT = "INVALID_INPUT"
+    NOT_FOUND = "NOT_FOUND"
+    INTERNAL = "INTERNAL"
+
+
+# (French, English). French first: the users are French-speaking.
+_MESSAGES: dict[ErrorCode, tuple[str, str]] = {
+    ErrorCode.NO_READER: ("Aucun lecteur de carte détecté.", "No card reader found."),
+    ErrorCode.NO_CARD: ("Aucune carte dans le lecteur.", "No card in the reader."),
+    ErrorCode.CARD_REMOVED: (
+        "La carte a été retirée pendant l'opération.",
+        "The card was removed during the operation.",
+    ),
+    ErrorCode.CARD_RESET: (
+        "La carte a été réinitialisée par un autre programme.",
+        "The card was reset by another program.",
+    ),
+    ErrorCode.UNSUPPORTED_CARD: ("Carte non prise en charge.", "Unsupported card."),
+    ErrorCode.CARD_ERROR: ("La carte a refusé l'opération.", "The card refused the operation."),
+    ErrorCode.PIN_INCORRECT: ("Code porteur incorrect.", "Incorrect PIN."),
+    ErrorCode.PIN_BLOCKED: ("Carte bloquée : code porteur épuisé.", "Card blocked: no PIN tries left."),
+    ErrorCode.PIN_LAST_TRY: (
+        "Un seul essai restant : la saisie doit être confirmée explicitement.",
+        "One PIN try left: the attempt must be explicitly confirmed.",
+    ),
+    ErrorCode.PIN_REQUIRED: ("Saisie du code porteur nécessaire.", "PIN entry required."),
+    ErrorCode.CARD_BUSY: ("La carte est occupée par une autre opération.", "The card is busy with another operation."),
+    ErrorCode.SHARING_VIOLATION: (
+        "La carte est utilisée en exclusivité par un autre programme.",
+        "The card is held exclusively by another program.",
+    ),
+    ErrorCode.PCSC_UNAVAILABLE: (
+        "Le service carte à puce (PC/SC) ne répond pas.",
+        "The smart card service (PC/SC) is not available.",
+    ),
+    ErrorCode.TIMEOUT: ("Délai dépassé.", "Timed out."),
+    ErrorCode.ORIGIN_NOT_APPROVED: (
+        "Ce site n'est pas autorisé à utiliser le pont DMP.",
+        "This web origin is not approved to use the DMP bridge.",
+    ),
+    ErrorCode.UNAUTHORIZED: ("Authentification locale refusée.", "Local authentication refused."),
+    ErrorCode.DMP_UNREACHABLE: ("Le service DMP est injoignable.", "The DMP service is unreachable."),
+    ErrorCode.DMP_FAULT: ("Le DMP a refusé la demande.", "The DMP refused the request."),
+    ErrorCode.INVALID_PARAMS: ("Paramètres invalides.", "Invalid parameters."),
+    ErrorCode.INVALID_INPUT: ("Données reçues invalides.", "Invalid input data."),
+    ErrorCode.NOT_FOUND: ("Élément introuvable.", "Not found."),
+    ErrorCode.INTERNAL: ("Erreur interne, voir le journal.", "Internal error, see the logs."),
+}
+
+
+class BridgeError(Exception):
+    """An error with a stable code, safe to show to any caller.
+
+    `detail` is a short non-secret precision (e.g. a status word, a DMP fault code); `extra` holds
+    structured, non-secret values (e.g. ``{"triesLeft": 2}``).
+    """
+
+    def __init__(self, code: ErrorCode, detail: str | None = None, **extra: Any) -> None:
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+        super().__init__(f"{code.value}: {detail}" if detail else code.value)
+
+    @property
+    def message_fr(self) -> str:
+        """The French message."""
+        return _MESSAGES[self.code][0]
+
+    @property
+    def message_en(self) -> str:
+        """The English message."""
+        return _MESSAGES[self.code][1]
+
+    def to_data(self) -> dict[str, Any]:
+        """The JSON-RPC `error.data` object."""
+        data: dict[str, Any] = {"code": self.code.value, "message_fr": self.message_fr, "message_en": self.message_en}
+        if self.detail:
+            data["detail"] = self.detail
+        data.update(self.extra)
+        return data
+
+
+def to_bridge_error(exc: BaseException) -> BridgeError:
+    """Map any exception to a BridgeError; unknown ones become INTERNAL and are logged once."""
+    if isinstance(exc, BridgeError):
+        return exc
+    # Subsystems register their own exception types by subclassing BridgeError; anything else is our bug.
+    log.error("unexpected error", exc_info=exc)
+    return BridgeError(ErrorCode.INTERNAL)

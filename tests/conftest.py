@@ -1,0 +1,84 @@
+"""Test harness: a real pcscd with vpcd virtual readers, and virtual card slots.
+
+By default (root, as in CI) the test process moves into a private mount namespace at start-up and
+runs its own pcscd there, on free ports, so a system pcscd is left alone. With
+DMP_BRIDGE_PCSCD=system the tests reuse the running pcscd and Debian's vpcd ports (35963, 35964).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.sim.pcscd import PrivatePcscd, enter_private_namespace, free_port_pair
+from bridge.sim.vpcd import VPCD_BASE_PORT, VirtualSlot
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+_USE_SYSTEM = os.environ.get("DMP_BRIDGE_PCSCD") == "system" or os.geteuid() != 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Enter the private namespace before any thread exists (unshare needs a single thread)."""
+    if not _USE_SYSTEM and not os.environ.get("_DMP_BRIDGE_IN_PRIVATE_NS"):
+        enter_private_namespace()
+        os.environ["_DMP_BRIDGE_IN_PRIVATE_NS"] = "1"
+
+
+@pytest.fixture(scope="session")
+def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePcscd | None]:
+    """The pcscd under test: a private one (started here, stopped by PID) or None for the system one."""
+    if _USE_SYSTEM:
+        yield None
+        return
+    daemon = PrivatePcscd(tmp_path_factory.mktemp("pcscd"), free_port_pair())
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def slot_ports(pcscd: PrivatePcscd | None) -> list[int]:
+    """vpcd port of each virtual reader slot, in reader-name order."""
+    if pcscd is None:
+        return [VPCD_BASE_PORT, VPCD_BASE_PORT + 1]
+    return pcscd.slot_ports
+
+
+@pytest.fixture
+def slots(slot_ports: list[int]) -> Iterator[list[VirtualSlot]]:
+    """One VirtualSlot per reader, all empty at start and emptied again after the test."""
+    opened = [VirtualSlot(port) for port in slot_ports]
+    try:
+        yield opened
+    finally:
+        for slot in opened:
+            slot.close()
+
+
+def wait_card_state(reader: str, present: bool, timeout: float = 10.0) -> bytes:
+    """Block on SCardGetStatusChange until `reader` has (or lacks) a card; return the ATR seen.
+
+    This is pcscd's own notification, not a poll: the call returns when the state changes.
+    """
+    from smartcard import scard
+
+    hr, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    assert hr == scard.SCARD_S_SUCCESS, scard.SCardGetErrorMessage(hr)
+    try:
+        state = scard.SCARD_STATE_UNAWARE
+        remaining_ms = int(timeout * 1000)
+        while True:
+            hr, states = scard.SCardGetStatusChange(ctx, remaining_ms, [(reader, state)])
+            if hr != scard.SCARD_S_SUCCESS:
+                raise TimeoutError(f"{reader}: {scard.SCardGetErrorMessage(hr)}")
+            _, event_state, atr = states[0]
+            if bool(event_state & scard.SCARD_STATE_PRESENT) == present:
+                return bytes(atr)
+            state = event_state & ~scard.SCARD_STATE_CHANGED
+    finally:
+        scard.SCardReleaseContext(ctx)
