@@ -26,6 +26,7 @@ from signxml.signer import XMLSigner
 from bridge.dmp.codes import SECTOR_OID, AuthMode, Confidentiality, InsOid, PurposeOfUse, SignatureAlgorithm
 from bridge.dmp.failures import DmpInputError, DmpParamsError
 from bridge.dmp.ns import DS, HL7, SAML2, XS, XSI, q
+from bridge.xmlsafe import parse_xml
 
 __all__ = [
     "SMARTCARD_PKI",
@@ -231,6 +232,13 @@ def build_vihf(ctx: VihfContext) -> Any:
     return root
 
 
+class _Sha1TolerantSigner(XMLSigner):
+    """signxml refuses SHA-1 by default; the DMP samples use RSA-SHA1, so it is allowed when asked for."""
+
+    def check_deprecated_methods(self) -> None:
+        """Accept SHA-1 (only reached when the caller chose RSA_SHA1 explicitly)."""
+
+
 def sign_vihf(
     assertion: Any,
     key: rsa.RSAPrivateKey,
@@ -247,7 +255,8 @@ def sign_vihf(
     issuer = assertion.find(q(SAML2, "Issuer"))
     placeholder = etree.Element(q(DS, "Signature"), nsmap={None: DS}, Id="placeholder")
     issuer.addnext(placeholder)
-    signer = XMLSigner(
+    signer_class = _Sha1TolerantSigner if algorithm is SignatureAlgorithm.RSA_SHA1 else XMLSigner
+    signer = signer_class(
         method=SignatureConstructionMethod.enveloped,
         signature_algorithm=SignatureMethod(algorithm.value),
         digest_algorithm=DigestAlgorithm(algorithm.digest_uri),
@@ -260,7 +269,9 @@ def sign_vihf(
     finally:
         if placeholder.getparent() is not None:
             placeholder.getparent().remove(placeholder)
-    return signed
+    # With a default-namespace Signature, signxml leaves the children un-namespaced in memory (they only
+    # read as ds: once serialised); a serialise/parse round trip gives the tree the wire will carry.
+    return parse_xml(etree.tostring(signed, encoding="utf-8"))
 
 
 def _text(el: Any, path: str) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography import x509
@@ -19,7 +19,8 @@ from cryptography.x509.oid import NameOID
 
 from tests.conftest import SHARED
 
-REFERENCE = SHARED / "reference" / "dmp"
+# DMP_BRIDGE_SHARED lets a worktree outside /work/main point at the shared folder.
+REFERENCE = Path(os.environ.get("DMP_BRIDGE_SHARED", str(SHARED))) / "reference" / "dmp"
 MESSAGES = REFERENCE / "messages"
 VIHF_SAMPLES = REFERENCE / "vihf"
 TEMPLATES = REFERENCE / "templates"
@@ -64,9 +65,7 @@ def make_signer(directory: Path) -> Signer:
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -79,9 +78,7 @@ def make_signer(directory: Path) -> Signer:
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     cert_pem = directory / "signer.pem"
