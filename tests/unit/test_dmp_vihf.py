@@ -148,8 +148,8 @@ def test_bad_values_refused() -> None:
         PatientIns(value="12^34", oid=InsOid.NIR)
 
 
-def _verify_signxml(signed: Any, signer: Signer, algorithm: SignatureAlgorithm) -> Any:
-    pem = signer.cert.public_bytes(serialization.Encoding.PEM).decode()
+def _verify_signxml(signed: Any, who: Signer, algorithm: SignatureAlgorithm) -> Any:
+    pem = who.cert.public_bytes(serialization.Encoding.PEM).decode()
     from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
     config = SignatureConfiguration(
