@@ -132,6 +132,8 @@ def registry_package(parent: Any, ss: SubmissionSet, ids: IdAllocator, layout: L
 def extrinsic_object(parent: Any, de: DocumentEntry, ids: IdAllocator, layout: Layout = Layout()) -> Any:
     """Append the DocumentEntry ExtrinsicObject to parent."""
     attrs = {"id": de.entry_id}
+    if layout.update:
+        attrs["isOpaque"] = "false"
     if de.logical_id is not None:
         attrs["lid"] = de.logical_id
     attrs["mimeType"] = de.mime_type

@@ -45,7 +45,7 @@ _EMPTY = Code("", "", "")
 def _slots(el: Any) -> dict[str, tuple[str, ...]]:
     out: dict[str, tuple[str, ...]] = {}
     for s in el.findall(q(EBRS_RIM, "Slot")):
-        values = tuple((v.text or "") for v in s.iterfind(f"{q(EBRS_RIM, 'ValueList')}/{q(EBRS_RIM, 'Value')}"))
+        values = tuple((v.text or "").strip() for v in s.iterfind(f"{q(EBRS_RIM, 'ValueList')}/{q(EBRS_RIM, 'Value')}"))
         out[s.get("name", "")] = values
     return out
 
@@ -171,7 +171,7 @@ def parse_association(el: Any) -> Association:
     slots = tuple(
         (
             s.get("name", ""),
-            tuple((v.text or "") for v in s.iterfind(f"{q(EBRS_RIM, 'ValueList')}/{q(EBRS_RIM, 'Value')}")),
+            tuple((v.text or "").strip() for v in s.iterfind(f"{q(EBRS_RIM, 'ValueList')}/{q(EBRS_RIM, 'Value')}")),
         )
         for s in el.findall(q(EBRS_RIM, "Slot"))
     )

@@ -112,3 +112,35 @@ def xmlsec1_verify(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def strip_ws(text: str) -> str:
     """Collapse whitespace for loose text comparisons."""
     return re.sub(r"\s+", " ", text).strip()
+
+
+def sample_body(name: str) -> Any:
+    """The first element of the SOAP Body of an official sample request (trusted local file)."""
+    from lxml import etree
+
+    env = etree.fromstring(sample_envelope(name), etree.XMLParser(resolve_entities=False, no_network=True))
+    body = next(c for c in env if etree.QName(c).localname == "Body")
+    return next(c for c in body if isinstance(c.tag, str))
+
+
+def template_request(name: str) -> Any:
+    """A kit template (written without namespaces) moved into the ebRS namespaces it stands for."""
+    from lxml import etree
+
+    root = etree.fromstring((TEMPLATES / name).read_bytes(), etree.XMLParser(resolve_entities=False, no_network=True))
+    rim = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
+    lcm = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
+    for el in root.iter():
+        if isinstance(el.tag, str) and "}" not in el.tag:
+            el.tag = f"{{{lcm if el is root else rim}}}{el.tag}"
+    return root
+
+
+@pytest.fixture(scope="session")
+def xds_schema() -> Any:
+    """The official XDS.b repository schema (imports ebRS rim/rs/lcm/query): validates every XDS body."""
+    from lxml import etree
+
+    if not SCHEMAS.is_dir():
+        pytest.skip(f"official XSDs not found at {SCHEMAS}")
+    return etree.XMLSchema(etree.parse(str(SCHEMAS / "IHE" / "XDS.b_DocumentRepository.xsd")))
