@@ -100,9 +100,8 @@ def test_manifest_digests_cover_documents(signer: Signer) -> None:  # noqa: F811
     assert refs[1].findtext(q(DS, "DigestValue")) == document_digest(doc, SignatureAlgorithm.RSA_SHA256)
     # Comments count (c14n with comments), the XML declaration does not.
     changed = SignedDocument(doc.unique_id, CDA.replace(b"<!-- c -->", b"<!-- d -->"))
-    assert document_digest(changed, SignatureAlgorithm.RSA_SHA256) != document_digest(
-        doc, SignatureAlgorithm.RSA_SHA256
-    )
+    sha256 = SignatureAlgorithm.RSA_SHA256
+    assert document_digest(changed, sha256) != document_digest(doc, sha256)
     same = SignedDocument(doc.unique_id, CDA.replace(b'<?xml version="1.0"?>\n', b""))
     assert document_digest(same, sha256) == document_digest(doc, sha256)
     raw = SignedDocument("1.2", b"%PDF-1.4", xml=False)
