@@ -34,6 +34,7 @@ __all__ = [
     "Role",
     "VihfContext",
     "build_vihf",
+    "issuer_dn",
     "parse_vihf",
     "saml_instant",
     "sign_vihf",
@@ -139,6 +140,11 @@ class VihfContext:
             raise DmpParamsError("VIHF instants must be timezone-aware")
         if self.confidentiality not in (None, Confidentiality.INVISIBLE_REPRESENTANTS_LEGAUX):
             raise DmpParamsError("the VIHF secret mode only accepts INVISIBLE_REPRESENTANTS_LEGAUX")
+
+
+def issuer_dn(cert: x509.Certificate) -> str:
+    """The VIHF Issuer for a signing certificate: its subject DN in RFC 4514 form (as the samples)."""
+    return cert.subject.rfc4514_string()
 
 
 def saml_instant(when: dt.datetime) -> str:
