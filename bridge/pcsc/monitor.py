@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from smartcard import scard
 
-from bridge.pcsc.errors import ResultCode, is_service_lost
+from bridge.pcsc.errors import ResultCode, error_from_hresult, is_service_lost
 
 __all__ = [
     "PNP_NOTIFICATION",
@@ -38,6 +38,7 @@ __all__ = [
     "ReaderRemoved",
     "ReaderState",
     "diff_states",
+    "scan_readers",
 ]
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,35 @@ def diff_states(
         if after.card_present and (changed or not before_state.card_present):
             events.append(CardInserted(name, after.atr or b""))
     return events
+
+
+def scan_readers() -> list[ReaderState]:
+    """Blocking one-shot look at the readers and their cards (for the CLI; the daemon uses ReaderMonitor).
+
+    Raises:
+        PcscUnavailableError: pcscd is not running; other PcscError subclasses for other failures.
+    """
+    hr, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hr != scard.SCARD_S_SUCCESS:
+        raise error_from_hresult(hr, "SCardEstablishContext")
+    try:
+        hr, names = scard.SCardListReaders(context, [])
+        if hr & 0xFFFFFFFF == ResultCode.SCARD_E_NO_READERS_AVAILABLE:
+            return []
+        if hr != scard.SCARD_S_SUCCESS:
+            raise error_from_hresult(hr, "SCardListReaders")
+        hr, results = scard.SCardGetStatusChange(context, 0, [(n, scard.SCARD_STATE_UNAWARE) for n in names])
+        if hr != scard.SCARD_S_SUCCESS:
+            raise error_from_hresult(hr, "SCardGetStatusChange")
+        states = []
+        for name, event_state, atr in results:
+            if event_state & (scard.SCARD_STATE_UNKNOWN | scard.SCARD_STATE_IGNORE):
+                continue  # left between the listing and the look
+            present = bool(event_state & scard.SCARD_STATE_PRESENT)
+            states.append(ReaderState(name, present, bytes(atr) if present else None))
+        return states
+    finally:
+        scard.SCardReleaseContext(context)
 
 
 class ReaderMonitor:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,23 +22,13 @@ from bridge.pcsc.monitor import (
 from bridge.sim.pcscd import PrivatePcscd
 from bridge.sim.vpcd import VirtualSlot
 from tests.conftest import wait_card_state
+from tests.pcsc_fixtures import restartable_pcscd
 from tests.scripted_card import ATR, GET_DATA_VALUE, ScriptedCard
 
 pytestmark = pytest.mark.pcsc
+__all__ = ["restartable_pcscd"]  # a fixture used by name
 
 READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
-
-
-@pytest.fixture
-def restartable_pcscd(pcscd: PrivatePcscd | None) -> Iterator[PrivatePcscd]:
-    """The private pcscd, which the test may stop and start; it is running again afterwards."""
-    if pcscd is None:
-        pytest.skip("the system pcscd is not ours to restart")
-    try:
-        yield pcscd
-    finally:
-        if pcscd.process is None or pcscd.process.poll() is not None:
-            pcscd.start()
 
 
 async def next_event(queue: asyncio.Queue[ReaderEvent], timeout: float = 10.0) -> ReaderEvent:
