@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print("Le numéro de lecteur (--slot) doit être positif.", file=sys.stderr)
         return 2
     port = args.port if args.port is not None else VPCD_BASE_PORT + args.slot
-    profile = args.profile or list_profiles(args.kind)[0]
+    profile = args.profile or "par défaut"
     print(f"Carte virtuelle {args.kind} (profil {profile}) : connexion au lecteur vpcd {args.host}:{port}…")
     print("Ctrl-C pour retirer la carte.", flush=True)
     try:
