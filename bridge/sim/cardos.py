@@ -228,7 +228,8 @@ class CardConfig:
 
     atr: bytes
     transport: Transport = Transport.T0
-    #: CLA bytes accepted (chaining bit 0x10 removed first); anything else is 6E00.
+    #: CLA bytes accepted (chaining bit 0x10 removed first); others are 6881 (an ISO CLA naming a
+    #: logical channel) or 6E00. Accepting 0x01 makes channel 1 share the card state of channel 0.
     classes: frozenset[int] = frozenset({0x00})
     #: SELECT P2 values (0x00 FCI, 0x04 FCP, 0x0C nothing) the card accepts; others are 6A86.
     select_p2: frozenset[int] = frozenset({0x00, 0x04, 0x0C})
@@ -305,10 +306,8 @@ class CardOS:
     # ---- dispatch, chaining, framing
     def _dispatch_command(self, cmd: Command) -> Reply:
         cla = cmd.cla
-        if cla & 0x03:
-            raise ISOError(0x6881)
         if (cla & ~_CHAIN_BIT) not in self.config.classes:
-            raise ISOError(0x6E00)
+            raise ISOError(0x6881 if cla & 0x03 and not cla & 0x80 else 0x6E00)
         entry = self._dispatch.get(cmd.ins)
         if entry is None:
             self._chain = None
