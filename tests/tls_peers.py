@@ -60,7 +60,7 @@ class MiniPki:
     def __init__(self, directory: Path, root_cn: str = "TEST IGC-SANTE ROOT") -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self._now = now
         self.root_key = _key()
         root_name = _name(root_cn)
@@ -73,9 +73,7 @@ class MiniPki:
             .not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-            )
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.root_key.public_key()), critical=False)
             .sign(self.root_key, hashes.SHA256())
         )
@@ -101,9 +99,7 @@ class MiniPki:
             .not_valid_before(self._now - dt.timedelta(days=1))
             .not_valid_after(self._now + dt.timedelta(days=365))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(True, False, server, False, False, False, False, False, False), critical=True
-            )
+            .add_extension(x509.KeyUsage(True, False, server, False, False, False, False, False, False), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
                 critical=False,
@@ -300,8 +296,12 @@ class SslHttpServer:
                 if self.chunked:
                     half = len(reply) // 2
                     payload = (
-                        f"{half:x}\r\n".encode() + reply[:half] + b"\r\n"
-                        + f"{len(reply) - half:x}\r\n".encode() + reply[half:] + b"\r\n0\r\n\r\n"
+                        f"{half:x}\r\n".encode()
+                        + reply[:half]
+                        + b"\r\n"
+                        + f"{len(reply) - half:x}\r\n".encode()
+                        + reply[half:]
+                        + b"\r\n0\r\n\r\n"
                     )
                     tls.sendall(head.encode() + b"Transfer-Encoding: chunked\r\n\r\n" + payload)
                 else:
@@ -316,7 +316,7 @@ def _read_request(reader: Any) -> tuple[str, bytes] | None:
     line = reader.readline(65536)
     if not line:
         return None
-    method, path, _ = line.decode("latin-1").split(" ", 2)
+    _method, path, _ = line.decode("latin-1").split(" ", 2)
     headers: dict[str, str] = {}
     while True:
         h = reader.readline(65536)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import ipaddress
 import socket
 import threading
 from collections.abc import Iterator, Sequence
@@ -31,8 +32,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.verification import DNSName, IPAddress, PolicyBuilder, Store, VerificationError
-from tlslite.api import HandshakeSettings, TLSConnection, X509, X509CertChain
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from tlslite.api import X509, HandshakeSettings, TLSConnection, X509CertChain
 from tlslite.constants import AlertDescription, CipherSuite
 from tlslite.errors import TLSAbruptCloseError, TLSError, TLSLocalAlert, TLSRemoteAlert
 
@@ -120,18 +121,13 @@ class ServerTrust:
 
     def verify(self, server_name: str, chain: Sequence[x509.Certificate]) -> None:
         """Check `chain` (leaf first) up to a root, for `server_name`; TlsError saying why if not."""
-        subject: DNSName | IPAddress
+        subject: x509.DNSName | x509.IPAddress
         try:
-            import ipaddress
-
-            subject = IPAddress(ipaddress.ip_address(server_name))
+            subject = x509.IPAddress(ipaddress.ip_address(server_name))
         except ValueError:
-            subject = DNSName(server_name)
+            subject = x509.DNSName(server_name)
         verifier = (
-            PolicyBuilder()
-            .store(Store(list(self.roots)))
-            .time(dt.datetime.now(dt.timezone.utc))
-            .build_server_verifier(subject)
+            PolicyBuilder().store(Store(list(self.roots))).time(dt.datetime.now(dt.UTC)).build_server_verifier(subject)
         )
         try:
             verifier.verify(chain[0], list(chain[1:]))
@@ -232,6 +228,10 @@ def _handshake_settings() -> Any:
     # The card signs PKCS#1 v1.5 DigestInfos only: never offer PSS for our own signature.
     settings.rsaSchemes = ["pkcs1"]
     settings.rsaSigHashes = ["sha256", "sha384", "sha512"]
+    # The DMP and IGC-Santé are RSA: advertise nothing else for the server's signatures either.
+    settings.ecdsaSigHashes = []
+    settings.dsaSigHashes = []
+    settings.more_sig_schemes = []
     settings.useExtendedMasterSecret = True
     return settings.validate()
 
@@ -261,7 +261,7 @@ class _VerifyingConnection(TLSConnection):  # type: ignore[misc]  # tlslite is u
         self.bridge_server_chain: tuple[x509.Certificate, ...] = ()
         self.bridge_verify_error: TlsError | None = None
 
-    def _clientGetKeyFromChain(self, certificate: Any, settings: Any, tack_ext: Any = None) -> Iterator[Any]:  # noqa: N802
+    def _clientGetKeyFromChain(self, certificate: Any, settings: Any, tack_ext: Any = None) -> Iterator[Any]:
         chain = certificate.cert_chain
         if chain is not None and chain.getNumCerts() > 0:
             certs = tuple(x509.load_der_x509_certificate(bytes(c.bytes)) for c in chain.x509List)
@@ -381,8 +381,6 @@ class TlsConnection:
 
 
 def _is_ip(name: str) -> bool:
-    import ipaddress
-
     try:
         ipaddress.ip_address(name)
     except ValueError:

@@ -55,7 +55,9 @@ class AeadCipher:
         """Encrypt and authenticate; returns ciphertext || tag."""
         return bytearray(self._aead.encrypt(bytes(nonce), bytes(plaintext), bytes(data)))
 
-    def open(self, nonce: bytes | bytearray, ciphertext: bytes | bytearray, data: bytes | bytearray) -> bytearray | None:
+    def open(
+        self, nonce: bytes | bytearray, ciphertext: bytes | bytearray, data: bytes | bytearray
+    ) -> bytearray | None:
         """Check and decrypt; None on a bad tag (tlslite turns that into bad_record_mac)."""
         if len(ciphertext) < self.tagLength:
             return None
@@ -107,7 +109,7 @@ class FastRecordLayer(RecordLayer):  # type: ignore[misc]  # tlslite is untyped
     """A tlslite RecordLayer whose AES-GCM, ChaCha20-Poly1305 and AES-CBC come from `cryptography`."""
 
     @staticmethod
-    def _getCipherSettings(cipherSuite: int) -> tuple[int, int, Callable[..., Any] | None]:  # noqa: N802, N803
+    def _getCipherSettings(cipherSuite: int) -> tuple[int, int, Callable[..., Any] | None]:
         """(key length, IV length, factory) for a suite, with our factories where we have them."""
         if cipherSuite in CipherSuite.aes256GcmSuites:
             return 32, 4, _aesgcm

@@ -61,16 +61,16 @@ class ExternalRsaKey(RSAKey):  # type: ignore[misc]  # tlslite is untyped
     def __repr__(self) -> str:
         return f"ExternalRsaKey({self.n.bit_length()} bits)"
 
-    def hasPrivateKey(self) -> bool:  # noqa: N802  (tlslite's name)
+    def hasPrivateKey(self) -> bool:
         """True: the key can sign (through the wrapped object)."""
         return True
 
     def sign(
         self,
-        bytes: bytes | bytearray,  # noqa: A002  (tlslite calls it by position)
+        bytes: bytes | bytearray,
         padding: str = "pkcs1",
-        hashAlg: str | None = None,  # noqa: N803
-        saltLen: int | None = None,  # noqa: N803
+        hashAlg: str | None = None,
+        saltLen: int | None = None,
     ) -> bytearray:
         """PKCS#1 v1.5 signature of a DigestInfo (hashAlg None) or of a bare digest (hashAlg set)."""
         if padding.lower() != "pkcs1":
@@ -89,18 +89,17 @@ class ExternalRsaKey(RSAKey):  # type: ignore[misc]  # tlslite is untyped
         signature = self._key.sign(digest, PKCS1v15(), Prehashed(algorithm))
         return bytearray(signature)
 
-    def _rawPrivateKeyOp(self, message: int) -> int:  # noqa: N802
+    def _rawPrivateKeyOp(self, message: int) -> int:
         raise TLSInternalError("raw RSA private operations are not possible with this key")
 
-    def _rawPublicKeyOp(self, ciphertext: int) -> int:  # noqa: N802
+    def _rawPublicKeyOp(self, ciphertext: int) -> int:
         result: int = pow(ciphertext, self.e, self.n)
         return result
 
-    def acceptsPassword(self) -> bool:  # noqa: N802
+    def acceptsPassword(self) -> bool:
         """False: nothing to export."""
         return False
 
     def write(self, password: Any = None) -> str:
         """Refused: a card key cannot be exported."""
         raise TLSInternalError("this key cannot be exported")
-
