@@ -235,6 +235,9 @@ class SslHttpServer:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         with contextlib.suppress(OSError):
+            # close() alone does not wake a thread blocked in accept(); shutdown() does (Linux).
+            self._listener.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
             self._listener.close()
         for conn in list(self._conns):
             with contextlib.suppress(OSError):
