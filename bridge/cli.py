@@ -17,7 +17,9 @@ from bridge import __version__
 __all__ = ["SUBCOMMANDS", "main"]
 
 # name -> module under bridge.commands (one line per command; keep sorted).
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "debug": "debug",
+}
 
 
 def _load(name: str) -> ModuleType:
