@@ -82,6 +82,10 @@ class PatientIns:
         if not self.value.isalnum() or not 13 <= len(self.value) <= 22:
             raise DmpParamsError("INS must be 13 to 22 alphanumeric characters")
 
+    def __repr__(self) -> str:
+        # An INS never reaches a log line through a repr.
+        return f"PatientIns(<redacted>, {self.oid.name})"
+
     def cx(self) -> str:
         """HL7 CX form used by the VIHF, queries and XDS patientId: `INS^^^&OID&ISO^NH`."""
         return f"{self.value}^^^&{self.oid.value}&ISO^NH"
@@ -130,6 +134,9 @@ class VihfContext:
     authn_instant: dt.datetime | None = None
     #: When set, a saml2:Conditions NotBefore/NotOnOrAfter is emitted (the samples have none).
     valid_until: dt.datetime | None = None
+
+    def __repr__(self) -> str:
+        return f"VihfContext({self.assertion_id!r}, {self.auth_mode.name}, {self.purpose.name})"
 
     def __post_init__(self) -> None:
         if not self.assertion_id or not (self.assertion_id[0].isalpha() or self.assertion_id[0] == "_"):
