@@ -234,8 +234,8 @@ def association(element: etree._Element) -> Association:
     return Association(element, kind, source, target)
 
 
-def _new_id(value: str | None) -> str:
-    return value if value and value.startswith("urn:uuid:") else f"urn:uuid:{uuid.uuid4()}"
+def _new_id() -> str:
+    return f"urn:uuid:{uuid.uuid4()}"
 
 
 def _set_slot(element: etree._Element, name: str, value: str) -> None:
@@ -278,9 +278,9 @@ def registry_form(entry: DocEntry, entry_uuid: str, lid: str, version: int, sha1
     else:
         element.append(version_info)
     for cls in element.iterfind(f"{{{_RIM}}}Classification"):
-        cls.set("id", _new_id(cls.get("id")))
+        cls.set("id", _new_id())
         cls.set("classifiedObject", entry_uuid)
     for ext in element.iterfind(f"{{{_RIM}}}ExternalIdentifier"):
-        ext.set("id", _new_id(ext.get("id")))
+        ext.set("id", _new_id())
         ext.set("registryObject", entry_uuid)
     return bytes(etree.tostring(element))

@@ -63,7 +63,11 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
     if reason is None or reason.get("code") != "TEST_EXST" or reason.get("codeSystem") != "1.2.250.1.213.1.1.4.11":
         raise SoapFault(FaultCode.INVALID_REQUEST, "reasonCode TEST_EXST (1.2.250.1.213.1.1.4.11) attendu")
     query = body.find(f"{{{_HL7}}}controlActProcess/{{{_HL7}}}queryByParameter")
-    value = query.find(f"{{{_HL7}}}parameterList/{{{_HL7}}}patientIdentifier/{{{_HL7}}}value") if query is not None else None
+    value = (
+        query.find(f"{{{_HL7}}}parameterList/{{{_HL7}}}patientIdentifier/{{{_HL7}}}value")
+        if query is not None
+        else None
+    )
     if query is None or value is None:
         raise SoapFault(FaultCode.INVALID_REQUEST, "queryByParameter/parameterList/patientIdentifier absent")
     try:
@@ -84,7 +88,11 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
     _sub(out, "processingModeCode", code="T")
     _sub(out, "acceptAckCode", code="NE")
     sender = body.find(f"{{{_HL7}}}sender/{{{_HL7}}}device")
-    sender_root = sender.find(f"{{{_HL7}}}id").get("root", "") if sender is not None and sender.find(f"{{{_HL7}}}id") is not None else ""
+    sender_root = (
+        sender.find(f"{{{_HL7}}}id").get("root", "")
+        if sender is not None and sender.find(f"{{{_HL7}}}id") is not None
+        else ""
+    )
     sender_name = sender.findtext(f"{{{_HL7}}}softwareName", "") if sender is not None else ""
     _device(out, "receiver", "RCV", sender_root, sender_name)
     _device(out, "sender", "SND", _DMP_DEVICE, "DMP")
@@ -102,9 +110,20 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
         target.set("extension", request_id.get("extension", ""))
         target.set("root", request_id.get("root", ""))
     control = _sub(out, "controlActProcess", classCode="CACT", moodCode="EVN")
-    _sub(control, "reasonCode", code="TEST_EXST", codeSystem="1.2.250.1.213.1.1.4.11", displayName="Test d'existence de dossier")
+    _sub(
+        control,
+        "reasonCode",
+        code="TEST_EXST",
+        codeSystem="1.2.250.1.213.1.1.4.11",
+        displayName="Test d'existence de dossier",
+    )
     if patient is not None:
-        event = _sub(_sub(control, "subject", contextConductionInd="false", typeCode="SUBJ"), "registrationEvent", classCode="REG", moodCode="EVN")
+        event = _sub(
+            _sub(control, "subject", contextConductionInd="false", typeCode="SUBJ"),
+            "registrationEvent",
+            classCode="REG",
+            moodCode="EVN",
+        )
         _sub(event, "statusCode", code="completed")
         pat = _sub(_sub(event, "subject1", typeCode="SBJ"), "patient", classCode="PAT")
         _sub(pat, "id", extension=patient.ins, root=patient.oid)
@@ -115,11 +134,20 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
         _sub(name, "family", qualifier="SP").text = patient.family
         _sub(person, "administrativeGenderCode", code=patient.gender)
         _sub(person, "birthTime", value=patient.birth)
-        for code, system in (("COMPTE_INTERNET_OUVERT", "1.2.250.1.213.4.1.2.9"), ("RATTACHEMENT_ENS", "1.2.250.1.213.4.1.2.3")):
-            obs = _sub(_sub(pat, "subjectOf", typeCode="SBJ"), "administrativeObservation", classCode="OBS", moodCode="EVN")
+        for code, system in (
+            ("COMPTE_INTERNET_OUVERT", "1.2.250.1.213.4.1.2.9"),
+            ("RATTACHEMENT_ENS", "1.2.250.1.213.4.1.2.3"),
+        ):
+            obs = _sub(
+                _sub(pat, "subjectOf", typeCode="SBJ"), "administrativeObservation", classCode="OBS", moodCode="EVN"
+            )
             _sub(obs, "code", code=code, codeSystem=system)
             _typed_value(obs, "BL", value="true")
-        _sub(_sub(_sub(event, "custodian", typeCode="CST"), "assignedEntity", classCode="ASSIGNED"), "id", root=_DMP_DEVICE)
+        _sub(
+            _sub(_sub(event, "custodian", typeCode="CST"), "assignedEntity", classCode="ASSIGNED"),
+            "id",
+            root=_DMP_DEVICE,
+        )
     query_ack = _sub(control, "queryAck")
     query_id = query.find(f"{{{_HL7}}}queryId")
     if query_id is not None:

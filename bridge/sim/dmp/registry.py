@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Callable
 
 from lxml import etree
 
@@ -33,7 +34,12 @@ _RIM = NS["rim"]
 _QUERY = NS["query"]
 _A = AvailabilityStatus
 # Status changes the DMP offers (TD3.3c delete, TD3.3d archive / unarchive).
-_TRANSITIONS = {(_A.APPROVED, _A.ARCHIVED), (_A.ARCHIVED, _A.APPROVED), (_A.APPROVED, _A.DELETED), (_A.ARCHIVED, _A.DELETED)}
+_TRANSITIONS = {
+    (_A.APPROVED, _A.ARCHIVED),
+    (_A.ARCHIVED, _A.APPROVED),
+    (_A.APPROVED, _A.DELETED),
+    (_A.ARCHIVED, _A.DELETED),
+}
 _QUOTED = re.compile(r"'((?:[^']|'')*)'")
 
 
@@ -73,7 +79,7 @@ def _find(store: DmpStore, caller: Caller, params: dict[str, list[str]]) -> list
     if AvailabilityStatus.DELETED in wanted:
         raise XdsError(XdsErrorCode.REGISTRY_METADATA, "Les documents supprimés ne sont pas consultables")
     require_patient(store, ins, caller)
-    filters = {
+    filters: dict[str, Callable[[EntryRow], str]] = {
         "$XDSDocumentEntryClassCode": lambda r: r.class_code,
         "$XDSDocumentEntryTypeCode": lambda r: r.type_code,
         "$XDSDocumentEntryFormatCode": lambda r: r.format_code,
@@ -134,7 +140,9 @@ def stored_query(store: DmpStore, caller: Caller, body: etree._Element) -> Reply
         try:
             kind = StoredQuery(query.get("id", ""))
         except ValueError:
-            raise XdsError(XdsErrorCode.UNKNOWN_STORED_QUERY, "Requête stockée non prise en charge", query.get("id", "")) from None
+            raise XdsError(
+                XdsErrorCode.UNKNOWN_STORED_QUERY, "Requête stockée non prise en charge", query.get("id", "")
+            ) from None
         params = _params(query)
         rows = _find(store, caller, params) if kind is StoredQuery.FIND_DOCUMENTS else _get(store, caller, params)
     except XdsError as err:
@@ -183,17 +191,23 @@ def _update(store: DmpStore, caller: Caller, body: etree._Element) -> None:
             if a.kind == HAS_MEMBER and a.source == submission.symbolic_id and a.target == element.get("id")
         ]
         if len(previous) != 1 or len(previous[0]) != 1:
-            raise XdsError(XdsErrorCode.METADATA_UPDATE, "HasMember avec PreviousVersion attendu", element.get("id", ""))
+            raise XdsError(
+                XdsErrorCode.METADATA_UPDATE, "HasMember avec PreviousVersion attendu", element.get("id", "")
+            )
         entry, old = _new_version(store, caller, element, previous[0][0])
         changes.append((old.entry_uuid, AvailabilityStatus.DEPRECATED))
         new.append(NewEntry(entry))
     if not changes:
-        raise XdsError(XdsErrorCode.METADATA_UPDATE, "Aucune mise à jour (UpdateAvailabilityStatus ou nouvelle version)")
+        raise XdsError(
+            XdsErrorCode.METADATA_UPDATE, "Aucune mise à jour (UpdateAvailabilityStatus ou nouvelle version)"
+        )
     if store.submission_set_exists(submission.unique_id):
         raise XdsError(XdsErrorCode.DUPLICATE_UNIQUE_ID, "uniqueId de lot déjà utilisé", submission.symbolic_id)
     package = bytes(etree.tostring(submission.element))
     store.register(
-        new, submission=(submission.unique_id, submission.patient.value, caller.vihf.name_id, package), status_changes=changes
+        new,
+        submission=(submission.unique_id, submission.patient.value, caller.vihf.name_id, package),
+        status_changes=changes,
     )
 
 
@@ -239,7 +253,7 @@ def _new_version(store: DmpStore, caller: Caller, element: etree._Element, previ
         )
     stored = store.content(old.unique_id)
     assert stored is not None
-    sha1 = hashlib.sha1(stored[1]).hexdigest()  # noqa: S324 - XDS hash slot is SHA-1
+    sha1 = hashlib.sha1(stored[1]).hexdigest()
     entry_uuid = f"urn:uuid:{uuid.uuid4()}"
     version = old.version + 1
     row = EntryRow(

@@ -115,7 +115,9 @@ def _provide_and_register(
     if len(signatures) != 1:
         raise XdsError(XdsErrorCode.SIGNATURE, "Le lot doit contenir un et un seul document de signature XAdES")
     signature = signatures[0]
-    if not any(a.kind == SIGNS and a.source == signature.symbolic_id and a.target == submission.symbolic_id for a in links):
+    if not any(
+        a.kind == SIGNS and a.source == signature.symbolic_id and a.target == submission.symbolic_id for a in links
+    ):
         raise XdsError(XdsErrorCode.SIGNATURE, "Association signs signature -> lot absente", signature.symbolic_id)
 
     docs = _documents(body, attachments)
@@ -123,7 +125,7 @@ def _provide_and_register(
     contents = {e.symbolic_id: _content_for(e, docs, used) for e in entries}
     if set(docs) - used:
         raise XdsError(XdsErrorCode.REPOSITORY_METADATA, "Document sans fiche : " + ", ".join(sorted(set(docs) - used)))
-    hashes = {k: hashlib.sha1(v).hexdigest() for k, v in contents.items()}  # noqa: S324 - XDS hash slot is SHA-1
+    hashes = {k: hashlib.sha1(v).hexdigest() for k, v in contents.items()}
     for entry in entries:
         _check_declared_hash(entry, contents[entry.symbolic_id], hashes[entry.symbolic_id])
     check_xades(
@@ -148,12 +150,16 @@ def _provide_and_register(
         if link.kind != RPLC:
             continue
         if link.source not in by_id or by_id[link.source].is_signature:
-            raise XdsError(XdsErrorCode.REGISTRY_METADATA, "RPLC doit partir d'une fiche du lot", link.element.get("id", ""))
+            raise XdsError(
+                XdsErrorCode.REGISTRY_METADATA, "RPLC doit partir d'une fiche du lot", link.element.get("id", "")
+            )
         old = store.entry(link.target)
         if old is None or old.patient != submission.patient.value or not visible(old, caller):
             raise XdsError(XdsErrorCode.UNRESOLVED_REFERENCE, "Document remplacé inconnu", link.target)
         if old.status is not AvailabilityStatus.APPROVED:
-            raise XdsError(XdsErrorCode.REGISTRY_METADATA, "Seule une version Approved peut être remplacée", link.target)
+            raise XdsError(
+                XdsErrorCode.REGISTRY_METADATA, "Seule une version Approved peut être remplacée", link.target
+            )
         deprecate.append((old.entry_uuid, AvailabilityStatus.DEPRECATED))
         replaces[link.source] = old.entry_uuid
 

@@ -80,7 +80,9 @@ def _text(node: etree._Element | None) -> str:
 def parse_envelope(root: etree._Element) -> SoapRequest:
     """Check the envelope (SOAP 1.2, Header, one Body child) and the WS-Addressing headers."""
     if root.tag == f"{{{NS['soap11']}}}Envelope":
-        raise SoapFault(FaultCode.INVALID_REQUEST, "Enveloppe SOAP 1.1 refusée : SOAP 1.2 attendu", version_mismatch=True)
+        raise SoapFault(
+            FaultCode.INVALID_REQUEST, "Enveloppe SOAP 1.1 refusée : SOAP 1.2 attendu", version_mismatch=True
+        )
     if root.tag != f"{{{_SOAP}}}Envelope":
         raise SoapFault(FaultCode.INVALID_REQUEST, "Le message n'est pas une enveloppe SOAP 1.2")
     header = root.find(f"{{{_SOAP}}}Header")

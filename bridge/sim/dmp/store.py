@@ -154,7 +154,9 @@ class DmpStore:
     def submission_set_exists(self, unique_id: str) -> bool:
         """True if a submission set with this uniqueId was registered."""
         with self._lock:
-            return self._db.execute("SELECT 1 FROM submission_sets WHERE unique_id=?", (unique_id,)).fetchone() is not None
+            return (
+                self._db.execute("SELECT 1 FROM submission_sets WHERE unique_id=?", (unique_id,)).fetchone() is not None
+            )
 
     def unique_ids_taken(self, unique_ids: Iterable[str]) -> list[str]:
         """Which of these document uniqueIds are already registered."""

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from lxml import etree
-from signxml import SignatureConfiguration, XMLVerifier
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidInput, InvalidSignature, SignXMLException
+from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from bridge.sim.dmp.constants import NS
 from bridge.sim.dmp.ins import Ins, InsError, parse_ins_cx
@@ -98,7 +98,9 @@ def _names_equal(issuer: str, subject: x509.Name) -> bool:
     return issuer.replace(" ", "") == subject.rfc4514_string().replace(" ", "")
 
 
-def _verify_signature(assertion: etree._Element, trust: TrustStore, now: dt.datetime) -> tuple[etree._Element, x509.Certificate]:
+def _verify_signature(
+    assertion: etree._Element, trust: TrustStore, now: dt.datetime
+) -> tuple[etree._Element, x509.Certificate]:
     signature = assertion.find(f"{{{NS['ds']}}}Signature")
     if signature is None:
         raise _fail("VIHF non signé", FaultCode.INVALID_SIGNATURE)

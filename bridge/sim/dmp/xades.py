@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from lxml import etree
-from signxml import SignatureConfiguration, XMLVerifier
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.exceptions import SignXMLException
+from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from bridge.sim.dmp.constants import NS
 from bridge.sim.dmp.errors import XdsError, XdsErrorCode
