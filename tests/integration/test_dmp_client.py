@@ -1,0 +1,83 @@
+"""DmpClient against the real DMP simulator over mutual TLS (indirect mode: establishment certificates)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from bridge.crypto.pki import TestPki
+from bridge.dmp.client import DmpClient, NewDocument
+from bridge.dmp.codes import AvailabilityStatus, Confidentiality
+from bridge.dmp.xds_model import Code
+from bridge.errors import BridgeError, ErrorCode
+from bridge.xmlsafe import parse_xml
+from tests.dmp_fixtures import (  # noqa: F401  (fixtures)
+    PATIENT,
+    PATIENT_IDENTITY,
+    RunningSim,
+    dmp_pki,
+    dmp_sim,
+    establishment_credentials,
+    indirect_practitioner,
+    settings_for,
+)
+
+LOINC_CR = Code("11488-4", "2.16.840.1.113883.6.1", "Compte rendu de consultation")
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+
+
+def _pdf_doc(**extra: object) -> NewDocument:
+    return NewDocument(
+        content=PDF, mime_type="application/pdf", title="Consultation", type_code=LOINC_CR,
+        patient_identity=PATIENT_IDENTITY, **extra,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def _body(cda: bytes) -> bytes:
+    text = parse_xml(cda).findtext(".//{urn:hl7-org:v3}nonXMLBody/{urn:hl7-org:v3}text")
+    assert text is not None
+    return base64.b64decode(text)
+
+
+async def test_submit_find_retrieve_mask_archive_delete(dmp_sim: RunningSim, dmp_pki: TestPki) -> None:  # noqa: F811
+    settings = settings_for(dmp_sim.url, dmp_sim.ca_file)
+    author, other = indirect_practitioner(), indirect_practitioner("810098765432", "DURAND", "JEANNE")
+    async with DmpClient(settings, establishment_credentials(dmp_pki)) as client:
+        result = await client.submit(author, PATIENT, [_pdf_doc()])
+        (uid,) = result.unique_ids
+        assert uid.startswith("1.2.250.1.999.7.1.3.")
+
+        found = await client.find(author, PATIENT)
+        assert [e.unique_id for e in found] == [uid]
+        assert found[0].type_code.code == "11488-4"
+
+        doc = await client.retrieve(author, PATIENT, uid)
+        assert doc.content == result.stored[0]
+        assert _body(doc.content) == PDF
+
+        entry = await client.set_visibility(author, PATIENT, uid, hidden_from_professionals=True)
+        assert Confidentiality.MASQUE_PS in entry.visibility
+        assert [e.unique_id for e in await client.find(author, PATIENT)] == [uid]
+        assert await client.find(other, PATIENT) == ()
+        await client.set_visibility(author, PATIENT, uid, hidden_from_professionals=False)
+        assert [e.unique_id for e in await client.find(other, PATIENT)] == [uid]
+
+        await client.set_visibility(author, PATIENT, uid, hidden_from_patient=True)
+        current = await client.get_by_unique_id(author, PATIENT, uid)
+        assert current is not None and Confidentiality.INVISIBLE_PATIENT in current.visibility
+
+        await client.set_status(author, PATIENT, uid, AvailabilityStatus.ARCHIVED)
+        assert await client.find(author, PATIENT) == ()
+        archived = await client.find(author, PATIENT, statuses=[AvailabilityStatus.ARCHIVED])
+        assert [e.unique_id for e in archived] == [uid]
+        await client.set_status(author, PATIENT, uid, AvailabilityStatus.APPROVED)
+        assert [e.unique_id for e in await client.find(author, PATIENT)] == [uid]
+
+        with pytest.raises(BridgeError) as refused:
+            await client.delete(other, PATIENT, uid)
+        assert refused.value.code is ErrorCode.DMP_FAULT
+        await client.delete(author, PATIENT, uid)
+        assert await client.find(author, PATIENT) == ()
+        # One full handshake: the second endpoint and later calls resume or reuse it.
+        assert client.handshakes >= 1
