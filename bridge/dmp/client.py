@@ -421,7 +421,6 @@ class DmpClient:
     def _raise_on_failure(element: Any) -> None:
         fault = parse_registry_response(element).fault()
         if fault is not None:
-            import sys; print("FAULT", fault, file=sys.stderr)
             raise fault.to_error()
 
     # -- TD2.1 ----------------------------------------------------------------------------------
