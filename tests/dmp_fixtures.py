@@ -75,7 +75,9 @@ def establishment_credentials(pki: TestPki) -> DmpCredentials:
     return DmpCredentials("establishment", tls, sign.key, sign.chain)
 
 
-def indirect_practitioner(national_id: str = "810012345678", family: str = "MARTIN", given: str = "PAUL") -> Practitioner:
+def indirect_practitioner(
+    national_id: str = "810012345678", family: str = "MARTIN", given: str = "PAUL"
+) -> Practitioner:
     """A physician working in the establishment (indirect mode: the establishment vouches)."""
     return Practitioner(
         national_id=national_id,
