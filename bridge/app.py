@@ -18,6 +18,7 @@ from typing import Any
 from bridge import __version__
 from bridge.api.handlers_cards import card_handlers
 from bridge.api.handlers_core import core_handlers
+from bridge.api.handlers_dmp import dmp_handlers
 from bridge.api.methods import Registry
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore, PairingManager, PendingPairing
 from bridge.api.server import BridgeServer
@@ -25,6 +26,7 @@ from bridge.api.token import load_or_create_token
 from bridge.config import BridgeConfig
 from bridge.errors import BridgeError
 from bridge.service.cards import CardLocks, CardService
+from bridge.service.dmp import DmpService
 from bridge.service.readers import MonitorLike, ReaderFeed
 from bridge.tray import Approver
 
@@ -60,6 +62,7 @@ class Application:
         monitor: MonitorLike | None = None,
         cards: CardService | None = None,
         registry: Registry | None = None,
+        dmp: DmpService | None = None,
     ) -> None:
         self.config = config
         self.version = __version__
@@ -71,7 +74,8 @@ class Application:
         self.cards = cards
         self.errors = RecentErrors()
         self.locks = CardLocks(config.card_busy_wait)
-        self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks)])
+        self.dmp = dmp or DmpService(config.dmp)
+        self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks), *dmp_handlers(self.dmp)])
         self.approver = approver
         self.server = BridgeServer(
             self,
@@ -100,6 +104,7 @@ class Application:
         """Stop in reverse order."""
         await self.readers.stop()
         await self.server.stop()
+        await self.dmp.aclose()
         await _maybe_call(self.monitor, "stop")
 
     def _show_pairing(self, pending: PendingPairing) -> None:
