@@ -60,10 +60,10 @@ def dmp_config(sim: RunningSim, pki: TestPki) -> DmpConfig:
 
 @pytest.fixture
 async def daemon(
-    dmp_sim: RunningSim,
-    dmp_pki: TestPki,
+    dmp_sim: RunningSim,  # noqa: F811
+    dmp_pki: TestPki,  # noqa: F811
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Application]:
     """The real Application on a free port, its [dmp] table pointing at the simulator."""
     monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path / "home"))
