@@ -71,6 +71,7 @@ from bridge.errors import BridgeError, ErrorCode
 __all__ = [
     "CLASS_COMPTE_RENDU",
     "CONTENT_TYPE_DEFAULT",
+    "MAX_WRAPPED_BYTES",
     "PRACTICE_AMBULATOIRE",
     "PRACTICE_ETABLISSEMENT",
     "DmpClient",
@@ -90,6 +91,10 @@ PRACTICE_AMBULATOIRE = Code("AMBULATOIRE", "1.2.250.1.213.1.1.4.9", "Ambulatoire
 PRACTICE_ETABLISSEMENT = Code("ETABLISSEMENT", "1.2.250.1.213.1.1.4.9", "Etablissement de santé")
 #: SubmissionSet contentTypeCode (TRE_A04 / JDV_J59) used when the caller gives none: a consultation.
 CONTENT_TYPE_DEFAULT = Code("01", "1.2.250.1.213.2.2", "Consultation")
+#: Largest content wrapped in a CDA: its base64 is one XML text node, and every hardened parser on the way
+#: (ours for the XAdES digest, the DMP's) refuses a text node over 10,000,000 characters (libxml2 without
+#: XML_PARSE_HUGE). 7,500,000 bytes make exactly 10,000,000 base64 characters.
+MAX_WRAPPED_BYTES = 7_500_000
 _CDA_TYPES = frozenset({"text/xml", "application/xml", "application/hl7-v3+xml"})
 _PROFESSION_SYSTEM = "1.2.250.1.71.1.2.7"
 _SPECIALTY_ROLE_SYSTEM = "1.2.250.1.71.4.2.5"
@@ -439,6 +444,8 @@ class DmpClient:
                 fmt = format_code(DocFormat.for_media_type(info.media_type))
             return info.document_id, doc.content, fmt, doc.title or info.title
         docformat = DocFormat.for_media_type(media)
+        if len(doc.content) > MAX_WRAPPED_BYTES:
+            raise DmpParamsError(f"document too large to wrap in a CDA (at most {MAX_WRAPPED_BYTES} bytes)")
         if doc.patient_identity is None:
             raise DmpParamsError("wrapping a non-CDA document needs the patient's identity (names, gender, birth)")
         if doc.patient_identity.ins != patient:
