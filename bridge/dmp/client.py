@@ -334,6 +334,11 @@ class DmpClient:
         """TLS handshakes made so far (full or resumed), both endpoints together."""
         return sum(len(c.handshakes) for c in self._http.values())
 
+    @property
+    def resumed_handshakes(self) -> int:
+        """How many of those resumed a TLS session (no new client-certificate signature)."""
+        return sum(h.resumed for c in self._http.values() for h in c.handshakes)
+
     def forget(self, practitioner_id: str | None = None) -> None:
         """Drop cached VIHFs (logout, card removed)."""
         self._cache.invalidate(practitioner_id)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from bridge.crypto.card_key import CardRsaPrivateKey
 from bridge.crypto.pki import TestPki
-from bridge.dmp.client import DmpClient, NewDocument
-from bridge.dmp.codes import AvailabilityStatus, Confidentiality
+from bridge.dmp.client import MAX_WRAPPED_BYTES, DmpClient, DmpCredentials, NewDocument
+from bridge.dmp.codes import AvailabilityStatus, Confidentiality, PurposeOfUse
 from bridge.dmp.xds_model import Code
 from bridge.errors import BridgeError, ErrorCode
 from bridge.xmlsafe import parse_xml
@@ -81,3 +86,44 @@ async def test_submit_find_retrieve_mask_archive_delete(dmp_sim: RunningSim, dmp
         assert await client.find(author, PATIENT) == ()
         # One full handshake: the second endpoint and later calls resume or reuse it.
         assert client.handshakes >= 1
+
+
+class CountingKey(CardRsaPrivateKey):
+    """A software key behind the card-key interface, counting private-key operations (card signatures)."""
+
+    def __init__(self, key: rsa.RSAPrivateKey) -> None:
+        self.count = 0
+
+        def sign_digest(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+            self.count += 1
+            return key.sign(digest, padding.PKCS1v15(), Prehashed(algorithm))
+
+        super().__init__(key.public_key(), sign_digest, label="counting")
+
+
+async def test_vihf_signed_once_per_patient_context(dmp_sim: RunningSim, dmp_pki: TestPki) -> None:  # noqa: F811
+    base = establishment_credentials(dmp_pki)
+    key = CountingKey(base.signing_key)
+    creds = DmpCredentials("counting", base.tls, key, base.signing_chain)
+    author = indirect_practitioner()
+    async with DmpClient(settings_for(dmp_sim.url, dmp_sim.ca_file), creds) as client:
+        result = await client.submit(author, PATIENT, [_pdf_doc()])
+        assert key.count == 2  # the XAdES of the lot, the VIHF
+        await client.find(author, PATIENT)
+        await client.retrieve(author, PATIENT, result.unique_ids[0])
+        await client.set_status(author, PATIENT, result.unique_ids[0], AvailabilityStatus.ARCHIVED)
+        assert key.count == 2  # same practitioner, patient and mode: the cached VIHF
+        emergency = dataclasses.replace(author, purpose=PurposeOfUse.BRIS_DE_GLACE)
+        await client.find(emergency, PATIENT, statuses=[AvailabilityStatus.ARCHIVED])
+        assert key.count == 3  # another access mode is another VIHF
+        # Two endpoints (registry, repository), one TLS session: the second handshake resumes it.
+        assert (client.handshakes, client.resumed_handshakes) == (2, 1)
+
+
+async def test_wrapped_content_size_is_bounded(dmp_sim: RunningSim, dmp_pki: TestPki) -> None:  # noqa: F811
+    async with DmpClient(settings_for(dmp_sim.url, dmp_sim.ca_file), establishment_credentials(dmp_pki)) as client:
+        big = dataclasses.replace(_pdf_doc(), content=b"%PDF" + bytes(MAX_WRAPPED_BYTES))
+        with pytest.raises(BridgeError) as refused:
+            await client.submit(indirect_practitioner(), PATIENT, [big])
+        assert refused.value.code is ErrorCode.INVALID_PARAMS
+        assert client.handshakes == 0  # refused before any network access
