@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bridge.api.client import LocalClient
@@ -19,7 +20,7 @@ from bridge.crypto.pki import TestPki
 from bridge.dmp.codes import InsOid
 from bridge.errors import BridgeError, ErrorCode
 from bridge.service.dmp_config import DmpConfig
-from tests.api_helpers import FakeApprover
+from tests.api_helpers import FakeApprover, open_ws, rpc
 from tests.dmp_fixtures import (  # noqa: F401  (fixtures)
     PATIENT,
     RunningSim,
@@ -212,3 +213,30 @@ async def test_cli_submit_find_get(daemon: Application, tmp_path: Path) -> None:
     assert code == 0 and out.strip() == ""
     code, out, err = await _cli(daemon, "delete", "1.2.250.1.999.7.1.3.1")
     assert code == 1 and "(document)" in err
+
+
+async def test_access_rules_and_openrpc(daemon: Application) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{daemon.port}/openrpc.json") as resp:
+            methods = {m["name"]: m for m in (await resp.json())["methods"]}
+        for name in ("dmp.context.set", "dmp.documents.submit", "dmp.documents.find", "dmp.documents.get",
+                     "dmp.documents.setVisibility", "dmp.documents.setStatus", "dmp.documents.delete"):  # fmt: skip
+            assert name in methods
+        submit_params = {p["name"] for p in methods["dmp.documents.submit"]["params"]}
+        assert {"patient", "content", "mimeType", "title", "typeCode"} <= submit_params
+
+        # A web page whose origin was not approved gets nothing from the DMP methods.
+        ws = await open_ws(session, daemon, origin="https://unknown.example")
+        answer = await rpc(ws, "dmp.documents.find", {"patient": WHO})
+        assert answer["error"]["data"]["code"] == "ORIGIN_NOT_APPROVED"
+        await ws.close()
+
+    # DIRECTE needs a logged-in CPS; the card service is not wired in this daemon.
+    client = await _client(daemon, AUTHOR)
+    try:
+        await client.call("dmp.context.set", {"authMode": "DIRECTE", "situation": 0})
+        with pytest.raises(BridgeError) as no_card:
+            await client.call("dmp.documents.find", {"patient": WHO})
+        assert (no_card.value.code, no_card.value.detail) == (ErrorCode.UNSUPPORTED_CARD, "card-service-unavailable")
+    finally:
+        await client.__aexit__(None, None, None)
