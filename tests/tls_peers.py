@@ -365,6 +365,8 @@ def openssl_s_server(pki: MiniPki, extra: tuple[str, ...] = ()) -> Iterator[tupl
                 break
         else:
             raise RuntimeError("openssl s_server did not start")
+        # Keep reading its output (in raw mode it echoes what it receives) so it never blocks on the pipe.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
         yield port, proc
     finally:
         proc.terminate()
