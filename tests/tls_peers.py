@@ -118,6 +118,10 @@ class MiniPki:
             )
         return Issued(builder.sign(self.root_key, hashes.SHA256()), key)
 
+    def issue_client(self, cn: str) -> Issued:
+        """Another client certificate from the same root (e.g. a second practitioner's card)."""
+        return self._issue(_name(cn, ou="899700000001"), server=False)
+
     @staticmethod
     def _write(issued: Issued, cert_path: Path, key_path: Path) -> None:
         cert_path.write_bytes(issued.certificate.public_bytes(serialization.Encoding.PEM))

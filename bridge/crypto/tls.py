@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
@@ -186,11 +187,16 @@ class HandshakeInfo:
 
 
 class TlsSessionCache:
-    """TLS sessions to resume, one per endpoint; owned by one client (no process-wide cache)."""
+    """TLS sessions to resume, one per (endpoint, client certificate); owned by one client, not global.
+
+    The client certificate is part of the key, so a session authenticated by one card is never
+    resumed for another. Call `clear()` when the card is removed or the user logs out: a resumed
+    session needs no card, so keeping it would let calls go on without the card.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sessions: dict[tuple[str, int, str], tuple[Any, tuple[x509.Certificate, ...]]] = {}
+        self._sessions: dict[_CacheKey, tuple[Any, tuple[x509.Certificate, ...]]] = {}
 
     def get(self, endpoint: TlsEndpoint) -> tuple[Any, tuple[x509.Certificate, ...]] | None:
         """The stored (tlslite Session, validated server chain) for this endpoint, if still resumable."""
@@ -206,13 +212,27 @@ class TlsSessionCache:
             self._sessions[_cache_key(endpoint)] = (session, chain)
 
     def forget(self, endpoint: TlsEndpoint) -> None:
-        """Drop the session (e.g. the identity changed)."""
+        """Drop the session of one endpoint and identity."""
         with self._lock:
             self._sessions.pop(_cache_key(endpoint), None)
 
+    def clear(self) -> None:
+        """Drop every session (card removed, logout)."""
+        with self._lock:
+            self._sessions.clear()
 
-def _cache_key(endpoint: TlsEndpoint) -> tuple[str, int, str]:
-    return (endpoint.host, endpoint.port, endpoint.expected_name)
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+
+_CacheKey = tuple[str, int, str, bytes | None]
+
+
+def _cache_key(endpoint: TlsEndpoint) -> _CacheKey:
+    identity = endpoint.identity
+    fingerprint = identity.chain[0].fingerprint(hashes.SHA256()) if identity else None
+    return (endpoint.host, endpoint.port, endpoint.expected_name, fingerprint)
 
 
 def _handshake_settings() -> Any:

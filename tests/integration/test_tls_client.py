@@ -214,6 +214,32 @@ async def test_reconnect_resumes_without_a_new_signature(pki: MiniPki, server: S
     assert server.stats.handshakes == 2 and server.stats.resumed == 1
 
 
+async def test_a_session_is_never_resumed_for_another_card(pki: MiniPki, server: SslHttpServer) -> None:
+    sessions = TlsSessionCache()
+    first = CountingKey(pki.client.key)
+    async with HttpsClient(endpoint(pki, server.port, first), sessions=sessions) as client:
+        await client.get("/")
+    other = pki.issue_client("DR OTHER CPS")
+    second = CountingKey(other.key)
+    other_endpoint = TlsEndpoint(
+        "127.0.0.1",
+        server.port,
+        ServerTrust((pki.root,)),
+        ClientIdentity((other.certificate,), second),
+        server_name="localhost",
+    )
+    async with HttpsClient(other_endpoint, sessions=sessions) as client:
+        response = await client.get("/")
+    assert json.loads(response.body)["client"].endswith("commonName=DR OTHER CPS")
+    assert not client.handshakes[0].resumed
+    assert (first.sign_calls, second.sign_calls) == (1, 1)
+    # After a logout / card removal nothing is resumed any more.
+    sessions.clear()
+    async with HttpsClient(endpoint(pki, server.port, first), sessions=sessions) as client:
+        await client.get("/")
+    assert not client.handshakes[0].resumed and first.sign_calls == 2
+
+
 async def test_server_closing_keep_alive_is_transparent_and_resumed(pki: MiniPki) -> None:
     key = CountingKey(pki.client.key)
     with SslHttpServer(pki, close_after=3, chunked=True) as srv:
