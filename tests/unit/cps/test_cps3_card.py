@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -384,3 +385,22 @@ def test_the_virtual_card_keeps_cps3_select_rules(
     # GET DATA must start from the MF
     assert emulator.process(bytes.fromhex("00a4090c063f000001d001")) == b"\x90\x00"
     assert emulator.process(get_data_chv().to_bytes())[-2:] == b"\x6a\x88"
+
+
+def test_identified_as_cps3_and_registered(card_factory: Callable[[str], tuple[Cps3Emulator, DirectChannel]]) -> None:
+    from bridge.cards.identify import CardKind, identify
+    from bridge.sim.registry import list_profiles, make_card
+
+    _, ch = card_factory("gp")
+    assert identify(ch).kind is CardKind.CPS3
+    assert set(list_profiles("cps")) >= {"gp", "gp2", "secretary-cpe", "last-try", "blocked", "expired"}
+    with pytest.raises(KeyError):
+        make_card("cps", "nope")
+
+
+def test_registry_card_uses_the_per_user_test_pki(private_home: Path) -> None:
+    from bridge.sim.registry import make_card
+
+    card = make_card("cps")
+    assert isinstance(card, Cps3Emulator) and card.profile.name == "gp"
+    assert (private_home / "data" / "test-pki" / "ca-bundle.pem").is_file()
