@@ -4,6 +4,7 @@ situations, both keys (cryptography, signxml) and the exact APDUs of cards.md.""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import TypeVar
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import verification
 from lxml import etree
@@ -404,3 +405,52 @@ def test_registry_card_uses_the_per_user_test_pki(private_home: Path) -> None:
     card = make_card("cps")
     assert isinstance(card, Cps3Emulator) and card.profile.name == "gp"
     assert (private_home / "data" / "test-pki" / "ca-bundle.pem").is_file()
+
+
+@pytest.mark.parametrize(("name", "valid"), [("gp", True), ("expired", False)])
+def test_xmlsec1_verifies_a_vihf_like_signature_made_by_the_card(
+    name: str,
+    valid: bool,
+    card_factory: Callable[[str], tuple[Cps3Emulator, DirectChannel]],
+    pki: TestPki,
+    tmp_path: Path,
+) -> None:
+    """An independent verifier (xmlsec1) checks the card's signature and the chain up to the test root."""
+    emulator, ch = card_factory(name)
+    card = Cps3Card()
+    card.identify(ch)
+    card.verify_pin(ch, _pin())
+    _, sign_key = card_keys(lambda fn: fn(ch), card)
+    doc = etree.fromstring(
+        b'<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_vihf" Version="2.0">'
+        b"<saml:Issuer>CN=810012345678</saml:Issuer></saml:Assertion>"
+    )
+    signer = XMLSigner(
+        signature_algorithm="rsa-sha256",
+        digest_algorithm="sha256",
+        c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#",
+    )
+    signed = signer.sign(doc, key=sign_key, cert=[emulator.certs.sign.certificate, pki.persons_ca.certificate])
+    xml_file, root_file = tmp_path / "vihf.xml", tmp_path / "root.pem"
+    xml_file.write_bytes(etree.tostring(signed))
+    root_file.write_bytes(pki.root.public_bytes(serialization.Encoding.PEM))
+    result = subprocess.run(
+        [
+            "xmlsec1",
+            "--verify",
+            "--trusted-pem",
+            str(root_file),
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+            str(xml_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if valid:
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.startswith("OK")
+    else:
+        assert result.returncode != 0
+        assert "certificate has expired" in result.stderr
