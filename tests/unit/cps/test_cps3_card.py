@@ -454,3 +454,12 @@ def test_xmlsec1_verifies_a_vihf_like_signature_made_by_the_card(
     else:
         assert result.returncode != 0
         assert "certificate has expired" in result.stderr
+
+
+def test_virtual_pin_counter_has_the_real_trace_layout(
+    card_factory: Callable[[str], tuple[Cps3Emulator, DirectChannel]],
+) -> None:
+    _, ch = card_factory("gp")
+    ch.transmit(select_path(bytes.fromhex("3F00"), fcp=False))
+    response = ch.transmit(get_data_chv())
+    assert response.data.hex().upper() == "7016BF810112A0109A01039B0103A1088C06F3000013FF00"
