@@ -263,8 +263,11 @@ class CardStateError(BridgeError):
     """An operation asked in a state that does not allow it (blocked card, or a caller's bug)."""
 
     def __init__(self, state: CardState, operation: Operation) -> None:
-        code = ErrorCode.PIN_BLOCKED if state is CardState.BLOCKED else ErrorCode.INTERNAL
-        super().__init__(code, f"{operation.value} not allowed in state {state.value}")
+        detail = f"{operation.value} not allowed in state {state.value}"
+        if state is CardState.BLOCKED:
+            super().__init__(ErrorCode.PIN_BLOCKED, detail, triesLeft=0)
+        else:
+            super().__init__(ErrorCode.INTERNAL, detail)  # the caller skipped a step: our bug
         self.state = state
         self.operation = operation
 
@@ -395,7 +398,13 @@ class Cps3Card:
     def identify(self, ch: CardChannel) -> str:
         """Read EF.SN.ICC: checks the ANS issuer and returns the card serial (NEW -> READY)."""
         self._require(Operation.IDENTIFY)
-        serial = parse_sn_icc(self.read_file(ch, SN_ICC_PATH, "EF.SN.ICC"))
+        try:
+            raw = self.read_file(ch, SN_ICC_PATH, "EF.SN.ICC")
+        except StatusWordError as exc:
+            if exc.sw.value in (_SW_NOT_FOUND, 0x6A86, 0x6D00, 0x6E00):
+                raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "no CPS3 EF.SN.ICC") from None
+            raise
+        serial = parse_sn_icc(raw)
         self.serial = serial
         if self.state is CardState.NEW:
             self.state = CardState.READY

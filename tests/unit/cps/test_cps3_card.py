@@ -463,3 +463,12 @@ def test_virtual_pin_counter_has_the_real_trace_layout(
     ch.transmit(select_path(bytes.fromhex("3F00"), fcp=False))
     response = ch.transmit(get_data_chv())
     assert response.data.hex().upper() == "7016BF810112A0109A01039B0103A1088C06F3000013FF00"
+
+
+def test_a_vitale_card_is_not_taken_for_a_cps() -> None:
+    from bridge.sim.registry import make_card
+
+    ch = DirectChannel(make_card("vitale"))
+    with pytest.raises(BridgeError) as info:
+        Cps3Card().identify(ch)
+    assert info.value.code is ErrorCode.UNSUPPORTED_CARD
