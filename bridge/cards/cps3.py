@@ -66,6 +66,7 @@ __all__ = [
     "CpsCardInfo",
     "Operation",
     "PinStatus",
+    "Practitioner",
     "Runner",
     "card_keys",
     "certificate_summary",
@@ -273,6 +274,25 @@ class CardStateError(BridgeError):
 
 
 @dataclass(frozen=True)
+class Practitioner:
+    """The card holder as a DMP VIHF names them: NameID, subject-id, roles, structure and sector.
+
+    Codes are bare; their systems are TRE_G15 (`OID_PROFESSION`), TRE_R01 (`OID_SPECIALTY`) and TRE_R02
+    (`OID_ACTIVITY_SECTOR`) from `bridge.cards.cps_data`.
+    """
+
+    national_id: str
+    display_name: str
+    profession_code: str
+    specialty_code: str
+    structure_id: str
+    activity_sector: str
+
+    def __repr__(self) -> str:  # identifiers and names stay out of logs
+        return f"Practitioner(profession={self.profession_code!r}, sector={self.activity_sector!r})"
+
+
+@dataclass(frozen=True)
 class CpsCardInfo:
     """What a CPS3 shows without the PIN."""
 
@@ -286,6 +306,22 @@ class CpsCardInfo:
 
     def __repr__(self) -> str:  # names and identifiers stay out of logs
         return f"CpsCardInfo(card_type={self.identity.card_type!r}, pin={self.pin!r})"
+
+    def practitioner(self, situation: Situation) -> Practitioner:
+        """What a DIRECTE VIHF says of the holder acting in `situation` (one of this card's situations).
+
+        Structure and sector come from the same situation (the DMP checks they belong together); the
+        profession and specialty are the situation's, else the card holder's (CPS_INFO_PS).
+        """
+        pro = self.professional
+        return Practitioner(
+            national_id=self.holder.national_id or pro.national_id,
+            display_name=f"{self.holder.first_name} {self.holder.last_name}".strip(),
+            profession_code=situation.profession_code or pro.profession_code,
+            specialty_code=situation.specialty_code or pro.specialty_code,
+            structure_id=situation.structure_id,
+            activity_sector=situation.activity_sector,
+        )
 
     def to_json(self, now: dt.datetime | None = None) -> dict[str, object]:
         """JSON-ready dict (API payloads, `dmp-bridge card --json`); `now` fixes the certificates' days left."""
