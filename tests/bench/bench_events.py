@@ -21,26 +21,19 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file path: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bridge.sim.pcscd import enter_private_namespace
+import asyncio
+import queue
+import statistics
+import tempfile
+import threading
+import time
 
-if __name__ == "__main__" and not os.environ.get("_DMP_BRIDGE_IN_PRIVATE_NS"):
-    # First thing, while the process still has a single thread (unshare needs it).
-    enter_private_namespace()
-    os.environ["_DMP_BRIDGE_IN_PRIVATE_NS"] = "1"
+from smartcard import scard
 
-import asyncio  # noqa: E402
-import queue  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-
-from smartcard import scard  # noqa: E402
-
-from bridge.pcsc.monitor import CardInserted, CardRemoved, ReaderEvent, ReaderMonitor  # noqa: E402
-from bridge.sim.pcscd import PrivatePcscd, free_port_pair  # noqa: E402
-from bridge.sim.vpcd import VirtualSlot  # noqa: E402
-from tests.scripted_card import ScriptedCard  # noqa: E402
+from bridge.pcsc.monitor import CardInserted, CardRemoved, ReaderEvent, ReaderMonitor
+from bridge.sim.pcscd import PrivatePcscd, enter_private_namespace, free_port_pair
+from bridge.sim.vpcd import VirtualSlot
+from tests.scripted_card import ScriptedCard
 
 READER = "Virtual PCD 00 00"
 
@@ -132,6 +125,9 @@ async def measure(cycles: int, slot: VirtualSlot) -> dict[str, list[float]]:
 def main() -> int:
     """Start a private pcscd, run the cycles, print the figures."""
     cycles = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    if not os.environ.get("_DMP_BRIDGE_IN_PRIVATE_NS"):
+        enter_private_namespace()  # first thing: the process must still be single-threaded
+        os.environ["_DMP_BRIDGE_IN_PRIVATE_NS"] = "1"
     daemon = PrivatePcscd(Path(tempfile.mkdtemp(prefix="bench-events-")), free_port_pair())
     daemon.start()
     slot = VirtualSlot(daemon.slot_ports[0])
