@@ -339,14 +339,11 @@ class ReaderMonitor:
             first = False
             new: dict[str, ReaderState] = {}
             cycled: set[str] = set()
-            relist = False
             for name, event_state, atr in results:
                 if name == PNP_NOTIFICATION:
-                    relist = relist or bool(event_state & scard.SCARD_STATE_CHANGED)
                     pnp_state = event_state & ~scard.SCARD_STATE_CHANGED
                     continue
                 if event_state & (scard.SCARD_STATE_UNKNOWN | scard.SCARD_STATE_IGNORE):
-                    relist = True  # the reader is gone
                     current.pop(name, None)
                     counters.pop(name, None)
                     continue
@@ -364,8 +361,10 @@ class ReaderMonitor:
             known.clear()
             known.update(new)
             self._report(events, known, MonitorState.RUNNING)
-            if relist:
-                names = None
+            # List again after every wake, not only when the PnP entry fires: pcsc-lite 1.9 compares the
+            # reader count with the one at the start of each wait, so a reader arriving between two waits
+            # would otherwise go unseen until the next PnP change.
+            names = None
         return False
 
     def _lost(self, hr: int, what: str) -> bool:
