@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from typing import Any
 
+from bridge.cards.identify import identify_atr
 from bridge.errors import BridgeError
 from bridge.pcsc.errors import PcscError, PcscUnavailableError
 from bridge.pcsc.monitor import ReaderState, scan_readers
@@ -21,22 +21,8 @@ EXIT_PCSC_ERROR = 4  # any other PC/SC failure
 
 
 def card_kind(atr: bytes) -> str:
-    """The kind of card for an ATR ("unknown" when not recognised).
-
-    PLUG-IN POINT (the only one): card identification belongs to `bridge.cards.identify`, written with the
-    card drivers. Until that module provides `identify_atr(atr) -> str | Enum | None`, every card is "unknown".
-    """
-    try:
-        identify = importlib.import_module("bridge.cards.identify")
-    except ImportError:
-        return "unknown"
-    identify_atr = getattr(identify, "identify_atr", None)
-    if identify_atr is None:
-        return "unknown"
-    kind = identify_atr(atr)
-    if kind is None:
-        return "unknown"
-    return str(getattr(kind, "value", kind))
+    """The kind of card for an ATR (a `CardKind` value; "UNKNOWN" when not recognised)."""
+    return identify_atr(atr).kind.value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
