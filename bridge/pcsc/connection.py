@@ -96,9 +96,13 @@ class CardConnection:
         """
         share = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED
         executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pcsc[{reader}]")
+        connecting = executor.submit(_connect, reader, share)
         try:
-            handles = await asyncio.wrap_future(executor.submit(_connect, reader, share))
+            handles = await asyncio.wrap_future(connecting)
         except BaseException:
+            # Cancelled while SCardConnect was still running (it can wait on another client's transaction):
+            # release the handles whenever it finishes instead of leaking them.
+            connecting.add_done_callback(_release_abandoned)
             executor.shutdown(wait=False)
             raise
         return cls(reader, executor, handles, share, extended_length)
@@ -234,3 +238,12 @@ def _connect(reader: str, share: int) -> tuple[int, int, int, bytes]:
         raise
     log.debug("connected to %s, protocol %d", reader, protocol)
     return context, card, protocol, bytes(atr)
+
+
+def _release_abandoned(connecting: concurrent.futures.Future[tuple[int, int, int, bytes]]) -> None:
+    """Disconnect a connection whose opener gave up before it was established."""
+    if connecting.cancelled() or connecting.exception() is not None:
+        return
+    context, card, _, _ = connecting.result()
+    scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
+    scard.SCardReleaseContext(context)
