@@ -207,7 +207,11 @@ class ReaderMonitor:
             self._queues.remove(queue)
 
     async def events(self) -> AsyncIterator[ReaderEvent]:
-        """Iterate over events from now on (subscribes for the iteration's lifetime)."""
+        """Iterate over events from now on (subscribed from the first iteration until the generator closes).
+
+        A consumer that may leave the loop early should use `contextlib.aclosing(monitor.events())` so the
+        queue is unsubscribed at once rather than when the generator is garbage-collected.
+        """
         queue = self.subscribe()
         try:
             while True:

@@ -213,3 +213,14 @@ async def test_card_reset_by_another_program(conn: CardConnection) -> None:
     # reported once: the connection reconnected and the next operation works
     assert await conn.run(lambda ch: ch.transmit(Command(0x00, 0xCA, 0x01, 0x00, le=0)).data) == GET_DATA_VALUE
     assert conn.atr == ATR
+
+
+async def test_misuse_is_a_local_error_not_a_deadlock(conn: CardConnection) -> None:
+    def nested(ch: CardChannel) -> None:
+        conn.submit(lambda inner: None)  # would wait for this very worker
+
+    with pytest.raises(RuntimeError, match="inside an operation"):
+        await asyncio.wait_for(conn.run(nested), 5)
+    leaked = await conn.run(lambda ch: ch)
+    with pytest.raises(RuntimeError, match="only valid inside the operation"):
+        leaked.transmit(Command(0x00, 0xCA, 0x01, 0x00, le=0))
