@@ -96,6 +96,17 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
+        monitor = ReaderMonitor()
+        app = Application(config, data_dir=data_dir(), approver=LogUI(), monitor=monitor)
+        try:
+            await app.start()
+        except PortInUseError as exc:
+            print(exc, file=sys.stderr)
+            await app.stop()
+            return 4
+        stack.push_async_callback(app.stop)
+        events = monitor.subscribe()
+        stack.callback(monitor.unsubscribe, events)
         slots = [VirtualSlot(port) for port in ports]
         for slot in slots:
             stack.callback(slot.close)
@@ -106,17 +117,24 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
             except (KeyError, ConnectionError) as exc:
                 print(f"Carte virtuelle {kind}/{profile} non insérée : {exc}", file=sys.stderr)
                 return 2
-        app = Application(config, data_dir=data_dir(), approver=LogUI(), monitor=ReaderMonitor())
-        try:
-            await app.start()
-        except PortInUseError as exc:
-            print(exc, file=sys.stderr)
-            await app.stop()
-            return 4
-        stack.push_async_callback(app.stop)
+        await _cards_seen(monitor, events, len(cards))
         print(_summary(app.port, pcscd, ports, cards), flush=True)
         await stop.wait()
     return 0
+
+
+async def _cards_seen(monitor: Any, events: asyncio.Queue[Any], count: int, timeout: float = 10.0) -> None:
+    """Wait until pcscd reports `count` cards present (it notices vpcd cards within about 0.5 s)."""
+
+    def present() -> int:
+        return sum(1 for reader in monitor.snapshot() if reader.card_present)
+
+    try:
+        async with asyncio.timeout(timeout):
+            while present() < count:
+                await events.get()
+    except TimeoutError:
+        log.warning("pcscd has not reported every virtual card after %.0f s", timeout)
 
 
 def _summary(port: int, pcscd: Any, ports: list[int], cards: list[tuple[str, str]]) -> str:
