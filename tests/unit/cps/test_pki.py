@@ -288,3 +288,9 @@ def test_two_processes_creating_the_same_pki_agree(tmp_path: Path) -> None:
     outputs = {p.communicate(timeout=60)[0].strip() for p in procs}
     assert all(p.returncode == 0 for p in procs)
     assert len(outputs) == 1, outputs
+
+
+def test_reprs_carry_no_names_and_no_key(pki: TestPki) -> None:
+    certs = pki.person("repr-gp", **GP)  # type: ignore[arg-type]
+    text = repr(certs) + repr(certs.auth) + repr(pki)
+    assert "MEDECIN" not in text and "PAUL" not in text and "PRIVATE" not in text
