@@ -1,0 +1,149 @@
+"""One WebSocket connection: who it is, what it may call, its outgoing queue, its running calls.
+
+- Scopes are computed on every call and every event from the store, so an approval or a revocation
+  takes effect on open connections immediately.
+- At most `max_in_flight` calls run at once per connection; further frames wait (the reader stops
+  reading, so TCP pushes back on the client) rather than being refused.
+- Everything sent goes through `outbox`, drained by one writer task, so frames never interleave.
+  Events are dropped (and counted) when a client does not read; responses never are.
+- `close()` cancels all running calls: a page that goes away does not keep a card busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Any
+
+from bridge.api import jsonrpc
+from bridge.api.methods import CallContext, Registry, Scope, Services
+from bridge.api.security import Caller, CallerKind
+from bridge.errors import BridgeError, ErrorCode, to_bridge_error
+
+__all__ = ["MAX_QUEUED", "Connection", "scopes_for"]
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED = 1000  # frames waiting for a slow client before events are dropped
+_ids = itertools.count(1)
+
+
+def scopes_for(caller: Caller, approved: bool) -> frozenset[Scope]:
+    """The scopes a caller holds now."""
+    if caller.kind is CallerKind.LOCAL:
+        return frozenset(Scope)
+    if caller.kind is CallerKind.OWN_PAGE:
+        return frozenset({Scope.PUBLIC, Scope.DIAGNOSTICS})
+    return frozenset({Scope.PUBLIC, Scope.APP}) if approved else frozenset({Scope.PUBLIC})
+
+
+class Connection:
+    """Per-connection state and the dispatch of its calls."""
+
+    def __init__(self, caller: Caller, services: Services, registry: Registry, *, max_in_flight: int) -> None:
+        self.id = next(_ids)
+        self.caller = caller
+        self.services = services
+        self.registry = registry
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.dropped_events = 0
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pairings: set[str] = set()
+        self._closed = False
+
+    @property
+    def origin(self) -> str | None:
+        """Normalised web origin, None for local clients."""
+        return self.caller.origin
+
+    def remember_pairing(self, request_id: str) -> None:
+        """Note a pairing request made here."""
+        self._pairings.add(request_id)
+
+    def scopes(self) -> frozenset[Scope]:
+        """Scopes held right now."""
+        origin = self.caller.origin
+        approved = self.caller.kind is CallerKind.WEB and origin is not None and self.services.store.is_approved(origin)
+        return scopes_for(self.caller, approved)
+
+    def receives_events(self) -> bool:
+        """Card/reader events go only to approved web origins, the diagnostics page and local clients."""
+        return bool(self.scopes() & {Scope.APP, Scope.DIAGNOSTICS})
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a response (always delivered while open)."""
+        if not self._closed:
+            self.outbox.put_nowait(jsonrpc.encode(message))
+
+    def offer_event(self, message: dict[str, Any]) -> None:
+        """Queue an event unless the client is too far behind."""
+        if self._closed:
+            return
+        if self.outbox.qsize() >= MAX_QUEUED:
+            self.dropped_events += 1
+            return
+        self.outbox.put_nowait(jsonrpc.encode(message))
+
+    async def handle_text(self, text: str) -> None:
+        """Parse a frame and start its call (waiting for a free in-flight slot first)."""
+        call = jsonrpc.parse_frame(text)
+        if isinstance(call, jsonrpc.FrameError):
+            data = call.response["error"]["data"]
+            self.services.errors.record("-", data["code"])
+            self.send(call.response)
+            return
+        await self._slots.acquire()
+        task = asyncio.create_task(self._run(call), name=f"ws{self.id}:{call.method}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, call: jsonrpc.Request | jsonrpc.Notification) -> None:
+        try:
+            result = await self.execute(call.method, call.params)
+            if isinstance(call, jsonrpc.Request):
+                self.send(jsonrpc.result_response(call.id, result))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The one place a call's failure is mapped and logged (to_bridge_error logs the unexpected).
+            error = to_bridge_error(exc)
+            self.services.errors.record(call.method, error.code.value)
+            log.info("ws%d %s -> %s", self.id, call.method, error.code.value)
+            if isinstance(call, jsonrpc.Request):
+                numeric = jsonrpc.METHOD_NOT_FOUND if error.detail == "method-not-found" else None
+                self.send(jsonrpc.error_response(call.id, error, numeric))
+        finally:
+            self._slots.release()
+
+    async def execute(self, method: str, params: dict[str, Any]) -> Any:
+        """Check access and params, then run the handler."""
+        handler = self.registry.get(method)
+        if handler is None:
+            raise BridgeError(ErrorCode.NOT_FOUND, "method-not-found")
+        if not handler.scopes & self.scopes():
+            if self.caller.kind is CallerKind.WEB:
+                raise BridgeError(ErrorCode.ORIGIN_NOT_APPROVED)
+            raise BridgeError(ErrorCode.UNAUTHORIZED, "scope")
+        self.registry.validate(method, params)
+        return await handler.call(CallContext(services=self.services, connection=self), params)
+
+    def pairing_decided(self, request_id: str, origin: str, approved: bool) -> None:
+        """Tell this connection about a decision on its origin's pairing."""
+        if self.caller.kind is not CallerKind.WEB or self.caller.origin != origin:
+            return
+        method = "pairing.approved" if approved else "pairing.denied"
+        # Other tabs of the same origin learn of an approval too; a denial only reaches the requester.
+        if approved or request_id in self._pairings:
+            self.send(jsonrpc.notification(method, {"requestId": request_id, "origin": origin}))
+
+    async def close(self) -> None:
+        """Cancel running calls and stop the writer."""
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self.outbox.put_nowait(None)

@@ -1,0 +1,224 @@
+"""Bridge-level methods: info, pairing, readers, diagnostics, and origin administration (CLI)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any, ClassVar
+
+from bridge.api.methods import CallContext, Handler, Scope, object_schema
+from bridge.api.security import normalise_origin
+from bridge.errors import BridgeError, ErrorCode
+
+__all__ = [
+    "BridgeInfo",
+    "DiagnosticsReport",
+    "OriginsApprove",
+    "OriginsDeny",
+    "OriginsList",
+    "OriginsPending",
+    "OriginsRevoke",
+    "PairingRequest",
+    "ReadersList",
+    "core_handlers",
+]
+
+_ORIGIN = {"type": "string", "maxLength": 255, "pattern": "^https?://"}
+_CODE = {"type": "string", "pattern": "^[0-9]{6}$"}
+_READER_ROW = object_schema(
+    {"name": {"type": "string"}, "cardPresent": {"type": "boolean"}, "atr": {"type": ["string", "null"]}},
+    ["name", "cardPresent", "atr"],
+)
+_READERS = object_schema(
+    {"pcsc": {"enum": ["available", "unavailable"]}, "readers": {"type": "array", "items": _READER_ROW}},
+    ["pcsc", "readers"],
+)
+
+
+class BridgeInfo(Handler):
+    """bridge.info: who am I talking to; allowed before approval."""
+
+    name = "bridge.info"
+    summary = "Version, port and platform of the bridge, and whether this origin is approved."
+    scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.PUBLIC})
+    result_schema: ClassVar[dict[str, Any]] = object_schema(
+        {
+            "name": {"const": "dmp-bridge"},
+            "version": {"type": "string"},
+            "port": {"type": "integer"},
+            "platform": {"type": "string"},
+            "python": {"type": "string"},
+            "approved": {"type": "boolean"},
+        }
+    )
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        origin = ctx.connection.origin
+        approved = origin is None or ctx.services.store.is_approved(origin)
+        return {
+            "name": "dmp-bridge",
+            "version": ctx.services.version,
+            "port": ctx.services.port,
+            "platform": sys.platform,
+            "python": platform.python_version(),
+            "approved": approved,
+        }
+
+
+class PairingRequest(Handler):
+    """pairing.request: ask the person at the workstation to approve this origin."""
+
+    name = "pairing.request"
+    summary = (
+        "Ask for this web origin to be approved. The bridge shows a 6-digit code to the person at the "
+        "workstation; `pairing.approved` (or `pairing.denied`) is notified on this connection."
+    )
+    scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.PUBLIC})
+    result_schema: ClassVar[dict[str, Any]] = object_schema(
+        {
+            "requestId": {"type": ["string", "null"]},
+            "status": {"enum": ["pending", "approved"]},
+            "expiresIn": {"type": "integer"},
+        }
+    )
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        origin = ctx.connection.origin
+        if origin is None or ctx.services.store.is_approved(origin):
+            return {"requestId": None, "status": "approved", "expiresIn": 0}
+        pending = ctx.services.pairing.request(origin)
+        ctx.connection.remember_pairing(pending.request_id)
+        return {"requestId": pending.request_id, "status": "pending", "expiresIn": round(ctx.services.pairing.ttl)}
+
+
+class ReadersList(Handler):
+    """readers.list: the PC/SC readers and whether each holds a card."""
+
+    name = "readers.list"
+    summary = "Readers seen by PC/SC with card presence and ATR; `pcsc` says whether the service answers."
+    scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.APP, Scope.DIAGNOSTICS})
+    result_schema: ClassVar[dict[str, Any]] = _READERS
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        return ctx.services.readers.listing()
+
+
+class DiagnosticsReport(Handler):
+    """diagnostics.report: everything the helpdesk page shows; never a secret or personal data."""
+
+    name = "diagnostics.report"
+    summary = "Readers and card summaries, approved origins, pending pairing count and recent error codes."
+    scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.DIAGNOSTICS})
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        services = ctx.services
+        listing = services.readers.listing()
+        cards = services.cards
+        for row in listing["readers"]:
+            row["card"] = None
+            if cards is not None and row["cardPresent"]:
+                try:
+                    row["card"] = await cards.card_status(row["name"])
+                except BridgeError as exc:
+                    row["card"] = {"error": exc.code.value}
+        return {
+            "bridge": {"version": services.version, "port": services.port, "platform": sys.platform},
+            "pcsc": listing["pcsc"],
+            "readers": listing["readers"],
+            "cardService": cards is not None,
+            "origins": [o.to_json() for o in services.store.list()],
+            "pendingPairings": len(services.pairing.pending()),
+            "recentErrors": services.errors.recent(),
+        }
+
+
+class OriginsPending(Handler):
+    """origins.pending: pairing requests with their codes (CLI only)."""
+
+    name = "origins.pending"
+    summary = "Pending pairing requests with origin and code (local token clients only)."
+    scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.ADMIN})
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        pairing = ctx.services.pairing
+        now = pairing.now()
+        return {"pending": [p.to_json(now) for p in pairing.pending()]}
+
+
+class OriginsList(Handler):
+    """origins.list: approved origins."""
+
+    name = "origins.list"
+    summary = "Approved web origins (local token clients only)."
+    scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.ADMIN})
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        return {"origins": [o.to_json() for o in ctx.services.store.list()]}
+
+
+class OriginsApprove(Handler):
+    """origins.approve: approve a pending request by its code."""
+
+    name = "origins.approve"
+    summary = "Approve the pending pairing request with this 6-digit code."
+    scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.ADMIN})
+    params_schema: ClassVar[dict[str, Any]] = object_schema({"code": _CODE}, ["code"])
+    errors = (ErrorCode.NOT_FOUND,)
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        pending = ctx.services.pairing.approve(params["code"])
+        return {"origin": pending.origin, "requestId": pending.request_id}
+
+
+class OriginsDeny(Handler):
+    """origins.deny: refuse a pending request by its code."""
+
+    name = "origins.deny"
+    summary = "Deny the pending pairing request with this 6-digit code."
+    scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.ADMIN})
+    params_schema: ClassVar[dict[str, Any]] = object_schema({"code": _CODE}, ["code"])
+    errors = (ErrorCode.NOT_FOUND,)
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        pending = ctx.services.pairing.deny(params["code"])
+        return {"origin": pending.origin, "requestId": pending.request_id}
+
+
+class OriginsRevoke(Handler):
+    """origins.revoke: withdraw an approval; open connections of that origin lose access at once."""
+
+    name = "origins.revoke"
+    summary = "Revoke an approved origin."
+    scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.ADMIN})
+    params_schema: ClassVar[dict[str, Any]] = object_schema({"origin": _ORIGIN}, ["origin"])
+    errors = (ErrorCode.NOT_FOUND,)
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        origin = normalise_origin(params["origin"])
+        if origin is None or not ctx.services.store.revoke(origin):
+            raise BridgeError(ErrorCode.NOT_FOUND, "origin")
+        return {"origin": origin, "revoked": True}
+
+
+def core_handlers() -> list[Handler]:
+    """All bridge-level handlers."""
+    return [
+        BridgeInfo(),
+        PairingRequest(),
+        ReadersList(),
+        DiagnosticsReport(),
+        OriginsPending(),
+        OriginsList(),
+        OriginsApprove(),
+        OriginsDeny(),
+        OriginsRevoke(),
+    ]

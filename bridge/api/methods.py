@@ -1,0 +1,173 @@
+"""The method registry: one handler class per JSON-RPC method, its schemas, and who may call it.
+
+A handler declares `name`, `summary`, `scopes` (any one suffices), `params_schema` (JSON Schema,
+draft 2020-12) and `result_schema`, and implements `call(ctx, params)`. The registry validates
+params against the schema *before* the handler runs (so before any card or DMP access), and the
+same schemas produce `/openrpc.json`. Tests swap handlers by building a `Registry` from their own dict.
+
+Validation errors are reported as ``INVALID_PARAMS`` with a detail naming the field and the failed
+keyword only (e.g. ``pin: pattern``): jsonschema's own messages echo values, and a value may be a PIN.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from bridge.errors import BridgeError, ErrorCode
+
+if TYPE_CHECKING:
+    from bridge.api.pairing import ApprovalStore, PairingManager
+    from bridge.service.cards import CardService
+    from bridge.service.readers import ReaderFeed
+
+__all__ = [
+    "CallContext",
+    "ConnectionView",
+    "ErrorLog",
+    "Handler",
+    "Registry",
+    "Scope",
+    "Services",
+    "object_schema",
+]
+
+
+class Scope(enum.Enum):
+    """Permission groups; a connection holds a set of them (see `connection.scopes_for`)."""
+
+    #: Anyone past the Host/Origin checks: bridge.info, pairing.request.
+    PUBLIC = "public"
+    #: The bridge's own diagnostics page and local clients: read-only status.
+    DIAGNOSTICS = "diagnostics"
+    #: Approved web origins and local clients: cards and DMP.
+    APP = "app"
+    #: Local token-holding clients only (the CLI): approvals.
+    ADMIN = "admin"
+
+
+class ErrorLog(Protocol):
+    """Recent errors for the diagnostics page (codes and method names only)."""
+
+    def record(self, method: str, code: str) -> None:
+        """Remember one error."""
+
+    def recent(self) -> list[dict[str, str]]:
+        """Newest last."""
+
+
+class Services(Protocol):
+    """What handlers may use; the Application provides it."""
+
+    @property
+    def version(self) -> str:
+        """Bridge version."""
+
+    @property
+    def port(self) -> int:
+        """Listening port."""
+
+    @property
+    def store(self) -> ApprovalStore:
+        """Approved origins."""
+
+    @property
+    def pairing(self) -> PairingManager:
+        """Pending pairing requests."""
+
+    @property
+    def readers(self) -> ReaderFeed:
+        """Reader state and events."""
+
+    @property
+    def cards(self) -> CardService | None:
+        """Card drivers, when wired."""
+
+    @property
+    def errors(self) -> ErrorLog:
+        """Recent errors."""
+
+
+class ConnectionView(Protocol):
+    """What a handler may know about the calling connection."""
+
+    @property
+    def origin(self) -> str | None:
+        """Normalised web origin, None for local clients."""
+
+    def remember_pairing(self, request_id: str) -> None:
+        """Note a pairing request made on this connection."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallContext:
+    """Everything a handler call gets besides its params."""
+
+    services: Services
+    connection: ConnectionView
+
+
+def object_schema(properties: Mapping[str, Any] | None = None, required: Iterable[str] = ()) -> dict[str, Any]:
+    """A closed JSON object schema (unknown members are refused: a typo must not be silently ignored)."""
+    return {
+        "type": "object",
+        "properties": dict(properties or {}),
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+class Handler(abc.ABC):
+    """One JSON-RPC method."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    scopes: ClassVar[frozenset[Scope]]
+    params_schema: ClassVar[dict[str, Any]] = object_schema()
+    result_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    #: Symbolic error codes this method may return (documented in OpenRPC).
+    errors: ClassVar[tuple[ErrorCode, ...]] = ()
+
+    @abc.abstractmethod
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """Run the method with validated params and return the JSON result."""
+
+
+def _detail(error: Any) -> str:
+    path = "/".join(str(p) for p in error.absolute_path) or "(params)"
+    if error.validator == "additionalProperties":
+        return f"{path}: unknown-member"
+    if error.validator == "required":
+        return f"{path}: missing-member"
+    return f"{path}: {error.validator}"
+
+
+class Registry:
+    """Method name -> handler, with compiled validators."""
+
+    def __init__(self, handlers: Iterable[Handler]) -> None:
+        self._handlers: dict[str, Handler] = {}
+        self._validators: dict[str, Draft202012Validator] = {}
+        for handler in handlers:
+            Draft202012Validator.check_schema(handler.params_schema)
+            self._handlers[handler.name] = handler
+            self._validators[handler.name] = Draft202012Validator(handler.params_schema)
+
+    def get(self, name: str) -> Handler | None:
+        """The handler for `name`, if any."""
+        return self._handlers.get(name)
+
+    def __iter__(self) -> Any:
+        return iter(sorted(self._handlers.values(), key=lambda h: h.name))
+
+    def validate(self, name: str, params: dict[str, Any]) -> None:
+        """Raise INVALID_PARAMS when `params` do not match the method's schema."""
+        error = best_match(self._validators[name].iter_errors(params))
+        if error is not None:
+            raise BridgeError(ErrorCode.INVALID_PARAMS, _detail(error))

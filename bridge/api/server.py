@@ -1,0 +1,242 @@
+"""The aiohttp server: diagnostics page, SDK, OpenRPC document and the `/ws` JSON-RPC endpoint.
+
+Bound to 127.0.0.1 and ::1 only (::1 skipped when the host has no IPv6 loopback). Every request goes
+through `_guard` (Host check; a foreign Origin is refused everywhere except the public SDK/OpenRPC
+resources and the WebSocket, which does its own caller classification).
+
+Oversized WebSocket frames: aiohttp stops reading at `max_message_size`; before the close (code 1009)
+the bridge sends a JSON-RPC error with ``data.code = INVALID_INPUT`` and detail ``message-too-big``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+from importlib import resources
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from bridge.api import jsonrpc
+from bridge.api.connection import Connection
+from bridge.api.methods import Registry, Services
+from bridge.api.openrpc import openrpc_document
+from bridge.api.ports import PortInUseError, port_holder
+from bridge.api.security import (
+    Caller,
+    Refusal,
+    check_host,
+    classify_caller,
+    cors_headers,
+    normalise_origin,
+    own_origins,
+)
+from bridge.errors import BridgeError, ErrorCode
+
+__all__ = ["BridgeServer"]
+
+log = logging.getLogger(__name__)
+
+_PUBLIC_PATHS = ("/sdk/dmp-bridge.js", "/sdk/dmp-bridge.d.ts", "/openrpc.json")
+_PAGES = {
+    "/": ("index.html", "text/html"),
+    "/diagnostics.js": ("diagnostics.js", "text/javascript"),
+    "/diagnostics.css": ("diagnostics.css", "text/css"),
+    "/sdk/dmp-bridge.js": ("dmp-bridge.js", "text/javascript"),
+    "/sdk/dmp-bridge.d.ts": ("dmp-bridge.d.ts", "text/plain"),
+}
+
+
+def _refusal(status: int, code: ErrorCode, detail: str) -> web.Response:
+    body = {"error": BridgeError(code, detail).to_data()}
+    return web.json_response(body, status=status)
+
+
+class _BridgeWebSocket(web.WebSocketResponse):
+    """Sends a JSON-RPC error before aiohttp closes an oversized message with 1009."""
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
+        """Close; on 1009 tell the client why first."""
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not self.closed:
+            error = BridgeError(ErrorCode.INVALID_INPUT, "message-too-big", maxBytes=self._max_msg_size)
+            with contextlib.suppress(Exception):
+                await self.send_str(jsonrpc.encode(jsonrpc.error_response(None, error, jsonrpc.INVALID_REQUEST)))
+            message = message or b"message too big"
+        return await super().close(code=code, message=message, drain=drain)
+
+
+class BridgeServer:
+    """The HTTP/WebSocket front of the bridge."""
+
+    def __init__(
+        self,
+        services: Services,
+        registry: Registry,
+        *,
+        port: int,
+        token: str,
+        max_message_size: int,
+        max_in_flight: int,
+        extra_hosts: tuple[str, ...] = (),
+    ) -> None:
+        self.services = services
+        self.registry = registry
+        self.port = port
+        self.token = token
+        self.max_message_size = max_message_size
+        self.max_in_flight = max_in_flight
+        self.extra_hosts = extra_hosts
+        self.connections: set[Connection] = set()
+        self._runner: web.AppRunner | None = None
+        self._static = resources.files("bridge.api") / "static"
+
+    # -- events -------------------------------------------------------------------------------
+
+    def publish(self, method: str, params: dict[str, Any]) -> None:
+        """Fan a notification out to the connections entitled to events."""
+        message = jsonrpc.notification(method, params)
+        for conn in list(self.connections):
+            if conn.receives_events():
+                conn.offer_event(message)
+
+    def pairing_decided(self, request_id: str, origin: str, approved: bool) -> None:
+        """PairingManager listener: notify the origin's connections."""
+        for conn in list(self.connections):
+            conn.pairing_decided(request_id, origin, approved)
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if not check_host(request.headers.get("Host"), self.port, self.extra_hosts):
+            log.warning("refused request with Host %r", request.headers.get("Host", "")[:80])
+            return _refusal(403, ErrorCode.UNAUTHORIZED, Refusal.BAD_HOST.value)
+        raw_origin = request.headers.get("Origin")
+        if request.path in _PUBLIC_PATHS:
+            if request.method == "OPTIONS":
+                return web.Response(status=204, headers=cors_headers(request.headers, preflight=True))
+            response: web.StreamResponse = await handler(request)
+            response.headers.update(cors_headers(request.headers, preflight=False))
+            return response
+        if (
+            request.path != "/ws"
+            and raw_origin is not None
+            and normalise_origin(raw_origin) not in own_origins(self.port)
+        ):
+            return _refusal(403, ErrorCode.ORIGIN_NOT_APPROVED, Refusal.BAD_ORIGIN.value)
+        response = await handler(request)
+        return response
+
+    async def _page(self, request: web.Request) -> web.Response:
+        filename, content_type = _PAGES[request.path]
+        body = (self._static / filename).read_bytes()
+        ws_sources = " ".join(f"ws://{h}:{self.port}" for h in ("127.0.0.1", "localhost", "[::1]"))
+        headers = {
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        }
+        if filename == "index.html":
+            headers["Content-Security-Policy"] = (
+                f"default-src 'self'; connect-src 'self' {ws_sources}; img-src 'self' data:; frame-ancestors 'none'"
+            )
+            headers["X-Frame-Options"] = "DENY"
+        return web.Response(body=body, content_type=content_type, charset="utf-8", headers=headers)
+
+    async def _openrpc(self, request: web.Request) -> web.Response:
+        return web.json_response(openrpc_document(self.registry, self.services.version, self.port))
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        decision = classify_caller(request.headers, port=self.port, token=self.token, extra_hosts=self.extra_hosts)
+        if isinstance(decision, Refusal):
+            log.warning("refused WebSocket: %s", decision.value)
+            if decision is Refusal.BAD_TOKEN:
+                return _refusal(401, ErrorCode.UNAUTHORIZED, decision.value)
+            return _refusal(403, ErrorCode.ORIGIN_NOT_APPROVED, decision.value)
+        ws = _BridgeWebSocket(max_msg_size=self.max_message_size, heartbeat=30.0)
+        await ws.prepare(request)
+        await self._serve(ws, decision)
+        return ws
+
+    async def _serve(self, ws: web.WebSocketResponse, caller: Caller) -> None:
+        conn = Connection(caller, self.services, self.registry, max_in_flight=self.max_in_flight)
+        self.connections.add(conn)
+        writer = asyncio.create_task(self._write(ws, conn), name=f"ws{conn.id}:writer")
+        log.info("ws%d opened (%s)", conn.id, caller.kind.value)
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    await conn.handle_text(msg.data)
+                elif msg.type is WSMsgType.BINARY:
+                    error = BridgeError(ErrorCode.INVALID_INPUT, "binary-frame")
+                    conn.send(jsonrpc.error_response(None, error, jsonrpc.INVALID_REQUEST))
+        finally:
+            self.connections.discard(conn)
+            await conn.close()
+            with contextlib.suppress(Exception):
+                await writer
+            log.info("ws%d closed", conn.id)
+
+    async def _write(self, ws: web.WebSocketResponse, conn: Connection) -> None:
+        while True:
+            text = await conn.outbox.get()
+            if text is None or ws.closed:
+                return
+            try:
+                await ws.send_str(text)
+            except ConnectionError:
+                return
+
+    def build_app(self) -> web.Application:
+        """The aiohttp application (also used by tests with their own runner)."""
+        app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
+        for path in _PAGES:
+            app.router.add_get(path, self._page)
+        for path in _PUBLIC_PATHS:
+            app.router.add_route("OPTIONS", path, self._page)  # answered by the middleware
+        app.router.add_get("/openrpc.json", self._openrpc)
+        app.router.add_get("/ws", self._ws)
+        app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        for conn in list(self.connections):
+            await conn.close()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self, hosts: tuple[str, ...] = ("127.0.0.1", "::1")) -> None:
+        """Listen on the loopback addresses; port 0 picks a free port (the first host decides)."""
+        runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        self._runner = runner
+        try:
+            for host in hosts:
+                if host == "::1" and not socket.has_ipv6:
+                    continue
+                site = web.TCPSite(runner, host, self.port, reuse_address=True)
+                try:
+                    await site.start()
+                except OSError as exc:
+                    if exc.errno == errno.EADDRINUSE:
+                        raise PortInUseError(self.port, port_holder(self.port)) from None
+                    if host == "::1":
+                        log.warning("IPv6 loopback unavailable; listening on 127.0.0.1 only")
+                        continue
+                    raise
+                if self.port == 0:
+                    self.port = int(runner.addresses[0][1])
+        except BaseException:
+            await runner.cleanup()
+            self._runner = None
+            raise
+        log.info("listening on http://127.0.0.1:%d", self.port)
+
+    async def stop(self) -> None:
+        """Close every connection and the listeners."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

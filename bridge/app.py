@@ -1,0 +1,129 @@
+"""The Application: builds and owns everything the daemon runs, and passes it down (no singletons).
+
+Owns the config, the local token, the approvals store and pairing manager, the reader feed (around
+the PC/SC ReaderMonitor when one is available), the card service (when the drivers are wired), the
+method registry and the HTTP/WebSocket server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bridge import __version__
+from bridge.api.handlers_cards import card_handlers
+from bridge.api.handlers_core import core_handlers
+from bridge.api.methods import Registry
+from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore, PairingManager, PendingPairing
+from bridge.api.server import BridgeServer
+from bridge.api.token import load_or_create_token
+from bridge.config import BridgeConfig
+from bridge.errors import BridgeError
+from bridge.service.cards import CardLocks, CardService
+from bridge.service.readers import MonitorLike, ReaderFeed
+from bridge.tray import Approver
+
+__all__ = ["Application", "RecentErrors"]
+
+log = logging.getLogger(__name__)
+
+
+class RecentErrors:
+    """The last error codes per method, for the diagnostics page (no text, no params)."""
+
+    def __init__(self, size: int = 50) -> None:
+        self._items: deque[dict[str, str]] = deque(maxlen=size)
+
+    def record(self, method: str, code: str) -> None:
+        """Remember one error."""
+        self._items.append({"at": datetime.now(UTC).isoformat(timespec="seconds"), "method": method, "code": code})
+
+    def recent(self) -> list[dict[str, str]]:
+        """Newest last."""
+        return list(self._items)
+
+
+class Application:
+    """Everything the daemon needs, built once and handed to the parts that use it."""
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        data_dir: Path,
+        approver: Approver,
+        monitor: MonitorLike | None = None,
+        cards: CardService | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        self.config = config
+        self.version = __version__
+        self.token = load_or_create_token(data_dir)
+        self.store = ApprovalStore(data_dir / APPROVALS_FILENAME)
+        self.pairing = PairingManager(self.store, ttl=config.pairing_ttl)
+        self.monitor = monitor
+        self.readers = ReaderFeed(monitor)
+        self.cards = cards
+        self.errors = RecentErrors()
+        self.locks = CardLocks(config.card_busy_wait)
+        self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks)])
+        self.approver = approver
+        self.server = BridgeServer(
+            self,
+            self.registry,
+            port=config.port,
+            token=self.token,
+            max_message_size=config.max_message_size,
+            max_in_flight=config.max_in_flight,
+            extra_hosts=config.extra_allowed_hosts,
+        )
+        self.pairing.add_listener(self.server.pairing_decided)
+        self.pairing.add_request_listener(self._show_pairing)
+
+    @property
+    def port(self) -> int:
+        """The port actually listened on."""
+        return self.server.port
+
+    async def start(self, hosts: tuple[str, ...] = ("127.0.0.1", "::1")) -> None:
+        """Start the monitor (if it needs starting), the server, and the event feed."""
+        await _maybe_call(self.monitor, "start")
+        await self.server.start(hosts)
+        self.readers.start(self.server.publish)
+
+    async def stop(self) -> None:
+        """Stop in reverse order."""
+        await self.readers.stop()
+        await self.server.stop()
+        await _maybe_call(self.monitor, "stop")
+
+    def _show_pairing(self, pending: PendingPairing) -> None:
+        loop = asyncio.get_running_loop()
+
+        def decide(approved: bool) -> None:
+            loop.call_soon_threadsafe(self._decided, pending.code, approved)
+
+        self.approver.pairing_requested(pending, decide)
+
+    def _decided(self, code: str, approved: bool) -> None:
+        try:
+            if approved:
+                self.pairing.approve(code)
+            else:
+                self.pairing.deny(code)
+        except BridgeError:
+            log.info("pairing decision for an expired or already decided request")
+
+
+async def _maybe_call(obj: Any, name: str) -> None:
+    method = getattr(obj, name, None)
+    if method is None:
+        return
+    result = method()
+    if inspect.isawaitable(result):
+        await result

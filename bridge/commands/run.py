@@ -1,0 +1,92 @@
+"""`dmp-bridge run [--port N] [--no-tray]`: the daemon.
+
+The tray appears when a display exists (and not with --no-tray); headless, pairing codes are logged
+and listed by `dmp-bridge origins pending`. The daemon starts without pcscd: readers then report
+"unavailable" until the smart-card service answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+import sys
+from typing import Any
+
+__all__ = ["HELP", "configure", "run"]
+
+HELP = "lance le pont (icône de notification si un écran est présent) / run the bridge daemon"
+
+log = logging.getLogger(__name__)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options of `run`."""
+    parser.add_argument("--port", type=int, help="port d'écoute / listening port (default from config, 28442)")
+    parser.add_argument("--no-tray", action="store_true", help="sans icône / headless")
+
+
+def _monitor() -> Any:
+    """The PC/SC ReaderMonitor, or None when the PC/SC layer is not importable."""
+    import importlib
+
+    try:
+        module = importlib.import_module("bridge.pcsc.monitor")
+    except ImportError:
+        log.warning("PC/SC monitor unavailable: readers will be reported as unavailable")
+        return None
+    return module.ReaderMonitor()
+
+
+def _threadsafe_set(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    loop.call_soon_threadsafe(event.set)
+
+
+async def _serve(config: Any, use_tray: bool) -> int:
+    from bridge.api.ports import PortInUseError
+    from bridge.app import Application
+    from bridge.paths import data_dir
+    from bridge.tray import LogUI, TrayUI
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    ui: Any = LogUI()
+    if use_tray:
+        try:
+            ui = TrayUI(on_quit=lambda: _threadsafe_set(loop, stop))
+        except Exception:  # no usable tray backend: stay headless rather than fail
+            log.warning("tray unavailable; running headless", exc_info=True)
+    app = Application(config, data_dir=data_dir(), approver=ui, monitor=_monitor())
+    try:
+        await app.start()
+    except PortInUseError as exc:
+        print(exc, file=sys.stderr)
+        await app.stop()
+        return 4
+    print(f"dmp-bridge {app.version} : http://127.0.0.1:{app.port}/ (ws://127.0.0.1:{app.port}/ws)", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await app.stop()
+        if isinstance(ui, TrayUI):
+            ui.stop()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the config, start the daemon, serve until SIGINT/SIGTERM."""
+    from bridge.config import ConfigError, load_config
+    from bridge.tray import display_available
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.port is not None:
+        config = dataclasses.replace(config, port=args.port)
+    return asyncio.run(_serve(config, use_tray=not args.no_tray and display_available()))

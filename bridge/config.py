@@ -1,0 +1,84 @@
+"""The daemon's configuration: `config_dir()/config.toml`, every key optional.
+
+Example::
+
+    port = 28442                    # WebSocket/HTTP port on 127.0.0.1 and ::1
+    max_message_size = 33554432     # bytes per WebSocket message (32 MiB: a 20 MB document in base64 fits)
+    max_in_flight = 8               # concurrent calls per connection; more frames wait
+    extra_allowed_hosts = []        # extra Host names accepted (e.g. a name mapped to 127.0.0.1 in /etc/hosts)
+    card_busy_wait = 3.0            # seconds a second caller waits for a card before CARD_BUSY
+    pairing_ttl = 300               # seconds a pairing code stays valid
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_PORT", "BridgeConfig", "ConfigError", "config_path", "load_config"]
+
+# Below Linux's ephemeral range (32768-60999) so an outgoing connection never squats it; unassigned at IANA.
+DEFAULT_PORT = 28442
+
+
+class ConfigError(ValueError):
+    """The config file is unreadable or holds a bad value; the message names the key."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BridgeConfig:
+    """Effective configuration (defaults overridden by config.toml, then by command-line options)."""
+
+    port: int = DEFAULT_PORT
+    max_message_size: int = 32 * 1024 * 1024
+    max_in_flight: int = 8
+    extra_allowed_hosts: tuple[str, ...] = ()
+    card_busy_wait: float = 3.0
+    pairing_ttl: float = 300.0
+
+
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "port": (0, 65535),
+    "max_message_size": (1024, 256 * 1024 * 1024),
+    "max_in_flight": (1, 256),
+    "card_busy_wait": (0, 600),
+    "pairing_ttl": (10, 3600),
+}
+
+
+def config_path() -> Path:
+    """Where config.toml is read from."""
+    from bridge.paths import config_dir
+
+    return config_dir() / "config.toml"
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name == "extra_allowed_hosts":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"config.toml: {name} must be a list of host names")
+        return tuple(v.lower() for v in value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"config.toml: {name} must be a number")
+    low, high = _BOUNDS[name]
+    if not low <= value <= high:
+        raise ConfigError(f"config.toml: {name} must be between {low:g} and {high:g}")
+    return value if name in ("card_busy_wait", "pairing_ttl") else int(value)
+
+
+def load_config(path: Path | None = None) -> BridgeConfig:
+    """Read config.toml (missing file = defaults); unknown keys and bad values raise ConfigError."""
+    path = config_path() if path is None else path
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return BridgeConfig()
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    known = {f.name for f in fields(BridgeConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"config.toml: unknown key(s): {', '.join(unknown)}")
+    return BridgeConfig(**{k: _coerce(k, v) for k, v in raw.items()})

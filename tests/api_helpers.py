@@ -1,0 +1,171 @@
+"""Helpers for API tests and benchmarks: a running bridge on a free port, WS clients, fakes of the UI.
+
+`FakeMonitor` stands in for bridge.pcsc.monitor.ReaderMonitor only where a test needs events without
+pcscd; tests marked `pcsc` use the real monitor with virtual cards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from bridge.api.pairing import PendingPairing
+from bridge.app import Application
+from bridge.config import BridgeConfig
+from bridge.paths import data_dir
+from bridge.service.cards import CardService
+from bridge.service.readers import MonitorLike
+from bridge.tray import Decide
+
+_ids = itertools.count(1)
+
+
+class FakeApprover:
+    """Records pairing requests; the test decides through the CLI (or `decide`)."""
+
+    def __init__(self) -> None:
+        self.requests: asyncio.Queue[tuple[PendingPairing, Decide]] = asyncio.Queue()
+
+    def pairing_requested(self, pending: PendingPairing, decide: Decide) -> None:
+        """Queue the request."""
+        self.requests.put_nowait((pending, decide))
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """A reader snapshot row."""
+
+    name: str
+    card_present: bool
+    atr: bytes | None
+
+
+@dataclasses.dataclass(frozen=True)
+class CardInserted:
+    """Same name and fields as the monitor's event."""
+
+    reader: str
+    atr: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class CardRemoved:
+    """Same name and fields as the monitor's event."""
+
+    reader: str
+
+
+class FakeMonitor:
+    """Reader state set by the test; events pushed to subscribers."""
+
+    def __init__(self, rows: list[Row]) -> None:
+        self.rows = rows
+        self.queues: list[asyncio.Queue[Any]] = []
+
+    def subscribe(self) -> asyncio.Queue[Any]:
+        """A new subscriber queue."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.queues.append(queue)
+        return queue
+
+    def snapshot(self) -> list[Row]:
+        """Current rows."""
+        return list(self.rows)
+
+    def emit(self, event: Any) -> None:
+        """Update rows from a card event and publish it."""
+        present = isinstance(event, CardInserted)
+        self.rows = [
+            Row(r.name, present, event.atr if present else None) if r.name == event.reader else r for r in self.rows
+        ]
+        for queue in self.queues:
+            queue.put_nowait(event)
+
+
+@asynccontextmanager
+async def running_bridge(
+    config: BridgeConfig | None = None,
+    *,
+    monitor: MonitorLike | None = None,
+    cards: CardService | None = None,
+    approver: FakeApprover | None = None,
+) -> AsyncIterator[Application]:
+    """An Application on a free loopback port, using DMP_BRIDGE_HOME's data folder."""
+    app = Application(
+        config or BridgeConfig(port=0),
+        data_dir=data_dir(),
+        approver=approver or FakeApprover(),
+        monitor=monitor,
+        cards=cards,
+    )
+    await app.start(hosts=("127.0.0.1",))
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def open_ws(
+    session: aiohttp.ClientSession,
+    app: Application,
+    *,
+    origin: str | None = None,
+    token: str | None = None,
+    host: str | None = None,
+) -> aiohttp.ClientWebSocketResponse:
+    """Open /ws as a browser page (origin) or a local client (token)."""
+    headers: dict[str, str] = {}
+    if origin is not None:
+        headers["Origin"] = origin
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if host is not None:
+        headers["Host"] = host
+    return await session.ws_connect(f"http://127.0.0.1:{app.port}/ws", headers=headers, max_msg_size=0)
+
+
+async def rpc(
+    ws: aiohttp.ClientWebSocketResponse,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    notes: list[dict[str, Any]] | None = None,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """Send a request and return its response (notifications seen meanwhile go to `notes`)."""
+    request_id = next(_ids)
+    await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}))
+    return await wait_for_id(ws, request_id, notes=notes, timeout=timeout)
+
+
+async def wait_for_id(
+    ws: aiohttp.ClientWebSocketResponse,
+    request_id: Any,
+    *,
+    notes: list[dict[str, Any]] | None = None,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """Read frames until the one answering `request_id`."""
+    async with asyncio.timeout(timeout):
+        while True:
+            message = json.loads(await ws.receive_str())
+            if "id" in message and message["id"] == request_id:
+                return dict(message)
+            if notes is not None:
+                notes.append(message)
+
+
+async def next_notification(ws: aiohttp.ClientWebSocketResponse, method: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Read frames until a notification named `method`."""
+    async with asyncio.timeout(timeout):
+        while True:
+            message = json.loads(await ws.receive_str())
+            if message.get("method") == method and "id" not in message:
+                return dict(message["params"])
