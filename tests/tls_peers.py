@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CountingKey", "Issued", "MiniPki", "SslHttpServer", "openssl_s_server"]
+__all__ = ["CountingKey", "Issued", "MiniPki", "ServerFiles", "SslHttpServer", "openssl_s_server"]
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,15 @@ class MiniPki:
         )
 
 
+@dataclass(frozen=True)
+class ServerFiles:
+    """What `SslHttpServer` needs from a PKI: its certificate chain and key files, and the client CA file."""
+
+    server_cert_path: Path
+    server_key_path: Path
+    ca_path: Path
+
+
 class CountingKey(rsa.RSAPrivateKey):
     """An RSAPrivateKey-interface key (like the card-backed one) counting sign() calls.
 
@@ -209,7 +218,7 @@ class SslHttpServer:
 
     def __init__(
         self,
-        pki: MiniPki,
+        pki: MiniPki | ServerFiles,
         client_ca: Path | None = None,
         chunked: bool = False,
         close_after: int | None = None,
@@ -348,7 +357,9 @@ def _read_request(reader: Any) -> tuple[str, bytes] | None:
 
 
 @contextlib.contextmanager
-def openssl_s_server(pki: MiniPki, extra: tuple[str, ...] = ()) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+def openssl_s_server(
+    pki: MiniPki | ServerFiles, extra: tuple[str, ...] = ()
+) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     """`openssl s_server -Verify 1 -tls1_2 -www` on a free loopback port; yields (port, process)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
