@@ -159,9 +159,14 @@ class CountingKey(rsa.RSAPrivateKey):
     `fail_with` makes sign() raise that exception (a wrong PIN, a card pulled mid-handshake).
     """
 
-    def __init__(self, key: rsa.RSAPrivateKey, fail_with: BaseException | None = None) -> None:
+    def __init__(
+        self, key: rsa.RSAPrivateKey, fail_with: BaseException | None = None, gate: threading.Event | None = None
+    ) -> None:
         self._key = key
         self.fail_with = fail_with
+        #: When set, sign() announces itself on `signing` and waits for `gate` (a slow card, a PIN pad).
+        self.gate = gate
+        self.signing = threading.Event()
         self.sign_calls = 0
         self.calls: list[tuple[str, int]] = []
         self._lock = threading.Lock()
@@ -170,6 +175,9 @@ class CountingKey(rsa.RSAPrivateKey):
         with self._lock:
             self.sign_calls += 1
         self.calls.append((type(padding).__name__, len(data)))
+        self.signing.set()
+        if self.gate is not None and not self.gate.wait(30):
+            raise TimeoutError("gate never opened")
         if self.fail_with is not None:
             raise self.fail_with
         # A card accepts only PKCS#1 v1.5 over a digest: insist on it here too.
@@ -223,6 +231,7 @@ class SslHttpServer:
         chunked: bool = False,
         close_after: int | None = None,
         require_client_cert: bool = True,
+        drop_after: int | None = None,
     ) -> None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -233,6 +242,9 @@ class SslHttpServer:
         self.context = ctx
         self.chunked = chunked
         self.close_after = close_after
+        #: After this many answered requests on a connection, read the next one and close without a word
+        #: (a server ending keep-alive just as the request crosses it).
+        self.drop_after = drop_after
         self.stats = _Stats()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
@@ -294,6 +306,9 @@ class SslHttpServer:
                 if request is None:
                     return
                 path, body = request
+                if self.drop_after is not None and served >= self.drop_after:
+                    self.stats.requests += 1
+                    return
                 served += 1
                 self.stats.requests += 1
                 last = self.close_after is not None and served >= self.close_after

@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import logging
+import select
 import socket
 import threading
 from collections.abc import Iterator, Sequence
@@ -53,6 +55,8 @@ __all__ = [
     "TlsError",
     "TlsSessionCache",
 ]
+
+log = logging.getLogger(__name__)
 
 #: The DMP's TLS 1.2 suites for LPS access (PDT-INF-579v4, 10/07/2025), IANA value -> name.
 DMP_CIPHER_SUITES: dict[int, str] = {
@@ -357,12 +361,34 @@ class TlsConnection:
             server_chain=chain,
             client_authenticated=identity is not None and (resumed or conn.session.clientCertChain is not None),
         )
+        log.info(
+            "TLS 1.2 with %s:%d: %s, %s",
+            endpoint.host,
+            endpoint.port,
+            info.cipher_suite,
+            "resumed" if resumed else "full handshake",
+        )
         return cls(endpoint, info, conn)
 
     @property
     def closed(self) -> bool:
         """True once closed by us or by an I/O failure."""
         return self._closed or bool(self._conn.closed)
+
+    def peer_closed_while_idle(self) -> bool:
+        """True if the idle connection has something to read: the server closed it (FIN or alert).
+
+        An HTTP server sends nothing unsolicited on an idle keep-alive connection, so anything
+        readable means it is going away; checking before reusing the connection avoids sending a
+        request into a closing socket (and a retry).
+        """
+        if self.closed:
+            return True
+        try:
+            readable, _, _ = select.select([self._conn.sock.socket], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send bytes, one TLS record per 16 KiB slice (no copy of the caller's buffer)."""

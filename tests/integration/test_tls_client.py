@@ -188,6 +188,24 @@ async def test_a_card_error_surfaces_unchanged_and_promptly(
     await client.aclose()
 
 
+async def test_a_slow_card_signature_does_not_block_the_event_loop(pki: MiniPki, server: SslHttpServer) -> None:
+    gate = threading.Event()
+    key = CountingKey(pki.client.key, gate=gate)
+    async with HttpsClient(endpoint(pki, server.port, key)) as client:
+        request = asyncio.create_task(client.get("/"))
+        # The handshake is now waiting for the "card" on the client's worker thread...
+        assert await asyncio.to_thread(key.signing.wait, 10)
+        # ...while the loop keeps running other work.
+        ticks = 0
+        for _ in range(10):
+            await asyncio.sleep(0)
+            ticks += 1
+        assert not request.done() and ticks == 10
+        gate.set()  # the card answers
+        response = await asyncio.wait_for(request, 10)
+    assert response.status == 200 and key.sign_calls == 1
+
+
 async def test_keep_alive_twenty_posts_one_signature(pki: MiniPki, server: SslHttpServer) -> None:
     key = CountingKey(pki.client.key)
     async with HttpsClient(endpoint(pki, server.port, key)) as client:
@@ -262,6 +280,31 @@ async def test_idle_connection_closed_by_server_is_retried_once(pki: MiniPki) ->
                 assert (await client.get("/")).status == 200
     assert key.sign_calls == 1
     assert [h.resumed for h in client.handshakes] == [False, True, True]
+
+
+async def test_request_dropped_by_a_closing_server_is_sent_again_once(pki: MiniPki) -> None:
+    key = CountingKey(pki.client.key)
+    with SslHttpServer(pki, drop_after=1) as srv:
+        async with HttpsClient(endpoint(pki, srv.port, key)) as client:
+            first = await client.post("/", b"one", "text/plain")
+            second = await client.post("/", b"two", "text/plain")
+    assert (
+        json.loads(first.body)["length"] == 3
+        and json.loads(second.body)["sha256"] == hashlib.sha256(b"two").hexdigest()
+    )
+    # Request 2 reached a closing connection, was dropped, then sent again on a resumed connection.
+    assert srv.stats.requests == 3
+    assert [h.resumed for h in client.handshakes] == [False, True]
+    assert key.sign_calls == 1
+
+
+async def test_a_fresh_connection_failing_is_not_retried(pki: MiniPki) -> None:
+    key = CountingKey(pki.client.key)
+    with SslHttpServer(pki, drop_after=0) as srv:
+        async with HttpsClient(endpoint(pki, srv.port, key)) as client:
+            with pytest.raises(TlsError, match="closed the connection without answering"):
+                await client.post("/", b"one", "text/plain")
+    assert srv.stats.requests == 1
 
 
 @pytest.mark.parametrize("shape", ["bytes", "parts", "file"])
