@@ -271,10 +271,12 @@ async def test_server_closing_keep_alive_is_transparent_and_resumed(pki: MiniPki
     assert [h.resumed for h in client.handshakes] == [False, True, True]
 
 
-async def test_idle_connection_closed_by_server_is_retried_once(pki: MiniPki) -> None:
-    # openssl s_server -www answers once and closes without "Connection: close" semantics we rely on.
+@pytest.mark.parametrize("resumption", ["ticket", "session-id"])
+async def test_idle_connection_closed_by_server_is_reopened_resumed(pki: MiniPki, resumption: str) -> None:
+    # openssl s_server -www answers once then closes; -no_ticket makes it resume by session ID instead.
     key = CountingKey(pki.client.key)
-    with openssl_s_server(pki) as (port, _proc):
+    extra = ("-no_ticket",) if resumption == "session-id" else ()
+    with openssl_s_server(pki, extra) as (port, _proc):
         async with HttpsClient(endpoint(pki, port, key)) as client:
             for _ in range(3):
                 assert (await client.get("/")).status == 200
