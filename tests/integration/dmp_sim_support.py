@@ -101,6 +101,12 @@ def _sign(key: rsa.RSAPrivateKey, data: bytes) -> str:
     return base64.b64encode(key.sign(data, padding.PKCS1v15(), hashes.SHA256())).decode()
 
 
+def _subset_c14n(element: etree._Element) -> bytes:
+    """Inclusive C14N 1.0 of an element in its document (copied out first: libxml2 wrongly writes
+    xmlns="" on some descendants when canonicalising a subtree whose default namespace is inherited)."""
+    return bytes(etree.tostring(etree.fromstring(etree.tostring(element)), method="c14n"))
+
+
 def _cert_b64(cert: x509.Certificate) -> str:
     return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
 
@@ -228,7 +234,9 @@ def xades_signature(signer: Issued, submission_uid: str, documents: list[tuple[s
     """A signature document shaped like the official TD2.1-SignatureXades (SHA-256 instead of SHA-1)."""
     ds = NS["ds"]
     sig_id = str(uuid.uuid4())
-    signature = etree.Element(f"{{{ds}}}Signature", nsmap={None: ds}, Id=sig_id)
+    # A ds: prefix (the sample uses a default namespace): lxml cannot write the no-namespace
+    # SignatureProperties under a default-namespace parent (it would land in the ds namespace).
+    signature = etree.Element(f"{{{ds}}}Signature", nsmap={"ds": ds}, Id=sig_id)
     info = _ds(signature, "SignedInfo")
     _ds(info, "CanonicalizationMethod", Algorithm=C14N_COMMENTS)
     _ds(info, "SignatureMethod", Algorithm=RSA_SHA256)
@@ -269,7 +277,7 @@ def xades_signature(signer: Issued, submission_uid: str, documents: list[tuple[s
     etree.SubElement(signed_props, f"{{{xa}}}SignedDataObjectProperties")
     for ref, target in ((ref_manifest, manifest), (ref_props, signed_props)):
         _ds(ref, "DigestMethod", Algorithm=SHA256)
-        _ds(ref, "DigestValue").text = _b64_digest(etree.tostring(target, method="c14n"))
+        _ds(ref, "DigestValue").text = _b64_digest(_subset_c14n(target))
     value.text = _sign(signer.key, etree.tostring(info, method="c14n", with_comments=True))
     return bytes(etree.tostring(signature))
 
@@ -304,7 +312,9 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[etree._Element, dic
     parts = body.split(b"--" + boundary.group(1).encode())[1:-1]
     parsed: list[tuple[dict[str, str], bytes]] = []
     for part in parts:
-        head, _, content = part.strip(b"\r\n").partition(b"\r\n\r\n")
+        # Exactly one CRLF after the delimiter line and one before the next delimiter belong to MIME.
+        part = part.removeprefix(b"\r\n").removesuffix(b"\r\n")
+        head, _, content = part.partition(b"\r\n\r\n")
         headers = dict(
             (k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in head.decode().split("\r\n"))
         )
@@ -449,6 +459,15 @@ class Answer:
             if node is not None:
                 return node.get("status", "").rsplit(":", 1)[-1]
         return ""
+
+    def errors(self) -> list[tuple[str, str]]:
+        """(errorCode, codeContext) of each RegistryError, or the fault reason."""
+        reason = self.envelope.findtext(".//soap:Reason/soap:Text", namespaces=NS)
+        found = [
+            (e.get("errorCode", ""), e.get("codeContext", ""))
+            for e in self.envelope.iterfind(".//rs:RegistryError", NS)
+        ]
+        return found or ([("fault", reason)] if reason else [])
 
     def error_codes(self) -> list[str]:
         """RegistryError/@errorCode values."""

@@ -119,7 +119,7 @@ def _verify_signature(
     standalone = parse_xml(etree.tostring(assertion))
     try:
         result = XMLVerifier().verify(standalone, x509_cert=cert, expect_config=_CONFIG)
-    except (InvalidSignature, InvalidInput, SignXMLException) as exc:
+    except (InvalidSignature, InvalidInput, SignXMLException, etree.DocumentInvalid, ValueError) as exc:
         raise _fail(f"Signature du VIHF invalide : {type(exc).__name__}", FaultCode.INVALID_SIGNATURE) from None
     assert not isinstance(result, list)
     signed = result.signed_xml
