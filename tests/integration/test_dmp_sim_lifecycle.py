@@ -1,4 +1,4 @@
-"""DMP simulator end to end by raw SOAP: submit, find, retrieve, mask, hide, archive, unarchive, delete, replace, restart."""
+"""DMP simulator end to end by raw SOAP: submit, find, retrieve, mask, hide, archive, delete, replace, restart."""
 
 from __future__ import annotations
 
@@ -10,15 +10,12 @@ import pytest
 
 from bridge.crypto.pki import TestPki
 from bridge.sim.dmp import DmpSimulator
-from tests.integration.dmp_sim_support import (  # noqa: F401 - pytest fixtures
+from tests.integration.dmp_sim_support import (
     NS,
     DmpClient,
     Practitioner,
     client_context,
-    doctors,
-    pki,
     requires_reference,
-    sim,
     sim_config,
     started,
 )
@@ -35,6 +32,9 @@ from tests.integration.dmp_sim_xds import (
     submit,
     unique_id_of,
 )
+
+# Fixtures pki, doctors, sim.
+pytest_plugins = ["tests.integration.dmp_sim_support"]
 
 pytestmark = [requires_reference, pytest.mark.timeout(120)]
 

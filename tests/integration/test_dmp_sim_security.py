@@ -17,21 +17,21 @@ from lxml import etree
 
 from bridge.crypto.pki import Issued, TestPki
 from bridge.sim.dmp import DmpSimulator
-from tests.integration.dmp_sim_support import (  # noqa: F401 - pytest fixtures
+from tests.integration.dmp_sim_support import (
     NS,
     SAMPLE_INS,
     DmpClient,
     Practitioner,
     build_vihf,
     client_context,
-    doctors,
-    pki,
     requires_reference,
     sample_envelope,
     sign_vihf,
-    sim,
     with_vihf,
 )
+
+# Fixtures pki, doctors, sim.
+pytest_plugins = ["tests.integration.dmp_sim_support"]
 
 pytestmark = [requires_reference, pytest.mark.timeout(60)]
 
@@ -99,7 +99,7 @@ async def test_tls_is_1_2_with_dmp_suites_only(
     sim: DmpSimulator, pki: TestPki, doctors: tuple[Practitioner, Practitioner], tmp_path: Path
 ) -> None:
     ctx = client_context(pki, doctors[0].certs.auth, tmp_path)
-    reader, writer = await asyncio.open_connection("127.0.0.1", sim.port, ssl=ctx, server_hostname="localhost")
+    _reader, writer = await asyncio.open_connection("127.0.0.1", sim.port, ssl=ctx, server_hostname="localhost")
     ssl_object = writer.get_extra_info("ssl_object")
     assert ssl_object.version() == "TLSv1.2"
     assert ssl_object.cipher()[0] in {
