@@ -450,14 +450,14 @@ class Answer:
         """The SOAP fault subcode (or Code value when there is no subcode), '' if not a fault."""
         sub = self.envelope.findtext(".//soap:Fault/soap:Code/soap:Subcode/soap:Value", namespaces=NS)
         code = self.envelope.findtext(".//soap:Fault/soap:Code/soap:Value", namespaces=NS)
-        return (sub or code or "").strip()
+        return str(sub or code or "").strip()
 
     def registry_status(self) -> str:
         """The @status of the RegistryResponse / AdhocQueryResponse."""
         for path in (".//rs:RegistryResponse", ".//query:AdhocQueryResponse"):
             node = self.envelope.find(path, NS)
             if node is not None:
-                return node.get("status", "").rsplit(":", 1)[-1]
+                return str(node.get("status", "")).rsplit(":", 1)[-1]
         return ""
 
     def errors(self) -> list[tuple[str, str]]:

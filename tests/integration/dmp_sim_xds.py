@@ -236,7 +236,7 @@ async def set_visibility(
 
 def unique_id_of(entry: etree._Element) -> str:
     """XDSDocumentEntry.uniqueId of a returned entry."""
-    return next(e.get("value", "") for e in _ext(entry, SCHEME["de_unique"]))
+    return str(next(e.get("value", "") for e in _ext(entry, SCHEME["de_unique"])))
 
 
 def confidentiality_of(entry: etree._Element) -> set[str]:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from bridge.crypto.pki import TestPki
 from bridge.sim.dmp import DmpSimulator
@@ -53,7 +54,7 @@ async def clients(
     await b.close()
 
 
-def _only(entries: list[object]) -> object:
+def _only(entries: list[etree._Element]) -> etree._Element:
     assert len(entries) == 1, entries
     return entries[0]
 
@@ -70,9 +71,9 @@ async def test_full_document_lifecycle(
 
     # TD3.1: found with registry metadata (status, version, hash, size).
     entry = _only(await find(client_a, dr_a, INS))
-    assert unique_id_of(entry) == sent.doc_uid  # type: ignore[arg-type]
-    assert entry.get("status") == APPROVED  # type: ignore[attr-defined]
-    slots = {s.get("name"): s.findtext(".//rim:Value", namespaces=NS) for s in entry.iterfind("rim:Slot", NS)}  # type: ignore[attr-defined]
+    assert unique_id_of(entry) == sent.doc_uid
+    assert entry.get("status") == APPROVED
+    slots = {s.get("name"): s.findtext(".//rim:Value", namespaces=NS) for s in entry.iterfind("rim:Slot", NS)}
     assert slots["hash"] == hashlib.sha1(sent.cda).hexdigest()
     assert slots["size"] == str(len(sent.cda))
     assert slots["repositoryUniqueId"] == "1.2.250.1.213.4.1.1.1.2"
@@ -80,7 +81,7 @@ async def test_full_document_lifecycle(
     # TD3.2: byte-identical content, MTOM, xop:Include pointing at the part.
     got = await retrieve(client_a, dr_a, INS, sent.doc_uid)
     assert got.registry_status() == "Success"
-    href = got.envelope.find(".//xop:Include", NS).get("href")  # type: ignore[union-attr]
+    href = got.envelope.find(".//xop:Include", NS).get("href")
     assert got.content_type.startswith("multipart/related")
     ((cid, content),) = got.attachments.items()
     assert href == "cid:" + cid.replace(":", "%3A")
@@ -88,40 +89,40 @@ async def test_full_document_lifecycle(
 
     # Dr B sees it too, until Dr A masks it to professionals (TD3.3a).
     _only(await find(client_b, dr_b, INS))
-    masked = await set_visibility(client_a, dr_a, INS, entry, add=("MASQUE_PS",))  # type: ignore[arg-type]
+    masked = await set_visibility(client_a, dr_a, INS, entry, add=("MASQUE_PS",))
     assert masked.registry_status() == "Success", masked.errors()
     assert await find(client_b, dr_b, INS) == []
     refused = await retrieve(client_b, dr_b, INS, sent.doc_uid)
     assert refused.registry_status() == "Failure" and refused.error_codes() == ["XDSDocumentUniqueIdError"]
     v2 = _only(await find(client_a, dr_a, INS))
-    assert "MASQUE_PS" in confidentiality_of(v2)  # type: ignore[arg-type]
-    assert v2.find("rim:VersionInfo", NS).get("versionName") == "2"  # type: ignore[attr-defined]
-    assert v2.get("lid") == entry.get("lid") and v2.get("id") != entry.get("id")  # type: ignore[attr-defined]
+    assert "MASQUE_PS" in confidentiality_of(v2)
+    assert v2.find("rim:VersionInfo", NS).get("versionName") == "2"
+    assert v2.get("lid") == entry.get("lid") and v2.get("id") != entry.get("id")
     old = _only(await find(client_a, dr_a, INS, (DEPRECATED,)))
-    assert old.get("id") == entry.get("id") and old.get("status") == DEPRECATED  # type: ignore[attr-defined]
+    assert old.get("id") == entry.get("id") and old.get("status") == DEPRECATED
     _only(await find(client_a, dr_a, INS, patient=True))  # the patient still sees a document masked to professionals
     assert await find(client_b, dr_b, INS, (APPROVED, DEPRECATED)) == []  # no leak through the old version
 
     # A stale PreviousVersion is refused.
-    stale = await set_visibility(client_a, dr_a, INS, v2, add=("INVISIBLE_PATIENT",), previous="1")  # type: ignore[arg-type]
+    stale = await set_visibility(client_a, dr_a, INS, v2, add=("INVISIBLE_PATIENT",), previous="1")
     assert stale.error_codes() == ["XDSMetadataVersionError"]
 
     # Unmask and hide from the patient (TD3.3b reverse): Dr B sees it again, the patient no longer.
-    hidden = await set_visibility(client_a, dr_a, INS, v2, add=("INVISIBLE_PATIENT",), remove=("MASQUE_PS",))  # type: ignore[arg-type]
+    hidden = await set_visibility(client_a, dr_a, INS, v2, add=("INVISIBLE_PATIENT",), remove=("MASQUE_PS",))
     assert hidden.registry_status() == "Success", hidden.errors()
     v3 = _only(await find(client_b, dr_b, INS))
-    assert confidentiality_of(v3) == {"N", "INVISIBLE_PATIENT"}  # type: ignore[arg-type]
+    assert confidentiality_of(v3) == {"N", "INVISIBLE_PATIENT"}
     assert await find(client_a, dr_a, INS, patient=True) == []
     assert (await retrieve(client_a, dr_a, INS, sent.doc_uid, patient=True)).registry_status() == "Failure"
 
     # Archive / unarchive (TD3.3d).
-    current = str(v3.get("id"))  # type: ignore[attr-defined]
+    current = str(v3.get("id"))
     wrong = await set_status(client_a, dr_a, INS, current, ARCHIVED, APPROVED)
     assert wrong.error_codes() == ["XDSMetadataUpdateError"]
     archived = await set_status(client_a, dr_a, INS, current, APPROVED, ARCHIVED)
     assert archived.registry_status() == "Success", archived.errors()
     assert await find(client_a, dr_a, INS) == []
-    assert _only(await find(client_a, dr_a, INS, (ARCHIVED,))).get("status") == ARCHIVED  # type: ignore[attr-defined]
+    assert _only(await find(client_a, dr_a, INS, (ARCHIVED,))).get("status") == ARCHIVED
     assert (await retrieve(client_a, dr_a, INS, sent.doc_uid)).registry_status() == "Success"
     back = await set_status(client_a, dr_a, INS, current, ARCHIVED, APPROVED)
     assert back.registry_status() == "Success"
@@ -142,11 +143,11 @@ async def test_replacement_deprecates_the_old_version(
     client_a, dr_a = clients[0], doctors[0]
     first = await submit(client_a, dr_a, INS)
     old = _only(await find(client_a, dr_a, INS))
-    second = await submit(client_a, dr_a, INS, replaces=str(old.get("id")))  # type: ignore[attr-defined]
+    second = await submit(client_a, dr_a, INS, replaces=str(old.get("id")))
     assert second.answer.registry_status() == "Success", second.answer.raw[:2000]
-    assert unique_id_of(_only(await find(client_a, dr_a, INS))) == second.doc_uid  # type: ignore[arg-type]
-    assert unique_id_of(_only(await find(client_a, dr_a, INS, (DEPRECATED,)))) == first.doc_uid  # type: ignore[arg-type]
-    again = await submit(client_a, dr_a, INS, replaces=str(old.get("id")))  # type: ignore[attr-defined]
+    assert unique_id_of(_only(await find(client_a, dr_a, INS))) == second.doc_uid
+    assert unique_id_of(_only(await find(client_a, dr_a, INS, (DEPRECATED,)))) == first.doc_uid
+    again = await submit(client_a, dr_a, INS, replaces=str(old.get("id")))
     assert again.answer.error_codes() == ["XDSRegistryMetadataError"]  # a Deprecated version cannot be replaced
 
 
@@ -166,8 +167,8 @@ async def test_xades_digest_mismatch_refused(
     sent = await submit(clients[0], doctors[0], INS, tamper=True)
     assert sent.answer.registry_status() == "Failure"
     assert sent.answer.error_codes() == ["XDSRegistryMetadataError"]
-    context = sent.answer.envelope.find(".//rs:RegistryError", NS).get("codeContext")  # type: ignore[union-attr]
-    assert "empreinte" in context  # type: ignore[operator]
+    context = sent.answer.envelope.find(".//rs:RegistryError", NS).get("codeContext")
+    assert "empreinte" in context
 
 
 async def test_documents_survive_a_restart(
@@ -182,7 +183,7 @@ async def test_documents_survive_a_restart(
         await client.close()
     async for running in started(config):
         client = DmpClient(running.url, client_context(pki, dr_a.certs.auth, tmp_path))
-        assert unique_id_of(_only(await find(client, dr_a, INS))) == sent.doc_uid  # type: ignore[arg-type]
+        assert unique_id_of(_only(await find(client, dr_a, INS))) == sent.doc_uid
         got = await retrieve(client, dr_a, INS, sent.doc_uid)
         assert list(got.attachments.values()) == [sent.cda]
         await client.close()

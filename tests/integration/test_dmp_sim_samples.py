@@ -98,7 +98,7 @@ async def test_official_samples_accepted_in_sequence(
         "registry", with_vihf(sample_envelope("TD3.1_Recherche-de-document_request.xml"), sign_vihf(dr_a, SAMPLE_INS))
     )
     assert found.registry_status() == "Success"
-    assert found.envelope.find(".//query:AdhocQueryResponse", NS).get("totalResultCount") == "1"  # type: ignore[union-attr]
+    assert found.envelope.find(".//query:AdhocQueryResponse", NS).get("totalResultCount") == "1"
     entry = found.envelope.find(".//rim:ExtrinsicObject", NS)
     assert entry is not None and entry.get("status") == "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
 
@@ -120,7 +120,7 @@ async def test_official_samples_accepted_in_sequence(
 
     # TD3.3d on our document: the sample's shape with our entryUUID archives it.
     archive = sample_envelope("TD3.3d_Archiver-un-document_request.xml")
-    archive.find(".//rim:Association", NS).set("targetObject", entry.get("id"))  # type: ignore[union-attr,arg-type]
+    archive.find(".//rim:Association", NS).set("targetObject", entry.get("id"))
     archived = await client.post("registry", with_vihf(archive, sign_vihf(dr_a, SAMPLE_INS)))
     assert archived.registry_status() == "Success", archived.errors()
 
@@ -130,9 +130,7 @@ async def test_incomplete_metadata_refused(client: DmpClient, doctors: tuple[Pra
     env = sample_envelope(TD21)
     doc = next(e for e in env.iter(f"{{{NS['rim']}}}ExtrinsicObject") if e.get("id") == "DocumentME2")
     class_code = next(
-        c
-        for c in doc.iterfind("rim:Classification", NS)
-        if c.get("classificationScheme").endswith("e362475b143a")  # type: ignore[union-attr]
+        c for c in doc.iterfind("rim:Classification", NS) if c.get("classificationScheme").endswith("e362475b143a")
     )
     doc.remove(class_code)
     cda = sample_part(TD21, CDA_CID)

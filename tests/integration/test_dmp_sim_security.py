@@ -128,8 +128,8 @@ async def test_td02_sample_accepted_with_a_valid_vihf(
     assert (
         answer.envelope.findtext(".//wsa:RelatesTo", namespaces=NS) == "urn:uuid:f2c3f93b-06e2-4333-b80d-4d0505c332aa"
     )
-    assert answer.envelope.find(".//hl7:queryResponseCode", NS).get("code") == "OK"  # type: ignore[union-attr]
-    assert answer.envelope.find(".//hl7:attentionLine/hl7:value", NS).get("code") == "VALIDE"  # type: ignore[union-attr]
+    assert answer.envelope.find(".//hl7:queryResponseCode", NS).get("code") == "OK"
+    assert answer.envelope.find(".//hl7:attentionLine/hl7:value", NS).get("code") == "VALIDE"
     ids = {i.get("extension") for i in answer.envelope.iterfind(".//hl7:patient/hl7:id", NS)}
     assert SAMPLE_INS in ids
 
@@ -139,10 +139,10 @@ async def test_td02_unknown_patient_is_not_found(
 ) -> None:
     unknown = "185057800608491"  # valid key, not seeded
     envelope = sample_envelope("TD0.2_Test-dexistence_request.xml")
-    envelope.find(".//hl7:patientIdentifier/hl7:value", NS).set("extension", unknown)  # type: ignore[union-attr]
+    envelope.find(".//hl7:patientIdentifier/hl7:value", NS).set("extension", unknown)
     answer = await client_a.post("patients", with_vihf(envelope, sign_vihf(doctors[0], unknown)))
     assert answer.status == 200
-    assert answer.envelope.find(".//hl7:queryResponseCode", NS).get("code") == "NF"  # type: ignore[union-attr]
+    assert answer.envelope.find(".//hl7:queryResponseCode", NS).get("code") == "NF"
 
 
 async def test_unsigned_vihf_refused(client_a: DmpClient, doctors: tuple[Practitioner, Practitioner]) -> None:
@@ -167,7 +167,7 @@ async def test_tampered_vihf_refused(client_a: DmpClient, doctors: tuple[Practit
     assert value is not None
     value.text = "279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH"
     envelope = sample_envelope("TD0.2_Test-dexistence_request.xml")
-    envelope.find(".//hl7:patientIdentifier/hl7:value", NS).set("extension", "279035121518989")  # type: ignore[union-attr]
+    envelope.find(".//hl7:patientIdentifier/hl7:value", NS).set("extension", "279035121518989")
     answer = await client_a.post("patients", with_vihf(envelope, vihf))
     assert answer.status == 400
     assert answer.fault_subcode() == "soap:DMPInvalidSignature"
@@ -210,7 +210,7 @@ async def test_vihf_attributes_and_window_checked(
     vihf = sign_vihf(doctors[0], SAMPLE_INS, **kwargs)
     answer = await client_a.post("patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), vihf))
     assert answer.fault_subcode() == "soap:DMPInvalidVIHF"
-    assert reason in answer.envelope.findtext(".//soap:Reason/soap:Text", namespaces=NS)  # type: ignore[operator]
+    assert reason in answer.envelope.findtext(".//soap:Reason/soap:Text", namespaces=NS)
 
 
 async def test_vihf_with_bad_ins_key_refused(client_a: DmpClient, doctors: tuple[Practitioner, Practitioner]) -> None:
@@ -218,12 +218,12 @@ async def test_vihf_with_bad_ins_key_refused(client_a: DmpClient, doctors: tuple
     vihf = sign_vihf(doctors[0], bad)
     answer = await client_a.post("patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), vihf))
     assert answer.fault_subcode() == "soap:DMPInvalidVIHF"
-    assert "clé NIR" in answer.envelope.findtext(".//soap:Reason/soap:Text", namespaces=NS)  # type: ignore[operator]
+    assert "clé NIR" in answer.envelope.findtext(".//soap:Reason/soap:Text", namespaces=NS)
 
 
 async def test_wrong_action_refused(client_a: DmpClient, doctors: tuple[Practitioner, Practitioner]) -> None:
     envelope = sample_envelope("TD0.2_Test-dexistence_request.xml")
-    envelope.find(".//wsa:Action", NS).text = "urn:ihe:iti:2007:RegistryStoredQuery"  # type: ignore[union-attr]
+    envelope.find(".//wsa:Action", NS).text = "urn:ihe:iti:2007:RegistryStoredQuery"
     answer = await client_a.post("patients", with_vihf(envelope, sign_vihf(doctors[0], SAMPLE_INS)))
     assert answer.status == 400
     assert answer.fault_subcode() == "wsa:ActionNotSupported"
