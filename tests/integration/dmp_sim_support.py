@@ -38,17 +38,14 @@ __all__ = [
     "build_vihf",
     "client_context",
     "cx",
-    "doctors",
     "make_practitioners",
     "multipart",
     "parse_multipart",
-    "pki",
     "requires_reference",
     "sample_envelope",
     "sample_part",
     "server_files",
     "sign_vihf",
-    "sim",
     "sim_config",
     "started",
     "with_vihf",
@@ -389,30 +386,11 @@ def make_practitioners(pki: TestPki) -> tuple[Practitioner, Practitioner]:
     return out[0], out[1]
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    """The test IGC-Santé for these tests (generated once per session)."""
-    return TestPki.load_or_create(tmp_path_factory.mktemp("dmp-sim-pki"))
-
-
-@pytest.fixture(scope="session")
-def doctors(pki: TestPki) -> tuple[Practitioner, Practitioner]:
-    """Dr A (author) and Dr B (another professional)."""
-    return make_practitioners(pki)
-
-
 def sim_config(pki: TestPki, directory: Path, dump: Path | None = None) -> SimConfig:
     """A simulator configuration with its own data folder under `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     cert, key, ca = server_files(pki, directory)
     return SimConfig(data_dir=directory / "data", cert_file=cert, key_file=key, ca_file=ca, dump_dir=dump)
-
-
-@pytest.fixture
-async def sim(pki: TestPki, tmp_path: Path) -> AsyncIterator[DmpSimulator]:
-    """A running simulator with a fresh data folder."""
-    async for running in started(sim_config(pki, tmp_path / "sim")):
-        yield running
 
 
 def server_files(pki: TestPki, directory: Path) -> tuple[Path, Path, Path]:

@@ -25,7 +25,7 @@ from tests.integration.dmp_sim_support import (
 )
 
 # Fixtures pki, doctors.
-pytest_plugins = ["tests.integration.dmp_sim_support"]
+pytest_plugins = ["tests.integration.dmp_sim_fixtures"]
 
 pytestmark = [requires_reference, pytest.mark.timeout(60)]
 

@@ -35,7 +35,7 @@ from tests.integration.dmp_sim_xds import (
 )
 
 # Fixtures pki, doctors, sim.
-pytest_plugins = ["tests.integration.dmp_sim_support"]
+pytest_plugins = ["tests.integration.dmp_sim_fixtures"]
 
 pytestmark = [requires_reference, pytest.mark.timeout(120)]
 

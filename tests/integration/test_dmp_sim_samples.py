@@ -31,7 +31,7 @@ from tests.integration.dmp_sim_support import (
 from tests.integration.dmp_sim_xds import CDA_CID, TD21, XADES_CID
 
 # Fixtures pki, doctors, sim.
-pytest_plugins = ["tests.integration.dmp_sim_support"]
+pytest_plugins = ["tests.integration.dmp_sim_fixtures"]
 
 pytestmark = [requires_reference, pytest.mark.timeout(60)]
 
