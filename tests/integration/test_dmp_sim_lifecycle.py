@@ -17,8 +17,11 @@ from tests.integration.dmp_sim_support import (
     Practitioner,
     client_context,
     requires_reference,
+    sample_envelope,
+    sign_vihf,
     sim_config,
     started,
+    with_vihf,
 )
 from tests.integration.dmp_sim_xds import (
     APPROVED,
@@ -187,3 +190,31 @@ async def test_documents_survive_a_restart(
         got = await retrieve(client, dr_a, INS, sent.doc_uid)
         assert list(got.attachments.values()) == [sent.cda]
         await client.close()
+
+
+async def test_get_documents_and_object_refs(
+    clients: tuple[DmpClient, DmpClient], doctors: tuple[Practitioner, Practitioner]
+) -> None:
+    client_a, dr_a = clients[0], doctors[0]
+    sent = await submit(client_a, dr_a, INS)
+    entry = _only(await find(client_a, dr_a, INS))
+    env = sample_envelope("TD3.1_Recherche-de-document_request.xml")
+    query = env.find(".//rim:AdhocQuery", NS)
+    assert query is not None
+    query.set("id", "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4")  # GetDocuments
+    for slot in query.findall("rim:Slot", NS):
+        query.remove(slot)
+    slot = etree.SubElement(query, f"{{{NS['rim']}}}Slot", name="$XDSDocumentEntryUniqueId")
+    etree.SubElement(
+        etree.SubElement(slot, f"{{{NS['rim']}}}ValueList"), f"{{{NS['rim']}}}Value"
+    ).text = f"('{sent.doc_uid}')"
+    option = env.find(".//query:ResponseOption", NS)
+    assert option is not None
+    got = await client_a.post("registry", with_vihf(env, sign_vihf(dr_a, INS)))
+    assert [e.get("id") for e in got.envelope.iter(f"{{{NS['rim']}}}ExtrinsicObject")] == [entry.get("id")]
+    option.set("returnType", "ObjectRef")
+    refs = await client_a.post("registry", with_vihf(env, sign_vihf(dr_a, INS)))
+    assert [e.get("id") for e in refs.envelope.iter(f"{{{NS['rim']}}}ObjectRef")] == [entry.get("id")]
+    query.set("id", "urn:uuid:00000000-0000-0000-0000-000000000000")
+    unknown = await client_a.post("registry", with_vihf(env, sign_vihf(dr_a, INS)))
+    assert unknown.error_codes() == ["XDSUnknownStoredQuery"]

@@ -265,3 +265,34 @@ def test_rogue_helper_really_is_untrusted(pki: TestPki, doctors: tuple[Practitio
     with pytest.raises(TrustError):
         store.verify(_rogue(doctors[0].certs.sign.certificate.subject).certificate)
     assert etree is not None
+
+
+async def test_indirect_mode_with_an_establishment_certificate(
+    sim: DmpSimulator, pki: TestPki, doctors: tuple[Practitioner, Practitioner], tmp_path: Path
+) -> None:
+    org = pki.establishment("10B0127189", "CLINIQUE DES TESTS")
+    client = DmpClient(sim.url, client_context(pki, org.auth_cli, tmp_path))
+    try:
+        vihf = build_vihf(
+            signer=org.sign,
+            issuer_dn=org.sign.certificate.subject.rfc4514_string(),
+            name_id=doctors[0].name_id,
+            ins=SAMPLE_INS,
+            mode="INDIRECTE",
+        )
+        answer = await client.post("patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), vihf))
+        assert answer.status == 200, answer.errors()
+        no_subject = build_vihf(
+            signer=org.sign,
+            issuer_dn=org.sign.certificate.subject.rfc4514_string(),
+            name_id=doctors[0].name_id,
+            ins=SAMPLE_INS,
+            mode="INDIRECTE",
+            omit=["urn:oasis:names:tc:xspa:1.0:subject:subject-id"],
+        )
+        refused = await client.post(
+            "patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), no_subject)
+        )
+        assert refused.fault_subcode() == "soap:DMPInvalidVIHF"
+    finally:
+        await client.close()
