@@ -15,6 +15,7 @@ first and raises PIN_LAST_TRY before sending VERIFY.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import logging
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from typing import NoReturn, Protocol, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from bridge.cards.cps_data import (
     AUTH_CERT_PATH,
@@ -64,8 +66,10 @@ __all__ = [
     "CpsCardInfo",
     "Operation",
     "PinStatus",
+    "Practitioner",
     "Runner",
     "card_keys",
+    "certificate_summary",
     "digest_info",
     "fcp_file_size",
     "get_data_chv",
@@ -103,6 +107,9 @@ _DIGEST_INFO = {
     "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
     "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
 }
+
+# Short names for the attributes IGC-Santé subjects use, as the DMP kit writes them (GN=, SN=, T=).
+_DN_NAMES = {NameOID.GIVEN_NAME: "GN", NameOID.SURNAME: "SN", NameOID.TITLE: "T"}
 
 _SW_SECURITY = 0x6982
 _SW_BLOCKED = 0x6983
@@ -257,10 +264,32 @@ class CardStateError(BridgeError):
     """An operation asked in a state that does not allow it (blocked card, or a caller's bug)."""
 
     def __init__(self, state: CardState, operation: Operation) -> None:
-        code = ErrorCode.PIN_BLOCKED if state is CardState.BLOCKED else ErrorCode.INTERNAL
-        super().__init__(code, f"{operation.value} not allowed in state {state.value}")
+        detail = f"{operation.value} not allowed in state {state.value}"
+        if state is CardState.BLOCKED:
+            super().__init__(ErrorCode.PIN_BLOCKED, detail, triesLeft=0)
+        else:
+            super().__init__(ErrorCode.INTERNAL, detail)  # the caller skipped a step: our bug
         self.state = state
         self.operation = operation
+
+
+@dataclass(frozen=True)
+class Practitioner:
+    """The card holder as a DMP VIHF names them: NameID, subject-id, roles, structure and sector.
+
+    Codes are bare; their systems are TRE_G15 (`OID_PROFESSION`), TRE_R01 (`OID_SPECIALTY`) and TRE_R02
+    (`OID_ACTIVITY_SECTOR`) from `bridge.cards.cps_data`.
+    """
+
+    national_id: str
+    display_name: str
+    profession_code: str
+    specialty_code: str
+    structure_id: str
+    activity_sector: str
+
+    def __repr__(self) -> str:  # identifiers and names stay out of logs
+        return f"Practitioner(profession={self.profession_code!r}, sector={self.activity_sector!r})"
 
 
 @dataclass(frozen=True)
@@ -277,6 +306,63 @@ class CpsCardInfo:
 
     def __repr__(self) -> str:  # names and identifiers stay out of logs
         return f"CpsCardInfo(card_type={self.identity.card_type!r}, pin={self.pin!r})"
+
+    def practitioner(self, situation: Situation) -> Practitioner:
+        """What a DIRECTE VIHF says of the holder acting in `situation` (one of this card's situations).
+
+        Structure and sector come from the same situation (the DMP checks they belong together); the
+        profession and specialty are the situation's, else the card holder's (CPS_INFO_PS).
+        """
+        pro = self.professional
+        return Practitioner(
+            national_id=self.holder.national_id or pro.national_id,
+            display_name=f"{self.holder.first_name} {self.holder.last_name}".strip(),
+            profession_code=situation.profession_code or pro.profession_code,
+            specialty_code=situation.specialty_code or pro.specialty_code,
+            structure_id=situation.structure_id,
+            activity_sector=situation.activity_sector,
+        )
+
+    def to_json(self, now: dt.datetime | None = None) -> dict[str, object]:
+        """JSON-ready dict (API payloads, `dmp-bridge card --json`); `now` fixes the certificates' days left."""
+        now = now or dt.datetime.now(dt.UTC)
+        identity, holder, pro = self.identity, self.holder, self.professional
+        return {
+            "serial": self.serial,
+            "cardType": identity.card_type,
+            "cardNumber": identity.card_number,
+            "validFrom": identity.not_before.isoformat() if identity.not_before else None,
+            "validUntil": identity.not_after.isoformat() if identity.not_after else None,
+            "holder": {
+                "idType": holder.id_type,
+                "nationalId": holder.national_id,
+                "civility": holder.civility,
+                "lastName": holder.last_name,
+                "firstName": holder.first_name,
+            },
+            "professionCode": pro.profession_code,
+            "specialtyCode": pro.specialty_code,
+            "certificates": [
+                certificate_summary("authentication", self.auth_certificate, now),
+                certificate_summary("signature", self.sign_certificate, now),
+            ],
+            "pin": {"triesLeft": self.pin.tries_left, "triesMax": self.pin.tries_max, "blocked": self.pin.blocked},
+        }
+
+
+def certificate_summary(usage: str, cert: x509.Certificate, now: dt.datetime) -> dict[str, object]:
+    """Subject, issuer, validity and days left of a certificate (expired ones have negative days)."""
+    not_after = cert.not_valid_after_utc
+    return {
+        "usage": usage,
+        "subject": cert.subject.rfc4514_string(_DN_NAMES),
+        "issuer": cert.issuer.rfc4514_string(_DN_NAMES),
+        "serialNumber": format(cert.serial_number, "X"),
+        "notBefore": cert.not_valid_before_utc.isoformat(),
+        "notAfter": not_after.isoformat(),
+        "daysLeft": (not_after - now).days,
+        "expired": not_after <= now,
+    }
 
 
 T = TypeVar("T")
@@ -348,7 +434,13 @@ class Cps3Card:
     def identify(self, ch: CardChannel) -> str:
         """Read EF.SN.ICC: checks the ANS issuer and returns the card serial (NEW -> READY)."""
         self._require(Operation.IDENTIFY)
-        serial = parse_sn_icc(self.read_file(ch, SN_ICC_PATH, "EF.SN.ICC"))
+        try:
+            raw = self.read_file(ch, SN_ICC_PATH, "EF.SN.ICC")
+        except StatusWordError as exc:
+            if exc.sw.value in (_SW_NOT_FOUND, 0x6A86, 0x6D00, 0x6E00):
+                raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "no CPS3 EF.SN.ICC") from None
+            raise
+        serial = parse_sn_icc(raw)
         self.serial = serial
         if self.state is CardState.NEW:
             self.state = CardState.READY

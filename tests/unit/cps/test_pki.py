@@ -6,9 +6,14 @@ import datetime as dt
 import ipaddress
 import itertools
 import os
+import socket
+import ssl
 import stat
 import subprocess
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -218,3 +223,74 @@ def test_refuses_path_like_identifiers(pki: TestPki) -> None:
         pki.person("../evil", **GP)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         pki.server("a/b")
+
+
+def test_real_tls_handshake_with_server_and_client_certificates(pki: TestPki, tmp_path: Path) -> None:
+    """OpenSSL (Python ssl) accepts the simulator's server certificate and a card's auth certificate."""
+    server_cert = pki.server("localhost")
+    person = pki.person("tls-gp", **GP)  # type: ignore[arg-type]
+    files = {}
+    for stem, issued in (("server", server_cert), ("client", person.auth)):
+        (tmp_path / f"{stem}.pem").write_bytes(issued.fullchain_pem())
+        (tmp_path / f"{stem}.key").write_bytes(issued.key_pem())
+        files[stem] = (str(tmp_path / f"{stem}.pem"), str(tmp_path / f"{stem}.key"))
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(*files["server"])
+    server_ctx.load_verify_locations(cafile=str(pki.ca_bundle_path()))
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    server_ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # the DMP speaks TLS 1.2
+    client_ctx = ssl.create_default_context(cafile=str(pki.ca_bundle_path()))
+    client_ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    client_ctx.load_cert_chain(*files["client"])
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    seen: dict[str, Any] = {}
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with server_ctx.wrap_socket(conn, server_side=True) as tls:
+            seen["peer"] = tls.getpeercert()
+            tls.sendall(b"ok")
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            client_ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            assert tls.recv(2) == b"ok"
+            assert tls.version() == "TLSv1.2"
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+    subject = dict(item for rdn in seen["peer"]["subject"] for item in rdn)
+    assert subject["commonName"] == "810012345678"
+
+
+def test_two_processes_creating_the_same_pki_agree(tmp_path: Path) -> None:
+    """The file lock makes concurrent first uses (sandbox + tests) end with one root and one card key."""
+    script = (
+        "import sys; from pathlib import Path; from bridge.crypto.pki import TestPki\n"
+        "from cryptography.hazmat.primitives.hashes import SHA256\n"
+        "pki = TestPki.load_or_create(Path(sys.argv[1]))\n"
+        "certs = pki.person('race', last_name='A', first_name='B', national_id='810000000009',"
+        " profession_code='10', specialty_code='SM54', card_type='CPS')\n"
+        "print(pki.root.fingerprint(SHA256()).hex(), certs.auth.certificate.serial_number)\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / "pki")], cwd=root, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outputs = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert len(outputs) == 1, outputs
+
+
+def test_reprs_carry_no_names_and_no_key(pki: TestPki) -> None:
+    certs = pki.person("repr-gp", **GP)  # type: ignore[arg-type]
+    text = repr(certs) + repr(certs.auth) + repr(pki)
+    assert "MEDECIN" not in text and "PAUL" not in text and "PRIVATE" not in text
