@@ -218,3 +218,32 @@ async def test_get_documents_and_object_refs(
     query.set("id", "urn:uuid:00000000-0000-0000-0000-000000000000")
     unknown = await client_a.post("registry", with_vihf(env, sign_vihf(dr_a, INS)))
     assert unknown.error_codes() == ["XDSUnknownStoredQuery"]
+
+
+async def test_dump_names_each_transaction(
+    pki: TestPki, doctors: tuple[Practitioner, Practitioner], tmp_path: Path
+) -> None:
+    dump = tmp_path / "dump"
+    dr_a = doctors[0]
+    async for running in started(sim_config(pki, tmp_path / "sim", dump)):
+        client = DmpClient(running.url, client_context(pki, dr_a.certs.auth, tmp_path))
+        sent = await submit(client, dr_a, INS)
+        entry = _only(await find(client, dr_a, INS))
+        await retrieve(client, dr_a, INS, sent.doc_uid)
+        await set_visibility(client, dr_a, INS, entry, add=("INVISIBLE_PATIENT",))
+        current = _only(await find(client, dr_a, INS))
+        await set_status(client, dr_a, INS, str(current.get("id")), APPROVED, ARCHIVED)
+        await set_status(client, dr_a, INS, str(current.get("id")), ARCHIVED, DELETED)
+        await client.close()
+    stems = sorted({p.name.rsplit("-", 1)[0] for p in dump.iterdir()})
+    assert stems == [
+        "0001-TD2.1",
+        "0002-TD3.1",
+        "0003-TD3.2",
+        "0004-TD3.3ab",
+        "0005-TD3.1",
+        "0006-TD3.3d",
+        "0007-TD3.3c",
+    ]
+    retrieved = (dump / "0003-TD3.2-response.http").read_bytes()
+    assert retrieved.startswith(b"HTTP/1.1 200\r\nContent-Type: multipart/related") and sent.cda in retrieved
