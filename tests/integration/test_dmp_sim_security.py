@@ -296,3 +296,12 @@ async def test_indirect_mode_with_an_establishment_certificate(
         assert refused.fault_subcode() == "soap:DMPInvalidVIHF"
     finally:
         await client.close()
+
+
+async def test_vihf_signed_with_the_authentication_key_refused(
+    client_a: DmpClient, doctors: tuple[Practitioner, Practitioner]
+) -> None:
+    vihf = sign_vihf(doctors[0], SAMPLE_INS, signer=doctors[0].certs.auth)
+    answer = await client_a.post("patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), vihf))
+    assert answer.fault_subcode() == "soap:DMPInvalidCertificate"
+    assert "Not a valid signature certificate" in answer.errors()[0][1]

@@ -17,7 +17,7 @@ from lxml import etree
 from bridge.sim.dmp.constants import NS
 from bridge.sim.dmp.ins import Ins, InsError, parse_ins_cx
 from bridge.sim.dmp.soap import FaultCode, SoapFault
-from bridge.sim.dmp.trust import TrustError, TrustStore
+from bridge.sim.dmp.trust import TrustError, TrustStore, require_signature_usage
 from bridge.sim.dmp.xmldsig import SignatureError, signer_certificate, verify
 from bridge.xmlsafe import XmlInputError, parse_xml
 
@@ -100,6 +100,7 @@ def _verify_signature(
         raise _fail(f"VIHF : {exc}", FaultCode.INVALID_CERTIFICATE) from None
     try:
         trust.verify(cert, at=now)
+        require_signature_usage(cert)
     except TrustError as exc:
         raise _fail(f"Le certificat ayant signé le VIHF est invalide : {exc}", FaultCode.INVALID_CERTIFICATE) from None
     try:

@@ -18,7 +18,7 @@ from lxml import etree
 
 from bridge.sim.dmp.constants import NS
 from bridge.sim.dmp.errors import XdsError, XdsErrorCode
-from bridge.sim.dmp.trust import TrustError, TrustStore
+from bridge.sim.dmp.trust import TrustError, TrustStore, require_signature_usage
 from bridge.sim.dmp.xmldsig import SignatureError, signer_certificate, verify
 from bridge.xmlsafe import XmlInputError, parse_xml
 
@@ -96,6 +96,7 @@ def check_xades(
     try:
         cert = signer_certificate(root)
         trust.verify(cert, at=now)
+        require_signature_usage(cert)
         references = verify(root, root, cert)
     except TrustError as exc:
         raise _fail(f"certificat du signataire refusé ({exc})") from None
