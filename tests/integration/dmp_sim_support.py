@@ -38,17 +38,14 @@ __all__ = [
     "build_vihf",
     "client_context",
     "cx",
-    "doctors",
     "make_practitioners",
     "multipart",
     "parse_multipart",
-    "pki",
     "requires_reference",
     "sample_envelope",
     "sample_part",
     "server_files",
     "sign_vihf",
-    "sim",
     "sim_config",
     "started",
     "with_vihf",
@@ -99,6 +96,12 @@ def _b64_digest(data: bytes) -> str:
 
 def _sign(key: rsa.RSAPrivateKey, data: bytes) -> str:
     return base64.b64encode(key.sign(data, padding.PKCS1v15(), hashes.SHA256())).decode()
+
+
+def _subset_c14n(element: etree._Element) -> bytes:
+    """Inclusive C14N 1.0 of an element in its document (copied out first: libxml2 wrongly writes
+    xmlns="" on some descendants when canonicalising a subtree whose default namespace is inherited)."""
+    return bytes(etree.tostring(etree.fromstring(etree.tostring(element)), method="c14n"))
 
 
 def _cert_b64(cert: x509.Certificate) -> str:
@@ -228,7 +231,9 @@ def xades_signature(signer: Issued, submission_uid: str, documents: list[tuple[s
     """A signature document shaped like the official TD2.1-SignatureXades (SHA-256 instead of SHA-1)."""
     ds = NS["ds"]
     sig_id = str(uuid.uuid4())
-    signature = etree.Element(f"{{{ds}}}Signature", nsmap={None: ds}, Id=sig_id)
+    # A ds: prefix (the sample uses a default namespace): lxml cannot write the no-namespace
+    # SignatureProperties under a default-namespace parent (it would land in the ds namespace).
+    signature = etree.Element(f"{{{ds}}}Signature", nsmap={"ds": ds}, Id=sig_id)
     info = _ds(signature, "SignedInfo")
     _ds(info, "CanonicalizationMethod", Algorithm=C14N_COMMENTS)
     _ds(info, "SignatureMethod", Algorithm=RSA_SHA256)
@@ -269,7 +274,7 @@ def xades_signature(signer: Issued, submission_uid: str, documents: list[tuple[s
     etree.SubElement(signed_props, f"{{{xa}}}SignedDataObjectProperties")
     for ref, target in ((ref_manifest, manifest), (ref_props, signed_props)):
         _ds(ref, "DigestMethod", Algorithm=SHA256)
-        _ds(ref, "DigestValue").text = _b64_digest(etree.tostring(target, method="c14n"))
+        _ds(ref, "DigestValue").text = _b64_digest(_subset_c14n(target))
     value.text = _sign(signer.key, etree.tostring(info, method="c14n", with_comments=True))
     return bytes(etree.tostring(signature))
 
@@ -304,7 +309,9 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[etree._Element, dic
     parts = body.split(b"--" + boundary.group(1).encode())[1:-1]
     parsed: list[tuple[dict[str, str], bytes]] = []
     for part in parts:
-        head, _, content = part.strip(b"\r\n").partition(b"\r\n\r\n")
+        # Exactly one CRLF after the delimiter line and one before the next delimiter belong to MIME.
+        part = part.removeprefix(b"\r\n").removesuffix(b"\r\n")
+        head, _, content = part.partition(b"\r\n\r\n")
         headers = dict(
             (k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in head.decode().split("\r\n"))
         )
@@ -379,30 +386,11 @@ def make_practitioners(pki: TestPki) -> tuple[Practitioner, Practitioner]:
     return out[0], out[1]
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    """The test IGC-Santé for these tests (generated once per session)."""
-    return TestPki.load_or_create(tmp_path_factory.mktemp("dmp-sim-pki"))
-
-
-@pytest.fixture(scope="session")
-def doctors(pki: TestPki) -> tuple[Practitioner, Practitioner]:
-    """Dr A (author) and Dr B (another professional)."""
-    return make_practitioners(pki)
-
-
 def sim_config(pki: TestPki, directory: Path, dump: Path | None = None) -> SimConfig:
     """A simulator configuration with its own data folder under `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     cert, key, ca = server_files(pki, directory)
     return SimConfig(data_dir=directory / "data", cert_file=cert, key_file=key, ca_file=ca, dump_dir=dump)
-
-
-@pytest.fixture
-async def sim(pki: TestPki, tmp_path: Path) -> AsyncIterator[DmpSimulator]:
-    """A running simulator with a fresh data folder."""
-    async for running in started(sim_config(pki, tmp_path / "sim")):
-        yield running
 
 
 def server_files(pki: TestPki, directory: Path) -> tuple[Path, Path, Path]:
@@ -440,15 +428,24 @@ class Answer:
         """The SOAP fault subcode (or Code value when there is no subcode), '' if not a fault."""
         sub = self.envelope.findtext(".//soap:Fault/soap:Code/soap:Subcode/soap:Value", namespaces=NS)
         code = self.envelope.findtext(".//soap:Fault/soap:Code/soap:Value", namespaces=NS)
-        return (sub or code or "").strip()
+        return str(sub or code or "").strip()
 
     def registry_status(self) -> str:
         """The @status of the RegistryResponse / AdhocQueryResponse."""
         for path in (".//rs:RegistryResponse", ".//query:AdhocQueryResponse"):
             node = self.envelope.find(path, NS)
             if node is not None:
-                return node.get("status", "").rsplit(":", 1)[-1]
+                return str(node.get("status", "")).rsplit(":", 1)[-1]
         return ""
+
+    def errors(self) -> list[tuple[str, str]]:
+        """(errorCode, codeContext) of each RegistryError, or the fault reason."""
+        reason = self.envelope.findtext(".//soap:Reason/soap:Text", namespaces=NS)
+        found = [
+            (e.get("errorCode", ""), e.get("codeContext", ""))
+            for e in self.envelope.iterfind(".//rs:RegistryError", NS)
+        ]
+        return found or ([("fault", reason)] if reason else [])
 
     def error_codes(self) -> list[str]:
         """RegistryError/@errorCode values."""

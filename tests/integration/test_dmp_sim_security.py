@@ -17,21 +17,21 @@ from lxml import etree
 
 from bridge.crypto.pki import Issued, TestPki
 from bridge.sim.dmp import DmpSimulator
-from tests.integration.dmp_sim_support import (  # noqa: F401 - pytest fixtures
+from tests.integration.dmp_sim_support import (
     NS,
     SAMPLE_INS,
     DmpClient,
     Practitioner,
     build_vihf,
     client_context,
-    doctors,
-    pki,
     requires_reference,
     sample_envelope,
     sign_vihf,
-    sim,
     with_vihf,
 )
+
+# Fixtures pki, doctors, sim.
+pytest_plugins = ["tests.integration.dmp_sim_fixtures"]
 
 pytestmark = [requires_reference, pytest.mark.timeout(60)]
 
@@ -99,7 +99,7 @@ async def test_tls_is_1_2_with_dmp_suites_only(
     sim: DmpSimulator, pki: TestPki, doctors: tuple[Practitioner, Practitioner], tmp_path: Path
 ) -> None:
     ctx = client_context(pki, doctors[0].certs.auth, tmp_path)
-    reader, writer = await asyncio.open_connection("127.0.0.1", sim.port, ssl=ctx, server_hostname="localhost")
+    _reader, writer = await asyncio.open_connection("127.0.0.1", sim.port, ssl=ctx, server_hostname="localhost")
     ssl_object = writer.get_extra_info("ssl_object")
     assert ssl_object.version() == "TLSv1.2"
     assert ssl_object.cipher()[0] in {
@@ -128,8 +128,8 @@ async def test_td02_sample_accepted_with_a_valid_vihf(
     assert (
         answer.envelope.findtext(".//wsa:RelatesTo", namespaces=NS) == "urn:uuid:f2c3f93b-06e2-4333-b80d-4d0505c332aa"
     )
-    assert answer.envelope.find(".//hl7:queryResponseCode", NS).get("code") == "OK"  # type: ignore[union-attr]
-    assert answer.envelope.find(".//hl7:attentionLine/hl7:value", NS).get("code") == "VALIDE"  # type: ignore[union-attr]
+    assert answer.envelope.find(".//hl7:queryResponseCode", NS).get("code") == "OK"
+    assert answer.envelope.find(".//hl7:attentionLine/hl7:value", NS).get("code") == "VALIDE"
     ids = {i.get("extension") for i in answer.envelope.iterfind(".//hl7:patient/hl7:id", NS)}
     assert SAMPLE_INS in ids
 
@@ -139,10 +139,10 @@ async def test_td02_unknown_patient_is_not_found(
 ) -> None:
     unknown = "185057800608491"  # valid key, not seeded
     envelope = sample_envelope("TD0.2_Test-dexistence_request.xml")
-    envelope.find(".//hl7:patientIdentifier/hl7:value", NS).set("extension", unknown)  # type: ignore[union-attr]
+    envelope.find(".//hl7:patientIdentifier/hl7:value", NS).set("extension", unknown)
     answer = await client_a.post("patients", with_vihf(envelope, sign_vihf(doctors[0], unknown)))
     assert answer.status == 200
-    assert answer.envelope.find(".//hl7:queryResponseCode", NS).get("code") == "NF"  # type: ignore[union-attr]
+    assert answer.envelope.find(".//hl7:queryResponseCode", NS).get("code") == "NF"
 
 
 async def test_unsigned_vihf_refused(client_a: DmpClient, doctors: tuple[Practitioner, Practitioner]) -> None:
@@ -167,7 +167,7 @@ async def test_tampered_vihf_refused(client_a: DmpClient, doctors: tuple[Practit
     assert value is not None
     value.text = "279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH"
     envelope = sample_envelope("TD0.2_Test-dexistence_request.xml")
-    envelope.find(".//hl7:patientIdentifier/hl7:value", NS).set("extension", "279035121518989")  # type: ignore[union-attr]
+    envelope.find(".//hl7:patientIdentifier/hl7:value", NS).set("extension", "279035121518989")
     answer = await client_a.post("patients", with_vihf(envelope, vihf))
     assert answer.status == 400
     assert answer.fault_subcode() == "soap:DMPInvalidSignature"
@@ -210,7 +210,7 @@ async def test_vihf_attributes_and_window_checked(
     vihf = sign_vihf(doctors[0], SAMPLE_INS, **kwargs)
     answer = await client_a.post("patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), vihf))
     assert answer.fault_subcode() == "soap:DMPInvalidVIHF"
-    assert reason in answer.envelope.findtext(".//soap:Reason/soap:Text", namespaces=NS)  # type: ignore[operator]
+    assert reason in answer.envelope.findtext(".//soap:Reason/soap:Text", namespaces=NS)
 
 
 async def test_vihf_with_bad_ins_key_refused(client_a: DmpClient, doctors: tuple[Practitioner, Practitioner]) -> None:
@@ -218,12 +218,12 @@ async def test_vihf_with_bad_ins_key_refused(client_a: DmpClient, doctors: tuple
     vihf = sign_vihf(doctors[0], bad)
     answer = await client_a.post("patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), vihf))
     assert answer.fault_subcode() == "soap:DMPInvalidVIHF"
-    assert "clé NIR" in answer.envelope.findtext(".//soap:Reason/soap:Text", namespaces=NS)  # type: ignore[operator]
+    assert "clé NIR" in answer.envelope.findtext(".//soap:Reason/soap:Text", namespaces=NS)
 
 
 async def test_wrong_action_refused(client_a: DmpClient, doctors: tuple[Practitioner, Practitioner]) -> None:
     envelope = sample_envelope("TD0.2_Test-dexistence_request.xml")
-    envelope.find(".//wsa:Action", NS).text = "urn:ihe:iti:2007:RegistryStoredQuery"  # type: ignore[union-attr]
+    envelope.find(".//wsa:Action", NS).text = "urn:ihe:iti:2007:RegistryStoredQuery"
     answer = await client_a.post("patients", with_vihf(envelope, sign_vihf(doctors[0], SAMPLE_INS)))
     assert answer.status == 400
     assert answer.fault_subcode() == "wsa:ActionNotSupported"
@@ -265,3 +265,43 @@ def test_rogue_helper_really_is_untrusted(pki: TestPki, doctors: tuple[Practitio
     with pytest.raises(TrustError):
         store.verify(_rogue(doctors[0].certs.sign.certificate.subject).certificate)
     assert etree is not None
+
+
+async def test_indirect_mode_with_an_establishment_certificate(
+    sim: DmpSimulator, pki: TestPki, doctors: tuple[Practitioner, Practitioner], tmp_path: Path
+) -> None:
+    org = pki.establishment("10B0127189", "CLINIQUE DES TESTS")
+    client = DmpClient(sim.url, client_context(pki, org.auth_cli, tmp_path))
+    try:
+        vihf = build_vihf(
+            signer=org.sign,
+            issuer_dn=org.sign.certificate.subject.rfc4514_string(),
+            name_id=doctors[0].name_id,
+            ins=SAMPLE_INS,
+            mode="INDIRECTE",
+        )
+        answer = await client.post("patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), vihf))
+        assert answer.status == 200, answer.errors()
+        no_subject = build_vihf(
+            signer=org.sign,
+            issuer_dn=org.sign.certificate.subject.rfc4514_string(),
+            name_id=doctors[0].name_id,
+            ins=SAMPLE_INS,
+            mode="INDIRECTE",
+            omit=["urn:oasis:names:tc:xspa:1.0:subject:subject-id"],
+        )
+        refused = await client.post(
+            "patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), no_subject)
+        )
+        assert refused.fault_subcode() == "soap:DMPInvalidVIHF"
+    finally:
+        await client.close()
+
+
+async def test_vihf_signed_with_the_authentication_key_refused(
+    client_a: DmpClient, doctors: tuple[Practitioner, Practitioner]
+) -> None:
+    vihf = sign_vihf(doctors[0], SAMPLE_INS, signer=doctors[0].certs.auth)
+    answer = await client_a.post("patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), vihf))
+    assert answer.fault_subcode() == "soap:DMPInvalidCertificate"
+    assert "Not a valid signature certificate" in answer.errors()[0][1]

@@ -19,7 +19,7 @@ from bridge.sim.dmp.soap import FaultCode, SoapFault
 from bridge.sim.dmp.store import DmpStore, EntryRow, PatientRow
 from bridge.sim.dmp.vihf import Vihf
 
-__all__ = ["Caller", "Reply", "registry_response", "require_patient", "visible"]
+__all__ = ["Caller", "Reply", "latest_versions", "registry_response", "require_patient", "visible", "visible_now"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,21 @@ def visible(entry: EntryRow, caller: Caller) -> bool:
     if ConfidentialityCode.MASQUE_PS.value in entry.confidentiality:
         return caller.vihf.name_id in {entry.author_id, entry.submitter_id}
     return True
+
+
+def latest_versions(rows: list[EntryRow]) -> dict[str, EntryRow]:
+    """The latest version of each logical document (lid) among `rows`."""
+    latest: dict[str, EntryRow] = {}
+    for row in rows:
+        if row.lid not in latest or row.version > latest[row.lid].version:
+            latest[row.lid] = row
+    return latest
+
+
+def visible_now(entry: EntryRow, latest: EntryRow, caller: Caller) -> bool:
+    """An entry version is visible if it and the current version of its document are: a document masked
+    today must not leak through its older, Deprecated versions."""
+    return visible(entry, caller) and visible(latest, caller)
 
 
 def require_patient(store: DmpStore, ins: Ins, caller: Caller) -> PatientRow:

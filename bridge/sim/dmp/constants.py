@@ -92,6 +92,9 @@ class Transaction(enum.Enum):
     TD3_1 = "TD3.1"
     TD3_2 = "TD3.2"
     TD3_3 = "TD3.3"
+    TD3_3AB = "TD3.3ab"
+    TD3_3C = "TD3.3c"
+    TD3_3D = "TD3.3d"
     UNKNOWN = "unknown"
 
 

@@ -14,7 +14,15 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from bridge.sim.dmp.access import Caller, Reply, registry_response, require_patient, visible
+from bridge.sim.dmp.access import (
+    Caller,
+    Reply,
+    latest_versions,
+    registry_response,
+    require_patient,
+    visible,
+    visible_now,
+)
 from bridge.sim.dmp.constants import (
     HAS_MEMBER,
     NS,
@@ -84,7 +92,11 @@ def _find(store: DmpStore, caller: Caller, params: dict[str, list[str]]) -> list
         "$XDSDocumentEntryTypeCode": lambda r: r.type_code,
         "$XDSDocumentEntryFormatCode": lambda r: r.format_code,
     }
-    rows = [r for r in store.entries(ins.value) if r.status in wanted and not r.is_signature and visible(r, caller)]
+    everything = store.entries(ins.value)
+    latest = latest_versions(everything)
+    rows = [
+        r for r in everything if r.status in wanted and not r.is_signature and visible_now(r, latest[r.lid], caller)
+    ]
     for name, field in filters.items():
         if name in params:
             codes = _codes(params[name])
@@ -113,7 +125,11 @@ def _get(store: DmpStore, caller: Caller, params: dict[str, list[str]]) -> list[
         row = store.entry(entry_uuid)
         if row is not None:
             rows.append(row)
-    return [r for r in rows if r.patient == caller.vihf.ins.value and visible(r, caller)]
+    return [
+        r
+        for r in rows
+        if r.patient == caller.vihf.ins.value and visible_now(r, store.entries_by_lid(r.lid)[-1], caller)
+    ]
 
 
 def _extrinsic(row: EntryRow) -> etree._Element:

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from lxml import etree
 
-from bridge.sim.dmp.access import Caller, Reply, registry_response, require_patient, visible
+from bridge.sim.dmp.access import Caller, Reply, latest_versions, registry_response, require_patient, visible
 from bridge.sim.dmp.constants import HAS_MEMBER, NS, REPOSITORY_UNIQUE_ID, RPLC, SIGNS, AvailabilityStatus
 from bridge.sim.dmp.errors import FAILURE, SUCCESS, XdsError, XdsErrorCode, error_list
 from bridge.sim.dmp.metadata import (
@@ -214,11 +214,9 @@ def retrieve(store: DmpStore, caller: Caller, body: etree._Element) -> Reply:
         if repository != REPOSITORY_UNIQUE_ID:
             errors.append(XdsError(XdsErrorCode.UNKNOWN_REPOSITORY, "RepositoryUniqueId inconnu", repository))
             continue
-        rows = [
-            r
-            for r in store.entries_by_unique_id(unique_id)
-            if r.patient == caller.vihf.ins.value and visible(r, caller)
-        ]
+        # Visibility is that of the latest version (a masking creates a new version; older ones are Deprecated).
+        latest = latest_versions(store.entries_by_unique_id(unique_id))
+        rows = [r for r in latest.values() if r.patient == caller.vihf.ins.value and visible(r, caller)]
         stored = store.content(unique_id) if rows else None
         if stored is None:
             errors.append(XdsError(XdsErrorCode.DOCUMENT_UNIQUE_ID, "Document inconnu ou non visible", unique_id))

@@ -34,7 +34,7 @@ from bridge.sim.dmp.trust import TrustStore
 from bridge.sim.dmp.vihf import VihfPolicy, check_tls_binding, check_vihf
 from bridge.xmlsafe import DEFAULT_MAX_BYTES, XmlInputError, parse_xml
 
-__all__ = ["BASE_PATH", "DmpSimulator", "SimConfig", "server_ssl_context"]
+__all__ = ["BASE_PATH", "PATIENT_VIEW_HEADER", "DmpSimulator", "SimConfig", "server_ssl_context"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,19 @@ _TRANSACTIONS = {
     Action.UPDATE_DOCUMENT_SET: Transaction.TD3_3,
 }
 PATIENT_VIEW_HEADER = "X-DMP-Sim-Viewer"
+
+
+def _update_kind(body: etree._Element) -> Transaction:
+    """Which ITI-57 use: visibility (new version), deletion or archiving (for dump names and logs)."""
+    rim = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
+    if body.find(f".//{{{rim}}}ExtrinsicObject") is not None:
+        return Transaction.TD3_3AB
+    new_status = [
+        v.text or "" for v in body.iterfind(f".//{{{rim}}}Slot[@name='NewStatus']/{{{rim}}}ValueList/{{{rim}}}Value")
+    ]
+    if any(v.strip().endswith(":Deleted") for v in new_status):
+        return Transaction.TD3_3C
+    return Transaction.TD3_3D if new_status else Transaction.TD3_3
 
 
 def server_ssl_context(cert_file: Path, key_file: Path, ca_file: Path) -> ssl.SSLContext:
@@ -179,6 +192,7 @@ class DmpSimulator:
     ) -> _Outcome:
         relates_to: str | None = None
         action: Action | None = None
+        transaction = Transaction.UNKNOWN
         status = 200
         attachments: tuple[tuple[str, str, bytes], ...] = ()
         try:
@@ -191,6 +205,9 @@ class DmpSimulator:
                 raise SoapFault(FaultCode.ACTION_NOT_SUPPORTED, "Action inconnue : " + request.action[:200]) from None
             if action not in ENDPOINT_ACTIONS[endpoint]:
                 raise SoapFault(FaultCode.ACTION_NOT_SUPPORTED, f"Action non servie par le service {endpoint.value}")
+            transaction = _TRANSACTIONS[action]
+            if action is Action.UPDATE_DOCUMENT_SET:
+                transaction = _update_kind(request.body_child)
             vihf = check_vihf(request.header, self._trust, policy=self._config.vihf_policy)
             check_tls_binding(vihf, peer)
             reply = self._dispatch(action, Caller(vihf, patient_view), request.body_child, message.attachments)
@@ -209,7 +226,6 @@ class DmpSimulator:
             log.exception("DMP simulator internal error")
             refused = SoapFault(FaultCode.INTERNAL, "Erreur interne du simulateur")
             envelope, status = build_fault(refused, relates_to), refused.http_status
-        transaction = _TRANSACTIONS.get(action, Transaction.UNKNOWN) if action else Transaction.UNKNOWN
         log.info("DMP sim %s %s -> HTTP %d", endpoint.value, transaction.value, status)
         if endpoint is Endpoint.PATIENTS:
             return _Outcome(status, "application/soap+xml; charset=UTF-8", envelope, transaction)

@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-__all__ = ["TrustError", "TrustStore"]
+__all__ = ["TrustError", "TrustStore", "require_signature_usage"]
 
 _MAX_DEPTH = 5
 
@@ -44,6 +44,20 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         return False
+
+
+def require_signature_usage(cert: x509.Certificate) -> None:
+    """A VIHF/XAdES signer must be a signature certificate (nonRepudiation), not the card's authentication one.
+
+    The DMP answers `DMPInvalidCertificate` "Not a valid signature certificate" when the authentication
+    certificate signs the VIHF (notes §3.2, Dehempe).
+    """
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        raise TrustError("Not a valid signature certificate (KeyUsage absent)") from None
+    if not usage.content_commitment:
+        raise TrustError("Not a valid signature certificate")
 
 
 @dataclass(frozen=True)

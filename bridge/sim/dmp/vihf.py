@@ -7,21 +7,18 @@ future beyond `skew`, plus `Conditions` NotBefore/NotOnOrAfter when present.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
 from dataclasses import dataclass
 
 from cryptography import x509
 from lxml import etree
-from signxml.algorithms import DigestAlgorithm, SignatureMethod
-from signxml.exceptions import InvalidInput, InvalidSignature, SignXMLException
-from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from bridge.sim.dmp.constants import NS
 from bridge.sim.dmp.ins import Ins, InsError, parse_ins_cx
 from bridge.sim.dmp.soap import FaultCode, SoapFault
-from bridge.sim.dmp.trust import TrustError, TrustStore
+from bridge.sim.dmp.trust import TrustError, TrustStore, require_signature_usage
+from bridge.sim.dmp.xmldsig import SignatureError, signer_certificate, verify
 from bridge.xmlsafe import XmlInputError, parse_xml
 
 __all__ = ["Vihf", "VihfPolicy", "check_tls_binding", "check_vihf"]
@@ -36,18 +33,7 @@ _PROFESSION_SYSTEM = "1.2.250.1.71.1.2.7"
 _NEEDS_SPECIALTY = frozenset({"10", "21"})
 _MODES = frozenset({"DIRECTE", "INDIRECTE", "INDIRECTE_RENFORCEE"})
 
-# RSA-SHA1/SHA1 are in every official sample; SHA-2 in the ANS IG. Both are accepted.
-_CONFIG = SignatureConfiguration(
-    location="./",
-    expect_references=1,
-    signature_methods=frozenset(
-        {SignatureMethod.RSA_SHA1, SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA384, SignatureMethod.RSA_SHA512}
-        | {SignatureMethod.ECDSA_SHA256, SignatureMethod.ECDSA_SHA384, SignatureMethod.ECDSA_SHA512}
-    ),
-    digest_algorithms=frozenset(
-        {DigestAlgorithm.SHA1, DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}
-    ),
-)
+# RSA-SHA1 (every official sample) and RSA-SHA2 (ANS IG) are both accepted by the verifier (xmldsig).
 
 
 @dataclass(frozen=True)
@@ -101,32 +87,33 @@ def _names_equal(issuer: str, subject: x509.Name) -> bool:
 def _verify_signature(
     assertion: etree._Element, trust: TrustStore, now: dt.datetime
 ) -> tuple[etree._Element, x509.Certificate]:
-    signature = assertion.find(f"{{{NS['ds']}}}Signature")
-    if signature is None:
+    # Work on a standalone copy: the reference must resolve to the assertion itself, nothing around it.
+    standalone = parse_xml(etree.tostring(assertion, with_tail=False))
+    signatures = standalone.findall(f"{{{NS['ds']}}}Signature")
+    if not signatures:
         raise _fail("VIHF non signé", FaultCode.INVALID_SIGNATURE)
-    cert_node = signature.find(f"{{{NS['ds']}}}KeyInfo/{{{NS['ds']}}}X509Data/{{{NS['ds']}}}X509Certificate")
-    if cert_node is None or not (cert_node.text or "").strip():
-        raise _fail("VIHF : certificat du signataire absent (KeyInfo/X509Data)", FaultCode.INVALID_CERTIFICATE)
+    if len(signatures) > 1:
+        raise _fail("VIHF : plusieurs signatures", FaultCode.INVALID_SIGNATURE)
     try:
-        cert = x509.load_der_x509_certificate(base64.b64decode("".join((cert_node.text or "").split())))
-    except ValueError:
-        raise _fail("VIHF : certificat du signataire illisible", FaultCode.INVALID_CERTIFICATE) from None
+        cert = signer_certificate(signatures[0])
+    except SignatureError as exc:
+        raise _fail(f"VIHF : {exc}", FaultCode.INVALID_CERTIFICATE) from None
     try:
         trust.verify(cert, at=now)
+        require_signature_usage(cert)
     except TrustError as exc:
         raise _fail(f"Le certificat ayant signé le VIHF est invalide : {exc}", FaultCode.INVALID_CERTIFICATE) from None
-    # Verify a standalone copy: exclusive C14N makes the result independent of the SOAP ancestors.
-    standalone = parse_xml(etree.tostring(assertion))
     try:
-        result = XMLVerifier().verify(standalone, x509_cert=cert, expect_config=_CONFIG)
-    except (InvalidSignature, InvalidInput, SignXMLException) as exc:
-        raise _fail(f"Signature du VIHF invalide : {type(exc).__name__}", FaultCode.INVALID_SIGNATURE) from None
-    assert not isinstance(result, list)
-    signed = result.signed_xml
-    # "See what is signed": the reference must cover the assertion itself, not another element.
-    if signed is None or signed.tag != f"{{{_SAML}}}Assertion" or signed.get("ID") != assertion.get("ID"):
+        references = verify(signatures[0], standalone, cert)
+    except SignatureError as exc:
+        raise _fail(f"Signature du VIHF invalide : {exc}", FaultCode.INVALID_SIGNATURE) from None
+    # "See what is signed": one reference, to the assertion itself, with the enveloped transform.
+    if len(references) != 1 or references[0].element is not standalone:
         raise _fail("La signature du VIHF ne couvre pas l'assertion", FaultCode.INVALID_SIGNATURE)
-    return signed, cert
+    transforms = signatures[0].findall(f".//{{{NS['ds']}}}Reference/{{{NS['ds']}}}Transforms/{{{NS['ds']}}}Transform")
+    if not any(t.get("Algorithm") == "http://www.w3.org/2000/09/xmldsig#enveloped-signature" for t in transforms):
+        raise _fail("La signature du VIHF doit être enveloppée", FaultCode.INVALID_SIGNATURE)
+    return standalone, cert
 
 
 def _attributes(signed: etree._Element) -> dict[str, list[etree._Element]]:

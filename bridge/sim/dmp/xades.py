@@ -15,13 +15,11 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from lxml import etree
-from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
-from signxml.exceptions import SignXMLException
-from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from bridge.sim.dmp.constants import NS
 from bridge.sim.dmp.errors import XdsError, XdsErrorCode
-from bridge.sim.dmp.trust import TrustError, TrustStore
+from bridge.sim.dmp.trust import TrustError, TrustStore, require_signature_usage
+from bridge.sim.dmp.xmldsig import SignatureError, signer_certificate, verify
 from bridge.xmlsafe import XmlInputError, parse_xml
 
 __all__ = ["SignedDocument", "check_xades"]
@@ -41,18 +39,6 @@ _DIGESTS = {
 }
 _SIGNED_PROPERTIES_TYPES = frozenset(
     {"http://uri.etsi.org/01903/v1.1.1#SignedProperties", "http://uri.etsi.org/01903#SignedProperties"}
-)
-_CONFIG = SignatureConfiguration(
-    location="./",
-    expect_references=True,
-    signature_methods=frozenset(
-        {SignatureMethod.RSA_SHA1, SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA384, SignatureMethod.RSA_SHA512}
-    ),
-    digest_algorithms=frozenset(
-        {DigestAlgorithm.SHA1, DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}
-    ),
-    # A same-document reference without transforms is canonicalised with C14N 1.0 (XML-DSig §4.3.3.2).
-    default_reference_c14n_method=CanonicalizationMethod.CANONICAL_XML_1_0,
 )
 
 
@@ -88,6 +74,11 @@ def _digest_of(ref: etree._Element, doc: SignedDocument) -> bytes:
     return hashlib.new(algorithm, data).digest()
 
 
+def _in_object(element: etree._Element, root: etree._Element) -> bool:
+    parent = element.getparent()
+    return parent is not None and parent.tag == f"{{{_DS}}}Object" and parent.getparent() is root
+
+
 def check_xades(
     signature_xml: bytes,
     submission_unique_id: str,
@@ -102,26 +93,20 @@ def check_xades(
         raise _fail("document de signature illisible") from None
     if root.tag != f"{{{_DS}}}Signature":
         raise _fail("ds:Signature attendu à la racine")
-    cert_node = root.find(f"{{{_DS}}}KeyInfo/{{{_DS}}}X509Data/{{{_DS}}}X509Certificate")
-    if cert_node is None:
-        raise _fail("certificat du signataire absent")
     try:
-        cert = x509.load_der_x509_certificate(base64.b64decode("".join((cert_node.text or "").split())))
+        cert = signer_certificate(root)
         trust.verify(cert, at=now)
+        require_signature_usage(cert)
+        references = verify(root, root, cert)
     except TrustError as exc:
         raise _fail(f"certificat du signataire refusé ({exc})") from None
-    except ValueError:
-        raise _fail("certificat du signataire illisible") from None
-    try:
-        results = XMLVerifier().verify(root, x509_cert=cert, expect_config=_CONFIG)
-    except SignXMLException as exc:
-        raise _fail(type(exc).__name__) from None
-    signed = results if isinstance(results, list) else [results]
-    manifests = [r.signed_xml for r in signed if r.signed_xml is not None and r.signed_xml.tag == f"{{{_DS}}}Manifest"]
+    except SignatureError as exc:
+        raise _fail(str(exc)) from None
+    # The signed Manifest must be the one in this signature's own Object (not one smuggled elsewhere).
+    manifests = [r.element for r in references if r.element.tag == f"{{{_DS}}}Manifest" and _in_object(r.element, root)]
     if len(manifests) != 1:
         raise _fail("le Manifest IHE n'est pas signé")
-    types = {ref.get("Type", "") for ref in root.iterfind(f"{{{_DS}}}SignedInfo/{{{_DS}}}Reference")}
-    if not types & _SIGNED_PROPERTIES_TYPES:
+    if not any(r.type in _SIGNED_PROPERTIES_TYPES for r in references):
         raise _fail("SignedProperties XAdES non signées")
     by_uri = {f"urn:oid:{d.unique_id}": d for d in documents}
     seen: set[str] = set()
