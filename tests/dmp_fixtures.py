@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from signxml.verifier import XMLVerifier
 
 from bridge.crypto.pki import EstablishmentCerts, TestPki
 from bridge.crypto.tls import ClientIdentity, ServerTrust
@@ -106,30 +105,9 @@ def settings_for(url: str, ca_file: Path) -> DmpSettings:
     )
 
 
-class _CorrectC14nVerifier(XMLVerifier):
-    """signxml's verifier with the lxml >= 6.1 c14n defect undone (see `patch_sim_xades_verifier`)."""
-
-    excise_empty_xmlns_declarations = True
-
-
-def patch_sim_xades_verifier(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Work around a simulator defect until it is fixed on its branch (reported to the lead).
-
-    lxml 6.1 / libxml2 2.14 write a spurious `xmlns=""` on grandchildren of a non-root element in a
-    default namespace when canonicalising it (inclusive c14n). The simulator verifies the XAdES with a
-    plain `XMLVerifier()`, so it digests and verifies a wrong canonical form and refuses correct
-    signatures (ours verify with xmlsec1 and with cryptography over the true c14n). signxml's own switch
-    for that case removes the spurious declarations; nothing else of the simulator changes.
-    """
-    import bridge.sim.dmp.xades as sim_xades
-
-    monkeypatch.setattr(sim_xades, "XMLVerifier", _CorrectC14nVerifier)
-
-
 @pytest.fixture
-async def dmp_sim(dmp_pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningSim]:
+async def dmp_sim(dmp_pki: TestPki, tmp_path: Path) -> AsyncIterator[RunningSim]:
     """The real DMP simulator on a free loopback port, mutual TLS with the session's test PKI."""
-    patch_sim_xades_verifier(monkeypatch)
     server = dmp_pki.server("localhost")
     tls = tmp_path / "sim-tls"
     tls.mkdir()

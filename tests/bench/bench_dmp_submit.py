@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-import bridge.sim.dmp.xades as sim_xades
 from bridge.cards.cps3 import Cps3Card, card_keys
 from bridge.crypto.pki import TestPki
 from bridge.crypto.tls import ClientIdentity
@@ -40,7 +39,6 @@ from tests.dmp_fixtures import (
     _SEED,
     PATIENT,
     PATIENT_IDENTITY,
-    _CorrectC14nVerifier,
     establishment_credentials,
     indirect_practitioner,
     settings_for,
@@ -100,7 +98,6 @@ async def raw_upload_server(cert: Path, key: Path, ca: Path) -> tuple[web.AppRun
 
 async def bench() -> None:
     """Run and print."""
-    sim_xades.XMLVerifier = _CorrectC14nVerifier  # type: ignore[misc]  # see tests.dmp_fixtures
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         os.environ["DMP_BRIDGE_HOME"] = str(base / "home")
