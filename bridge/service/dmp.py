@@ -172,7 +172,8 @@ class DmpService:
         settings = self.settings()
         if ctx.mode is AuthMode.DIRECTE:
             return await self._direct(ctx, settings)
-        creds = self._establishment_credentials()
+        # PKCS#12 decryption is file I/O and key derivation: off the event loop.
+        creds = await asyncio.to_thread(self._establishment_credentials)
         cfg = self.config
         who = ctx.practitioner or (
             IndirectPractitioner(

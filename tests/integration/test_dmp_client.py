@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime as dt
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -12,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from bridge.crypto.card_key import CardRsaPrivateKey
 from bridge.crypto.pki import TestPki
+from bridge.dmp.cda import CdaHeader, wrap_unstructured
 from bridge.dmp.client import MAX_WRAPPED_BYTES, DmpClient, DmpCredentials, NewDocument
-from bridge.dmp.codes import AvailabilityStatus, Confidentiality, PurposeOfUse
+from bridge.dmp.codes import AvailabilityStatus, Confidentiality, DocFormat, PurposeOfUse
 from bridge.dmp.xds_model import Code
 from bridge.errors import BridgeError, ErrorCode
 from bridge.xmlsafe import parse_xml
@@ -127,3 +129,30 @@ async def test_wrapped_content_size_is_bounded(dmp_sim: RunningSim, dmp_pki: Tes
             await client.submit(indirect_practitioner(), PATIENT, [big])
         assert refused.value.code is ErrorCode.INVALID_PARAMS
         assert client.handshakes == 0  # refused before any network access
+
+
+async def test_cda_pass_through_and_replacement(dmp_sim: RunningSim, dmp_pki: TestPki) -> None:  # noqa: F811
+    author = indirect_practitioner()
+    header = CdaHeader(
+        document_id="1.2.250.1.999.7.1.3.42",
+        type_code=LOINC_CR,
+        title="CR déjà en CDA",
+        effective_time=dt.datetime.now(dt.UTC),
+        patient=PATIENT_IDENTITY,
+        author=author.person(),
+        custodian=author.institution(),
+        facility=author.facility(),
+    )
+    cda = wrap_unstructured(header, b"compte rendu en texte", DocFormat.TEXT)
+    async with DmpClient(settings_for(dmp_sim.url, dmp_sim.ca_file), establishment_credentials(dmp_pki)) as client:
+        first = await client.submit(
+            author, PATIENT, [NewDocument(content=cda, mime_type="text/xml", title="", type_code=LOINC_CR)]
+        )
+        assert first.unique_ids == ("1.2.250.1.999.7.1.3.42",)
+        assert (await client.retrieve(author, PATIENT, "1.2.250.1.999.7.1.3.42")).content == cda
+        (entry,) = await client.find(author, PATIENT)
+        assert entry.format_code.code == DocFormat.TEXT.value and entry.title == "CR déjà en CDA"
+
+        second = await client.submit(author, PATIENT, [_pdf_doc()], replaces={0: "1.2.250.1.999.7.1.3.42"})
+        assert [e.unique_id for e in await client.find(author, PATIENT)] == list(second.unique_ids)
+        assert await client.get_by_unique_id(author, PATIENT, "1.2.250.1.999.7.1.3.42") is None
