@@ -20,7 +20,31 @@ from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.connection import CardConnection
 from bridge.service.dmp import DirectIdentity
 
-__all__ = ["CpsDirectSource"]
+__all__ = ["CpsDirectSource", "identity_of_logged_in_card"]
+
+
+async def identity_of_logged_in_card(connection: CardConnection, card: Cps3Card) -> DirectIdentity:
+    """The DMP identity of a CPS3 whose PIN was verified on `connection` (situations, holder, card keys).
+
+    Any owner of a logged-in card session (this module's source, or the API's card service) gets its
+    DIRECTE-mode credentials from here; the keys sign through `connection`'s worker thread.
+    """
+    info = await connection.run(card.read_public)
+    situations = await connection.run(card.read_situations)
+    # card_keys blocks on the card worker while it reads the certificates: never on the event loop thread.
+    auth_key, sign_key = await asyncio.to_thread(card_keys, lambda fn: connection.submit(fn).result(), card)
+    credentials = DmpCredentials(
+        f"cps:{info.serial}", ClientIdentity((info.auth_certificate,), auth_key), sign_key, (info.sign_certificate,)
+    )
+    return DirectIdentity(
+        credentials=credentials,
+        national_id=info.holder.national_id,
+        family=info.holder.last_name,
+        given=info.holder.first_name,
+        profession_code=info.professional.profession_code,
+        specialty_code=info.professional.specialty_code,
+        situations=situations,
+    )
 
 
 @dataclass
@@ -44,27 +68,9 @@ class CpsDirectSource:
             connection = await CardConnection.open(reader)
             try:
                 card = Cps3Card()
-                info = await connection.run(card.read_public)
+                await connection.run(card.identify)
                 await connection.run(lambda ch: card.verify_pin(ch, pin, force=allow_last_try))
-                situations = await connection.run(card.read_situations)
-
-                # card_keys blocks on the card worker: never on the event loop thread.
-                auth_key, sign_key = await asyncio.to_thread(card_keys, lambda fn: connection.submit(fn).result(), card)
-                credentials = DmpCredentials(
-                    f"cps:{info.serial}",
-                    ClientIdentity((info.auth_certificate,), auth_key),
-                    sign_key,
-                    (info.sign_certificate,),
-                )
-                identity = DirectIdentity(
-                    credentials=credentials,
-                    national_id=info.holder.national_id,
-                    family=info.holder.last_name,
-                    given=info.holder.first_name,
-                    profession_code=info.professional.profession_code,
-                    specialty_code=info.professional.specialty_code,
-                    situations=situations,
-                )
+                identity = await identity_of_logged_in_card(connection, card)
             except BaseException:
                 await connection.close()
                 raise
