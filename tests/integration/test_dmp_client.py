@@ -14,10 +14,17 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from bridge.crypto.card_key import CardRsaPrivateKey
 from bridge.crypto.pki import TestPki
 from bridge.dmp.cda import CdaHeader, wrap_unstructured
-from bridge.dmp.client import MAX_WRAPPED_BYTES, DmpClient, DmpCredentials, NewDocument
+from bridge.dmp.client import MAX_WRAPPED_BYTES, DmpClient, DmpCredentials, DmpSettings, NewDocument
 from bridge.dmp.codes import AvailabilityStatus, Confidentiality, DocFormat, PurposeOfUse
+from bridge.dmp.endpoints import Transaction, encode_request
+from bridge.dmp.http import HttpsClient
+from bridge.dmp.soap import parse_soap_response
+from bridge.dmp.transactions import find_documents
+from bridge.dmp.vihf import VihfContext, build_vihf, issuer_dn, sign_vihf
 from bridge.dmp.xds_model import Code
+from bridge.dmp.xds_parse import parse_query_response
 from bridge.errors import BridgeError, ErrorCode
+from bridge.sim.dmp.server import PATIENT_VIEW_HEADER
 from bridge.xmlsafe import parse_xml
 from tests.dmp_fixtures import (  # noqa: F401  (fixtures)
     PATIENT,
@@ -156,3 +163,38 @@ async def test_cda_pass_through_and_replacement(dmp_sim: RunningSim, dmp_pki: Te
         second = await client.submit(author, PATIENT, [_pdf_doc()], replaces={0: "1.2.250.1.999.7.1.3.42"})
         assert [e.unique_id for e in await client.find(author, PATIENT)] == list(second.unique_ids)
         assert await client.get_by_unique_id(author, PATIENT, "1.2.250.1.999.7.1.3.42") is None
+
+
+async def _patient_sees(settings: DmpSettings, creds: DmpCredentials, unique_id: str) -> bool:
+    """Ask the simulator's patient view (its `X-DMP-Sim-Viewer: patient` header) whether a document shows."""
+    author = indirect_practitioner()
+    ctx = VihfContext(
+        assertion_id="_patient-view", issue_instant=dt.datetime.now(dt.UTC),
+        issuer_dn=issuer_dn(creds.signing_chain[0]),
+        name_id=author.national_id, auth_mode=author.mode, structure_id=author.structure_id, sector=author.sector,
+        roles=author.roles(), lps_name="T", lps_version="1", lps_homologation="T", patient=PATIENT,
+        subject_id="PAUL MARTIN",
+    )  # fmt: skip
+    vihf = sign_vihf(build_vihf(ctx), creds.signing_key, creds.signing_chain)
+    content_type, body = encode_request(
+        find_documents(PATIENT), transaction=Transaction.TD3_1, message_id="urn:uuid:1", vihf=vihf
+    )
+    async with HttpsClient(settings.endpoint(creds.tls)) as http:
+        response = await http.post(
+            settings.path("registry"), body, content_type, headers=[(PATIENT_VIEW_HEADER, "patient")]
+        )
+    answer = parse_soap_response(response.body, response.header("content-type"))
+    return unique_id in {e.unique_id for e in parse_query_response(answer.body).entries}
+
+
+async def test_hidden_from_patient_in_the_patient_view(dmp_sim: RunningSim, dmp_pki: TestPki) -> None:  # noqa: F811
+    settings, creds = settings_for(dmp_sim.url, dmp_sim.ca_file), establishment_credentials(dmp_pki)
+    author = indirect_practitioner()
+    async with DmpClient(settings, creds) as client:
+        (uid,) = (await client.submit(author, PATIENT, [_pdf_doc()])).unique_ids
+        assert await _patient_sees(settings, creds, uid)
+        await client.set_visibility(author, PATIENT, uid, hidden_from_patient=True)
+        assert not await _patient_sees(settings, creds, uid)
+        assert [e.unique_id for e in await client.find(author, PATIENT)] == [uid]  # professionals still see it
+        await client.set_visibility(author, PATIENT, uid, hidden_from_patient=False)
+        assert await _patient_sees(settings, creds, uid)
