@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -87,7 +88,13 @@ async def _client(app: Application, practitioner: dict[str, str]) -> LocalClient
     return client
 
 
-async def test_documents_through_json_rpc(daemon: Application, dmp_sim: RunningSim) -> None:  # noqa: F811
+async def test_documents_through_json_rpc(
+    daemon: Application,
+    dmp_sim: RunningSim,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # INFO is the daemon's level (signxml logs whole canonicalised VIHFs at DEBUG: reported to the lead).
+    caplog.set_level(logging.INFO)
     author, other = await _client(daemon, AUTHOR), await _client(daemon, OTHER)
     try:
         submitted = await author.call(
@@ -171,6 +178,13 @@ async def test_documents_through_json_rpc(daemon: Application, dmp_sim: RunningS
         with pytest.raises(BridgeError) as down:
             await author.call("dmp.documents.find", {"patient": WHO})
         assert down.value.code is ErrorCode.DMP_UNREACHABLE
+
+        # Nothing of the patient, the practitioners or the document reached a log record.
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert "dmp.documents.find" in logged  # the calls were logged...
+        for secret in (PATIENT.value, "MARTIN", "JEAN", "DURAND", AUTHOR["nationalId"], "%PDF", "Compte rendu"):
+            leaks = [f"{r.name}: {r.getMessage()[:300]}" for r in caplog.records if secret in r.getMessage()]
+            assert not leaks, leaks  # ...without patient data, names or content
     finally:
         await author.__aexit__(None, None, None)
         await other.__aexit__(None, None, None)
