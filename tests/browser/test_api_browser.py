@@ -1,0 +1,196 @@
+"""Real Chromium: a page from another origin pairs with the bridge through the SDK and calls it;
+the diagnostics page renders (screenshot in tests/artifacts/diagnostics.png).
+
+Chrome's Local Network Access does not apply here (the test page and the bridge are both loopback, the
+same address space); the launch flag disabling its checks only guards against prompts in future
+versions. A real web app is public and HTTPS: Chrome >= 142 asks the person for the
+"loopback-network" (alias "local-network-access") permission on first use, so the app must call
+`connect()` from a user gesture; managed fleets can pre-allow it with the LocalNetworkAccessAllowedForUrls
+policy. Safari does not allow ws://127.0.0.1 from an HTTPS page at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bridge.app import Application
+from tests.api_helpers import CardInserted, CardRemoved, FakeMonitor, Row, running_bridge
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-features=LocalNetworkAccessChecks,LocalNetworkAccessChecksWebSockets",
+]
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>DPI de test</title>
+<script type="module">
+import { connect } from "http://127.0.0.1:%(port)d/sdk/dmp-bridge.js";
+window.events = [];
+window.errors = [];
+window.start = async () => {
+  const bridge = await connect({ url: "ws://127.0.0.1:%(port)d/ws" });
+  window.bridge = bridge;
+  for (const name of ["card.inserted", "card.removed", "readers.changed"]) {
+    bridge.on(name, (params) => window.events.push({ name, params }));
+  }
+  try { await bridge.readersList(); } catch (err) { window.errors.push(err.code); }
+  window.pairing = bridge.pair({ onPending: (answer) => { window.pending = answer; } });
+  return true;
+};
+window.ready = true;
+</script>
+"""
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path))
+    return tmp_path
+
+
+async def cli(*args: str) -> tuple[int, str]:
+    """`python -m bridge.cli ...` without blocking the bridge's loop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge.cli", *args, cwd=REPO, env=dict(os.environ), stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    return proc.returncode or 0, out.decode()
+
+
+async def page_server(bridge_port: int) -> AsyncIterator[str]:
+    """A second web server (another origin) serving the test page."""
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=PAGE % {"port": bridge_port}, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        # "localhost" makes the page origin differ from the bridge's by host as well as by port.
+        yield f"http://localhost:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium not installed")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        instance = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+async def pair_from_page(page: Any, app: Application, origin: str) -> None:
+    """Start pairing in the page, approve through the CLI as the person would, wait for the notification."""
+    await page.goto(origin + "/")
+    await page.wait_for_function("window.ready === true")
+    await page.evaluate("window.start()")
+    await page.wait_for_function("window.pending !== undefined", timeout=10_000)
+    assert await page.evaluate("window.errors") == ["ORIGIN_NOT_APPROVED"]
+    code, out = await cli("origins", "pending", "--json", "--port", str(app.port))
+    assert code == 0
+    (pending,) = json.loads(out)["pending"]
+    assert pending["origin"] == origin
+    assert pending["requestId"] == await page.evaluate("window.pending.requestId")
+    code, _ = await cli("origins", "approve", pending["code"], "--port", str(app.port))
+    assert code == 0
+    decision = await page.evaluate("window.pairing")
+    assert decision == {"requestId": pending["requestId"], "origin": origin}
+
+
+async def test_page_from_another_origin_pairs_calls_and_gets_events(browser: Any) -> None:
+    monitor = FakeMonitor([Row("Virtual PCD 00 00", False, None), Row("Virtual PCD 00 01", False, None)])
+    async with running_bridge(monitor=monitor) as app:
+        async for origin in page_server(app.port):
+            page = await browser.new_page()
+            await pair_from_page(page, app, origin)
+            info = await page.evaluate("window.bridge.info()")
+            assert info["name"] == "dmp-bridge" and info["port"] == app.port and info["approved"] is True
+            listing = await page.evaluate("window.bridge.readersList()")
+            assert [r["name"] for r in listing["readers"]] == ["Virtual PCD 00 00", "Virtual PCD 00 01"]
+            monitor.emit(CardInserted("Virtual PCD 00 01", bytes.fromhex("3B7F96")))
+            await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')")
+            monitor.emit(CardRemoved("Virtual PCD 00 01"))
+            await page.wait_for_function("window.events.some(e => e.name === 'card.removed')")
+            names = [e["name"] for e in await page.evaluate("window.events")]
+            assert names == ["card.inserted", "readers.changed", "card.removed", "readers.changed"]
+            inserted = (await page.evaluate("window.events"))[0]["params"]
+            assert inserted == {"reader": "Virtual PCD 00 01", "atr": "3B7F96"}
+            # An unknown method is a clear BridgeError in the page.
+            code = await page.evaluate("window.bridge.call('nope').catch(e => [e.name, e.code, e.rpcCode])")
+            assert code == ["BridgeError", "NOT_FOUND", -32601]
+            await page.close()
+
+
+async def test_sdk_reports_bridge_not_running(browser: Any) -> None:
+    async with running_bridge() as app:
+        async for origin in page_server(app.port):
+            page = await browser.new_page()
+            await page.goto(origin + "/")
+            await page.wait_for_function("window.ready === true")
+            result = await page.evaluate(
+                """async (port) => {
+                  const sdk = await import(`http://127.0.0.1:${port}/sdk/dmp-bridge.js`);
+                  try { await sdk.connect({ url: "ws://127.0.0.1:9/ws", retry: { attempts: 2, initialDelay: 10 } }); }
+                  catch (e) { return [e.code, e.messageFr.length > 0]; }
+                  return null;
+                }""",
+                app.port,
+            )
+            assert result == ["BRIDGE_UNREACHABLE", True]
+            await page.close()
+
+
+async def test_diagnostics_page_renders(browser: Any) -> None:
+    monitor = FakeMonitor(
+        [Row("Virtual PCD 00 00", True, bytes.fromhex("3BAC00402A")), Row("Virtual PCD 00 01", False, None)]
+    )
+    async with running_bridge(monitor=monitor) as app:
+        app.store.approve("https://dpi.example.fr")
+        app.errors.record("cps.login", "PIN_INCORRECT")
+        page = await browser.new_page(viewport={"width": 1100, "height": 900}, bypass_csp=True)
+        await page.goto(f"http://127.0.0.1:{app.port}/")
+        await page.wait_for_selector("body[data-ready=true]", timeout=10_000)
+        text = await page.inner_text("body")
+        assert "Virtual PCD 00 00" in text and "3BAC00402A" in text
+        assert "https://dpi.example.fr" in text and "PIN_INCORRECT" in text
+        assert "Connecté" in text
+        assert app.token not in await page.content()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "diagnostics.png"), full_page=True)
+        await page.click("#lang")
+        assert "Readers and cards" in await page.inner_text("body")
+        monitor.emit(CardRemoved("Virtual PCD 00 00"))
+        await page.wait_for_function(
+            "window.dmpBridgeDiagnostics.report && !window.dmpBridgeDiagnostics.report.readers[0].cardPresent"
+        )
+        await page.close()
