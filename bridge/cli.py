@@ -1,13 +1,15 @@
 """The `dmp-bridge` command line.
 
 Each sub-command is a module of `bridge.commands` with `HELP` (one line), `configure(parser)` and
-`run(args) -> int`; modules are imported only when their command runs, so the CLI starts fast.
+`run(args) -> int`; it is found by its module name (no registration), and imported only when its
+command runs, so the CLI starts fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -16,12 +18,16 @@ from bridge import __version__
 
 __all__ = ["SUBCOMMANDS", "main"]
 
-# name -> module under bridge.commands (one line per command; keep sorted).
-SUBCOMMANDS: dict[str, str] = {
-    "origins": "origins",
-    "run": "run",
-    "token": "token",
-}
+
+def _discover() -> dict[str, str]:
+    """Command name -> module name, for every module of bridge.commands (dmp_sim -> dmp-sim)."""
+    import bridge.commands
+
+    names = (m.name for m in pkgutil.iter_modules(bridge.commands.__path__) if not m.name.startswith("_"))
+    return {name.replace("_", "-"): name for name in sorted(names)}
+
+
+SUBCOMMANDS: dict[str, str] = _discover()
 
 
 def _load(name: str) -> ModuleType:
@@ -43,6 +49,8 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
             module = _load(name)
             sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
             module.configure(sub)
+        elif chosen is None:  # top-level help lists every command with its one-line help
+            subparsers.add_parser(name, help=_load(name).HELP)
         else:
             subparsers.add_parser(name, add_help=False)
     return parser

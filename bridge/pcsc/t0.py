@@ -4,7 +4,7 @@
 - 61xx: more data is waiting; fetch it with GET RESPONSE (Le=xx) until the card says 9000 (T=0);
 - 6Cxx: wrong Le; send the same command again with Le=xx;
 - command chaining (ISO 7816-4 §5.1.1, CLA bit 0x10) for data over 255 bytes when the card has no
-  extended length.
+  extended length: the caller builds one logical `Command(..., extended=True)` and the transport decides.
 `send` is the only I/O: a function from command bytes to response bytes, given by the PC/SC layer
 (or wired straight to a virtual card in tests).
 """
@@ -48,17 +48,22 @@ def _exchange(command: Command, send: Send) -> Response:
 
 
 def transceive(command: Command, send: Send, *, extended_length: bool = False) -> Response:
-    """Send `command` through `send`, chaining data over 255 bytes unless the card takes extended length."""
-    if len(command.data) <= _SHORT_LC or command.extended:
+    """Send `command` through `send`; the only I/O is `send`.
+
+    A command that needs extended length (`command.extended`, e.g. data over 255 bytes) goes as it is to
+    a card that takes extended length; otherwise it is re-expressed as short APDUs: command chaining
+    for the data, Le capped at 256 (the rest comes back through 61xx).
+    """
+    if extended_length or not command.extended:
         return _exchange(command, send)
-    if extended_length:
-        extended = Command(command.cla, command.ins, command.p1, command.p2, command.data, command.le, True)
-        return _exchange(extended, send)
+    le = None if command.le is None else min(command.le or 256, 256)
+    if len(command.data) <= _SHORT_LC:
+        return _exchange(Command(command.cla, command.ins, command.p1, command.p2, command.data, le), send)
     chunks = [command.data[i : i + _SHORT_LC] for i in range(0, len(command.data), _SHORT_LC)]
     for chunk in chunks[:-1]:
         part = Command(command.cla | _CHAIN_BIT, command.ins, command.p1, command.p2, chunk)
         response = _exchange(part, send)
         if not response.sw.ok:
             return response  # the card refused a link of the chain: report it as the answer
-    last = Command(command.cla, command.ins, command.p1, command.p2, chunks[-1], command.le)
+    last = Command(command.cla, command.ins, command.p1, command.p2, chunks[-1], le)
     return _exchange(last, send)

@@ -1,0 +1,506 @@
+"""CPS3 card driver (IAS-ECC volet): identity, certificates, PIN, situations d'exercice and signatures.
+
+Synchronous code on a `CardChannel`: the PC/SC layer runs it on the card's worker thread inside a
+transaction (T=0 61xx is handled below the channel). APDU builders and response parsers are pure
+functions; `Cps3Card` holds the session state (an Enum, with one table of allowed operations per
+state). Byte-level sources: cards.md §1.3 (files, SELECT by path P1=09 with P2=04/0C), §1.5 (PIN),
+§1.6 (MSE SET AT + INTERNAL AUTHENTICATE for key 0x82; MSE SET HT/DST + PSO HASH + PSO CDS for key
+0x81, the card finishing the SHA-256). Data-object decoding is isolated in `bridge.cards.cps_data`.
+
+PIN assumptions (not seen in a trace, cards.md §6): reference 01 (global CHV SDO class 1 ref 1);
+VERIFY carries the PIN as ASCII digits, Lc = PIN length, no padding; 4 to 8 digits accepted.
+The bridge never spends the last remaining try unless asked (`force=True`): it reads the counter
+first and raises PIN_LAST_TRY before sending VERIFY.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn, Protocol, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bridge.cards.cps_data import (
+    AUTH_CERT_PATH,
+    ID_CARD_PATH,
+    INFO_PS_PATH,
+    NAME_PS_PATH,
+    SIGN_CERT_PATH,
+    SITUATION_PATHS,
+    SN_ICC_PATH,
+    CardDataError,
+    CardIdentity,
+    HolderName,
+    ProfessionalInfo,
+    Situation,
+    parse_id_card,
+    parse_info_ps,
+    parse_name_ps,
+    parse_situation,
+    parse_sn_icc,
+)
+from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
+from bridge.crypto.sha256_state import split_for_card, split_for_card_sha1
+from bridge.errors import BridgeError, ErrorCode
+from bridge.pcsc.apdu import Command, Response, StatusWord
+from bridge.pcsc.channel import CardChannel, StatusWordError, check
+from bridge.tlv import TlvError, find_first, parse_tlv
+
+__all__ = [
+    "ALLOWED",
+    "CPS3_ATR",
+    "IAS_AID",
+    "KEY_AUTH",
+    "KEY_SIGN",
+    "PIN_REF",
+    "CardState",
+    "CardStateError",
+    "Cps3Card",
+    "CpsCardInfo",
+    "Operation",
+    "PinStatus",
+    "Runner",
+    "card_keys",
+    "digest_info",
+    "fcp_file_size",
+    "get_data_chv",
+    "internal_authenticate",
+    "logout_command",
+    "mse_set",
+    "parse_pin_status",
+    "pso_cds",
+    "pso_hash",
+    "read_binary",
+    "select_path",
+    "verify_command",
+]
+
+log = logging.getLogger(__name__)
+
+CPS3_ATR = bytes.fromhex("3BAC00402A001225006480000310009000")
+IAS_AID = bytes.fromhex("E828BD080F8025000001FF0010")  # contact IAS-ECC application
+PIN_REF = 0x01
+KEY_SIGN = 0x81  # CPS_PRIV_SIG, nonRepudiation, PSO CDS
+KEY_AUTH = 0x82  # CPS_PRIV_AUT, INTERNAL AUTHENTICATE
+MAX_READ = 0xE7  # the ANS driver's max_recv_size for CPS3
+
+# Algorithm references (cards.md §1.6).
+_ALGO_RSA_PKCS1 = 0x02
+_ALGO_HASH = {"sha1": 0x10, "sha256": 0x40}
+_ALGO_RSA_HASH = {"sha1": 0x12, "sha256": 0x42}
+_CRT_AT, _CRT_HT, _CRT_DST = 0xA4, 0xAA, 0xB6
+
+# DER DigestInfo prefixes (RFC 8017 §9.2 note 1): the card pads, the host sends DigestInfo || hash.
+_DIGEST_INFO = {
+    "sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
+    "sha224": bytes.fromhex("302d300d06096086480165030402040500041c"),
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
+}
+
+_SW_SECURITY = 0x6982
+_SW_BLOCKED = 0x6983
+_SW_NOT_FOUND = 0x6A82
+
+
+# ---- APDU builders (pure) -------------------------------------------------------------------------
+
+
+def select_path(path: bytes, *, fcp: bool = True) -> Command:
+    """SELECT by path from the MF (P1=09, path including 3F00); P2=04 asks for the FCP, 0C for nothing."""
+    return Command(0x00, 0xA4, 0x09, 0x04 if fcp else 0x0C, path)
+
+
+def read_binary(offset: int, length: int) -> Command:
+    """READ BINARY of `length` (1..256) bytes at a 15-bit offset of the current EF."""
+    if not 0 <= offset <= 0x7FFF:
+        raise ValueError("offset out of range")
+    return Command(0x00, 0xB0, offset >> 8, offset & 0xFF, le=length)
+
+
+def get_data_chv(ref: int = PIN_REF) -> Command:
+    """GET DATA on the CHV SDO (class 1, `ref`): tries max (9A) and remaining (9B)."""
+    return Command(0x00, 0xCB, 0x3F, 0xFF, bytes((0x4D, 0x08, 0x70, 0x06, 0xBF, 0x81, ref, 0x02, 0xA0, 0x80)))
+
+
+def verify_command(pin: bytes | bytearray, ref: int = PIN_REF) -> Command:
+    """VERIFY with the PIN as ASCII digits (empty `pin`: ask the tries counter)."""
+    return Command(0x00, 0x20, 0x00, ref, bytes(pin))
+
+
+def logout_command(ref: int = PIN_REF) -> Command:
+    """VERIFY P1=FF: reset the PIN's verified status (ISO 7816-4 §11.5.6)."""
+    return Command(0x00, 0x20, 0xFF, ref)
+
+
+def mse_set(crt: int, algorithm: int, key_ref: int | None = None) -> Command:
+    """MSE SET (P1=41) of one control reference template: 80 = algorithm, 84 = key reference."""
+    body = bytes((0x80, 0x01, algorithm))
+    if key_ref is not None:
+        body += bytes((0x84, 0x01, key_ref))
+    return Command(0x00, 0x22, 0x41, crt, body)
+
+
+def digest_info(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+    """DER DigestInfo of `digest` (what INTERNAL AUTHENTICATE receives)."""
+    prefix = _DIGEST_INFO.get(algorithm.name)
+    if prefix is None or len(digest) != algorithm.digest_size:
+        raise ValueError(f"no DigestInfo for {algorithm.name} with a {len(digest)}-byte digest")
+    return prefix + digest
+
+
+def internal_authenticate(data: bytes) -> Command:
+    """INTERNAL AUTHENTICATE: the card PKCS#1-pads `data` (a DigestInfo) and signs with the AT key."""
+    return Command(0x00, 0x88, 0x00, 0x00, data, le=256)
+
+
+def pso_hash(state: bytes, bits_hashed: int, remainder: bytes) -> Command:
+    """PSO HASH: 90 = intermediate state || bit count (empty when nothing was hashed), 80 = last 1..64 bytes."""
+    if len(remainder) > 64:
+        raise ValueError("at most 64 bytes are left for the card")
+    intermediate = state + bits_hashed.to_bytes(8, "big") if bits_hashed else b""
+    body = bytes((0x90, len(intermediate))) + intermediate + bytes((0x80, len(remainder))) + remainder
+    return Command(0x00, 0x2A, 0x90, 0xA0, body)
+
+
+def pso_cds() -> Command:
+    """PSO COMPUTE DIGITAL SIGNATURE over the hash the card finished (case 2, Le=00)."""
+    return Command(0x00, 0x2A, 0x9E, 0x9A, le=256)
+
+
+# ---- response parsers (pure) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PinStatus:
+    """The PIN's try counter."""
+
+    tries_left: int
+    tries_max: int
+
+    @property
+    def blocked(self) -> bool:
+        """No try left."""
+        return self.tries_left == 0
+
+
+def fcp_file_size(fcp: bytes) -> int | None:
+    """The EF size from an FCP template (62 { 80 size }), or None."""
+    try:
+        size = find_first(parse_tlv(fcp), 0x80)
+    except TlvError:
+        return None
+    return int.from_bytes(size.value, "big") if size is not None and size.value else None
+
+
+def parse_pin_status(data: bytes) -> PinStatus:
+    """GET DATA CHV answer: 70 { BF81xx { A0 { 9A max, 9B remaining, [9D usage counter] } } }."""
+    try:
+        tlvs = parse_tlv(data)
+    except TlvError as exc:
+        raise CardDataError(f"PIN status: {exc}") from None
+    max_tlv, left_tlv, usage = find_first(tlvs, 0x9A), find_first(tlvs, 0x9B), find_first(tlvs, 0x9D)
+    if max_tlv is None or left_tlv is None:
+        raise CardDataError("PIN status: counters missing")
+    left = int.from_bytes(left_tlv.value, "big")
+    if usage is not None and usage.value and int.from_bytes(usage.value, "big") == 0:
+        left = 0  # usage counter exhausted: unusable (cards.md §1.5)
+    return PinStatus(tries_left=left, tries_max=int.from_bytes(max_tlv.value, "big"))
+
+
+# ---- session state --------------------------------------------------------------------------------
+
+
+class CardState(enum.Enum):
+    """Where a CPS3 session stands (as this driver knows it)."""
+
+    #: Nothing read yet: not known to be a CPS3.
+    NEW = "new"
+    #: Identified; the PIN is not verified by this session (another may have: the card decides).
+    READY = "ready"
+    #: The PIN was verified by this session.
+    AUTHENTICATED = "authenticated"
+    #: The PIN is blocked: only public data can be read.
+    BLOCKED = "blocked"
+
+
+class Operation(enum.Enum):
+    """What a caller can ask of the card."""
+
+    IDENTIFY = "identify"
+    READ_PUBLIC = "read_public"
+    PIN_STATUS = "pin_status"
+    VERIFY_PIN = "verify_pin"
+    LOGOUT = "logout"
+    READ_SITUATIONS = "read_situations"
+    SIGN = "sign"
+
+
+_ALL = frozenset(Operation)
+#: Allowed operations per state. In READY, PIN-protected operations are still sent: the PIN may have
+#: been verified through another session on the same connection, and the card answers 6982 if not.
+ALLOWED: dict[CardState, frozenset[Operation]] = {
+    CardState.NEW: frozenset({Operation.IDENTIFY, Operation.PIN_STATUS}),
+    CardState.READY: _ALL,
+    CardState.AUTHENTICATED: _ALL,
+    CardState.BLOCKED: frozenset({Operation.IDENTIFY, Operation.READ_PUBLIC, Operation.PIN_STATUS}),
+}
+
+
+class CardStateError(BridgeError):
+    """An operation asked in a state that does not allow it (blocked card, or a caller's bug)."""
+
+    def __init__(self, state: CardState, operation: Operation) -> None:
+        code = ErrorCode.PIN_BLOCKED if state is CardState.BLOCKED else ErrorCode.INTERNAL
+        super().__init__(code, f"{operation.value} not allowed in state {state.value}")
+        self.state = state
+        self.operation = operation
+
+
+@dataclass(frozen=True)
+class CpsCardInfo:
+    """What a CPS3 shows without the PIN."""
+
+    serial: str
+    identity: CardIdentity
+    holder: HolderName
+    professional: ProfessionalInfo
+    auth_certificate: x509.Certificate
+    sign_certificate: x509.Certificate
+    pin: PinStatus
+
+    def __repr__(self) -> str:  # names and identifiers stay out of logs
+        return f"CpsCardInfo(card_type={self.identity.card_type!r}, pin={self.pin!r})"
+
+
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """Runs a function on the card's worker thread and blocks the calling (non-loop) thread for its result."""
+
+    def __call__(self, fn: Callable[[CardChannel], T], /) -> T:
+        """Run `fn(channel)` on the card and return its result (or raise its error)."""
+
+
+def _pin_error(sw: StatusWord, what: str) -> BridgeError:
+    """Map a PIN-related refusal to the caller's error code."""
+    if sw.value == _SW_SECURITY:
+        return BridgeError(ErrorCode.PIN_REQUIRED, what)
+    if sw.value == _SW_BLOCKED:
+        return BridgeError(ErrorCode.PIN_BLOCKED, what, triesLeft=0)
+    return StatusWordError(sw, what)
+
+
+class Cps3Card:
+    """One CPS3 session: the state machine and the card operations, each run on a given channel."""
+
+    def __init__(self) -> None:
+        self.state = CardState.NEW
+        self.serial: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Cps3Card(state={self.state.value})"
+
+    def _require(self, operation: Operation) -> None:
+        if operation not in ALLOWED[self.state]:
+            raise CardStateError(self.state, operation)
+
+    def reset(self) -> None:
+        """The card was reset or re-inserted: forget what we knew (the PIN status is gone)."""
+        self.state = CardState.NEW
+        self.serial = None
+
+    # -- reading
+    def read_file(self, ch: CardChannel, path: bytes, what: str) -> bytes:
+        """SELECT by path, then READ BINARY in chunks of MAX_READ up to the FCP size."""
+        data = self._read(ch, path, what, missing_ok=False)
+        assert data is not None
+        return data
+
+    def _read(self, ch: CardChannel, path: bytes, what: str, *, missing_ok: bool) -> bytes | None:
+        response = ch.transmit(select_path(path))
+        if missing_ok and response.sw.value == _SW_NOT_FOUND:
+            return None
+        if response.sw.value in (_SW_SECURITY, _SW_BLOCKED):
+            self._lost_pin(response.sw, what)
+        size = fcp_file_size(check(response, f"SELECT {what}"))
+        data = bytearray()
+        while size is None or len(data) < size:
+            want = MAX_READ if size is None else min(MAX_READ, size - len(data))
+            part = ch.transmit(read_binary(len(data), want))
+            if size is None and part.sw.value == 0x6B00:
+                break  # no size in the FCP: read until the end of the EF
+            if part.sw.value in (_SW_SECURITY, _SW_BLOCKED):
+                self._lost_pin(part.sw, what)
+            chunk = check(part, f"READ BINARY {what}")
+            data += chunk
+            if not chunk or (size is None and len(chunk) < want):
+                break
+        return bytes(data)
+
+    def identify(self, ch: CardChannel) -> str:
+        """Read EF.SN.ICC: checks the ANS issuer and returns the card serial (NEW -> READY)."""
+        self._require(Operation.IDENTIFY)
+        serial = parse_sn_icc(self.read_file(ch, SN_ICC_PATH, "EF.SN.ICC"))
+        self.serial = serial
+        if self.state is CardState.NEW:
+            self.state = CardState.READY
+        return serial
+
+    def pin_status(self, ch: CardChannel) -> PinStatus:
+        """The PIN counter (select the MF, then GET DATA on the CHV SDO)."""
+        self._require(Operation.PIN_STATUS)
+        check(ch.transmit(Command(0x00, 0xA4, 0x09, 0x0C, b"\x3f\x00")), "SELECT MF")
+        status = parse_pin_status(check(ch.transmit(get_data_chv()), "GET DATA CHV"))
+        if status.blocked:
+            self.state = CardState.BLOCKED
+        elif self.state is CardState.BLOCKED:
+            self.state = CardState.READY  # unblocked elsewhere (PUK)
+        return status
+
+    def read_certificates(self, ch: CardChannel) -> tuple[x509.Certificate, x509.Certificate]:
+        """The (authentication, signature) certificates."""
+        self._require(Operation.READ_PUBLIC)
+        certs = []
+        for path, what in ((AUTH_CERT_PATH, "auth certificate"), (SIGN_CERT_PATH, "signature certificate")):
+            try:
+                certs.append(x509.load_der_x509_certificate(self.read_file(ch, path, what)))
+            except ValueError:
+                raise CardDataError(what) from None
+        return certs[0], certs[1]
+
+    def read_public(self, ch: CardChannel) -> CpsCardInfo:
+        """Everything readable without the PIN: serial, card, holder, profession, certificates, PIN counter."""
+        serial = self.identify(ch)
+        self._require(Operation.READ_PUBLIC)
+        identity = parse_id_card(self.read_file(ch, ID_CARD_PATH, "CPS_ID_CARD"))
+        holder = parse_name_ps(self.read_file(ch, NAME_PS_PATH, "CPS_NAME_PS"))
+        professional = parse_info_ps(self.read_file(ch, INFO_PS_PATH, "CPS_INFO_PS"))
+        auth, sign = self.read_certificates(ch)
+        pin = self.pin_status(ch)
+        return CpsCardInfo(serial, identity, holder, professional, auth, sign, pin)
+
+    # -- PIN
+    def verify_pin(self, ch: CardChannel, pin: bytearray, *, force: bool = False) -> PinStatus:
+        """VERIFY the PIN (ASCII digits); zeroes `pin` in every case.
+
+        Raises:
+            BridgeError: INVALID_PARAMS (not 4-8 digits), PIN_BLOCKED, PIN_LAST_TRY (one try left and not
+                `force`; nothing sent), PIN_INCORRECT with `triesLeft`.
+        """
+        try:
+            self._require(Operation.VERIFY_PIN)
+            if not 4 <= len(pin) <= 8 or not all(0x30 <= b <= 0x39 for b in pin):
+                raise BridgeError(ErrorCode.INVALID_PARAMS, "the PIN must be 4 to 8 digits")
+            status = self.pin_status(ch)
+            if status.blocked:
+                raise BridgeError(ErrorCode.PIN_BLOCKED, triesLeft=0)
+            if status.tries_left == 1 and not force:
+                raise BridgeError(ErrorCode.PIN_LAST_TRY, triesLeft=1)
+            response = ch.transmit(verify_command(pin))
+        finally:
+            for i in range(len(pin)):
+                pin[i] = 0
+        sw = response.sw
+        if sw.ok:
+            self.state = CardState.AUTHENTICATED
+            log.info("CPS PIN verified")
+            return PinStatus(status.tries_max, status.tries_max)
+        if sw.sw1 == 0x63 and sw.sw2 & 0xF0 == 0xC0:
+            left = sw.sw2 & 0x0F
+            self.state = CardState.BLOCKED if left == 0 else CardState.READY
+            log.info("CPS PIN refused, %d tries left", left)
+            code = ErrorCode.PIN_BLOCKED if left == 0 else ErrorCode.PIN_INCORRECT
+            raise BridgeError(code, triesLeft=left)
+        if sw.value == _SW_BLOCKED:
+            self.state = CardState.BLOCKED
+            raise BridgeError(ErrorCode.PIN_BLOCKED, triesLeft=0)
+        raise StatusWordError(sw, "VERIFY")
+
+    def logout(self, ch: CardChannel) -> None:
+        """Reset the PIN's verified status on the card (AUTHENTICATED -> READY)."""
+        self._require(Operation.LOGOUT)
+        check(ch.transmit(logout_command()), "VERIFY reset")
+        self.state = CardState.READY
+
+    # -- after the PIN
+    def read_situations(self, ch: CardChannel) -> tuple[Situation, ...]:
+        """The situations d'exercice (16 slots, gaps allowed); needs the PIN."""
+        self._require(Operation.READ_SITUATIONS)
+        found = []
+        for index, path in enumerate(SITUATION_PATHS):
+            data = self._read(ch, path, f"situation {index + 1}", missing_ok=True)
+            if data is not None:
+                found.append(parse_situation(data, index))
+        return tuple(found)
+
+    def _lost_pin(self, sw: StatusWord, what: str) -> NoReturn:
+        """The card refused for lack of PIN (or a blocked one): update the state and raise."""
+        if sw.value == _SW_BLOCKED:
+            self.state = CardState.BLOCKED
+        elif self.state is CardState.AUTHENTICATED:
+            self.state = CardState.READY  # the card forgot the PIN (reset by someone else)
+        raise _pin_error(sw, what)
+
+    def _run_signing(self, ch: CardChannel, command: Command, what: str) -> bytes:
+        response: Response = ch.transmit(command)
+        if response.sw.value in (_SW_SECURITY, _SW_BLOCKED):
+            self._lost_pin(response.sw, what)
+        return check(response, what)
+
+    def sign_digest(self, ch: CardChannel, digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+        """Authentication key (0x82): MSE SET AT, then INTERNAL AUTHENTICATE with DigestInfo || digest."""
+        self._require(Operation.SIGN)
+        payload = digest_info(digest, algorithm)
+        self._run_signing(ch, mse_set(_CRT_AT, _ALGO_RSA_PKCS1, KEY_AUTH), "MSE SET AT")
+        return self._run_signing(ch, internal_authenticate(payload), "INTERNAL AUTHENTICATE")
+
+    def sign_message(self, ch: CardChannel, message: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+        """Signature key (0x81): MSE SET HT and DST, PSO HASH (intermediate state + last bytes), PSO CDS."""
+        self._require(Operation.SIGN)
+        if algorithm.name not in _ALGO_HASH:
+            raise ValueError(f"the CPS3 signature key hashes with SHA-256 or SHA-1, not {algorithm.name}")
+        split = split_for_card if algorithm.name == "sha256" else split_for_card_sha1
+        state, bits, remainder = split(message)
+        self._run_signing(ch, mse_set(_CRT_HT, _ALGO_HASH[algorithm.name]), "MSE SET HT")
+        self._run_signing(ch, mse_set(_CRT_DST, _ALGO_RSA_HASH[algorithm.name], KEY_SIGN), "MSE SET DST")
+        self._run_signing(ch, pso_hash(state, bits, remainder), "PSO HASH")
+        return self._run_signing(ch, pso_cds(), "PSO CDS")
+
+
+def card_keys(runner: Runner, card: Cps3Card | None = None) -> tuple[CardRsaPrivateKey, CardRsaMessageKey]:
+    """The card's (authentication, signature) keys as cryptography key objects.
+
+    Each private operation calls `runner`, which runs it on the card's worker thread and blocks the
+    caller: never call these keys' `sign` from the event loop thread. `card` is the session whose
+    state the operations follow (a fresh one is identified when omitted). Reads the certificates now.
+    """
+    session = card if card is not None else Cps3Card()
+
+    def read(ch: CardChannel) -> tuple[x509.Certificate, x509.Certificate]:
+        if session.state is CardState.NEW:
+            session.identify(ch)
+        return session.read_certificates(ch)
+
+    auth_cert, sign_cert = runner(read)
+    auth_public, sign_public = auth_cert.public_key(), sign_cert.public_key()
+    if not isinstance(auth_public, rsa.RSAPublicKey) or not isinstance(sign_public, rsa.RSAPublicKey):
+        raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "CPS3 keys are RSA")
+
+    def sign_digest(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+        return runner(lambda ch: session.sign_digest(ch, digest, algorithm))
+
+    def sign_message(message: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+        return runner(lambda ch: session.sign_message(ch, message, algorithm))
+
+    return (
+        CardRsaPrivateKey(auth_public, sign_digest, label="CPS authentication"),
+        CardRsaMessageKey(sign_public, sign_message, label="CPS signature"),
+    )

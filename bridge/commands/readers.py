@@ -1,0 +1,78 @@
+"""`dmp-bridge readers`: the card readers pcscd knows, whether a card is in each, its ATR and its kind."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from bridge.cards.identify import identify_atr
+from bridge.errors import BridgeError
+from bridge.pcsc.errors import PcscError, PcscUnavailableError
+from bridge.pcsc.monitor import ReaderState, scan_readers
+
+__all__ = ["EXIT_PCSC_ERROR", "EXIT_PCSC_UNAVAILABLE", "HELP", "card_kind", "configure", "run"]
+
+HELP = "liste les lecteurs de carte et les cartes présentes / list card readers and cards"
+
+EXIT_PCSC_UNAVAILABLE = 3  # pcscd is not running
+EXIT_PCSC_ERROR = 4  # any other PC/SC failure
+
+
+def card_kind(atr: bytes) -> str:
+    """The kind of card for an ATR (a `CardKind` value; "UNKNOWN" when not recognised)."""
+    return identify_atr(atr).kind.value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options of `readers`."""
+    parser.add_argument("--json", action="store_true", help="sortie JSON / JSON output")
+
+
+def _as_dict(state: ReaderState) -> dict[str, Any]:
+    return {
+        "name": state.name,
+        "state": "present" if state.card_present else "empty",
+        "atr": state.atr.hex().upper() if state.atr is not None else None,
+        "kind": card_kind(state.atr) if state.atr is not None else None,
+    }
+
+
+def _print_human(readers: list[dict[str, Any]]) -> None:
+    if not readers:
+        print("Aucun lecteur de carte détecté.")
+        return
+    print(f"Lecteurs de carte : {len(readers)}")
+    for reader in readers:
+        if reader["state"] == "present":
+            print(f"  {reader['name']} : carte présente, type {reader['kind']}, ATR {reader['atr']}")
+        else:
+            print(f"  {reader['name']} : vide")
+
+
+def _fail(err: BridgeError, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"error": err.to_data()}, ensure_ascii=False))
+    detail = f" ({err.detail})" if err.detail else ""
+    print(f"dmp-bridge readers : {err.message_fr}{detail}", file=sys.stderr)
+    if isinstance(err, PcscUnavailableError):
+        print("Vérifiez que le service pcscd est démarré (systemctl start pcscd).", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """List the readers; exit 3 when pcscd is not running, 4 on another PC/SC failure."""
+    try:
+        states = scan_readers()
+    except PcscUnavailableError as err:
+        _fail(err, args.json)
+        return EXIT_PCSC_UNAVAILABLE
+    except PcscError as err:
+        _fail(err, args.json)
+        return EXIT_PCSC_ERROR
+    readers = [_as_dict(state) for state in states]
+    if args.json:
+        print(json.dumps({"readers": readers}, ensure_ascii=False, indent=2))
+    else:
+        _print_human(readers)
+    return 0

@@ -1,0 +1,419 @@
+"""TLS 1.2 client with mutual authentication by a key that can only sign (CPS card or PKCS#12).
+
+Built on tlslite-ng (pure Python, so the CertificateVerify signature can come from any
+`cryptography` RSAPrivateKey, e.g. the card-backed one) with three local adaptations:
+
+* `ExternalRsaKey` (tls_key.py) turns tlslite's "sign this DigestInfo" into `key.sign(digest,
+  PKCS1v15(), Prehashed(h))`, which is what the card's INTERNAL AUTHENTICATE does;
+* `FastRecordLayer` (tls_aead.py) encrypts records with `cryptography`'s AES-GCM/ChaCha20/AES-CBC;
+* the server chain is checked with `cryptography.x509.verification` (trust anchors + host name) as
+  soon as the server's Certificate message arrives, i.e. BEFORE the card is asked to sign.
+
+Only TLS 1.2 and the DMP's suites (PDT-INF-579v4, "Accès LPS") are offered, AEAD first. Sessions
+(session ID or ticket) are kept in a `TlsSessionCache` owned by the caller, so a reconnect resumes
+without a new card signature.
+
+Everything here is blocking: call it from a worker thread (see `bridge.dmp.http`), never from the
+event loop. The card signature happens on that thread, inside `TlsConnection.open`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from tlslite.api import X509, HandshakeSettings, TLSConnection, X509CertChain
+from tlslite.constants import AlertDescription, CipherSuite
+from tlslite.errors import TLSAbruptCloseError, TLSError, TLSLocalAlert, TLSRemoteAlert
+
+from bridge.crypto.tls_aead import install_fast_record_layer
+from bridge.crypto.tls_key import ExternalRsaKey
+from bridge.errors import BridgeError, ErrorCode
+
+__all__ = [
+    "DMP_CIPHER_SUITES",
+    "RECORD_PAYLOAD",
+    "ClientIdentity",
+    "HandshakeInfo",
+    "ServerTrust",
+    "TlsConnection",
+    "TlsEndpoint",
+    "TlsError",
+    "TlsSessionCache",
+]
+
+#: The DMP's TLS 1.2 suites for LPS access (PDT-INF-579v4, 10/07/2025), IANA value -> name.
+DMP_CIPHER_SUITES: dict[int, str] = {
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    CipherSuite.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+}
+
+#: Largest application payload of one TLS record; writes are cut to this size (tlslite re-slices
+#: a bigger buffer with a copy per record, which is quadratic).
+RECORD_PAYLOAD = 16384
+
+
+class TlsError(BridgeError):
+    """A TLS failure that is not the card's: unreachable, refused, untrusted server, host mismatch."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(ErrorCode.DMP_UNREACHABLE, detail)
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """The client certificate chain (leaf first) and its private key (software or card-backed)."""
+
+    chain: tuple[x509.Certificate, ...]
+    key: rsa.RSAPrivateKey
+
+    def __post_init__(self) -> None:
+        if not self.chain:
+            raise ValueError("a client identity needs at least its certificate")
+        leaf_key = self.chain[0].public_key()
+        if not isinstance(leaf_key, rsa.RSAPublicKey) or leaf_key.public_numbers() != (
+            self.key.public_key().public_numbers()
+        ):
+            raise ValueError("the private key does not match the client certificate")
+
+    def __repr__(self) -> str:
+        return f"ClientIdentity({self.chain[0].subject.rfc4514_string()!r})"
+
+    @classmethod
+    def from_pkcs12(cls, data: bytes, password: bytes | bytearray | None) -> ClientIdentity:
+        """Load a PKCS#12 (e.g. the establishment's AUTH_CLI certificate, indirect mode)."""
+        try:
+            key, cert, extra = pkcs12.load_key_and_certificates(data, bytes(password) if password else None)
+        except ValueError as exc:
+            raise BridgeError(ErrorCode.INVALID_PARAMS, "PKCS#12 unreadable or wrong password") from exc
+        if cert is None or not isinstance(key, rsa.RSAPrivateKey):
+            raise BridgeError(ErrorCode.INVALID_PARAMS, "PKCS#12 without an RSA key and certificate")
+        return cls((cert, *extra), key)
+
+
+@dataclass(frozen=True)
+class ServerTrust:
+    """Trust anchors for the server chain (IGC-Santé roots in production, the test CA in tests)."""
+
+    roots: tuple[x509.Certificate, ...]
+
+    @classmethod
+    def from_pem_file(cls, path: str | Path) -> ServerTrust:
+        """Read a PEM bundle of root certificates."""
+        try:
+            roots = x509.load_pem_x509_certificates(Path(path).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise BridgeError(ErrorCode.INVALID_PARAMS, f"cannot read trust anchors from {path}") from exc
+        return cls(tuple(roots))
+
+    def verify(self, server_name: str, chain: Sequence[x509.Certificate]) -> None:
+        """Check `chain` (leaf first) up to a root, for `server_name`; TlsError saying why if not."""
+        subject: x509.DNSName | x509.IPAddress
+        try:
+            subject = x509.IPAddress(ipaddress.ip_address(server_name))
+        except ValueError:
+            subject = x509.DNSName(server_name)
+        verifier = (
+            PolicyBuilder().store(Store(list(self.roots))).time(dt.datetime.now(dt.UTC)).build_server_verifier(subject)
+        )
+        try:
+            verifier.verify(chain[0], list(chain[1:]))
+        except VerificationError as exc:
+            names = _dns_names(chain[0])
+            if not _name_matches(server_name, names):
+                raise TlsError(f"host name mismatch: certificate is for {', '.join(names) or 'no name'}") from exc
+            raise TlsError(f"server certificate not trusted: {exc}") from exc
+
+
+def _dns_names(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [*san.get_values_for_type(x509.DNSName), *(str(ip) for ip in san.get_values_for_type(x509.IPAddress))]
+
+
+def _name_matches(host: str, names: Sequence[str]) -> bool:
+    # Only used to word the error; the decision is cryptography's.
+    host = host.lower().rstrip(".")
+    for name in names:
+        name = name.lower()
+        if name == host or (name.startswith("*.") and host.split(".", 1)[-1] == name[2:] and "." in host):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class TlsEndpoint:
+    """Where to connect, and as whom."""
+
+    host: str
+    port: int
+    trust: ServerTrust
+    identity: ClientIdentity | None = None
+    #: Name checked against the server certificate and sent as SNI; defaults to `host`.
+    server_name: str | None = None
+    connect_timeout: float = 15.0
+    io_timeout: float = 60.0
+
+    @property
+    def expected_name(self) -> str:
+        """The name the server certificate must carry."""
+        return self.server_name or self.host
+
+
+@dataclass(frozen=True)
+class HandshakeInfo:
+    """What a handshake negotiated."""
+
+    cipher_suite: str
+    resumed: bool
+    server_chain: tuple[x509.Certificate, ...]
+    client_authenticated: bool
+
+
+class TlsSessionCache:
+    """TLS sessions to resume, one per endpoint; owned by one client (no process-wide cache)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[tuple[str, int, str], tuple[Any, tuple[x509.Certificate, ...]]] = {}
+
+    def get(self, endpoint: TlsEndpoint) -> tuple[Any, tuple[x509.Certificate, ...]] | None:
+        """The stored (tlslite Session, validated server chain) for this endpoint, if still resumable."""
+        with self._lock:
+            entry = self._sessions.get(_cache_key(endpoint))
+        if entry is None or not entry[0].valid():
+            return None
+        return entry
+
+    def put(self, endpoint: TlsEndpoint, session: Any, chain: tuple[x509.Certificate, ...]) -> None:
+        """Remember a session after a successful handshake."""
+        with self._lock:
+            self._sessions[_cache_key(endpoint)] = (session, chain)
+
+    def forget(self, endpoint: TlsEndpoint) -> None:
+        """Drop the session (e.g. the identity changed)."""
+        with self._lock:
+            self._sessions.pop(_cache_key(endpoint), None)
+
+
+def _cache_key(endpoint: TlsEndpoint) -> tuple[str, int, str]:
+    return (endpoint.host, endpoint.port, endpoint.expected_name)
+
+
+def _handshake_settings() -> Any:
+    settings = HandshakeSettings()
+    settings.minVersion = (3, 3)
+    settings.maxVersion = (3, 3)
+    settings.versions = [(3, 3)]
+    # Order = preference: AEAD first, CBC-SHA384 last (PDT-INF-579v4).
+    settings.cipherNames = ["aes128gcm", "aes256gcm", "chacha20-poly1305", "aes256"]
+    settings.macNames = ["aead", "sha384"]
+    settings.keyExchangeNames = ["ecdhe_rsa"]
+    settings.eccCurves = ["x25519", "secp256r1", "secp384r1"]
+    # The card signs PKCS#1 v1.5 DigestInfos only: never offer PSS for our own signature.
+    settings.rsaSchemes = ["pkcs1"]
+    settings.rsaSigHashes = ["sha256", "sha384", "sha512"]
+    # The DMP and IGC-Santé are RSA: advertise nothing else for the server's signatures either.
+    settings.ecdsaSigHashes = []
+    settings.dsaSigHashes = []
+    settings.more_sig_schemes = []
+    settings.useExtendedMasterSecret = True
+    return settings.validate()
+
+
+def _to_tlslite_chain(chain: Sequence[x509.Certificate]) -> Any:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    certs = []
+    for cert in chain:
+        parsed = X509()
+        parsed.parseBinary(bytearray(cert.public_bytes(Encoding.DER)))  # returns None, unlike parse()
+        certs.append(parsed)
+    return X509CertChain(certs)
+
+
+class _VerifyingConnection(TLSConnection):  # type: ignore[misc]  # tlslite is untyped
+    """tlslite's TLSConnection that checks the server chain when the Certificate message arrives.
+
+    Checking there (rather than with tlslite's post-handshake `checker`) means an untrusted server
+    never gets a card signature and the user is never asked for one.
+    """
+
+    def __init__(self, sock: socket.socket, trust: ServerTrust, server_name: str) -> None:
+        super().__init__(sock)
+        self.bridge_trust = trust
+        self.bridge_server_name = server_name
+        self.bridge_server_chain: tuple[x509.Certificate, ...] = ()
+        self.bridge_verify_error: TlsError | None = None
+
+    def _clientGetKeyFromChain(self, certificate: Any, settings: Any, tack_ext: Any = None) -> Iterator[Any]:
+        chain = certificate.cert_chain
+        if chain is not None and chain.getNumCerts() > 0:
+            certs = tuple(x509.load_der_x509_certificate(bytes(c.bytes)) for c in chain.x509List)
+            try:
+                self.bridge_trust.verify(self.bridge_server_name, certs)
+            except TlsError as exc:
+                self.bridge_verify_error = exc
+                alert = AlertDescription.bad_certificate
+                if "not trusted" in (exc.detail or ""):
+                    alert = AlertDescription.unknown_ca
+                yield from self._sendError(alert, exc.detail)
+            self.bridge_server_chain = certs
+        yield from super()._clientGetKeyFromChain(certificate, settings, tack_ext)
+
+
+@dataclass
+class TlsConnection:
+    """One established TLS 1.2 connection (blocking; use it from one thread at a time)."""
+
+    endpoint: TlsEndpoint
+    info: HandshakeInfo
+    _conn: Any = field(repr=False)
+    _closed: bool = False
+
+    @classmethod
+    def open(cls, endpoint: TlsEndpoint, sessions: TlsSessionCache | None = None) -> TlsConnection:
+        """Connect and handshake (resuming a cached session when possible).
+
+        Raises:
+            TlsError: unreachable, timeout, refused, untrusted server, host mismatch.
+            BridgeError: whatever the client key raised (e.g. PIN_INCORRECT, CARD_REMOVED), unchanged.
+        """
+        try:
+            sock = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.connect_timeout)
+        except TimeoutError as exc:
+            raise TlsError(f"timeout connecting to {endpoint.host}:{endpoint.port}") from exc
+        except OSError as exc:
+            raise TlsError(f"cannot connect to {endpoint.host}:{endpoint.port}: {exc.strerror or exc}") from exc
+        sock.settimeout(endpoint.io_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = _VerifyingConnection(sock, endpoint.trust, endpoint.expected_name)
+        install_fast_record_layer(conn)
+        # A peer closing a keep-alive connection without close_notify must not spoil the session
+        # (HTTP framing detects truncation); tlslite would otherwise mark it non-resumable.
+        conn.ignoreAbruptClose = True
+        cached = sessions.get(endpoint) if sessions is not None else None
+        identity = endpoint.identity
+        try:
+            conn.handshakeClientCert(
+                certChain=_to_tlslite_chain(identity.chain) if identity else None,
+                privateKey=ExternalRsaKey(identity.key) if identity else None,
+                session=cached[0] if cached else None,
+                settings=_handshake_settings(),
+                serverName=None if _is_ip(endpoint.expected_name) else endpoint.expected_name,
+            )
+        except BridgeError:
+            _close_quietly(sock)
+            raise
+        except BaseException as exc:
+            _close_quietly(sock)
+            raise _map_handshake_error(conn, endpoint, exc) from exc
+        suite = conn.session.cipherSuite
+        if suite not in DMP_CIPHER_SUITES:  # tlslite only offers ours; a server picking another is broken
+            _close_quietly(sock)
+            raise TlsError(f"server chose a cipher suite not allowed for the DMP: {suite:#06x}")
+        resumed = bool(conn.resumed)
+        chain = cached[1] if resumed and cached else conn.bridge_server_chain
+        if sessions is not None and conn.session.valid():
+            sessions.put(endpoint, conn.session, chain)
+        info = HandshakeInfo(
+            cipher_suite=DMP_CIPHER_SUITES[suite],
+            resumed=resumed,
+            server_chain=chain,
+            client_authenticated=identity is not None and (resumed or conn.session.clientCertChain is not None),
+        )
+        return cls(endpoint, info, conn)
+
+    @property
+    def closed(self) -> bool:
+        """True once closed by us or by an I/O failure."""
+        return self._closed or bool(self._conn.closed)
+
+    def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send bytes, one TLS record per 16 KiB slice (no copy of the caller's buffer)."""
+        view = memoryview(data).cast("B")
+        try:
+            for start in range(0, len(view), RECORD_PAYLOAD):
+                self._conn.write(view[start : start + RECORD_PAYLOAD])
+        except BaseException as exc:
+            self._closed = True
+            raise _map_io_error(self.endpoint, exc, "sending") from exc
+
+    def recv(self, max_bytes: int = 65536) -> bytes:
+        """Up to `max_bytes` of application data; b"" when the server closed the connection."""
+        try:
+            data = self._conn.read(max=max_bytes)
+        except BaseException as exc:
+            self._closed = True
+            raise _map_io_error(self.endpoint, exc, "receiving") from exc
+        if not data:
+            self._closed = True
+        return bytes(data)
+
+    def close(self) -> None:
+        """Close (sends close_notify when possible; never raises)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._conn.sock.socket.settimeout(2.0)
+            # closeSocket=True: send close_notify and shut down without waiting for the peer's
+            # (some servers never answer); a clean close keeps the session resumable.
+            self._conn.closeSocket = True
+            self._conn.close()
+        with contextlib.suppress(Exception):
+            self._conn.sock.socket.close()
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _close_quietly(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+def _map_handshake_error(conn: _VerifyingConnection, endpoint: TlsEndpoint, exc: BaseException) -> BaseException:
+    where = f"{endpoint.host}:{endpoint.port}"
+    if conn.bridge_verify_error is not None:
+        return conn.bridge_verify_error
+    if isinstance(exc, TLSRemoteAlert):
+        return TlsError(f"{where} refused the TLS handshake ({AlertDescription.toStr(exc.description)})")
+    if isinstance(exc, TLSLocalAlert):
+        return TlsError(f"TLS handshake with {where} failed: {exc.message or AlertDescription.toStr(exc.description)}")
+    if isinstance(exc, TLSAbruptCloseError):
+        return TlsError(f"{where} closed the connection during the TLS handshake")
+    if isinstance(exc, TimeoutError):
+        return TlsError(f"timeout during the TLS handshake with {where}")
+    if isinstance(exc, (TLSError, OSError)):
+        return TlsError(f"TLS handshake with {where} failed: {exc.__class__.__name__}")
+    return exc
+
+
+def _map_io_error(endpoint: TlsEndpoint, exc: BaseException, doing: str) -> BaseException:
+    where = f"{endpoint.host}:{endpoint.port}"
+    if isinstance(exc, TimeoutError):
+        return TlsError(f"timeout {doing} data from {where}")
+    if isinstance(exc, (TLSError, OSError, ValueError)):
+        return TlsError(f"connection to {where} lost while {doing} ({exc.__class__.__name__})")
+    return exc

@@ -1,0 +1,87 @@
+"""`dmp-bridge debug tls-probe` as a process, against a real OpenSSL (Python ssl) server on loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.tls_peers import MiniPki, SslHttpServer
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> MiniPki:
+    return MiniPki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def server(pki: MiniPki) -> Iterator[SslHttpServer]:
+    with SslHttpServer(pki) as srv:
+        yield srv
+
+
+def probe(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "debug", "tls-probe", *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_probe_with_a_pkcs12_client_certificate(pki: MiniPki, server: SslHttpServer, tmp_path: Path) -> None:
+    p12 = tmp_path / "auth_cli.p12"
+    p12.write_bytes(pki.client_p12(b"s3cret"))
+    url = f"https://localhost:{server.port}/si-dmp-server/v2/services"
+    done = probe(url, "--cafile", str(pki.ca_path), "--cert-p12", str(p12), "--p12-password-stdin", "--json",
+                 stdin=b"s3cret\n")  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    assert report["http_status"] == 200
+    assert report["cipher_suite"].startswith("TLS_ECDHE_RSA_WITH_")
+    assert report["client_certificate"] == "CN=DR TEST CPS,OU=899700000000,O=TEST,C=FR"
+    # OpenSSL sends the leaf and completes the chain from its store: leaf, then the root.
+    assert [c["subject"] for c in report["server_chain"]] == [
+        "CN=localhost,O=TEST,C=FR",
+        "CN=TEST IGC-SANTE ROOT,O=TEST,C=FR",
+    ]
+    assert report["server_chain"][0]["issuer"] == "CN=TEST IGC-SANTE ROOT,O=TEST,C=FR"
+    assert server.stats.client_subjects[0].endswith("commonName=DR TEST CPS")
+    assert b"s3cret" not in done.stdout + done.stderr
+
+
+def test_probe_text_output_and_wrong_password(pki: MiniPki, server: SslHttpServer, tmp_path: Path) -> None:
+    p12 = tmp_path / "auth_cli.p12"
+    p12.write_bytes(pki.client_p12(b"s3cret"))
+    url = f"https://localhost:{server.port}/"
+    ok = probe(url, "--cafile", str(pki.ca_path), "--cert-p12", str(p12), "--p12-password-stdin", stdin=b"s3cret\n")
+    assert ok.returncode == 0, ok.stderr.decode()
+    text = ok.stdout.decode()
+    assert "HTTP     200 OK" in text and "server[0] CN=localhost,O=TEST,C=FR" in text
+    bad = probe(url, "--cafile", str(pki.ca_path), "--cert-p12", str(p12), "--p12-password-stdin", stdin=b"nope\n")
+    assert bad.returncode == 1
+    assert bad.stderr.decode().strip() == "INVALID_PARAMS: PKCS#12 unreadable or wrong password"
+
+
+def test_probe_untrusted_server(pki: MiniPki, server: SslHttpServer, tmp_path: Path) -> None:
+    other = MiniPki(tmp_path / "other", root_cn="OTHER ROOT")
+    done = probe(f"https://localhost:{server.port}/", "--cafile", str(other.ca_path))
+    assert done.returncode == 1
+    assert done.stderr.decode().startswith("DMP_UNREACHABLE: server certificate not trusted")
+
+
+def test_probe_with_the_card_says_not_available_yet(pki: MiniPki, server: SslHttpServer) -> None:
+    done = probe(f"https://localhost:{server.port}/", "--cafile", str(pki.ca_path), "--pin-stdin", stdin=b"1234\n")
+    assert done.returncode == 1
+    assert "UNSUPPORTED_CARD: CPS card" in done.stderr.decode()
+    assert b"1234" not in done.stdout + done.stderr

@@ -1,0 +1,151 @@
+"""A small scripted virtual card for the PC/SC layer's tests: it speaks T=0 style (61xx, 6Cxx, chaining).
+
+It is not an ISO card OS (that is the card emulator's job); it answers a handful of instructions in the
+ways that exercise the transport:
+- GET DATA (CA): the answer is only announced (61xx) and served by GET RESPONSE (C0) in 0x40-byte pieces;
+- READ BINARY (B0): a wrong Le gets 6Cxx with the right one;
+- PUT DATA (DA): accepts command chaining (CLA bit 0x10); the last link answers 6120 and GET RESPONSE
+  gives the SHA-256 of the reassembled data;
+- MARK (E0): records its data as a marker (to observe the order in which operations reach the card).
+Also a raw-socket vpcd client (`YankingVicc`) that closes its socket instead of answering one
+instruction: a card pulled out while an exchange is in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import socket
+import struct
+import threading
+
+from bridge.pcsc.apdu import Command
+from bridge.sim.vpcd import handle_message
+
+__all__ = ["ATR", "GET_DATA_VALUE", "READ_BINARY_VALUE", "ScriptedCard", "YankingVicc"]
+
+ATR = bytes.fromhex("3B8F800180318065B0850300EF120FFF82900073")
+GET_DATA_VALUE = bytes(range(200))  # 200 bytes: GET RESPONSE pieces of 0x40, 0x40, 0x40, 0x08
+READ_BINARY_VALUE = b"scripted card file"
+_PIECE = 0x40
+
+
+class ScriptedCard:
+    """VirtualCard answering the instructions above; thread-safe log of received APDUs and markers."""
+
+    def __init__(self, atr: bytes = ATR) -> None:
+        self._atr = atr
+        self._pending = b""  # data waiting for GET RESPONSE
+        self._chain = bytearray()
+        self._cond = threading.Condition()
+        self.apdus: list[bytes] = []
+        self.markers: list[bytes] = []
+
+    def atr(self) -> bytes:
+        """The ATR."""
+        return self._atr
+
+    def power_on(self) -> None:
+        """Cold start."""
+        self._pending, self._chain = b"", bytearray()
+
+    def power_off(self) -> None:
+        """Power removed."""
+        self.power_on()
+
+    def reset(self) -> None:
+        """Warm reset."""
+        self.power_on()
+
+    def wait_marker(self, marker: bytes, timeout: float) -> bool:
+        """Block until a MARK with `marker` arrived (True) or `timeout` passed (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: marker in self.markers, timeout)
+
+    def process(self, apdu: bytes) -> bytes:
+        """Execute one command APDU."""
+        with self._cond:
+            self.apdus.append(apdu)
+        command = Command.parse(apdu)
+        if command.ins == 0xC0:
+            return self._get_response(command)
+        self._pending = b""
+        if command.ins == 0xCA:
+            return self._announce(GET_DATA_VALUE)
+        if command.ins == 0xB0:
+            wanted = len(READ_BINARY_VALUE)
+            if command.le != wanted:
+                return bytes((0x6C, wanted))
+            return READ_BINARY_VALUE + b"\x90\x00"
+        if command.ins == 0xDA:
+            self._chain += command.data
+            if command.cla & 0x10:
+                return b"\x90\x00"
+            digest = hashlib.sha256(bytes(self._chain)).digest()
+            self._chain = bytearray()
+            return self._announce(digest)
+        if command.ins == 0xE0:
+            with self._cond:
+                self.markers.append(command.data)
+                self._cond.notify_all()
+            return b"\x90\x00"
+        return b"\x6d\x00"
+
+    def _announce(self, data: bytes) -> bytes:
+        self._pending = data
+        return bytes((0x61, min(len(data), _PIECE)))
+
+    def _get_response(self, command: Command) -> bytes:
+        if not self._pending:
+            return b"\x69\x85"
+        size = min(len(self._pending), _PIECE)
+        if command.le != size:
+            return bytes((0x6C, size))
+        piece, self._pending = self._pending[:size], self._pending[size:]
+        if self._pending:
+            return piece + bytes((0x61, min(len(self._pending), _PIECE)))
+        return piece + b"\x90\x00"
+
+
+class YankingVicc:
+    """A vpcd client on a thread, serving `card`, that drops the connection instead of answering `yank_ins`."""
+
+    def __init__(self, card: ScriptedCard, port: int, yank_ins: int, host: str = "127.0.0.1") -> None:
+        self.card = card
+        self.yank_ins = yank_ins
+        self.yanked = threading.Event()
+        self._sock = socket.create_connection((host, port), timeout=10)
+        self._sock.settimeout(None)
+        self._thread = threading.Thread(target=self._serve, name=f"yanking-vicc-{port}", daemon=True)
+        self._thread.start()
+
+    def _recv(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self._sock.recv(size - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    def _serve(self) -> None:
+        try:
+            while True:
+                (length,) = struct.unpack("!H", self._recv(2))
+                msg = self._recv(length) if length else b""
+                if len(msg) >= 4 and msg[1] == self.yank_ins:
+                    self.yanked.set()
+                    return  # the card leaves with the command unanswered
+                answer = handle_message(self.card, msg)
+                if answer is not None:
+                    self._sock.sendall(struct.pack("!H", len(answer)) + answer)
+        except (EOFError, OSError):
+            return
+        finally:
+            self._sock.close()
+
+    def close(self) -> None:
+        """Pull the card (if still in) and wait for the thread."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(5)
