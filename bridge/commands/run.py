@@ -29,15 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _monitor() -> Any:
-    """The PC/SC ReaderMonitor, or None when the PC/SC layer is not importable."""
-    import importlib
+    """The PC/SC ReaderMonitor (it reports pcscd's absence itself and retries)."""
+    from bridge.pcsc.monitor import ReaderMonitor
 
-    try:
-        module = importlib.import_module("bridge.pcsc.monitor")
-    except ImportError:
-        log.warning("PC/SC monitor unavailable: readers will be reported as unavailable")
-        return None
-    return module.ReaderMonitor()
+    return ReaderMonitor()
 
 
 def _threadsafe_set(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
