@@ -77,14 +77,14 @@ class Connection:
         if not self._closed:
             self.outbox.put_nowait(jsonrpc.encode(message))
 
-    def offer_event(self, message: dict[str, Any]) -> None:
-        """Queue an event unless the client is too far behind."""
+    def offer_event(self, text: str) -> None:
+        """Queue an encoded event unless the client is too far behind."""
         if self._closed:
             return
         if self.outbox.qsize() >= MAX_QUEUED:
             self.dropped_events += 1
             return
-        self.outbox.put_nowait(jsonrpc.encode(message))
+        self.outbox.put_nowait(text)
 
     async def handle_text(self, text: str) -> None:
         """Parse a frame and start its call (waiting for a free in-flight slot first)."""

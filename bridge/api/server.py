@@ -97,10 +97,10 @@ class BridgeServer:
 
     def publish(self, method: str, params: dict[str, Any]) -> None:
         """Fan a notification out to the connections entitled to events."""
-        message = jsonrpc.notification(method, params)
+        text = jsonrpc.encode(jsonrpc.notification(method, params))  # once, not once per connection
         for conn in list(self.connections):
             if conn.receives_events():
-                conn.offer_event(message)
+                conn.offer_event(text)
 
     def pairing_decided(self, request_id: str, origin: str, approved: bool) -> None:
         """PairingManager listener: notify the origin's connections."""

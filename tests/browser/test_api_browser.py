@@ -23,7 +23,10 @@ import pytest
 from aiohttp import web
 
 from bridge.app import Application
+from bridge.pcsc.monitor import ReaderMonitor
+from bridge.sim.vpcd import VirtualSlot
 from tests.api_helpers import CardInserted, CardRemoved, FakeMonitor, Row, running_bridge
+from tests.conftest import wait_card_state
 
 pytestmark = pytest.mark.browser
 
@@ -185,8 +188,6 @@ async def test_diagnostics_page_renders(browser: Any) -> None:
         assert "https://dpi.example.fr" in text and "PIN_INCORRECT" in text
         assert "Connecté" in text
         assert app.token not in await page.content()
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(ARTIFACTS / "diagnostics.png"), full_page=True)
         await page.click("#lang")
         assert "Readers and cards" in await page.inner_text("body")
         monitor.emit(CardRemoved("Virtual PCD 00 00"))
@@ -194,3 +195,71 @@ async def test_diagnostics_page_renders(browser: Any) -> None:
             "window.dmpBridgeDiagnostics.report && !window.dmpBridgeDiagnostics.report.readers[0].cardPresent"
         )
         await page.close()
+
+
+class TinyCard:
+    """The smallest VirtualCard: an ATR, and 6D00 (instruction not supported) to every APDU."""
+
+    ATR = bytes.fromhex("3B021450")
+
+    def atr(self) -> bytes:
+        return self.ATR
+
+    def power_on(self) -> None:
+        pass
+
+    def power_off(self) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+    def process(self, apdu: bytes) -> bytes:
+        return b"\x6d\x00"
+
+
+READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
+
+
+@pytest.fixture
+async def monitor(slots: list[VirtualSlot]) -> AsyncIterator[ReaderMonitor]:
+    for reader in READERS:  # a card from a previous test may not be noticed gone yet
+        await asyncio.to_thread(wait_card_state, reader, False)
+    watcher = ReaderMonitor()
+    yield watcher
+    await watcher.stop()
+
+
+@pytest.mark.pcsc
+async def test_real_card_events_reach_the_paired_page(
+    browser: Any, monitor: ReaderMonitor, slots: list[VirtualSlot]
+) -> None:
+    async with running_bridge(monitor=monitor) as app:
+        async for origin in page_server(app.port):
+            page = await browser.new_page()
+            await pair_from_page(page, app, origin)
+            listing = await page.evaluate("window.bridge.readersList()")
+            assert listing == {
+                "pcsc": "available",
+                "readers": [{"name": name, "cardPresent": False, "atr": None} for name in READERS],
+            }
+            await asyncio.to_thread(slots[1].insert, TinyCard())
+            await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')", timeout=15_000)
+            inserted = [e["params"] for e in await page.evaluate("window.events") if e["name"] == "card.inserted"]
+            assert inserted == [{"reader": READERS[1], "atr": "3B021450"}]
+
+            diagnostics = await browser.new_page(viewport={"width": 1100, "height": 760})
+            await diagnostics.goto(f"http://127.0.0.1:{app.port}/")
+            await diagnostics.wait_for_selector("body[data-ready=true]", timeout=10_000)
+            assert "3B021450" in await diagnostics.inner_text("body")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await diagnostics.screenshot(path=str(ARTIFACTS / "diagnostics.png"), full_page=True)
+
+            await asyncio.to_thread(slots[1].remove)
+            await page.wait_for_function("window.events.some(e => e.name === 'card.removed')", timeout=15_000)
+            removed = [e["params"] for e in await page.evaluate("window.events") if e["name"] == "card.removed"]
+            assert removed == [{"reader": READERS[1]}]
+            listing = await page.evaluate("window.bridge.readersList()")
+            assert not any(r["cardPresent"] for r in listing["readers"])
+            await diagnostics.close()
+            await page.close()
