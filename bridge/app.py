@@ -73,6 +73,7 @@ class Application:
         self.locks = CardLocks(config.card_busy_wait)
         self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks)])
         self.approver = approver
+        self._tasks: set[asyncio.Task[None]] = set()
         self.server = BridgeServer(
             self,
             self.registry,
@@ -94,13 +95,22 @@ class Application:
         """Start the monitor (if it needs starting), the server, and the event feed."""
         await _maybe_call(self.monitor, "start")
         await self.server.start(hosts)
-        self.readers.start(self.server.publish)
+        self.readers.start(self._publish)
 
     async def stop(self) -> None:
         """Stop in reverse order."""
         await self.readers.stop()
         await self.server.stop()
+        await _maybe_call(self.cards, "close")
         await _maybe_call(self.monitor, "stop")
+
+    def _publish(self, method: str, params: dict[str, Any]) -> None:
+        """Reader events: the card service forgets a removed card's session, then connections are told."""
+        if method == "card.removed" and self.cards is not None:
+            task = asyncio.create_task(self.cards.forget(str(params["reader"])))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self.server.publish(method, params)
 
     def _show_pairing(self, pending: PendingPairing) -> None:
         loop = asyncio.get_running_loop()

@@ -106,6 +106,9 @@ class GatedCards:
     async def vitale_read(self, reader: str) -> dict[str, Any]:
         return {}
 
+    async def forget(self, reader: str) -> None:
+        pass
+
     async def card_status(self, reader: str) -> dict[str, Any] | None:
         return {"type": "CPS3", "certificateNotAfter": "2029-01-01", "pinTriesLeft": 3}
 

@@ -77,7 +77,8 @@ function render() {
     const card = r.card || {};
     const tr = el("tr");
     const kind = r.cardPresent ? `${t("present")}${card.type ? " — " + card.type : ""}` : t("absent");
-    const cert = card.certificateNotAfter ? `→ ${card.certificateNotAfter}` : "—";
+    const until = card.certificateNotAfter || card.validityEnd;
+    const cert = until ? `→ ${until}` : card.error ? card.error : "—";
     const tries = card.pinTriesLeft ?? "—";
     tr.append(el("td", r.name), el("td", kind, r.cardPresent ? "present" : "absent"), el("td", r.atr || "—", "atr"),
       el("td", r.cardPresent && !report.cardService ? t("noService") : cert),
