@@ -64,10 +64,6 @@ class ReaderFeed:
         rows = [_reader_json(r) for r in self._monitor.snapshot()] if self._monitor is not None and available else []
         return {"pcsc": "available" if available else "unavailable", "readers": rows}
 
-    def card_present(self, reader: str) -> bool:
-        """Whether `reader` currently holds a card."""
-        return any(r["name"] == reader and r["cardPresent"] for r in self.listing()["readers"])
-
     def start(self, publish: Publish) -> None:
         """Begin forwarding monitor events to `publish`."""
         if self._monitor is not None and self._task is None:

@@ -24,6 +24,8 @@ from aiohttp import web
 
 from bridge.app import Application
 from bridge.pcsc.monitor import ReaderMonitor
+from bridge.service.pcsc_cards import PcscCardService
+from bridge.sim.cps3 import create_card
 from bridge.sim.vpcd import VirtualSlot
 from tests.api_helpers import CardInserted, CardRemoved, FakeMonitor, Row, running_bridge
 from tests.conftest import wait_card_state
@@ -234,7 +236,7 @@ async def monitor(slots: list[VirtualSlot]) -> AsyncIterator[ReaderMonitor]:
 async def test_real_card_events_reach_the_paired_page(
     browser: Any, monitor: ReaderMonitor, slots: list[VirtualSlot]
 ) -> None:
-    async with running_bridge(monitor=monitor) as app:
+    async with running_bridge(monitor=monitor, cards=PcscCardService(monitor.snapshot)) as app:
         async for origin in page_server(app.port):
             page = await browser.new_page()
             await pair_from_page(page, app, origin)
@@ -248,10 +250,19 @@ async def test_real_card_events_reach_the_paired_page(
             inserted = [e["params"] for e in await page.evaluate("window.events") if e["name"] == "card.inserted"]
             assert inserted == [{"reader": READERS[1], "atr": "3B021450"}]
 
+            await asyncio.to_thread(slots[0].insert, create_card("gp"))
+            await page.wait_for_function(
+                "window.events.filter(e => e.name === 'card.inserted').length === 2", timeout=15_000
+            )
+            read = await page.evaluate("window.bridge.cpsRead()")
+            assert read["pin"]["triesLeft"] == 3
+
             diagnostics = await browser.new_page(viewport={"width": 1100, "height": 760})
             await diagnostics.goto(f"http://127.0.0.1:{app.port}/")
             await diagnostics.wait_for_selector("body[data-ready=true]", timeout=10_000)
-            assert "3B021450" in await diagnostics.inner_text("body")
+            text = await diagnostics.inner_text("body")
+            assert "3B021450" in text and read["certificates"]["authentication"]["notAfter"][:10] in text
+            assert "MARTIN" not in text
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             await diagnostics.screenshot(path=str(ARTIFACTS / "diagnostics.png"), full_page=True)
 
@@ -260,6 +271,6 @@ async def test_real_card_events_reach_the_paired_page(
             removed = [e["params"] for e in await page.evaluate("window.events") if e["name"] == "card.removed"]
             assert removed == [{"reader": READERS[1]}]
             listing = await page.evaluate("window.bridge.readersList()")
-            assert not any(r["cardPresent"] for r in listing["readers"])
+            assert [r["cardPresent"] for r in listing["readers"]] == [True, False]
             await diagnostics.close()
             await page.close()
