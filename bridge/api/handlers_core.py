@@ -26,8 +26,13 @@ __all__ = [
 _ORIGIN = {"type": "string", "maxLength": 255, "pattern": "^https?://"}
 _CODE = {"type": "string", "pattern": "^[0-9]{6}$"}
 _READER_ROW = object_schema(
-    {"name": {"type": "string"}, "cardPresent": {"type": "boolean"}, "atr": {"type": ["string", "null"]}},
-    ["name", "cardPresent", "atr"],
+    {
+        "name": {"type": "string"},
+        "cardPresent": {"type": "boolean"},
+        "atr": {"type": ["string", "null"]},
+        "kind": {"type": ["string", "null"], "description": "card family from the ATR (CPS3, VITALE2, UNKNOWN...)"},
+    },
+    ["name", "cardPresent", "atr", "kind"],
 )
 _READERS = object_schema(
     {"pcsc": {"enum": ["available", "unavailable"]}, "readers": {"type": "array", "items": _READER_ROW}},

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from bridge.cards.identify import identify_atr
 from bridge.pcsc.monitor import CardInserted, CardRemoved, MonitorState, ReaderEvent, ReaderState
 
 __all__ = ["MonitorLike", "Publish", "ReaderFeed"]
@@ -42,7 +43,14 @@ Publish = Callable[[str, dict[str, Any]], None]
 
 
 def _reader_json(row: ReaderState) -> dict[str, Any]:
-    return {"name": row.name, "cardPresent": row.card_present, "atr": row.atr.hex().upper() if row.atr else None}
+    atr = row.atr if row.card_present else None
+    return {
+        "name": row.name,
+        "cardPresent": row.card_present,
+        "atr": atr.hex().upper() if atr else None,
+        # From the ATR alone (no card access): CPS3, VITALE2, UNKNOWN... ; None without a card.
+        "kind": identify_atr(atr).kind.value if atr else None,
+    }
 
 
 class ReaderFeed:

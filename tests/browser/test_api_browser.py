@@ -243,7 +243,7 @@ async def test_real_card_events_reach_the_paired_page(
             listing = await page.evaluate("window.bridge.readersList()")
             assert listing == {
                 "pcsc": "available",
-                "readers": [{"name": name, "cardPresent": False, "atr": None} for name in READERS],
+                "readers": [{"name": name, "cardPresent": False, "atr": None, "kind": None} for name in READERS],
             }
             await asyncio.to_thread(slots[1].insert, TinyCard())
             await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')", timeout=15_000)

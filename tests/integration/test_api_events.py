@@ -55,7 +55,7 @@ async def test_events_only_to_approved_connections(session: aiohttp.ClientSessio
         for ws in (approved, page, local):
             assert await next_notification(ws, "card.inserted") == {"reader": READER, "atr": "3B8F8001"}
             changed = await next_notification(ws, "readers.changed")
-            assert changed["readers"][0] == {"name": READER, "cardPresent": True, "atr": "3B8F8001"}
+            assert changed["readers"][0] == {"name": READER, "cardPresent": True, "atr": "3B8F8001", "kind": "UNKNOWN"}
         monitor.emit(CardRemoved(READER))
         assert await next_notification(approved, "card.removed") == {"reader": READER}
         # The stranger got nothing: its next frame is the answer to its own call.

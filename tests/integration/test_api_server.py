@@ -16,6 +16,7 @@ import pytest
 from bridge.api.token import load_or_create_token
 from bridge.app import Application
 from bridge.config import BridgeConfig
+from bridge.errors import BridgeError, ErrorCode
 from bridge.paths import data_dir
 from tests.api_helpers import open_ws, rpc, running_bridge
 
@@ -307,3 +308,55 @@ async def test_port_in_use_names_the_holder(bridge: Application) -> None:
     code, _, err = await cli("run", "--no-tray", "--port", str(bridge.port))
     assert code == 4
     assert f"port {bridge.port}" in err.lower() and f"PID {os.getpid()}" in err
+
+
+async def test_daemon_process_runs_without_pcscd(home: Path) -> None:
+    """`dmp-bridge run` as a real process, with the PC/SC client pointed at a socket that does not exist."""
+    import socket
+
+    from bridge.api.client import LocalClient
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, PCSCLITE_CSOCK_NAME=str(home / "no-pcscd.comm"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.cli",
+        "run",
+        "--no-tray",
+        "--port",
+        str(port),
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert f"http://127.0.0.1:{port}/" in line
+        async with LocalClient(port, load_or_create_token(data_dir())) as client:
+            assert await client.call("readers.list") == {"pcsc": "unavailable", "readers": []}
+            with pytest.raises(BridgeError) as info:
+                await client.call("cps.read")
+            assert info.value.code is ErrorCode.NO_READER
+        if _has_ipv6_loopback():
+            async with aiohttp.ClientSession() as session, session.get(f"http://[::1]:{port}/openrpc.json") as resp:
+                assert resp.status == 200  # also listening on the IPv6 loopback
+    finally:
+        proc.terminate()
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+
+
+def _has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True

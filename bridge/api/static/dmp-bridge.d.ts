@@ -53,6 +53,7 @@ export interface ReaderRow {
   name: string;
   cardPresent: boolean;
   atr: string | null;
+  kind: string | null;
 }
 
 export interface ReadersList {
