@@ -15,6 +15,7 @@ first and raises PIN_LAST_TRY before sending VERIFY.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import logging
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from typing import NoReturn, Protocol, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from bridge.cards.cps_data import (
     AUTH_CERT_PATH,
@@ -66,6 +68,7 @@ __all__ = [
     "PinStatus",
     "Runner",
     "card_keys",
+    "certificate_summary",
     "digest_info",
     "fcp_file_size",
     "get_data_chv",
@@ -103,6 +106,9 @@ _DIGEST_INFO = {
     "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
     "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
 }
+
+# Short names for the attributes IGC-Santé subjects use, as the DMP kit writes them (GN=, SN=, T=).
+_DN_NAMES = {NameOID.GIVEN_NAME: "GN", NameOID.SURNAME: "SN", NameOID.TITLE: "T"}
 
 _SW_SECURITY = 0x6982
 _SW_BLOCKED = 0x6983
@@ -277,6 +283,47 @@ class CpsCardInfo:
 
     def __repr__(self) -> str:  # names and identifiers stay out of logs
         return f"CpsCardInfo(card_type={self.identity.card_type!r}, pin={self.pin!r})"
+
+    def to_json(self, now: dt.datetime | None = None) -> dict[str, object]:
+        """JSON-ready dict (API payloads, `dmp-bridge card --json`); `now` fixes the certificates' days left."""
+        now = now or dt.datetime.now(dt.UTC)
+        identity, holder, pro = self.identity, self.holder, self.professional
+        return {
+            "serial": self.serial,
+            "cardType": identity.card_type,
+            "cardNumber": identity.card_number,
+            "validFrom": identity.not_before.isoformat() if identity.not_before else None,
+            "validUntil": identity.not_after.isoformat() if identity.not_after else None,
+            "holder": {
+                "idType": holder.id_type,
+                "nationalId": holder.national_id,
+                "civility": holder.civility,
+                "lastName": holder.last_name,
+                "firstName": holder.first_name,
+            },
+            "professionCode": pro.profession_code,
+            "specialtyCode": pro.specialty_code,
+            "certificates": [
+                certificate_summary("authentication", self.auth_certificate, now),
+                certificate_summary("signature", self.sign_certificate, now),
+            ],
+            "pin": {"triesLeft": self.pin.tries_left, "triesMax": self.pin.tries_max, "blocked": self.pin.blocked},
+        }
+
+
+def certificate_summary(usage: str, cert: x509.Certificate, now: dt.datetime) -> dict[str, object]:
+    """Subject, issuer, validity and days left of a certificate (expired ones have negative days)."""
+    not_after = cert.not_valid_after_utc
+    return {
+        "usage": usage,
+        "subject": cert.subject.rfc4514_string(_DN_NAMES),
+        "issuer": cert.issuer.rfc4514_string(_DN_NAMES),
+        "serialNumber": format(cert.serial_number, "X"),
+        "notBefore": cert.not_valid_before_utc.isoformat(),
+        "notAfter": not_after.isoformat(),
+        "daysLeft": (not_after - now).days,
+        "expired": not_after <= now,
+    }
 
 
 T = TypeVar("T")

@@ -147,6 +147,29 @@ class Situation:
         """`Secteur_Activite` as a VIHF carries it: code^OID of TRE_R02."""
         return f"{self.activity_sector}^{OID_ACTIVITY_SECTOR}"
 
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready dict (API payloads, `dmp-bridge card --json`)."""
+        billing = self.billing
+        return {
+            "index": self.index,
+            "number": self.number,
+            "practiceMode": self.practice_mode,
+            "professionCode": self.profession_code,
+            "specialtyCode": self.specialty_code,
+            "structureIdType": self.structure_id_type,
+            "structureId": self.structure_id,
+            "structureName": self.structure_name,
+            "activitySector": self.activity_sector,
+            "billing": None
+            if billing is None
+            else {
+                "billingNumber": billing.billing_number,
+                "conventionCode": billing.convention_code,
+                "amSpecialty": billing.am_specialty,
+                "tariffZone": billing.tariff_zone,
+            },
+        }
+
 
 def _text(raw: bytes) -> str:
     try:

@@ -21,8 +21,16 @@ EXIT_PCSC_ERROR = 4  # any other PC/SC failure
 
 
 def card_kind(atr: bytes) -> str:
-    """The kind of card for an ATR (a `CardKind` value; "UNKNOWN" when not recognised)."""
+    """The kind of card for an ATR, as `bridge.cards.identify` names it ("UNKNOWN" when not recognised).
+
+    The single place where this command plugs in card identification (ATR alone: listing readers must
+    not send APDUs to cards that other programs may be using).
+    """
     return identify_atr(atr).kind.value
+
+
+def _card_label(atr: bytes) -> str:
+    return identify_atr(atr).label_fr
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -39,16 +47,19 @@ def _as_dict(state: ReaderState) -> dict[str, Any]:
     }
 
 
-def _print_human(readers: list[dict[str, Any]]) -> None:
-    if not readers:
+def _human_line(state: ReaderState) -> str:
+    if state.atr is None:
+        return f"  {state.name} : vide"
+    return f"  {state.name} : {_card_label(state.atr)} ({card_kind(state.atr)}), ATR {state.atr.hex().upper()}"
+
+
+def _print_human(states: list[ReaderState]) -> None:
+    if not states:
         print("Aucun lecteur de carte détecté.")
         return
-    print(f"Lecteurs de carte : {len(readers)}")
-    for reader in readers:
-        if reader["state"] == "present":
-            print(f"  {reader['name']} : carte présente, type {reader['kind']}, ATR {reader['atr']}")
-        else:
-            print(f"  {reader['name']} : vide")
+    print(f"Lecteurs de carte : {len(states)}")
+    for state in states:
+        print(_human_line(state))
 
 
 def _fail(err: BridgeError, as_json: bool) -> None:
@@ -70,9 +81,8 @@ def run(args: argparse.Namespace) -> int:
     except PcscError as err:
         _fail(err, args.json)
         return EXIT_PCSC_ERROR
-    readers = [_as_dict(state) for state in states]
     if args.json:
-        print(json.dumps({"readers": readers}, ensure_ascii=False, indent=2))
+        print(json.dumps({"readers": [_as_dict(state) for state in states]}, ensure_ascii=False, indent=2))
     else:
-        _print_human(readers)
+        _print_human(states)
     return 0

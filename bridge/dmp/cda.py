@@ -145,7 +145,8 @@ def wrap_unstructured(header: CdaHeader, content: bytes, fmt: DocFormat) -> byte
     _h(_h(encounter, "effectiveTime"), "low", value=enc_day)
     facility = _h(_h(encounter, "location"), "healthCareFacility")
     fc = header.facility
-    _h(facility, "code", code=fc.code, displayName=fc.display, codeSystem=fc.scheme or SECTOR_OID)
+    # codeSystemName R02 (TRE_R02 SecteurActivite) as in the kit template and the TD2.1 sample.
+    _h(facility, "code", code=fc.code, displayName=fc.display, codeSystem=fc.scheme or SECTOR_OID, codeSystemName="R02")
 
     body = _h(_h(doc, "component"), "nonXMLBody")
     text = _h(body, "text", mediaType=fmt.media_type, representation="B64")

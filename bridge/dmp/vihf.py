@@ -34,6 +34,7 @@ __all__ = [
     "Role",
     "VihfContext",
     "build_vihf",
+    "issuer_dn",
     "parse_vihf",
     "saml_instant",
     "sign_vihf",
@@ -80,6 +81,10 @@ class PatientIns:
     def __post_init__(self) -> None:
         if not self.value.isalnum() or not 13 <= len(self.value) <= 22:
             raise DmpParamsError("INS must be 13 to 22 alphanumeric characters")
+
+    def __repr__(self) -> str:
+        # An INS never reaches a log line through a repr.
+        return f"PatientIns(<redacted>, {self.oid.name})"
 
     def cx(self) -> str:
         """HL7 CX form used by the VIHF, queries and XDS patientId: `INS^^^&OID&ISO^NH`."""
@@ -130,6 +135,9 @@ class VihfContext:
     #: When set, a saml2:Conditions NotBefore/NotOnOrAfter is emitted (the samples have none).
     valid_until: dt.datetime | None = None
 
+    def __repr__(self) -> str:
+        return f"VihfContext({self.assertion_id!r}, {self.auth_mode.name}, {self.purpose.name})"
+
     def __post_init__(self) -> None:
         if not self.assertion_id or not (self.assertion_id[0].isalpha() or self.assertion_id[0] == "_"):
             raise DmpParamsError("VIHF assertion id must be an NCName (e.g. '_' + uuid)")
@@ -139,6 +147,11 @@ class VihfContext:
             raise DmpParamsError("VIHF instants must be timezone-aware")
         if self.confidentiality not in (None, Confidentiality.INVISIBLE_REPRESENTANTS_LEGAUX):
             raise DmpParamsError("the VIHF secret mode only accepts INVISIBLE_REPRESENTANTS_LEGAUX")
+
+
+def issuer_dn(cert: x509.Certificate) -> str:
+    """The VIHF Issuer for a signing certificate: its subject DN in RFC 4514 form (as the samples)."""
+    return cert.subject.rfc4514_string()
 
 
 def saml_instant(when: dt.datetime) -> str:

@@ -99,6 +99,9 @@ class Person:
         for name in ("id", "family", "given", "oid"):
             _check_component(name, getattr(self, name))
 
+    def __repr__(self) -> str:
+        return f"Person({self.id!r}, <names redacted>)"
+
     def xcn(self) -> str:
         """HL7 XCN `id^FAMILY^Given^^^^^^&oid&ISO^D^^^IDNPS` (samples)."""
         return f"{self.id}^{self.family}^{self.given}^^^^^^&{self.oid}&ISO^D^^^IDNPS"
@@ -187,6 +190,11 @@ class DocumentEntry:
     version: str | None = None
     status: AvailabilityStatus | None = None
 
+    def __repr__(self) -> str:
+        # Titles, comments and PID-5 carry names and clinical hints: ids only in reprs.
+        status = self.status.name if self.status else None
+        return f"DocumentEntry({self.entry_id!r}, {self.unique_id!r}, {status})"
+
     @property
     def visibility(self) -> frozenset[Confidentiality]:
         """The TRE_A07 visibility codes carried (MASQUE_PS, INVISIBLE_PATIENT, …)."""
@@ -213,6 +221,9 @@ class SubmissionSet:
     authors: tuple[Author, ...]
     title: str | None = None
     comments: str | None = None
+
+    def __repr__(self) -> str:
+        return f"SubmissionSet({self.entry_id!r}, {self.unique_id!r})"
 
 
 @dataclass(frozen=True)

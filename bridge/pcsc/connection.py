@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -60,6 +61,8 @@ class _PcscChannel:
     def transmit(self, command: Command) -> Response:
         """Send one logical command (61xx, 6Cxx and chaining handled below)."""
         connection = self._connection
+        if connection._operation_thread != threading.get_ident():
+            raise RuntimeError("a CardChannel is only valid inside the operation it was given to")
         try:
             return transceive(command, connection._send, extended_length=connection.extended_length)
         except TransportError as exc:
@@ -85,6 +88,7 @@ class CardConnection:
         self._closed = False  # set on the caller's side: no new operation accepted
         self._released = False  # set on the worker once the PC/SC handles are gone
         self._lost: PcscError | None = None  # why the handle is dead (card pulled, pcscd gone)
+        self._operation_thread: int | None = None  # the worker's thread id while an operation runs
         self._channel = _PcscChannel(self)
 
     @classmethod
@@ -96,9 +100,13 @@ class CardConnection:
         """
         share = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED
         executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pcsc[{reader}]")
+        connecting = executor.submit(_connect, reader, share)
         try:
-            handles = await asyncio.wrap_future(executor.submit(_connect, reader, share))
+            handles = await asyncio.wrap_future(connecting)
         except BaseException:
+            # Cancelled while SCardConnect was still running (it can wait on another client's transaction):
+            # release the handles whenever it finishes instead of leaking them.
+            connecting.add_done_callback(_release_abandoned)
             executor.shutdown(wait=False)
             raise
         return cls(reader, executor, handles, share, extended_length)
@@ -124,6 +132,9 @@ class CardConnection:
         The future fails with a PcscError subclass when PC/SC does (e.g. CardRemovedError when the card
         is pulled mid-operation), or with whatever `fn` raised.
         """
+        if self._operation_thread == threading.get_ident():
+            # The single worker would wait for itself: a nested operation must use the channel it was given.
+            raise RuntimeError("submit() called from inside an operation on the same connection")
         if not self._closed:
             try:
                 return self._executor.submit(self._run, fn)
@@ -160,9 +171,11 @@ class CardConnection:
             if isinstance(err, CardResetError):
                 self._reconnect()  # the next operation can start afresh; this one must know the state is gone
             raise err
+        self._operation_thread = threading.get_ident()
         try:
             return fn(self._channel)
         finally:
+            self._operation_thread = None
             # Fails harmlessly when the card is gone; the transaction dies with the handle then.
             scard.SCardEndTransaction(self._card, scard.SCARD_LEAVE_CARD)
 
@@ -234,3 +247,12 @@ def _connect(reader: str, share: int) -> tuple[int, int, int, bytes]:
         raise
     log.debug("connected to %s, protocol %d", reader, protocol)
     return context, card, protocol, bytes(atr)
+
+
+def _release_abandoned(connecting: concurrent.futures.Future[tuple[int, int, int, bytes]]) -> None:
+    """Disconnect a connection whose opener gave up before it was established."""
+    if connecting.cancelled() or connecting.exception() is not None:
+        return
+    context, card, _, _ = connecting.result()
+    scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
+    scard.SCardReleaseContext(context)

@@ -207,7 +207,11 @@ class ReaderMonitor:
             self._queues.remove(queue)
 
     async def events(self) -> AsyncIterator[ReaderEvent]:
-        """Iterate over events from now on (subscribes for the iteration's lifetime)."""
+        """Iterate over events from now on (subscribed from the first iteration until the generator closes).
+
+        A consumer that may leave the loop early should use `contextlib.aclosing(monitor.events())` so the
+        queue is unsubscribed at once rather than when the generator is garbage-collected.
+        """
         queue = self.subscribe()
         try:
             while True:
@@ -339,14 +343,11 @@ class ReaderMonitor:
             first = False
             new: dict[str, ReaderState] = {}
             cycled: set[str] = set()
-            relist = False
             for name, event_state, atr in results:
                 if name == PNP_NOTIFICATION:
-                    relist = relist or bool(event_state & scard.SCARD_STATE_CHANGED)
                     pnp_state = event_state & ~scard.SCARD_STATE_CHANGED
                     continue
                 if event_state & (scard.SCARD_STATE_UNKNOWN | scard.SCARD_STATE_IGNORE):
-                    relist = True  # the reader is gone
                     current.pop(name, None)
                     counters.pop(name, None)
                     continue
@@ -364,8 +365,10 @@ class ReaderMonitor:
             known.clear()
             known.update(new)
             self._report(events, known, MonitorState.RUNNING)
-            if relist:
-                names = None
+            # List again after every wake, not only when the PnP entry fires: pcsc-lite 1.9 compares the
+            # reader count with the one at the start of each wait, so a reader arriving between two waits
+            # would otherwise go unseen until the next PnP change.
+            names = None
         return False
 
     def _lost(self, hr: int, what: str) -> bool:

@@ -9,15 +9,16 @@ Extension API (for subclasses):
 - Commands: decorate a method ``def name(self, cmd: Command) -> Reply`` with ``@handles(0x20)`` (one or
   more INS bytes; ``chaining=True`` lets the OS reassemble ISO command chaining, CLA bit 0x10, into a
   single `Command` before the call). Decorated methods of every class in the MRO form the dispatch
-  table; a subclass overrides an INS by decorating a method of its own. A handler returns a `Reply`
-  (data + SW, ``Reply.ok(data)``) or raises `ISOError(sw)`; it never deals with T=0 or Le framing:
-  `process` does (see "Transport" below).
+  table; a subclass overrides an INS by decorating a method of its own, or by redefining the method
+  under the same name (it keeps its INS). A handler returns a `Reply` (data + SW, ``Reply.ok(data)``)
+  or raises `ISOError(sw)`; it never deals with T=0 or Le framing: `process` does (see "Transport").
 - Access conditions: each file has ``read`` and ``update`` predicates, ``AccessCondition =
   Callable[[CardOS], bool]``; `ALWAYS`, `NEVER` and ``requires("pin1", ...)`` (true when every named
   flag is in ``os.security``) are provided. A handler sets flags in ``self.security`` (e.g. after a
   good VERIFY); `check_access(file, file.read)` raises 6982 when the predicate is false.
 - Volatile state: override `reset_volatile` (call ``super().reset_volatile()``); it runs on
-  power on, power off and reset. The base clears the current DF/EF, ``security`` flags, the pending
+  power on, power off, reset and at the end of ``CardOS.__init__`` (so a subclass sets what it needs
+  before calling ``super().__init__``). The base clears the current DF/EF, ``security`` flags, the pending
   GET RESPONSE data and any half-received command chain.
 - File control data: override `fcp(file)` / `fci(file)`, or give a file ``fcp_extra`` bytes (e.g. an
   ``A1`` security attribute template) appended inside the ``62`` template.
@@ -338,10 +339,8 @@ class CardOS:
         if self.config.transport is Transport.T0:
             if le is None or cmd.data:
                 return self._announce(data, sw)  # case 3/4 (or case 1): T=0 cannot send data now
-            if len(data) == le or (le == _SHORT_MAX and len(data) > le):
-                return self._serve(data, sw, le)
-            if len(data) > _SHORT_MAX:
-                return self._serve(data, sw, le)
+            if len(data) == le or len(data) > _SHORT_MAX:
+                return self._serve(data, sw, le)  # over 256 bytes: Le bytes now, the rest by 61xx
             return _sw(0x6C00 | (len(data) & 0xFF))  # wrong Le: tell the exact length
         if le is None:
             le = 65536 if cmd.extended else _SHORT_MAX
@@ -376,7 +375,7 @@ class CardOS:
 
     # ---- helpers for handlers
     def check_access(self, file: File, condition: AccessCondition) -> None:
-        """Raise 6982 unless `condition` holds for this card now."""
+        """Raise 6982 unless `condition` holds for this card now (override to answer another SW per file)."""
         if not condition(self):
             raise ISOError(0x6982)
 

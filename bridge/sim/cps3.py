@@ -47,9 +47,10 @@ from bridge.sim.cps3_profile import (
 )
 from bridge.tlv import TlvError, encode_tlv, parse_tlv
 
-__all__ = ["CPS3_ATR", "Cps3Emulator", "create_card"]
+__all__ = ["CPS3_ATR", "DEFAULT_PROFILE", "Cps3Emulator", "create_card", "make_card"]
 
 CPS3_ATR = bytes.fromhex("3BAC00402A001225006480000310009000")
+DEFAULT_PROFILE = "gp"
 IAS_AID = bytes.fromhex("E828BD080F8025000001FF0010")
 _PIN_FLAG = "pin"
 _PIN_REF = 0x01
@@ -253,6 +254,14 @@ class Cps3Emulator(CardOS):
         return Reply.ok(self.certs.sign.key.sign(computed.digest, padding.PKCS1v15(), Prehashed(algorithm)))
 
 
-def create_card(profile: str = "gp", pki: TestPki | None = None) -> Cps3Emulator:
-    """A virtual CPx card from a shipped profile name (gp, gp2, secretary-cpe...) or a profile file path."""
+def create_card(profile: str = DEFAULT_PROFILE, pki: TestPki | None = None) -> Cps3Emulator:
+    """A virtual CPx card from a shipped profile name (gp, gp2, secretary-cpe...) or a profile file path.
+
+    The keys and certificates come from `pki` (default: the per-user test PKI, created on first use).
+    """
     return Cps3Emulator(load_profile(profile), pki)
+
+
+def make_card(profile: str | None = None) -> Cps3Emulator:
+    """Registry factory: the named profile (default "gp"); KeyError for an unknown name."""
+    return create_card(profile or DEFAULT_PROFILE)

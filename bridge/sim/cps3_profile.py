@@ -20,10 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bridge.sim.registry import list_profiles
+from bridge.sim.registry import load_profile as registry_load_profile
 from bridge.tlv import encode_tlv
 
 __all__ = [
@@ -153,22 +154,15 @@ class CpsProfile:
 
 def available_profiles() -> list[str]:
     """Names of the shipped CPx profiles (files cps-<name>.json)."""
-    folder = resources.files("bridge.sim") / "profiles"
-    names = [p.name[4:-5] for p in folder.iterdir() if p.name.startswith("cps-") and p.name.endswith(".json")]
-    return sorted(names)
+    return list_profiles("cps")
 
 
 def load_profile(name_or_path: str | Path) -> CpsProfile:
-    """A shipped profile by name ("gp", "secretary-cpe"...) or a profile file by path."""
+    """A shipped profile by name ("gp", "secretary-cpe"...) or a profile file by path; KeyError if unknown."""
     path = Path(name_or_path)
-    if path.suffix == ".json" and path.exists():
-        text = path.read_text(encoding="utf-8")
-    else:
-        name = str(name_or_path)
-        if name not in available_profiles():
-            raise ValueError(f"unknown CPS profile {name!r}; known: {', '.join(available_profiles())}")
-        text = (resources.files("bridge.sim") / "profiles" / f"cps-{name}.json").read_text(encoding="utf-8")
-    return CpsProfile.from_dict(json.loads(text))
+    if path.suffix == ".json" and path.is_file():
+        return CpsProfile.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return CpsProfile.from_dict(registry_load_profile("cps", str(name_or_path)))
 
 
 # ---- data objects (the virtual card's layout) -----------------------------------------------------

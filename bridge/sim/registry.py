@@ -39,6 +39,7 @@ def _lazy(module: str, attr: str = "make_card") -> CardFactory:
 CARD_KINDS: Mapping[str, CardFactory] = {
     "generic": _lazy("bridge.sim.generic"),
     "vitale": _lazy("bridge.sim.vitale"),
+    "cps": _lazy("bridge.sim.cps3"),
 }
 
 

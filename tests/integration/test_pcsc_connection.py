@@ -12,7 +12,7 @@ import pytest
 from bridge.pcsc.apdu import Command, Response
 from bridge.pcsc.channel import CardChannel, check
 from bridge.pcsc.connection import CardConnection
-from bridge.pcsc.errors import CardRemovedError, NoCardError, NoReaderError, SharingViolationError
+from bridge.pcsc.errors import CardRemovedError, CardResetError, NoCardError, NoReaderError, SharingViolationError
 from bridge.sim.vpcd import VirtualSlot
 from tests.conftest import wait_card_state
 from tests.scripted_card import ATR, GET_DATA_VALUE, READ_BINARY_VALUE, ScriptedCard, YankingVicc
@@ -189,3 +189,38 @@ async def test_closed_connection_refuses_work(card: ScriptedCard) -> None:
     await connection.close()  # idempotent
     with pytest.raises(NoCardError):
         await connection.run(lambda ch: ch.atr)
+
+
+def reset_by_another_program(reader: str) -> None:
+    """What another PC/SC client does when it leaves the card reset."""
+    from smartcard import scard
+
+    hr, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    assert hr == scard.SCARD_S_SUCCESS
+    try:
+        hr, card, _ = scard.SCardConnect(context, reader, scard.SCARD_SHARE_SHARED, scard.SCARD_PROTOCOL_T1)
+        assert hr == scard.SCARD_S_SUCCESS, scard.SCardGetErrorMessage(hr)
+        assert scard.SCardDisconnect(card, scard.SCARD_RESET_CARD) == scard.SCARD_S_SUCCESS
+    finally:
+        scard.SCardReleaseContext(context)
+
+
+async def test_card_reset_by_another_program(conn: CardConnection) -> None:
+    assert await conn.run(lambda ch: ch.transmit(Command(0x00, 0xCA, 0x01, 0x00, le=0)).sw.ok)
+    await asyncio.to_thread(reset_by_another_program, READER0)
+    with pytest.raises(CardResetError):
+        await conn.run(lambda ch: ch.atr)
+    # reported once: the connection reconnected and the next operation works
+    assert await conn.run(lambda ch: ch.transmit(Command(0x00, 0xCA, 0x01, 0x00, le=0)).data) == GET_DATA_VALUE
+    assert conn.atr == ATR
+
+
+async def test_misuse_is_a_local_error_not_a_deadlock(conn: CardConnection) -> None:
+    def nested(ch: CardChannel) -> None:
+        conn.submit(lambda inner: None)  # would wait for this very worker
+
+    with pytest.raises(RuntimeError, match="inside an operation"):
+        await asyncio.wait_for(conn.run(nested), 5)
+    leaked = await conn.run(lambda ch: ch)
+    with pytest.raises(RuntimeError, match="only valid inside the operation"):
+        leaked.transmit(Command(0x00, 0xCA, 0x01, 0x00, le=0))

@@ -54,7 +54,7 @@ def test_readers_human_output_is_french() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "Lecteurs de carte : 2"
-    assert lines[1] == f"  {READERS[0]} : carte présente, type UNKNOWN, ATR {ATR.hex().upper()}"
+    assert lines[1] == f"  {READERS[0]} : Carte non reconnue (UNKNOWN), ATR {ATR.hex().upper()}"
     assert lines[2] == f"  {READERS[1]} : vide"
 
 

@@ -15,6 +15,7 @@ from bridge.pcsc.monitor import (
     MonitorState,
     PcscAvailable,
     PcscUnavailable,
+    ReaderAdded,
     ReaderEvent,
     ReaderMonitor,
     ReaderState,
@@ -70,5 +71,29 @@ async def test_monitor_survives_pcscd_restart(restartable_pcscd: PrivatePcscd, s
         connection = await CardConnection.open(READERS[0])
         assert await read(connection) == GET_DATA_VALUE
         await connection.close()
+    finally:
+        await monitor.stop()
+
+
+async def test_monitor_started_before_pcscd(restartable_pcscd: PrivatePcscd, slots: list[VirtualSlot]) -> None:
+    """The daemon may start before the smart card service: it waits for it, then reports the readers."""
+    await asyncio.to_thread(restartable_pcscd.stop)
+    monitor = ReaderMonitor()
+    queue = monitor.subscribe()
+    await monitor.start()
+    try:
+        assert await next_event(queue) == PcscUnavailable()
+        assert monitor.state is MonitorState.PCSC_UNAVAILABLE
+        assert monitor.snapshot() == []
+        with pytest.raises(PcscUnavailableError):
+            await CardConnection.open(READERS[0])
+
+        await asyncio.to_thread(restartable_pcscd.start)
+        assert await next_event(queue) == PcscAvailable()
+        assert await next_event(queue) == ReaderAdded(READERS[0])
+        assert await next_event(queue) == ReaderAdded(READERS[1])
+        assert monitor.state is MonitorState.RUNNING
+        slots[1].insert(ScriptedCard())
+        assert await next_event(queue) == CardInserted(READERS[1], ATR)
     finally:
         await monitor.stop()

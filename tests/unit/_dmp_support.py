@@ -10,12 +10,14 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from lxml import etree
 
 from tests.conftest import SHARED
 
@@ -116,8 +118,6 @@ def strip_ws(text: str) -> str:
 
 def sample_body(name: str) -> Any:
     """The first element of the SOAP Body of an official sample request (trusted local file)."""
-    from lxml import etree
-
     env = etree.fromstring(sample_envelope(name), etree.XMLParser(resolve_entities=False, no_network=True))
     body = next(c for c in env if etree.QName(c).localname == "Body")
     return next(c for c in body if isinstance(c.tag, str))
@@ -125,8 +125,6 @@ def sample_body(name: str) -> Any:
 
 def template_request(name: str) -> Any:
     """A kit template (written without namespaces) moved into the ebRS namespaces it stands for."""
-    from lxml import etree
-
     root = etree.fromstring((TEMPLATES / name).read_bytes(), etree.XMLParser(resolve_entities=False, no_network=True))
     rim = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
     lcm = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
@@ -139,8 +137,6 @@ def template_request(name: str) -> Any:
 @pytest.fixture(scope="session")
 def xds_schema() -> Any:
     """The official XDS.b repository schema (imports ebRS rim/rs/lcm/query): validates every XDS body."""
-    from lxml import etree
-
     if not SCHEMAS.is_dir():
         pytest.skip(f"official XSDs not found at {SCHEMAS}")
     return etree.XMLSchema(etree.parse(str(SCHEMAS / "IHE" / "XDS.b_DocumentRepository.xsd")))

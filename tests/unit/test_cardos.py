@@ -270,3 +270,29 @@ def test_tree_rules() -> None:
         TransparentEF(sfi=31)
     with pytest.raises(ValueError):
         CardOS(CardConfig(ATR), DF(fid=0x0001))
+
+
+def test_override_by_name_and_data_with_a_warning_sw() -> None:
+    class Audited(CardOS):
+        selected: list[int]
+
+        def reset_volatile(self) -> None:
+            super().reset_volatile()
+            self.selected = []
+
+        def select(self, cmd: Command) -> Reply:  # same name: keeps INS A4 without a new decorator
+            reply = super().select(cmd)
+            self.selected.append(int.from_bytes(cmd.data[-2:], "big"))
+            return reply
+
+        @handles(0xCA)
+        def get_data(self, cmd: Command) -> Reply:
+            return Reply(b"\x01\x02", 0x6282)
+
+    c = Audited(CardConfig(ATR), tree())
+    assert x(c, "00 A4 00 0C 02 D003") == "9000" and c.selected == [0xD003]
+    c.power_off()
+    assert c.selected == []
+    assert x(c, "00 CA 00 00 02") == "01026282"
+    assert x(c, "00 CA 00 00 05 AABBCCDDEE") == "6102"
+    assert x(c, "00 C0 00 00 02") == "01026282"

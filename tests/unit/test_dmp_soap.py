@@ -9,6 +9,7 @@ import pytest
 from lxml import etree
 
 from bridge.dmp.codes import AuthMode, InsOid, ResponseStatus, WsaAction
+from bridge.dmp.endpoints import Transaction, encode_request
 from bridge.dmp.failures import DmpInputError, DmpParamsError
 from bridge.dmp.mtom import MtomPart, build_mtom, parse_mtom
 from bridge.dmp.ns import EBRS_RS, SAML2, SOAP12, q
@@ -220,3 +221,39 @@ def test_oversized_and_non_soap_answers_refused() -> None:
 def test_envelope_bytes_is_utf8_without_declaration() -> None:
     data = envelope_bytes(build_envelope(etree.Element("x"), action="a", message_id=MSG_ID, vihf=vihf()))
     assert data.startswith(b"<soap:Envelope") and "Médecin".encode() in data
+
+
+@needs_reference
+def test_header_matches_td02_sample() -> None:
+    ours = build_envelope(
+        etree.Element("{urn:hl7-org:v3}PRPA_IN201307UV02"),
+        action=WsaAction.PRPA_IN201307UV02.value,
+        message_id=MSG_ID,
+        vihf=vihf(),
+    )
+    theirs = parse_trusted(sample_envelope("TD0.2_Test-dexistence_request.xml"))
+    assert shape(ours[0], skip=NO_VIHF) == shape(theirs[0], skip=NO_VIHF)
+
+
+def test_encode_request_plain_and_mtom() -> None:
+    content_type, data = encode_request(
+        find_documents(PATIENT), transaction=Transaction.TD3_1, message_id=MSG_ID, vihf=vihf()
+    )
+    assert content_type == 'application/soap+xml; charset=UTF-8; action="urn:ihe:iti:2007:RegistryStoredQuery"'
+    resp = parse_soap_response(data, content_type)
+    assert resp.action == "urn:ihe:iti:2007:RegistryStoredQuery"
+    assert Transaction.TD3_1.endpoint.path == "registry" and Transaction.TD2_1.endpoint.path == "repository"
+    part = MtomPart("d@b", "text/xml", b"<doc/>")
+    content_type, data = encode_request(
+        etree.Element("{urn:ihe:iti:xds-b:2007}ProvideAndRegisterDocumentSetRequest"),
+        transaction=Transaction.TD2_1,
+        message_id=MSG_ID,
+        vihf=vihf(),
+        parts=[part],
+        boundary="MIMEb1",
+    )
+    assert content_type.startswith("multipart/related")
+    message = parse_mtom(data, content_type)
+    assert message.parts["d@b"].data == b"<doc/>"
+    with pytest.raises(ValueError):
+        encode_request(etree.Element("x"), transaction=Transaction.TD2_1, message_id=MSG_ID, vihf=None)

@@ -15,7 +15,7 @@ from signxml.verifier import SignatureConfiguration, XMLVerifier
 from bridge.dmp.codes import AuthMode, Confidentiality, InsOid, PurposeOfUse, SignatureAlgorithm
 from bridge.dmp.failures import DmpInputError, DmpParamsError
 from bridge.dmp.ns import DS, SAML2, q
-from bridge.dmp.vihf import PatientIns, Role, VihfContext, build_vihf, parse_vihf, sign_vihf
+from bridge.dmp.vihf import PatientIns, Role, VihfContext, build_vihf, issuer_dn, parse_vihf, sign_vihf
 from bridge.dmp.vihf_cache import VihfCache, VihfKey
 from tests.unit._dmp_support import (
     VIHF_SAMPLES,
@@ -168,7 +168,9 @@ def test_signature_verifies_with_signxml_and_xmlsec1(
     signer: Signer,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    signed = sign_vihf(build_vihf(context(mode)), signer.key, [signer.cert, signer.ca_cert], algorithm)
+    ctx = context(mode, issuer_dn=issuer_dn(signer.cert))
+    assert ctx.issuer_dn == "CN=899900063480,OU=Médecin,O=TEST,C=FR"
+    signed = sign_vihf(build_vihf(ctx), signer.key, [signer.cert, signer.ca_cert], algorithm)
     result = _verify_signxml(signed, signer, algorithm)
     assert result.signed_xml.get("ID") == "_ead25c4d-891c-48e1-8f3c-2b81e295e07f"
     method = signed.find(f".//{q(DS, 'SignatureMethod')}")

@@ -355,3 +355,17 @@ def test_entries_are_values() -> None:
 
 def test_parse_trusted_helper_reads_samples() -> None:
     assert parse_trusted(b"<a/>").tag == "a"
+
+
+def test_reprs_carry_no_patient_data() -> None:
+    text = repr(
+        (
+            entry(),
+            lot(),
+            PATIENT,
+            DR,
+            parse_submit_objects(provide_and_register(lot(), [entry()], {"Document01": "a@b"})),
+        )
+    )
+    for secret in ("207058575627097", "DUPONT", "JEANNE", "MAX", "LIBRE", "CR de consultation", "commentaire"):
+        assert secret not in text

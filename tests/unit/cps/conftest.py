@@ -1,24 +1,17 @@
-"""Fixtures for the CPS, test PKI and card-key tests: one test PKI per session, a private home per test."""
+"""CPS, test PKI and card-key unit tests: one test PKI per session, a private home for every test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bridge.crypto.pki import TestPki
+from tests.cps_fixtures import pki, private_home
 
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    """The test PKI, generated once per session (RSA key generation is the slow part)."""
-    return TestPki.load_or_create(tmp_path_factory.mktemp("test-pki"))
+__all__ = ["pki", "private_home"]
 
 
 @pytest.fixture(autouse=True)
-def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Never write in the real per-user folders."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("DMP_BRIDGE_HOME", str(home))
-    yield home
+def _always_private_home(private_home: Path) -> Path:
+    """Never write in the real per-user folders, even by accident."""
+    return private_home

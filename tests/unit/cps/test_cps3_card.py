@@ -4,13 +4,15 @@ situations, both keys (cryptography, signxml) and the exact APDUs of cards.md.""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import verification
 from lxml import etree
@@ -384,3 +386,71 @@ def test_the_virtual_card_keeps_cps3_select_rules(
     # GET DATA must start from the MF
     assert emulator.process(bytes.fromhex("00a4090c063f000001d001")) == b"\x90\x00"
     assert emulator.process(get_data_chv().to_bytes())[-2:] == b"\x6a\x88"
+
+
+def test_identified_as_cps3_and_registered(card_factory: Callable[[str], tuple[Cps3Emulator, DirectChannel]]) -> None:
+    from bridge.cards.identify import CardKind, identify
+    from bridge.sim.registry import list_profiles, make_card
+
+    _, ch = card_factory("gp")
+    assert identify(ch).kind is CardKind.CPS3
+    assert set(list_profiles("cps")) >= {"gp", "gp2", "secretary-cpe", "last-try", "blocked", "expired"}
+    with pytest.raises(KeyError):
+        make_card("cps", "nope")
+
+
+def test_registry_card_uses_the_per_user_test_pki(private_home: Path) -> None:
+    from bridge.sim.registry import make_card
+
+    card = make_card("cps")
+    assert isinstance(card, Cps3Emulator) and card.profile.name == "gp"
+    assert (private_home / "data" / "test-pki" / "ca-bundle.pem").is_file()
+
+
+@pytest.mark.parametrize(("name", "valid"), [("gp", True), ("expired", False)])
+def test_xmlsec1_verifies_a_vihf_like_signature_made_by_the_card(
+    name: str,
+    valid: bool,
+    card_factory: Callable[[str], tuple[Cps3Emulator, DirectChannel]],
+    pki: TestPki,
+    tmp_path: Path,
+) -> None:
+    """An independent verifier (xmlsec1) checks the card's signature and the chain up to the test root."""
+    emulator, ch = card_factory(name)
+    card = Cps3Card()
+    card.identify(ch)
+    card.verify_pin(ch, _pin())
+    _, sign_key = card_keys(lambda fn: fn(ch), card)
+    doc = etree.fromstring(
+        b'<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_vihf" Version="2.0">'
+        b"<saml:Issuer>CN=810012345678</saml:Issuer></saml:Assertion>"
+    )
+    signer = XMLSigner(
+        signature_algorithm="rsa-sha256",
+        digest_algorithm="sha256",
+        c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#",
+    )
+    signed = signer.sign(doc, key=sign_key, cert=[emulator.certs.sign.certificate, pki.persons_ca.certificate])
+    xml_file, root_file = tmp_path / "vihf.xml", tmp_path / "root.pem"
+    xml_file.write_bytes(etree.tostring(signed))
+    root_file.write_bytes(pki.root.public_bytes(serialization.Encoding.PEM))
+    result = subprocess.run(
+        [
+            "xmlsec1",
+            "--verify",
+            "--trusted-pem",
+            str(root_file),
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+            str(xml_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if valid:
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.startswith("OK")
+    else:
+        assert result.returncode != 0
+        assert "certificate has expired" in result.stderr

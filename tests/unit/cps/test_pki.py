@@ -6,9 +6,13 @@ import datetime as dt
 import ipaddress
 import itertools
 import os
+import socket
+import ssl
 import stat
 import subprocess
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -218,3 +222,46 @@ def test_refuses_path_like_identifiers(pki: TestPki) -> None:
         pki.person("../evil", **GP)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         pki.server("a/b")
+
+
+def test_real_tls_handshake_with_server_and_client_certificates(pki: TestPki, tmp_path: Path) -> None:
+    """OpenSSL (Python ssl) accepts the simulator's server certificate and a card's auth certificate."""
+    server_cert = pki.server("localhost")
+    person = pki.person("tls-gp", **GP)  # type: ignore[arg-type]
+    files = {}
+    for stem, issued in (("server", server_cert), ("client", person.auth)):
+        (tmp_path / f"{stem}.pem").write_bytes(issued.fullchain_pem())
+        (tmp_path / f"{stem}.key").write_bytes(issued.key_pem())
+        files[stem] = (str(tmp_path / f"{stem}.pem"), str(tmp_path / f"{stem}.key"))
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(*files["server"])
+    server_ctx.load_verify_locations(cafile=str(pki.ca_bundle_path()))
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    server_ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # the DMP speaks TLS 1.2
+    client_ctx = ssl.create_default_context(cafile=str(pki.ca_bundle_path()))
+    client_ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    client_ctx.load_cert_chain(*files["client"])
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    seen: dict[str, Any] = {}
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with server_ctx.wrap_socket(conn, server_side=True) as tls:
+            seen["peer"] = tls.getpeercert()
+            tls.sendall(b"ok")
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            client_ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            assert tls.recv(2) == b"ok"
+            assert tls.version() == "TLSv1.2"
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+    subject = dict(item for rdn in seen["peer"]["subject"] for item in rdn)
+    assert subject["commonName"] == "810012345678"

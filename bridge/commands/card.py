@@ -1,0 +1,189 @@
+"""`dmp-bridge card`: what is in each reader: kind, holder, certificates, PIN tries; with the PIN, the situations.
+
+For a CPx card: type, serial, holder, profession and specialty, both certificates (subject, issuer,
+validity, days left) and the PIN counter; with `--pin-stdin` (the PIN on the first line of standard
+input, never on the command line) the situations d'exercice too. For a Vitale card: the beneficiaries.
+The PIN's last try is never spent unless `--force-last-try` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from bridge.cards.cps3 import Cps3Card
+from bridge.cards.identify import CardKind, identify, identify_atr
+from bridge.cards.vitale import read_vitale
+from bridge.errors import BridgeError, ErrorCode, to_bridge_error
+from bridge.pcsc.connection import CardConnection
+from bridge.pcsc.errors import PcscError, PcscUnavailableError
+from bridge.pcsc.monitor import scan_readers
+
+__all__ = ["EXIT_CARD_ERROR", "EXIT_PCSC_ERROR", "EXIT_PCSC_UNAVAILABLE", "HELP", "configure", "read_pin", "run"]
+
+HELP = "décrit la carte de chaque lecteur (CPS, Vitale) / describe the card in each reader"
+
+EXIT_PCSC_UNAVAILABLE = 3
+EXIT_PCSC_ERROR = 4
+EXIT_CARD_ERROR = 5  # a card could not be read, or the PIN was refused
+_MAX_PIN_LINE = 64
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options of `card`."""
+    parser.add_argument("--json", action="store_true", help="sortie JSON / JSON output")
+    parser.add_argument("--reader", metavar="NAME", help="un seul lecteur / only this reader")
+    parser.add_argument(
+        "--pin-stdin", action="store_true", help="code porteur CPS sur l'entrée standard / CPS PIN on stdin"
+    )
+    parser.add_argument(
+        "--force-last-try",
+        action="store_true",
+        help="autorise le dernier essai du code porteur / allow the PIN's last try",
+    )
+
+
+def read_pin(stream: Any) -> bytearray:
+    """The first line of a binary stream as a PIN buffer (the read buffer is zeroed afterwards)."""
+    buffer = bytearray(_MAX_PIN_LINE)
+    length = 0
+    try:
+        while length < _MAX_PIN_LINE:
+            got = stream.readinto(memoryview(buffer)[length : length + 1])
+            if not got or buffer[length] in (0x0A, 0x0D):
+                break
+            length += 1
+        return bytearray(buffer[:length])
+    finally:
+        for i in range(len(buffer)):
+            buffer[i] = 0
+
+
+def _cps(connection: CardConnection, pin: bytearray | None, force: bool) -> dict[str, Any]:
+    session = Cps3Card()
+    info = connection.submit(session.read_public).result(timeout=60)
+    result: dict[str, Any] = {"cps": info.to_json(), "situations": None}
+    if pin is not None:
+        try:
+            connection.submit(lambda ch: session.verify_pin(ch, pin, force=force)).result(timeout=60)
+        except BridgeError as err:  # keep what was read; say why the situations are missing
+            result["error"] = err.to_data()
+            return result
+        situations = connection.submit(session.read_situations).result(timeout=60)
+        result["situations"] = [s.to_json() for s in situations]
+        connection.submit(session.logout).result(timeout=60)
+    return result
+
+
+async def _describe(reader: str, atr: bytes, pin: bytearray | None, force: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"reader": reader, "atr": atr.hex().upper()}
+    connection = await CardConnection.open(reader)
+    try:
+        identity = await connection.run(identify)
+        entry.update(kind=identity.kind.value, label=identity.label_fr, supported=identity.supported)
+        if identity.kind is CardKind.CPS3:
+            # the driver blocks on the card's worker thread: keep it off the event loop
+            entry.update(await asyncio.to_thread(_cps, connection, pin, force))
+        elif identity.kind is CardKind.VITALE2:
+            entry["vitale"] = (await connection.run(read_vitale)).to_json()
+    finally:
+        await connection.close()
+    return entry
+
+
+async def _collect(readers: list[tuple[str, bytes]], pin: bytearray | None, force: bool) -> list[dict[str, Any]]:
+    cards = []
+    for name, atr in readers:
+        try:
+            cards.append(await _describe(name, atr, pin, force))
+        except Exception as exc:  # one card failing must not hide the others
+            cards.append({"reader": name, "atr": atr.hex().upper(), "error": to_bridge_error(exc).to_data()})
+    return cards
+
+
+def _print_cps(card: dict[str, Any]) -> None:
+    cps = card["cps"]
+    holder = cps["holder"]
+    print(
+        f"  Carte {cps['cardType']} n° {cps['cardNumber']} (série {cps['serial']}), valide jusqu'au {cps['validUntil']}"
+    )
+    print(f"  Titulaire : {holder['civility']} {holder['firstName']} {holder['lastName']} ({holder['nationalId']})")
+    print(f"  Profession {cps['professionCode'] or '-'}, spécialité {cps['specialtyCode'] or '-'}")
+    for cert in cps["certificates"]:
+        state = "EXPIRÉ" if cert["expired"] else f"{cert['daysLeft']} jours restants"
+        label = "authentification" if cert["usage"] == "authentication" else "signature"
+        print(f"  Certificat {label} : {cert['subject']}")
+        print(f"    émis par {cert['issuer']}, valide du {cert['notBefore'][:10]} au {cert['notAfter'][:10]} ({state})")
+    pin = cps["pin"]
+    blocked = " — BLOQUÉ" if pin["blocked"] else ""
+    print(f"  Code porteur : {pin['triesLeft']} essai(s) restant(s) sur {pin['triesMax']}{blocked}")
+    if card.get("situations") is not None:
+        print(f"  Situations d'exercice : {len(card['situations'])}")
+        for sit in card["situations"]:
+            print(
+                f"    {sit['number']}. {sit['structureName']} ({sit['structureId']}), secteur {sit['activitySector']},"
+                f" mode {sit['practiceMode'] or '-'}, profession {sit['professionCode'] or '-'}"
+            )
+
+
+def _print_human(cards: list[dict[str, Any]]) -> None:
+    if not cards:
+        print("Aucune carte dans les lecteurs.")
+        return
+    for card in cards:
+        print(f"{card['reader']} : {card.get('label', 'carte')} (ATR {card['atr']})")
+        if "cps" in card:
+            _print_cps(card)
+        elif "vitale" in card:
+            for b in card["vitale"]["beneficiaries"]:
+                role = "assuré" if b["isInsured"] else "ayant droit"
+                name = f"{b['firstName']} {b['lastName']}"
+                print(f"  {name}, né(e) {b['birthDateRaw']}, {role}, NIR {b['nir']} {b['nirKey']}")
+        if "error" in card:
+            error = card["error"]
+            extra = f", {error['triesLeft']} essai(s) restant(s)" if "triesLeft" in error else ""
+            detail = f" ({error['detail']})" if error.get("detail") else ""
+            print(f"  Erreur : {error['message_fr']}{detail}{extra}")
+
+
+def _fail(err: BridgeError, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"error": err.to_data()}, ensure_ascii=False))
+    detail = f" ({err.detail})" if err.detail else ""
+    print(f"dmp-bridge card : {err.message_fr}{detail}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Describe the cards; exit 3 without pcscd, 4 on another PC/SC failure, 5 when a card failed or refused the PIN."""
+    try:
+        states = scan_readers()
+    except PcscUnavailableError as err:
+        _fail(err, args.json)
+        return EXIT_PCSC_UNAVAILABLE
+    except PcscError as err:
+        _fail(err, args.json)
+        return EXIT_PCSC_ERROR
+    if args.reader is not None and all(s.name != args.reader for s in states):
+        _fail(BridgeError(ErrorCode.NO_READER, args.reader), args.json)
+        return EXIT_PCSC_ERROR
+    readers = [(s.name, s.atr) for s in states if s.atr is not None and args.reader in (None, s.name)]
+    cps_readers = [name for name, atr in readers if identify_atr(atr).kind is CardKind.CPS3]
+    if args.pin_stdin and len(cps_readers) > 1:
+        # one PIN must not be tried on several cards: each wrong try costs that card one try
+        _fail(BridgeError(ErrorCode.INVALID_PARAMS, "several CPS cards: choose one with --reader"), args.json)
+        return EXIT_CARD_ERROR
+    pin = read_pin(sys.stdin.buffer) if args.pin_stdin else None
+    try:
+        cards = asyncio.run(_collect(readers, pin, args.force_last_try))
+    finally:
+        if pin is not None:
+            for i in range(len(pin)):
+                pin[i] = 0
+    if args.json:
+        print(json.dumps({"cards": cards}, ensure_ascii=False, indent=2))
+    else:
+        _print_human(cards)
+    return EXIT_CARD_ERROR if any("error" in c for c in cards) else 0

@@ -1,0 +1,135 @@
+"""`dmp-bridge sandbox`: the product on its embedded default, with no card and no national DMP.
+
+Starts, all wired together: a pcscd with the vpcd virtual readers (a private one in a private mount
+namespace when run as root, so a system pcscd is left alone; else the system one with Debian's vpcd
+ports), virtual cards (a GP's CPS in the first reader, a family Vitale card in the second), the DMP
+simulator with the test PKI when available, and the daemon. Prints what runs and where; Ctrl-C
+stops everything.
+
+The vpcd driver offers two readers per pcscd, so the second practitioner's CPS is swapped in with
+`dmp-bridge vcard cps --profile gp2 --port <port of reader 0>` after stopping the sandbox's card, or
+through the sandbox's `--cps` option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+__all__ = ["HELP", "configure", "run"]
+
+HELP = "démonstration complète : cartes virtuelles + simulateur DMP + pont / sandbox with virtual cards"
+
+log = logging.getLogger(__name__)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options of `sandbox`."""
+    parser.add_argument("--port", type=int, help="port du pont / bridge port (default from config)")
+    parser.add_argument("--cps", default="gp", help="profil de la CPS virtuelle / virtual CPS profile (gp)")
+    parser.add_argument("--vitale", default="famille", help="profil de la carte Vitale / Vitale profile (famille)")
+    parser.add_argument("--dump", type=Path, help="le simulateur DMP écrit chaque requête/réponse ici / dump DIR")
+    parser.add_argument("--system-pcscd", action="store_true", help="utiliser le pcscd du système / use system pcscd")
+    parser.add_argument("--no-tray", action="store_true", help="sans icône / headless")
+
+
+def _start_pcscd(args: argparse.Namespace, work_dir: Path) -> tuple[Any, list[int]]:
+    """A private pcscd when possible (root), else the system one; returns (daemon or None, slot ports)."""
+    from bridge.sim.pcscd import PcscdError, PrivatePcscd, enter_private_namespace, free_port_pair
+    from bridge.sim.vpcd import VPCD_BASE_PORT
+
+    if args.system_pcscd or os.geteuid() != 0:
+        return None, [VPCD_BASE_PORT, VPCD_BASE_PORT + 1]
+    try:
+        enter_private_namespace()
+    except PcscdError as exc:
+        log.warning("private pcscd impossible (%s); using the system pcscd", exc)
+        return None, [VPCD_BASE_PORT, VPCD_BASE_PORT + 1]
+    daemon = PrivatePcscd(work_dir, free_port_pair())
+    daemon.start()
+    return daemon, daemon.slot_ports
+
+
+async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[int]) -> int:
+    from bridge.api.ports import PortInUseError
+    from bridge.app import Application
+    from bridge.paths import data_dir
+    from bridge.pcsc.monitor import ReaderMonitor
+    from bridge.sim.registry import make_card
+    from bridge.sim.vpcd import VirtualSlot
+    from bridge.tray import LogUI
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        slots = [VirtualSlot(port) for port in ports]
+        for slot in slots:
+            stack.callback(slot.close)
+        cards = [("cps", args.cps), ("vitale", args.vitale)]
+        for slot, (kind, profile) in zip(slots, cards, strict=True):
+            try:
+                slot.insert(make_card(kind, profile))
+            except (KeyError, ConnectionError) as exc:
+                print(f"Carte virtuelle {kind}/{profile} non insérée : {exc}", file=sys.stderr)
+                return 2
+        app = Application(config, data_dir=data_dir(), approver=LogUI(), monitor=ReaderMonitor())
+        try:
+            await app.start()
+        except PortInUseError as exc:
+            print(exc, file=sys.stderr)
+            await app.stop()
+            return 4
+        stack.push_async_callback(app.stop)
+        print(_summary(app.port, pcscd, ports, cards), flush=True)
+        await stop.wait()
+    return 0
+
+
+def _summary(port: int, pcscd: Any, ports: list[int], cards: list[tuple[str, str]]) -> str:
+    where = "pcscd privé (espace de noms de montage privé)" if pcscd else "pcscd du système"
+    lines = [
+        "dmp-bridge sandbox — bac à sable",
+        f"  Pont : http://127.0.0.1:{port}/  (WebSocket ws://127.0.0.1:{port}/ws)",
+        f"  Lecteurs : {where}",
+    ]
+    for index, ((kind, profile), slot_port) in enumerate(zip(cards, ports, strict=True)):
+        lines.append(f"    Virtual PCD 00 {index:02d} (port vpcd {slot_port}) : carte {kind}, profil {profile}")
+    lines.append("  Code porteur des CPS virtuelles : 1234")
+    lines.append("  Ctrl-C pour arrêter.")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start everything, serve until SIGINT/SIGTERM, stop everything (pcscd by its PID)."""
+    from bridge.config import ConfigError, load_config
+    from bridge.paths import data_dir, ensure_private_dir
+    from bridge.sim.pcscd import PcscdError
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.port is not None:
+        config = dataclasses.replace(config, port=args.port)
+    work_dir = ensure_private_dir(data_dir() / "sandbox")
+    try:
+        pcscd, ports = _start_pcscd(args, work_dir)
+    except PcscdError as exc:
+        print(f"pcscd n'a pas démarré : {exc}", file=sys.stderr)
+        return 3
+    try:
+        return asyncio.run(_serve(args, config, pcscd, ports))
+    finally:
+        if pcscd is not None:
+            pcscd.stop()

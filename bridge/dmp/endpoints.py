@@ -1,0 +1,71 @@
+"""Where each DMP transaction goes and how its request is put on the wire (service path, Action, MTOM).
+
+`encode_request` turns a body element into the HTTP Content-Type and bytes of the request: a SOAP 1.2
+envelope with WS-Addressing and the VIHF, as a multipart MTOM message when documents travel with it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.dmp.codes import WsaAction
+from bridge.dmp.mtom import MtomPart, build_mtom
+from bridge.dmp.soap import build_envelope, envelope_bytes
+
+__all__ = ["Endpoint", "Transaction", "encode_request"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Service path suffix (appended to the DMP base URL), WS-Addressing Action, MTOM request or not."""
+
+    path: str
+    action: str
+    mtom: bool
+
+
+class Transaction(enum.Enum):
+    """The DMP document transactions built by this package, valued by their TD code."""
+
+    #: Provide and register (ITI-41), documents as MTOM parts.
+    TD2_1 = "TD2.1"
+    #: Registry stored query (ITI-18).
+    TD3_1 = "TD3.1"
+    #: Retrieve document set (ITI-43); the answer is MTOM.
+    TD3_2 = "TD3.2"
+    #: Metadata update (ITI-57): visibility, archive/unarchive, delete.
+    TD3_3 = "TD3.3"
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Service path, Action and MTOM use of the transaction (official samples and kit)."""
+        return {
+            "TD2.1": Endpoint("repository", WsaAction.PROVIDE_AND_REGISTER.value, True),
+            "TD3.1": Endpoint("registry", WsaAction.REGISTRY_STORED_QUERY.value, False),
+            "TD3.2": Endpoint("repository", WsaAction.RETRIEVE_DOCUMENT_SET.value, False),
+            "TD3.3": Endpoint("registry", WsaAction.UPDATE_DOCUMENT_SET.value, False),
+        }[self.value]
+
+
+def encode_request(
+    body: Any,
+    *,
+    transaction: Transaction,
+    message_id: str,
+    vihf: Any,
+    to: str | None = None,
+    parts: Sequence[MtomPart] = (),
+    boundary: str | None = None,
+    root_id: str = "root.message@dmp-bridge",
+) -> tuple[str, bytes]:
+    """HTTP Content-Type and body of a request; MTOM (needs `boundary`) when the transaction carries parts."""
+    endpoint = transaction.endpoint
+    envelope = envelope_bytes(build_envelope(body, action=endpoint.action, message_id=message_id, vihf=vihf, to=to))
+    if endpoint.mtom or parts:
+        if boundary is None:
+            raise ValueError("an MTOM request needs a boundary")
+        return build_mtom(envelope, parts, boundary=boundary, root_id=root_id, action=endpoint.action)
+    return f'application/soap+xml; charset=UTF-8; action="{endpoint.action}"', envelope

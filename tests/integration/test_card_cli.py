@@ -1,0 +1,119 @@
+"""`dmp-bridge card` run as a real process against pcscd, with a virtual CPS and a virtual Vitale inserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.crypto.pki import TestPki
+from bridge.sim.cps3 import Cps3Emulator, create_card
+from bridge.sim.registry import make_card
+from bridge.sim.vpcd import VirtualSlot
+from tests.conftest import wait_card_state
+from tests.cps_fixtures import pki, private_home
+
+__all__ = ["pki", "private_home"]
+
+pytestmark = pytest.mark.pcsc
+ROOT = Path(__file__).resolve().parents[2]
+READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
+
+
+def cli(*args: str, stdin: str | None = None, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DMP_BRIDGE_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "card", *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def insert(slots: list[VirtualSlot], cps: Cps3Emulator, with_vitale: bool = True) -> None:
+    for slot, reader in zip(slots, READERS, strict=True):
+        slot.remove()
+        wait_card_state(reader, False)
+    slots[0].insert(cps)
+    wait_card_state(READERS[0], True)
+    if with_vitale:
+        slots[1].insert(make_card("vitale", "famille"))
+        wait_card_state(READERS[1], True)
+
+
+def by_reader(output: str) -> dict[str, dict[str, Any]]:
+    return {card["reader"]: card for card in json.loads(output)["cards"]}
+
+
+def test_card_json_without_pin(slots: list[VirtualSlot], pki: TestPki, private_home: Path) -> None:
+    insert(slots, create_card("gp", pki))
+    result = cli("--json", home=private_home)
+    assert result.returncode == 0, result.stderr
+    cards = by_reader(result.stdout)
+    cps = cards[READERS[0]]
+    assert cps["kind"] == "CPS3" and cps["situations"] is None
+    assert cps["cps"]["cardType"] == "CPS" and cps["cps"]["holder"]["nationalId"] == "810012345678"
+    assert cps["cps"]["pin"] == {"triesLeft": 3, "triesMax": 3, "blocked": False}
+    auth, sign = cps["cps"]["certificates"]
+    assert (auth["usage"], sign["usage"]) == ("authentication", "signature")
+    assert "CN=810012345678" in auth["subject"] and "TEST AC IGC-SANTE STANDARD PERSONNES" in auth["issuer"]
+    assert auth["daysLeft"] > 300 and not auth["expired"]
+    vitale = cards[READERS[1]]
+    assert vitale["kind"] == "VITALE2" and len(vitale["vitale"]["beneficiaries"]) == 3
+
+
+def test_card_with_pin_shows_situations_in_french(slots: list[VirtualSlot], pki: TestPki, private_home: Path) -> None:
+    insert(slots, create_card("gp", pki), with_vitale=False)
+    result = cli("--pin-stdin", "--reader", READERS[0], stdin="1234\n", home=private_home)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Titulaire : DR PAUL MARTIN (810012345678)" in out
+    assert "Code porteur : 3 essai(s) restant(s) sur 3" in out
+    assert "Situations d'exercice : 2" in out
+    assert "CABINET DR PAUL MARTIN (481001234567801), secteur SA07" in out
+    assert "1234" not in result.stderr
+
+
+def test_wrong_pin_and_last_try(slots: list[VirtualSlot], pki: TestPki, private_home: Path) -> None:
+    card = create_card("gp", pki)
+    insert(slots, card, with_vitale=False)
+    result = cli("--json", "--pin-stdin", stdin="9999\n", home=private_home)
+    assert result.returncode == 5
+    entry = by_reader(result.stdout)[READERS[0]]
+    assert entry["error"]["code"] == "PIN_INCORRECT" and entry["error"]["triesLeft"] == 2
+    assert entry["cps"]["pin"]["triesLeft"] == 3 and entry["situations"] is None
+    assert card.tries_left == 2
+
+    last = create_card("last-try", pki)
+    insert(slots, last, with_vitale=False)
+    result = cli("--json", "--pin-stdin", stdin="1234\n", home=private_home)
+    assert result.returncode == 5
+    assert by_reader(result.stdout)[READERS[0]]["error"]["code"] == "PIN_LAST_TRY" and last.tries_left == 1
+    result = cli("--json", "--pin-stdin", "--force-last-try", stdin="1234\n", home=private_home)
+    assert result.returncode == 0, result.stdout
+    assert len(by_reader(result.stdout)[READERS[0]]["situations"]) == 2 and last.tries_left == 3
+
+
+def test_expired_and_blocked_cards_are_described(slots: list[VirtualSlot], pki: TestPki, private_home: Path) -> None:
+    insert(slots, create_card("expired", pki), with_vitale=False)
+    result = cli(home=private_home)
+    assert result.returncode == 0, result.stderr
+    assert "EXPIRÉ" in result.stdout
+    insert(slots, create_card("blocked", pki), with_vitale=False)
+    result = cli("--pin-stdin", stdin="1234\n", home=private_home)
+    assert result.returncode == 5
+    assert "BLOQUÉ" in result.stdout and "Carte bloquée" in result.stdout
+
+
+def test_unknown_reader(slots: list[VirtualSlot], private_home: Path) -> None:
+    result = cli("--json", "--reader", "No Such Reader", home=private_home)
+    assert result.returncode == 4
+    assert json.loads(result.stdout)["error"]["code"] == "NO_READER"
