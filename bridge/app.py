@@ -1,7 +1,7 @@
 """The Application: builds and owns everything the daemon runs, and passes it down (no singletons).
 
 Owns the config, the local token, the approvals store and pairing manager, the reader feed (around
-the PC/SC ReaderMonitor when one is available), the card service (when the drivers are wired), the
+the PC/SC ReaderMonitor), the card service (PcscCardService by default with the real monitor), the
 method registry and the HTTP/WebSocket server.
 """
 
@@ -24,7 +24,9 @@ from bridge.api.server import BridgeServer
 from bridge.api.token import load_or_create_token
 from bridge.config import BridgeConfig
 from bridge.errors import BridgeError
+from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cards import CardLocks, CardService
+from bridge.service.pcsc_cards import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
 from bridge.tray import Approver
 
@@ -68,6 +70,9 @@ class Application:
         self.pairing = PairingManager(self.store, ttl=config.pairing_ttl)
         self.monitor = monitor
         self.readers = ReaderFeed(monitor)
+        if cards is None and isinstance(monitor, ReaderMonitor):
+            # The real PC/SC monitor means real cards: drive them with the drivers (tests pass their own).
+            cards = PcscCardService(monitor.snapshot)
         self.cards = cards
         self.errors = RecentErrors()
         self.locks = CardLocks(config.card_busy_wait)

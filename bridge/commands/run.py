@@ -55,11 +55,7 @@ async def _serve(config: Any, use_tray: bool) -> int:
             ui = TrayUI(on_quit=lambda: _threadsafe_set(loop, stop))
         except Exception:  # no usable tray backend: stay headless rather than fail
             log.warning("tray unavailable; running headless", exc_info=True)
-    from bridge.service.pcsc_cards import PcscCardService
-
-    monitor = _monitor()
-    cards = PcscCardService(monitor.snapshot)
-    app = Application(config, data_dir=data_dir(), approver=ui, monitor=monitor, cards=cards)
+    app = Application(config, data_dir=data_dir(), approver=ui, monitor=_monitor())
     try:
         await app.start()
     except PortInUseError as exc:

@@ -12,6 +12,7 @@ here is logged beyond card types and counts.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
@@ -100,6 +101,7 @@ class PcscCardService:
     def __init__(self, snapshot: Callable[[], list[ReaderState]]) -> None:
         self._snapshot = snapshot
         self._sessions: dict[str, _Session] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -112,15 +114,17 @@ class PcscCardService:
         return row
 
     async def _session(self, reader: str) -> _Session:
-        row = self._row(reader)
-        session = self._sessions.get(reader)
-        if session is not None and session.atr == row.atr:
+        # Diagnostics may ask while a card method runs: one lock per reader so a card is opened once.
+        async with self._opening.setdefault(reader, asyncio.Lock()):
+            row = self._row(reader)
+            session = self._sessions.get(reader)
+            if session is not None and session.atr == row.atr:
+                return session
+            await self.forget(reader)
+            connection = await CardConnection.open(reader)
+            session = _Session(connection=connection, atr=bytes(row.atr or b""))
+            self._sessions[reader] = session
             return session
-        await self.forget(reader)
-        connection = await CardConnection.open(reader)
-        session = _Session(connection=connection, atr=bytes(row.atr or b""))
-        self._sessions[reader] = session
-        return session
 
     async def forget(self, reader: str) -> None:
         """Drop the reader's session (card removed or changed)."""
