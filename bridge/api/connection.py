@@ -3,7 +3,8 @@
 - Scopes are computed on every call and every event from the store, so an approval or a revocation
   takes effect on open connections immediately.
 - At most `max_in_flight` calls run at once per connection; further frames wait (the reader stops
-  reading, so TCP pushes back on the client) rather than being refused.
+  reading, so TCP pushes back on the client) rather than being refused. Handlers marked `inline`
+  (status reads that never wait) run directly in the reader loop.
 - Everything sent goes through `outbox`, drained by one writer task, so frames never interleave.
   Events are dropped (and counted) when a client does not read; responses never are.
 - `close()` cancels all running calls: a page that goes away does not keep a card busy.
@@ -95,6 +96,10 @@ class Connection:
             self.send(call.response)
             return
         await self._slots.acquire()
+        handler = self.registry.get(call.method)
+        if handler is not None and handler.inline:
+            await self._run(call)  # never suspends: no task, no extra loop turn
+            return
         task = asyncio.create_task(self._run(call), name=f"ws{self.id}:{call.method}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

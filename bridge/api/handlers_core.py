@@ -46,6 +46,7 @@ class BridgeInfo(Handler):
     name = "bridge.info"
     summary = "Version, port and platform of the bridge, and whether this origin is approved."
     scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.PUBLIC})
+    inline = True
     result_schema: ClassVar[dict[str, Any]] = object_schema(
         {
             "name": {"const": "dmp-bridge"},
@@ -104,6 +105,7 @@ class ReadersList(Handler):
     name = "readers.list"
     summary = "Readers seen by PC/SC with card presence and ATR; `pcsc` says whether the service answers."
     scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.APP, Scope.DIAGNOSTICS})
+    inline = True
     result_schema: ClassVar[dict[str, Any]] = _READERS
 
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:

@@ -133,6 +133,8 @@ class Handler(abc.ABC):
     result_schema: ClassVar[dict[str, Any]] = {"type": "object"}
     #: Symbolic error codes this method may return (documented in OpenRPC).
     errors: ClassVar[tuple[ErrorCode, ...]] = ()
+    #: True for methods that never wait (no card, no network): run in the reader loop without a task.
+    inline: ClassVar[bool] = False
 
     @abc.abstractmethod
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:

@@ -43,6 +43,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -80,7 +86,7 @@ async def paced_loop(
             out.append((time.perf_counter() - start) * 1000)
 
 
-async def round_trips(port: int, token: str, quick: bool) -> dict[str, Any]:
+async def round_trips(port: int, token: str, quick: bool, pid: int) -> dict[str, Any]:
     url = f"ws://127.0.0.1:{port}/ws"
     results: dict[str, Any] = {}
     async with aiohttp.ClientSession() as session:
@@ -89,7 +95,10 @@ async def round_trips(port: int, token: str, quick: bool) -> dict[str, Any]:
         results["1 client"] = one
         many: list[float] = []
         calls = 40 if quick else 200
+        cpu0 = cpu_seconds(pid)
         await asyncio.gather(*(client_loop(session, url, token, calls, many) for _ in range(50)))
+        # Daemon CPU per call (the 10 warm-up calls per client included): independent of the client's own cost.
+        results["cpu_us_per_call"] = (cpu_seconds(pid) - cpu0) * 1e6 / (50 * (calls + 10))
         results["50 clients, closed loop"] = many
         paced: list[float] = []
         rate = 20.0
@@ -165,14 +174,16 @@ def main() -> None:
         time.sleep(1.0)  # let the daemon settle before reading its idle memory (measurement, not sync)
         idle = rss_mb(proc.pid)
         token = (Path(home) / "data" / "local-token").read_text().strip()
-        results = asyncio.run(round_trips(port, token, quick))
+        results = asyncio.run(round_trips(port, token, quick, proc.pid))
         after = rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
     print(f"daemon start-up to listening: {startup_ms:.0f} ms")
     print(f"idle daemon RSS: {idle:.1f} MB (target < 80 MB); after load: {after:.1f} MB")
-    print("readers.list round trip (ms):")
+    cpu_per_call = results.pop("cpu_us_per_call")
+    print(f"daemon CPU per readers.list call: {cpu_per_call:.0f} us (capacity ~{1e6 / cpu_per_call:.0f} calls/s/core)")
+    print("readers.list round trip (ms), clients in this one process (their CPU counts in the latency):")
     for name, values in results.items():
         print(
             f"  {name:28s} n={len(values):6d}  p50={statistics.median(values):6.2f}  p99={pct(values, 0.99):6.2f}"

@@ -182,21 +182,28 @@ async def test_diagnostics_page_renders(browser: Any) -> None:
     async with running_bridge(monitor=monitor) as app:
         app.store.approve("https://dpi.example.fr")
         app.errors.record("cps.login", "PIN_INCORRECT")
-        page = await browser.new_page(viewport={"width": 1100, "height": 900}, bypass_csp=True)
-        await page.goto(f"http://127.0.0.1:{app.port}/")
+        base = f"http://127.0.0.1:{app.port}"
+        context = await browser.new_context(viewport={"width": 1100, "height": 900}, bypass_csp=True)
+        await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+        page = await context.new_page()
+        await page.goto(base + "/")
         await page.wait_for_selector("body[data-ready=true]", timeout=10_000)
         text = await page.inner_text("body")
         assert "Virtual PCD 00 00" in text and "3BAC00402A" in text
         assert "https://dpi.example.fr" in text and "PIN_INCORRECT" in text
         assert "Connecté" in text
         assert app.token not in await page.content()
+        await page.click("#copy")
+        await page.wait_for_selector("#copied:not(:empty)")
+        copied = await page.evaluate("navigator.clipboard.readText()")
+        assert '"version": "0.1.0"' in copied and "3BAC00402A" in copied and app.token not in copied
         await page.click("#lang")
         assert "Readers and cards" in await page.inner_text("body")
         monitor.emit(CardRemoved("Virtual PCD 00 00"))
         await page.wait_for_function(
             "window.dmpBridgeDiagnostics.report && !window.dmpBridgeDiagnostics.report.readers[0].cardPresent"
         )
-        await page.close()
+        await context.close()
 
 
 class TinyCard:
