@@ -342,6 +342,19 @@ async def test_daemon_process_runs_without_pcscd(home: Path) -> None:
             with pytest.raises(BridgeError) as info:
                 await client.call("cps.read")
             assert info.value.code is ErrorCode.NO_READER
+        # Headless: the pairing code goes to the log, where the person (or `origins pending`) finds it.
+        async with aiohttp.ClientSession() as session:
+            page = await session.ws_connect(f"http://127.0.0.1:{port}/ws", headers={"Origin": WEB})
+            await rpc_simple(page, "pairing.request")
+            assert proc.stderr is not None
+            async with asyncio.timeout(15):
+                while "pairing request" not in (line := (await proc.stderr.readline()).decode()):
+                    pass
+            code = line.split("code ")[1].split()[0]
+            async with LocalClient(port, load_or_create_token(data_dir())) as client:
+                pending = await client.call("origins.pending")
+            assert [(p["origin"], p["code"]) for p in pending["pending"]] == [(WEB, code)]
+            await page.close()
         if _has_ipv6_loopback():
             async with aiohttp.ClientSession() as session, session.get(f"http://[::1]:{port}/openrpc.json") as resp:
                 assert resp.status == 200  # also listening on the IPv6 loopback
@@ -349,6 +362,12 @@ async def test_daemon_process_runs_without_pcscd(home: Path) -> None:
         proc.terminate()
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()[-2000:]
+
+
+async def rpc_simple(ws: aiohttp.ClientWebSocketResponse, method: str) -> dict[str, Any]:
+    """One request, its response."""
+    await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method}))
+    return dict(json.loads(await ws.receive_str(timeout=10)))
 
 
 def _has_ipv6_loopback() -> bool:
