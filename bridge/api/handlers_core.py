@@ -7,7 +7,7 @@ import sys
 from typing import Any, ClassVar
 
 from bridge.api.methods import CallContext, Handler, Scope, object_schema
-from bridge.api.security import normalise_origin
+from bridge.api.security import normalise_origin, own_origins
 from bridge.errors import BridgeError, ErrorCode
 
 __all__ = [
@@ -94,6 +94,9 @@ class PairingRequest(Handler):
         origin = ctx.connection.origin
         if origin is None or ctx.services.store.is_approved(origin):
             return {"requestId": None, "status": "approved", "expiresIn": 0}
+        if origin in own_origins(ctx.services.port):
+            # The diagnostics page has its fixed, read-only rights; approving it would change nothing.
+            raise BridgeError(ErrorCode.INVALID_INPUT, "own-origin")
         pending = ctx.services.pairing.request(origin)
         ctx.connection.remember_pairing(pending.request_id)
         return {"requestId": pending.request_id, "status": "pending", "expiresIn": round(ctx.services.pairing.ttl)}

@@ -202,6 +202,7 @@ async def test_own_page_is_diagnostics_only(bridge: Application, session: aiohtt
     assert (await rpc(ws, "readers.list"))["result"]["pcsc"] == "unavailable"
     report = (await rpc(ws, "diagnostics.report"))["result"]
     assert report["bridge"]["port"] == bridge.port
+    assert error_data(await rpc(ws, "pairing.request"))["detail"] == "own-origin"
     assert bridge.token not in json.dumps(report)
     for method in ("cps.read", "origins.pending", "origins.approve"):
         assert (
