@@ -27,6 +27,7 @@ __all__ = ["MAX_QUEUED", "Connection", "scopes_for"]
 log = logging.getLogger(__name__)
 
 MAX_QUEUED = 1000  # frames waiting for a slow client before events are dropped
+_BIG_FRAME = 1024 * 1024
 _ids = itertools.count(1)
 
 
@@ -89,7 +90,10 @@ class Connection:
 
     async def handle_text(self, text: str) -> None:
         """Parse a frame and start its call (waiting for a free in-flight slot first)."""
-        call = jsonrpc.parse_frame(text)
+        # A document-sized frame takes ~0.1 s to decode: off the loop, so other clients' events keep flowing.
+        call = (
+            jsonrpc.parse_frame(text) if len(text) < _BIG_FRAME else await asyncio.to_thread(jsonrpc.parse_frame, text)
+        )
         if isinstance(call, jsonrpc.FrameError):
             data = call.response["error"]["data"]
             self.services.errors.record("-", data["code"])
