@@ -109,7 +109,7 @@ async def round_trips(port: int, token: str, quick: bool, pid: int) -> dict[str,
     return results
 
 
-async def event_latency(quick: bool) -> list[float]:
+async def event_latency(quick: bool, clients: int) -> list[float]:
     os.environ["DMP_BRIDGE_HOME"] = tempfile.mkdtemp(prefix="bench-api-ev-")
     from tests.api_helpers import CardInserted, CardRemoved, FakeMonitor, Row, running_bridge
 
@@ -119,7 +119,8 @@ async def event_latency(quick: bool) -> list[float]:
     async with running_bridge(monitor=monitor) as app, aiohttp.ClientSession() as session:
         app.store.approve(origin)
         sockets = [
-            await session.ws_connect(f"ws://127.0.0.1:{app.port}/ws", headers={"Origin": origin}) for _ in range(50)
+            await session.ws_connect(f"ws://127.0.0.1:{app.port}/ws", headers={"Origin": origin})
+            for _ in range(clients)
         ]
         for ws in sockets:
             await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "bridge.info"}))
@@ -192,11 +193,12 @@ def main() -> None:
     one = results["1 client"]
     many = results["50 clients, closed loop"]
     print(f"  ratio p50 50-closed-loop / 1 client: {statistics.median(many) / statistics.median(one):.1f}x")
-    events = asyncio.run(event_latency(quick))
-    print(
-        f"event fan-out latency to 50 clients (ms): n={len(events)} p50={statistics.median(events):.2f} "
-        f"p99={pct(events, 0.99):.2f} max={max(events):.2f}"
-    )
+    for clients in (1, 50):
+        events = asyncio.run(event_latency(quick, clients))
+        print(
+            f"event fan-out latency to {clients:2d} client(s) (ms, in-process clients): n={len(events)} "
+            f"p50={statistics.median(events):.2f} p99={pct(events, 0.99):.2f} max={max(events):.2f}"
+        )
 
 
 if __name__ == "__main__":
