@@ -1,8 +1,8 @@
 """`dmp-bridge sandbox`: the product on its embedded default, with no card and no national DMP.
 
-Starts, all wired together: a pcscd with the vpcd virtual readers (a private one in a private mount
-namespace when run as root, so a system pcscd is left alone; else the system one with Debian's vpcd
-ports), virtual cards (a GP's CPS in the first reader, a family Vitale card in the second), the DMP
+Starts, all wired together: a pcscd with the vpcd virtual readers (the running one, else one started
+here; `--pcscd private` hides it in a private mount namespace), virtual cards (a GP's CPS in the
+first reader, a family Vitale card in the second), the DMP
 simulator with the test PKI when available, and the daemon. Prints what runs and where; Ctrl-C
 stops everything.
 
@@ -37,23 +37,47 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cps", default="gp", help="profil de la CPS virtuelle / virtual CPS profile (gp)")
     parser.add_argument("--vitale", default="famille", help="profil de la carte Vitale / Vitale profile (famille)")
     parser.add_argument("--dump", type=Path, help="le simulateur DMP écrit chaque requête/réponse ici / dump DIR")
-    parser.add_argument("--system-pcscd", action="store_true", help="utiliser le pcscd du système / use system pcscd")
+    parser.add_argument(
+        "--pcscd",
+        choices=("auto", "system", "private"),
+        default="auto",
+        help="pcscd : celui qui tourne, sinon un lancé par le bac à sable (auto) ; ou privé / which pcscd",
+    )
     parser.add_argument("--no-tray", action="store_true", help="sans icône / headless")
 
 
+def _system_pcscd_answers() -> bool:
+    """True when a pcscd already serves /run/pcscd (started by the system or another program)."""
+    from smartcard import scard
+
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hresult != scard.SCARD_S_SUCCESS:
+        return False
+    scard.SCardReleaseContext(context)
+    return True
+
+
 def _start_pcscd(args: argparse.Namespace, work_dir: Path) -> tuple[Any, list[int]]:
-    """A private pcscd when possible (root), else the system one; returns (daemon or None, slot ports)."""
-    from bridge.sim.pcscd import PcscdError, PrivatePcscd, enter_private_namespace, free_port_pair
+    """Choose the pcscd: the running one, one we start, or a private one; returns (ours or None, slot ports).
+
+    auto: reuse a running pcscd (its vpcd readers are on Debian's ports); else start one (root only)
+    that other shells also see, so `dmp-bridge readers` and `card` work beside the sandbox.
+    private: a pcscd in a private mount namespace, invisible to other programs (tests, CI).
+    """
+    from bridge.sim.pcscd import PCSCD_RUN_DIR, PcscdError, PrivatePcscd, enter_private_namespace, free_port_pair
     from bridge.sim.vpcd import VPCD_BASE_PORT
 
-    if args.system_pcscd or os.geteuid() != 0:
-        return None, [VPCD_BASE_PORT, VPCD_BASE_PORT + 1]
-    try:
+    default_ports = [VPCD_BASE_PORT, VPCD_BASE_PORT + 1]
+    if args.pcscd == "private":
         enter_private_namespace()
-    except PcscdError as exc:
-        log.warning("private pcscd impossible (%s); using the system pcscd", exc)
-        return None, [VPCD_BASE_PORT, VPCD_BASE_PORT + 1]
-    daemon = PrivatePcscd(work_dir, free_port_pair())
+        daemon = PrivatePcscd(work_dir, free_port_pair())
+    elif args.pcscd == "system" or _system_pcscd_answers():
+        return None, default_ports
+    elif os.geteuid() != 0:
+        raise PcscdError("pcscd ne répond pas : démarrez-le (sudo systemctl start pcscd) ou lancez en root")
+    else:
+        PCSCD_RUN_DIR.mkdir(parents=True, exist_ok=True)
+        daemon = PrivatePcscd(work_dir, VPCD_BASE_PORT)
     daemon.start()
     return daemon, daemon.slot_ports
 
@@ -72,6 +96,17 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
+        monitor = ReaderMonitor()
+        app = Application(config, data_dir=data_dir(), approver=LogUI(), monitor=monitor)
+        try:
+            await app.start()
+        except PortInUseError as exc:
+            print(exc, file=sys.stderr)
+            await app.stop()
+            return 4
+        stack.push_async_callback(app.stop)
+        events = monitor.subscribe()
+        stack.callback(monitor.unsubscribe, events)
         slots = [VirtualSlot(port) for port in ports]
         for slot in slots:
             stack.callback(slot.close)
@@ -82,21 +117,28 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
             except (KeyError, ConnectionError) as exc:
                 print(f"Carte virtuelle {kind}/{profile} non insérée : {exc}", file=sys.stderr)
                 return 2
-        app = Application(config, data_dir=data_dir(), approver=LogUI(), monitor=ReaderMonitor())
-        try:
-            await app.start()
-        except PortInUseError as exc:
-            print(exc, file=sys.stderr)
-            await app.stop()
-            return 4
-        stack.push_async_callback(app.stop)
+        await _cards_seen(monitor, events, len(cards))
         print(_summary(app.port, pcscd, ports, cards), flush=True)
         await stop.wait()
     return 0
 
 
+async def _cards_seen(monitor: Any, events: asyncio.Queue[Any], count: int, timeout: float = 10.0) -> None:
+    """Wait until pcscd reports `count` cards present (it notices vpcd cards within about 0.5 s)."""
+
+    def present() -> int:
+        return sum(1 for reader in monitor.snapshot() if reader.card_present)
+
+    try:
+        async with asyncio.timeout(timeout):
+            while present() < count:
+                await events.get()
+    except TimeoutError:
+        log.warning("pcscd has not reported every virtual card after %.0f s", timeout)
+
+
 def _summary(port: int, pcscd: Any, ports: list[int], cards: list[tuple[str, str]]) -> str:
-    where = "pcscd privé (espace de noms de montage privé)" if pcscd else "pcscd du système"
+    where = f"pcscd lancé par le bac à sable (journal {pcscd.log_path})" if pcscd else "pcscd du système"
     lines = [
         "dmp-bridge sandbox — bac à sable",
         f"  Pont : http://127.0.0.1:{port}/  (WebSocket ws://127.0.0.1:{port}/ws)",

@@ -1,51 +1,40 @@
-"""The Vitale driver reads the Vitale emulator through the real pcscd + vpcd, with pyscard."""
+"""The Vitale driver reads the Vitale emulator through the real pcscd + vpcd, via the bridge's CardConnection."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from smartcard.System import readers
 
 from bridge.cards.identify import CardKind, identify
 from bridge.cards.vitale import read_vitale
-from bridge.pcsc.apdu import Command, Response
-from bridge.pcsc.t0 import transceive
+from bridge.pcsc.connection import CardConnection
 from bridge.sim.registry import make_card
 from bridge.sim.vpcd import VirtualSlot
 from tests.conftest import wait_card_state
 
-
-class PyscardChannel:
-    """A minimal CardChannel over a pyscard connection (the bridge's own one lives in bridge.pcsc)."""
-
-    def __init__(self, connection: object) -> None:
-        self.connection = connection
-
-    @property
-    def atr(self) -> bytes:
-        return bytes(self.connection.getATR())  # type: ignore[attr-defined]
-
-    def _send(self, apdu: bytes) -> bytes:
-        data, sw1, sw2 = self.connection.transmit(list(apdu))  # type: ignore[attr-defined]
-        return bytes(data) + bytes((sw1, sw2))
-
-    def transmit(self, command: Command) -> Response:
-        return transceive(command, self._send)
+READER = "Virtual PCD 00 00"
 
 
 @pytest.mark.pcsc
-def test_read_family_card_through_pcscd(slots: list[VirtualSlot]) -> None:
-    card = make_card("vitale", "famille")
-    slots[0].insert(card)
-    name = sorted(str(r) for r in readers() if str(r).startswith("Virtual PCD"))[0]
-    wait_card_state(name, present=True)
-    conn = next(r for r in readers() if str(r) == name).createConnection()
-    conn.connect()
-    try:
-        channel = PyscardChannel(conn)
-        assert identify(channel).kind is CardKind.VITALE2
-        vitale = read_vitale(channel)
-    finally:
-        conn.disconnect()
-    assert [b.first_name for b in vitale.beneficiaries] == ["JEAN", "AICHA", "LEA"]
-    assert [b.is_insured for b in vitale.beneficiaries] == [True, False, False]
-    assert vitale.beneficiaries[1].lunar and all(b.nir_valid for b in vitale.beneficiaries)
+async def test_read_single_card_then_swap_for_family_card(slots: list[VirtualSlot]) -> None:
+    """One card, then another in the same reader: each read sees the card that is in, with its own data."""
+    expected = {"solo": ["PAUL"], "famille": ["JEAN", "AICHA", "LEA"]}
+    for profile, first_names in expected.items():
+        await asyncio.to_thread(wait_card_state, READER, False)
+        slots[0].insert(make_card("vitale", profile))
+        await asyncio.to_thread(wait_card_state, READER, True)
+        connection = await CardConnection.open(READER)
+        try:
+            assert (await connection.run(identify)).kind is CardKind.VITALE2
+            vitale = await connection.run(read_vitale)
+        finally:
+            await connection.close()
+        slots[0].remove()
+        assert [b.first_name for b in vitale.beneficiaries] == first_names
+        assert all(b.nir_valid for b in vitale.beneficiaries)
+        assert sum(b.is_insured for b in vitale.beneficiaries) == 1
+        if profile == "solo":
+            assert vitale.beneficiaries[0].nir[5:7] == "2A" and vitale.serial == "9876543210"
+        else:
+            assert vitale.beneficiaries[1].lunar and vitale.beneficiaries[1].birth_date_raw == "19810000"
