@@ -77,14 +77,16 @@ class PairingRequest(Handler):
 
     name = "pairing.request"
     summary = (
-        "Ask for this web origin to be approved. The bridge shows a 6-digit code to the person at the "
-        "workstation; `pairing.approved` (or `pairing.denied`) is notified on this connection."
+        "Ask for this web origin to be approved. The bridge shows the origin and a 6-digit code to the person "
+        "at the workstation (the page may show the same code so they match); `pairing.approved` (or "
+        "`pairing.denied`) is notified on this connection."
     )
     scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.PUBLIC})
     result_schema: ClassVar[dict[str, Any]] = object_schema(
         {
             "requestId": {"type": ["string", "null"]},
             "status": {"enum": ["pending", "approved"]},
+            "code": {"type": ["string", "null"]},
             "expiresIn": {"type": "integer"},
         }
     )
@@ -93,13 +95,19 @@ class PairingRequest(Handler):
         """See summary."""
         origin = ctx.connection.origin
         if origin is None or ctx.services.store.is_approved(origin):
-            return {"requestId": None, "status": "approved", "expiresIn": 0}
+            return {"requestId": None, "status": "approved", "code": None, "expiresIn": 0}
         if origin in own_origins(ctx.services.port):
             # The diagnostics page has its fixed, read-only rights; approving it would change nothing.
             raise BridgeError(ErrorCode.INVALID_INPUT, "own-origin")
         pending = ctx.services.pairing.request(origin)
         ctx.connection.remember_pairing(pending.request_id)
-        return {"requestId": pending.request_id, "status": "pending", "expiresIn": round(ctx.services.pairing.ttl)}
+        # The code is no secret from the page: only the person (tray, or the token-holding CLI) can approve.
+        return {
+            "requestId": pending.request_id,
+            "status": "pending",
+            "code": pending.code,
+            "expiresIn": round(ctx.services.pairing.ttl),
+        }
 
 
 class ReadersList(Handler):

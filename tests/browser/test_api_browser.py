@@ -126,6 +126,7 @@ async def pair_from_page(page: Any, app: Application, origin: str) -> None:
     (pending,) = json.loads(out)["pending"]
     assert pending["origin"] == origin
     assert pending["requestId"] == await page.evaluate("window.pending.requestId")
+    assert pending["code"] == await page.evaluate("window.pending.code")
     code, _ = await cli("origins", "approve", pending["code"], "--port", str(app.port))
     assert code == 0
     decision = await page.evaluate("window.pairing")

@@ -243,6 +243,7 @@ async def test_pairing_end_to_end_through_cli(bridge: Application, session: aioh
     other_tab = await open_ws(session, bridge, origin=WEB)
     answer = (await rpc(ws, "pairing.request"))["result"]
     assert answer["status"] == "pending" and answer["expiresIn"] == 300
+    assert len(answer["code"]) == 6 and answer["code"] == bridge.pairing.pending()[0].code
     code, out, err = await cli("origins", "pending", "--json", "--port", str(bridge.port))
     assert code == 0, err
     pending = json.loads(out)["pending"]
