@@ -28,7 +28,7 @@ from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cards import CardLocks, CardService
 from bridge.service.pcsc_cards import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
-from bridge.tray import Approver
+from bridge.tray import Approver, Notifier
 
 __all__ = ["Application", "RecentErrors"]
 
@@ -59,6 +59,7 @@ class Application:
         *,
         data_dir: Path,
         approver: Approver,
+        notifier: Notifier | None = None,
         monitor: MonitorLike | None = None,
         cards: CardService | None = None,
         registry: Registry | None = None,
@@ -78,6 +79,8 @@ class Application:
         self.locks = CardLocks(config.card_busy_wait)
         self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks)])
         self.approver = approver
+        self.notifier = notifier
+        self._pcsc_available: bool | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.server = BridgeServer(
             self,
@@ -100,6 +103,7 @@ class Application:
         """Start the monitor (if it needs starting), the server, and the event feed."""
         await _maybe_call(self.monitor, "start")
         await self.server.start(hosts)
+        self._pcsc_available = self.readers.available
         self.readers.start(self._publish)
 
     async def stop(self) -> None:
@@ -111,11 +115,23 @@ class Application:
 
     def _publish(self, method: str, params: dict[str, Any]) -> None:
         """Reader events: the card service forgets a removed card's session, then connections are told."""
+        if method == "readers.changed":
+            self._notice_pcsc(params["pcsc"] == "available")
         if method == "card.removed" and self.cards is not None:
             task = asyncio.create_task(self.cards.forget(str(params["reader"])))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         self.server.publish(method, params)
+
+    def _notice_pcsc(self, available: bool) -> None:
+        """Tell the person when the smart-card service goes away or comes back (not on every event)."""
+        previous, self._pcsc_available = self._pcsc_available, available
+        if self.notifier is None or previous is None or previous == available:
+            return
+        if available:
+            self.notifier.notify("Lecteurs de carte", "Le service carte à puce (PC/SC) répond de nouveau.")
+        else:
+            self.notifier.notify("Lecteurs de carte", "Le service carte à puce (PC/SC) ne répond plus.")
 
     def _show_pairing(self, pending: PendingPairing) -> None:
         loop = asyncio.get_running_loop()

@@ -46,10 +46,15 @@ class FakeApprover:
 
     def __init__(self) -> None:
         self.requests: asyncio.Queue[tuple[PendingPairing, Decide]] = asyncio.Queue()
+        self.notices: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
 
     def pairing_requested(self, pending: PendingPairing, decide: Decide) -> None:
         """Queue the request."""
         self.requests.put_nowait((pending, decide))
+
+    def notify(self, title: str, message: str) -> None:
+        """Queue the notice."""
+        self.notices.put_nowait((title, message))
 
 
 class FakeMonitor:
@@ -93,10 +98,12 @@ async def running_bridge(
     approver: FakeApprover | None = None,
 ) -> AsyncIterator[Application]:
     """An Application on a free loopback port, using DMP_BRIDGE_HOME's data folder."""
+    ui = approver or FakeApprover()
     app = Application(
         config or BridgeConfig(port=0),
         data_dir=data_dir(),
-        approver=approver or FakeApprover(),
+        approver=ui,
+        notifier=ui,
         monitor=monitor,
         cards=cards,
     )

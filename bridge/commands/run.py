@@ -55,7 +55,7 @@ async def _serve(config: Any, use_tray: bool) -> int:
             ui = TrayUI(on_quit=lambda: _threadsafe_set(loop, stop))
         except Exception:  # no usable tray backend: stay headless rather than fail
             log.warning("tray unavailable; running headless", exc_info=True)
-    app = Application(config, data_dir=data_dir(), approver=ui, monitor=_monitor())
+    app = Application(config, data_dir=data_dir(), approver=ui, notifier=ui, monitor=_monitor())
     try:
         await app.start()
     except PortInUseError as exc:

@@ -185,3 +185,36 @@ async def test_in_flight_limit_pushes_back_instead_of_failing(session: aiohttp.C
         ids = [json.loads(await ws.receive_str(timeout=5))["id"] for _ in range(2)]
         assert ids == ["a", "b"]
         await ws.close()
+
+
+async def test_tray_approval_and_pcsc_notices(session: aiohttp.ClientSession) -> None:
+    """The Approver's decision (as the tray makes it, from its own thread) and PC/SC loss notices."""
+    import threading
+
+    from bridge.pcsc.monitor import MonitorState, PcscAvailable, PcscUnavailable
+    from tests.api_helpers import FakeApprover
+
+    ui = FakeApprover()
+    monitor = FakeMonitor([Row(READER, False, None)])
+    async with running_bridge(monitor=monitor, approver=ui) as app:
+        ws = await open_ws(session, app, origin=WEB)
+        answer = (await rpc(ws, "pairing.request"))["result"]
+        pending, decide = await asyncio.wait_for(ui.requests.get(), 5)
+        assert (pending.origin, pending.code) == (WEB, answer["code"])
+        threading.Thread(target=decide, args=(True,)).start()  # the tray calls back from its thread
+        assert await next_notification(ws, "pairing.approved") == {"requestId": answer["requestId"], "origin": WEB}
+        assert (await rpc(ws, "readers.list"))["result"]["pcsc"] == "available"
+
+        monitor.state = MonitorState.PCSC_UNAVAILABLE
+        for queue in monitor.queues:
+            queue.put_nowait(PcscUnavailable())
+        assert await next_notification(ws, "readers.changed") == {"pcsc": "unavailable", "readers": []}
+        title, message = await asyncio.wait_for(ui.notices.get(), 5)
+        assert title == "Lecteurs de carte"
+        assert "ne répond plus" in message
+        monitor.state = MonitorState.RUNNING
+        for queue in monitor.queues:
+            queue.put_nowait(PcscAvailable())
+        assert (await next_notification(ws, "readers.changed"))["pcsc"] == "available"
+        assert "de nouveau" in (await asyncio.wait_for(ui.notices.get(), 5))[1]
+        await ws.close()
