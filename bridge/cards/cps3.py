@@ -66,6 +66,7 @@ __all__ = [
     "CpsCardInfo",
     "Operation",
     "PinStatus",
+    "Practitioner",
     "Runner",
     "card_keys",
     "certificate_summary",
@@ -263,10 +264,32 @@ class CardStateError(BridgeError):
     """An operation asked in a state that does not allow it (blocked card, or a caller's bug)."""
 
     def __init__(self, state: CardState, operation: Operation) -> None:
-        code = ErrorCode.PIN_BLOCKED if state is CardState.BLOCKED else ErrorCode.INTERNAL
-        super().__init__(code, f"{operation.value} not allowed in state {state.value}")
+        detail = f"{operation.value} not allowed in state {state.value}"
+        if state is CardState.BLOCKED:
+            super().__init__(ErrorCode.PIN_BLOCKED, detail, triesLeft=0)
+        else:
+            super().__init__(ErrorCode.INTERNAL, detail)  # the caller skipped a step: our bug
         self.state = state
         self.operation = operation
+
+
+@dataclass(frozen=True)
+class Practitioner:
+    """The card holder as a DMP VIHF names them: NameID, subject-id, roles, structure and sector.
+
+    Codes are bare; their systems are TRE_G15 (`OID_PROFESSION`), TRE_R01 (`OID_SPECIALTY`) and TRE_R02
+    (`OID_ACTIVITY_SECTOR`) from `bridge.cards.cps_data`.
+    """
+
+    national_id: str
+    display_name: str
+    profession_code: str
+    specialty_code: str
+    structure_id: str
+    activity_sector: str
+
+    def __repr__(self) -> str:  # identifiers and names stay out of logs
+        return f"Practitioner(profession={self.profession_code!r}, sector={self.activity_sector!r})"
 
 
 @dataclass(frozen=True)
@@ -283,6 +306,22 @@ class CpsCardInfo:
 
     def __repr__(self) -> str:  # names and identifiers stay out of logs
         return f"CpsCardInfo(card_type={self.identity.card_type!r}, pin={self.pin!r})"
+
+    def practitioner(self, situation: Situation) -> Practitioner:
+        """What a DIRECTE VIHF says of the holder acting in `situation` (one of this card's situations).
+
+        Structure and sector come from the same situation (the DMP checks they belong together); the
+        profession and specialty are the situation's, else the card holder's (CPS_INFO_PS).
+        """
+        pro = self.professional
+        return Practitioner(
+            national_id=self.holder.national_id or pro.national_id,
+            display_name=f"{self.holder.first_name} {self.holder.last_name}".strip(),
+            profession_code=situation.profession_code or pro.profession_code,
+            specialty_code=situation.specialty_code or pro.specialty_code,
+            structure_id=situation.structure_id,
+            activity_sector=situation.activity_sector,
+        )
 
     def to_json(self, now: dt.datetime | None = None) -> dict[str, object]:
         """JSON-ready dict (API payloads, `dmp-bridge card --json`); `now` fixes the certificates' days left."""
@@ -395,7 +434,13 @@ class Cps3Card:
     def identify(self, ch: CardChannel) -> str:
         """Read EF.SN.ICC: checks the ANS issuer and returns the card serial (NEW -> READY)."""
         self._require(Operation.IDENTIFY)
-        serial = parse_sn_icc(self.read_file(ch, SN_ICC_PATH, "EF.SN.ICC"))
+        try:
+            raw = self.read_file(ch, SN_ICC_PATH, "EF.SN.ICC")
+        except StatusWordError as exc:
+            if exc.sw.value in (_SW_NOT_FOUND, 0x6A86, 0x6D00, 0x6E00):
+                raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "no CPS3 EF.SN.ICC") from None
+            raise
+        serial = parse_sn_icc(raw)
         self.serial = serial
         if self.state is CardState.NEW:
             self.state = CardState.READY

@@ -62,6 +62,27 @@ def read_pin(stream: Any) -> bytearray:
             buffer[i] = 0
 
 
+def _pin_from_stdin() -> bytearray:
+    """Read the PIN from standard input; on a terminal, prompt on stderr and do not echo it."""
+    if not sys.stdin.isatty():
+        return read_pin(sys.stdin.buffer)
+    try:
+        import termios
+    except ImportError:  # pragma: no cover - not POSIX: the terminal echoes
+        return read_pin(sys.stdin.buffer)
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    quiet = list(saved)
+    quiet[3] &= ~termios.ECHO
+    print("Code porteur : ", end="", file=sys.stderr, flush=True)
+    termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+    try:
+        return read_pin(sys.stdin.buffer)
+    finally:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+        print(file=sys.stderr)
+
+
 def _cps(connection: CardConnection, pin: bytearray | None, force: bool) -> dict[str, Any]:
     session = Cps3Card()
     info = connection.submit(session.read_public).result(timeout=60)
@@ -175,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         # one PIN must not be tried on several cards: each wrong try costs that card one try
         _fail(BridgeError(ErrorCode.INVALID_PARAMS, "several CPS cards: choose one with --reader"), args.json)
         return EXIT_CARD_ERROR
-    pin = read_pin(sys.stdin.buffer) if args.pin_stdin else None
+    pin = _pin_from_stdin() if args.pin_stdin else None
     try:
         cards = asyncio.run(_collect(readers, pin, args.force_last_try))
     finally:

@@ -160,8 +160,8 @@ class Issued:
         """The certificate then its intermediates (no root): what a TLS peer sends."""
         return self.cert_pem() + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain[:-1])
 
-    def __repr__(self) -> str:
-        return f"Issued(subject={self.certificate.subject.rfc4514_string()!r})"
+    def __repr__(self) -> str:  # subjects carry names: keep them out of logs
+        return f"Issued(serial={self.certificate.serial_number:X})"
 
 
 @dataclass(frozen=True)

@@ -169,8 +169,9 @@ class Cps3Emulator(CardOS):
             raise ISOError(0x6A80) from None
         if not sdo or sdo[0].tag != 0xBF8100 | _PIN_REF or self.current_df is not self.mf:
             raise ISOError(0x6A88)
+        # Nesting as in the real trace (cards.md §1.5): 70 { BF8101 { A0 { 9A, 9B, A1 { 8C acl } } } }
         counters = encode_tlv(0x9A, bytes((self.tries_max,))) + encode_tlv(0x9B, bytes((self.tries_left,)))
-        body = encode_tlv(0xA0, counters) + encode_tlv(0xA1, encode_tlv(0x8C, _CHV_ACL))
+        body = encode_tlv(0xA0, counters + encode_tlv(0xA1, encode_tlv(0x8C, _CHV_ACL)))
         return Reply.ok(encode_tlv(0x70, encode_tlv(0xBF8100 | _PIN_REF, body)))
 
     # ---- security environment and key operations

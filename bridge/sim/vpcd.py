@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import struct
 import threading
 from typing import Protocol
@@ -77,9 +78,23 @@ async def serve_card(card: VirtualCard, host: str, port: int) -> None:
     await _serve_stream(card, reader, writer)
 
 
+def _quick_ack(writer: asyncio.StreamWriter) -> None:
+    """Ask Linux to ACK the next segment at once.
+
+    vpcd writes an APDU as a length and a payload in two sends; with delayed ACKs its second send
+    waits ~40 ms for our ACK, which made every APDU cost ~49 ms. The flag is one-shot, so it is
+    re-armed before each read.
+    """
+    sock = writer.get_extra_info("socket")
+    if sock is not None and hasattr(socket, "TCP_QUICKACK"):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+
+
 async def _serve_stream(card: VirtualCard, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
+            _quick_ack(writer)
             try:
                 (length,) = struct.unpack("!H", await reader.readexactly(2))
                 msg = await reader.readexactly(length) if length else b""

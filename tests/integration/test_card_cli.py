@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +119,44 @@ def test_unknown_reader(slots: list[VirtualSlot], private_home: Path) -> None:
     result = cli("--json", "--reader", "No Such Reader", home=private_home)
     assert result.returncode == 4
     assert json.loads(result.stdout)["error"]["code"] == "NO_READER"
+
+
+def test_pin_typed_on_a_terminal_is_not_echoed(slots: list[VirtualSlot], pki: TestPki, private_home: Path) -> None:
+    insert(slots, create_card("gp", pki), with_vitale=False)
+    master, slave = pty.openpty()
+    env = {**os.environ, "DMP_BRIDGE_HOME": str(private_home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "card", "--json", "--pin-stdin"],
+        cwd=ROOT,
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    os.close(slave)
+    try:
+        assert proc.stderr is not None
+        prompt = b""
+        while not prompt.endswith(b"Code porteur : "):
+            byte = proc.stderr.read(1)
+            assert byte, "no PIN prompt"
+            prompt += byte
+        os.write(master, b"1234\n")
+        stdout, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        assert len(json.loads(stdout)["cards"][0]["situations"]) == 2
+        echoed = b""
+        while select.select([master], [], [], 0)[0]:
+            try:
+                chunk = os.read(master, 1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            echoed += chunk
+        assert b"1234" not in echoed
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

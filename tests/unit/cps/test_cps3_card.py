@@ -454,3 +454,35 @@ def test_xmlsec1_verifies_a_vihf_like_signature_made_by_the_card(
     else:
         assert result.returncode != 0
         assert "certificate has expired" in result.stderr
+
+
+def test_virtual_pin_counter_has_the_real_trace_layout(
+    card_factory: Callable[[str], tuple[Cps3Emulator, DirectChannel]],
+) -> None:
+    _, ch = card_factory("gp")
+    ch.transmit(select_path(bytes.fromhex("3F00"), fcp=False))
+    response = ch.transmit(get_data_chv())
+    assert response.data.hex().upper() == "7016BF810112A0109A01039B0103A1088C06F3000013FF00"
+
+
+def test_a_vitale_card_is_not_taken_for_a_cps() -> None:
+    from bridge.sim.registry import make_card
+
+    ch = DirectChannel(make_card("vitale"))
+    with pytest.raises(BridgeError) as info:
+        Cps3Card().identify(ch)
+    assert info.value.code is ErrorCode.UNSUPPORTED_CARD
+
+
+def test_practitioner_for_a_vihf(card_factory: Callable[[str], tuple[Cps3Emulator, DirectChannel]]) -> None:
+    _, ch = card_factory("gp")
+    card = Cps3Card()
+    info = card.read_public(ch)
+    card.verify_pin(ch, _pin())
+    cabinet, centre = card.read_situations(ch)
+    who = info.practitioner(centre)
+    assert (who.national_id, who.display_name) == ("810012345678", "PAUL MARTIN")
+    assert (who.profession_code, who.specialty_code) == ("10", "SM54")
+    assert (who.structure_id, who.activity_sector) == ("10B0123456", "SA05")
+    assert info.practitioner(cabinet).structure_id == "481001234567801"
+    assert "MARTIN" not in repr(who)

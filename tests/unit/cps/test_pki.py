@@ -10,6 +10,7 @@ import socket
 import ssl
 import stat
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,31 @@ def test_real_tls_handshake_with_server_and_client_certificates(pki: TestPki, tm
         listener.close()
     subject = dict(item for rdn in seen["peer"]["subject"] for item in rdn)
     assert subject["commonName"] == "810012345678"
+
+
+def test_two_processes_creating_the_same_pki_agree(tmp_path: Path) -> None:
+    """The file lock makes concurrent first uses (sandbox + tests) end with one root and one card key."""
+    script = (
+        "import sys; from pathlib import Path; from bridge.crypto.pki import TestPki\n"
+        "from cryptography.hazmat.primitives.hashes import SHA256\n"
+        "pki = TestPki.load_or_create(Path(sys.argv[1]))\n"
+        "certs = pki.person('race', last_name='A', first_name='B', national_id='810000000009',"
+        " profession_code='10', specialty_code='SM54', card_type='CPS')\n"
+        "print(pki.root.fingerprint(SHA256()).hex(), certs.auth.certificate.serial_number)\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / "pki")], cwd=root, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outputs = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert len(outputs) == 1, outputs
+
+
+def test_reprs_carry_no_names_and_no_key(pki: TestPki) -> None:
+    certs = pki.person("repr-gp", **GP)  # type: ignore[arg-type]
+    text = repr(certs) + repr(certs.auth) + repr(pki)
+    assert "MEDECIN" not in text and "PAUL" not in text and "PRIVATE" not in text
