@@ -282,3 +282,33 @@ async def test_real_card_events_reach_the_paired_page(
             assert [r["cardPresent"] for r in listing["readers"]] == [True, False]
             await diagnostics.close()
             await page.close()
+
+
+async def test_sdk_reconnects_and_keeps_listeners(browser: Any) -> None:
+    """The bridge restarts (same port, same approvals): the SDK reconnects and old listeners get new events."""
+    import socket
+
+    from bridge.config import BridgeConfig
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    first = FakeMonitor([Row("Virtual PCD 00 00", False, None)])
+    async with running_bridge(BridgeConfig(port=port), monitor=first) as app:
+        async for origin in page_server(app.port):
+            page = await browser.new_page()
+            await pair_from_page(page, app, origin)
+            await page.evaluate(
+                # `; true`: Playwright would call a function result (here, the unsubscribe function).
+                "window.states = []; window.bridge.on('connection', (s) => window.states.push(s.state)); true"
+            )
+            await app.stop()
+            await page.wait_for_function("window.states.includes('reconnecting')", timeout=10_000)
+            second = FakeMonitor([Row("Virtual PCD 00 00", False, None)])
+            async with running_bridge(BridgeConfig(port=port), monitor=second):
+                await page.wait_for_function("window.states.includes('open')", timeout=15_000)
+                second.emit(CardInserted("Virtual PCD 00 00", bytes.fromhex("3B021450")))
+                await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')", timeout=10_000)
+                info = await page.evaluate("window.bridge.info()")
+                assert info["approved"] is True
+            await page.close()

@@ -381,3 +381,13 @@ def _has_ipv6_loopback() -> bool:
     except OSError:
         return False
     return True
+
+
+async def test_stop_closes_open_connections_promptly(session: aiohttp.ClientSession) -> None:
+    async with running_bridge() as app:
+        ws = await open_ws(session, app, token=app.token)
+        await rpc(ws, "bridge.info")
+        await asyncio.wait_for(app.stop(), 5)  # aiohttp alone would wait up to 60 s for the handler
+        message = await ws.receive(timeout=5)
+        assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert ws.close_code == 1001
