@@ -86,3 +86,16 @@ def test_official_xades_sample_verifies_and_tampering_is_caught() -> None:
     tampered = parse_xml(data.replace(b"9956570902", b"9956570903"))
     with pytest.raises(SignatureError):
         verify(tampered, tampered, signer_certificate(tampered))
+
+
+def test_seed_patients_have_valid_nirs_and_cover_the_vitale_profiles() -> None:
+    import json
+
+    from bridge.sim.dmp.patients import SEED_PATIENTS
+
+    assert all(valid_nir(p.ins) for p in SEED_PATIENTS)
+    seeded = {p.ins for p in SEED_PATIENTS}
+    profiles = Path(__file__).resolve().parents[2] / "bridge" / "sim" / "profiles"
+    for profile in profiles.glob("vitale-*.json"):
+        for beneficiary in json.loads(profile.read_text())["beneficiaries"]:
+            assert beneficiary["nir"] in seeded, profile.name

@@ -24,17 +24,19 @@ _HL7 = NS["hl7"]
 _XSI = NS["xsi"]
 _DMP_DEVICE = "1.2.250.1.213.4.1.1.1"
 
-# Test patients (15-digit NIRs with valid keys, test INS OID). The first two are the official samples'
-# patients; one DMP is closed to exercise DMPClosed.
+# Test patients (15-digit NIRs with valid keys, test INS OID): the official samples' two patients, the
+# beneficiaries with their own NIR of the virtual Vitale profiles (bridge/sim/profiles/vitale-*.json),
+# more test patients, and one closed DMP to exercise DMPClosed.
 SEED_PATIENTS: tuple[PatientRow, ...] = tuple(
     PatientRow(ins, InsOid.NIR_TEST.value, status, family, given, birth, gender)
     for ins, status, family, given, birth, gender in (
         ("207058575627097", "active", "PATB-QUATRE", "LAURENCE", "19070525", "F"),
         ("279035121518989", "active", "PAT-TROIS", "DOMINIQUE", "19790328", "F"),
-        ("180017505601289", "active", "MARTIN", "PIERRE", "19800101", "M"),
+        ("178037511501201", "active", "MARTIN", "JEAN", "19780314", "M"),
+        ("281209935201476", "active", "MARTIN", "AICHA", "19810000", "F"),
+        ("165072A00405668", "active", "CASANOVA", "PAUL", "19650721", "M"),
+        ("180017505601289", "active", "DUPONT", "PIERRE", "19800101", "M"),
         ("285036912304579", "active", "DURAND", "SOPHIE", "19850315", "F"),
-        ("175051305501760", "active", "BERNARD", "JEAN", "19750520", "M"),
-        ("292089205012346", "active", "PETIT", "CLAIRE", "19920812", "F"),
         ("164063155504440", "closed", "ROBERT", "ANDRE", "19640610", "M"),
     )
 )
