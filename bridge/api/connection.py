@@ -96,6 +96,7 @@ class Connection:
         self.outbox = Outbox()
         self.dropped_events = 0
         self._inline = False  # an inline call is running in the reader loop
+        self._context = CallContext(services=services, connection=self)  # immutable: one per connection
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pairings: set[str] = set()
@@ -187,7 +188,7 @@ class Connection:
                 raise BridgeError(ErrorCode.ORIGIN_NOT_APPROVED)
             raise BridgeError(ErrorCode.UNAUTHORIZED, "scope")
         self.registry.validate(method, params)
-        return await handler.call(CallContext(services=self.services, connection=self), params)
+        return await handler.call(self._context, params)
 
     def pairing_decided(self, request_id: str, origin: str, approved: bool) -> None:
         """Tell this connection about a decision on its origin's pairing."""
