@@ -2,14 +2,17 @@
 
 Run from the repository root: `python -m tests.bench.bench_api` (`--quick` for a short run;
 `--against PATH` also runs the round trips against the daemon of another checkout, e.g. `/work/main`,
-alternating scenario by scenario so both see the same machine load).
+alternating scenario by scenario so both see the same machine load; `--rounds N` repeats the
+scenarios N times, pooling latencies and showing the median daemon CPU per call with its range:
+on a shared machine one round can be hit by someone else's burst).
 
 - Round trips and RSS use a real daemon: `python -m bridge.cli run --no-tray` in a subprocess with a
   temporary DMP_BRIDGE_HOME. The clients run in another process (this script with `--worker`), so the
   daemon's figure is not inflated by the clients' own CPU in the same interpreter. They behave like
   pages of an approved web origin (Origin header, permessage-deflate offered as browsers do) and speak
-  WebSocket through plain asyncio protocols (a few µs per message) rather than aiohttp's client
-  (~100 µs per message, which would bound the 50-client figure by the bench itself).
+  WebSocket on non-blocking sockets driven by one `selectors` loop, far cheaper per message than
+  aiohttp's client, which would otherwise bound the 50-client figure by the bench itself (the
+  `clients` column reports the worker's own CPU per call, the `daemon` column the daemon's).
 - Scenarios: 1 client closed loop; 50 clients closed loop (each keeps exactly one call in flight: the
   daemon always has 50 calls queued, so p50 ≈ 50 × its CPU per call); 50 clients at 20 calls/s each,
   spread over the period (50 pages polling: the realistic load).
@@ -23,9 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import heapq
 import json
 import os
 import resource
+import selectors
 import socket
 import statistics
 import subprocess
@@ -81,145 +86,121 @@ def masked_text_frame(text: str) -> bytes:
     return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
-class BenchClient(asyncio.Protocol):
-    """One WebSocket client: handshake, then one readers.list in flight (closed loop) or one per period."""
+class BenchClient:
+    """One WebSocket client on a non-blocking socket: one readers.list in flight at a time."""
 
-    def __init__(self, port: int, frame: bytes, calls: int, warmup: int, period: float, phase: float) -> None:
-        self.port, self.frame, self.calls, self.warmup = port, frame, calls, warmup
-        self.period, self.phase = period, phase  # period 0: closed loop
-        self.latencies: list[float] = []
-        self.ready = asyncio.get_running_loop().create_future()  # set after the warm-up calls
-        self.done = asyncio.get_running_loop().create_future()
-        self.go = False
-        self._buffer = bytearray()
-        self._upgraded = False
-        self._inflate: Any = None
-        self._sent_at = 0.0
-        self._answered = 0
-        self._next_at = 0.0
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+    def __init__(self, port: int, frame: bytes) -> None:
+        self.frame = frame
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         key = base64.b64encode(os.urandom(16)).decode()
-        transport.write(
+        self.sock.sendall(
             (
-                f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n"
                 "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
             ).encode()
         )
+        self.buffer = bytearray()
+        while b"\r\n\r\n" not in self.buffer:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise RuntimeError("closed during the handshake")
+            self.buffer += chunk
+        end = self.buffer.index(b"\r\n\r\n")
+        head = bytes(self.buffer[:end]).decode("latin-1").lower()
+        del self.buffer[: end + 4]
+        if not head.startswith("http/1.1 101"):
+            raise RuntimeError(f"handshake refused: {head.splitlines()[0]}")
+        # A daemon that still negotiates compression (older checkouts) sends RSV1 frames: inflate them.
+        self.inflate = zlib.decompressobj(wbits=-15) if "permessage-deflate" in head else None
+        self.sock.setblocking(False)
+        self.sent_at = 0.0
+        self.latencies: list[float] = []
 
-    def data_received(self, data: bytes) -> None:
-        buf = self._buffer
-        buf += data
-        if not self._upgraded:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = bytes(buf[:end]).decode("latin-1").lower()
-            del buf[: end + 4]
-            if not head.startswith("http/1.1 101"):
-                self._fail(f"handshake refused: {head.splitlines()[0]}")
-                return
-            self._upgraded = True
-            if "permessage-deflate" in head:
-                self._inflate = zlib.decompressobj(wbits=-15)
-            self._send()
+    def send(self) -> None:
+        """Send one call (the frame is tiny: a non-blocking send takes it whole)."""
+        self.sent_at = time.perf_counter()
+        self.sock.send(self.frame)
+
+    def receive(self) -> int:
+        """Read what arrived; returns how many results completed (latencies recorded)."""
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed by the daemon")
+        now = time.perf_counter()
+        buf = self.buffer
+        buf += chunk
+        done = 0
         while len(buf) >= 2:
             size, offset = buf[1] & 0x7F, 2
             if size == 126:
-                if len(buf) < 4:
-                    return
                 size, offset = int.from_bytes(buf[2:4], "big"), 4
             elif size == 127:
-                if len(buf) < 10:
-                    return
                 size, offset = int.from_bytes(buf[2:10], "big"), 10
             if len(buf) < offset + size:
-                return
+                break
             first, payload = buf[0], bytes(buf[offset : offset + size])
             del buf[: offset + size]
-            self._frame(first, payload)
-
-    def _frame(self, first: int, payload: bytes) -> None:
-        opcode = first & 0x0F
-        if opcode == 0x9:  # ping: answer with an (unmasked-key) pong so the heartbeat never closes us
-            assert self.transport is not None
-            self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
-            return
-        if opcode != 0x1:
-            self._fail(f"unexpected frame opcode {opcode}: {payload[:100]!r}")
-            return
-        if first & 0x40 and self._inflate is not None:  # RSV1: compressed message
-            payload = self._inflate.decompress(payload + b"\x00\x00\xff\xff")
-        now = time.perf_counter()
-        if b'"result"' not in payload:
-            self._fail(f"not a result: {payload[:200]!r}")
-            return
-        self._answered += 1
-        if self._answered == self.warmup:
-            self.ready.set_result(None)
-            return  # the driver calls start() once every client is warm
-        if self._answered > self.warmup:
-            self.latencies.append((now - self._sent_at) * 1000)
-            if len(self.latencies) == self.calls:
-                self.done.set_result(None)
-                return
-        if self.period == 0 or self._answered < self.warmup:
-            self._send()
-        else:
-            self._schedule()
-
-    def start(self) -> None:
-        """Begin the measured calls."""
-        self._next_at = time.perf_counter() + self.phase
-        if self.period == 0:
-            self._send()
-        else:
-            self._schedule()
-
-    def _schedule(self) -> None:
-        self._next_at += self.period
-        asyncio.get_running_loop().call_later(max(0.0, self._next_at - time.perf_counter()), self._send)
-
-    def _send(self) -> None:
-        assert self.transport is not None
-        self._sent_at = time.perf_counter()
-        self.transport.write(self.frame)
-
-    def _fail(self, why: str) -> None:
-        for future in (self.ready, self.done):
-            if not future.done():
-                future.set_exception(RuntimeError(why))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(f"connection lost: {exc}")
+            opcode = first & 0x0F
+            if opcode == 0x9:  # ping: pong (zero mask key) so the heartbeat never closes us
+                self.sock.send(bytes([0x8A, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
+                continue
+            if first & 0x40 and self.inflate is not None:  # RSV1: compressed message
+                payload = self.inflate.decompress(payload + b"\x00\x00\xff\xff")
+            if opcode != 0x1 or b'"result"' not in payload:
+                raise RuntimeError(f"unexpected frame {opcode}: {payload[:200]!r}")
+            self.latencies.append((now - self.sent_at) * 1000)
+            done += 1
+        return done
 
 
-async def worker(spec: dict[str, Any]) -> dict[str, Any]:
-    """Connect the clients, warm up, wait for "go" on stdin, run the measured calls, return latencies."""
-    loop = asyncio.get_running_loop()
-    frame = masked_text_frame(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "readers.list"}))
-    clients: list[BenchClient] = []
-    n, rate = spec["clients"], spec["rate"]
-    for i in range(n):
-        period, phase = (1 / rate, i / (n * rate)) if rate else (0.0, 0.0)
-        client = BenchClient(spec["port"], frame, spec["calls"], 10, period, phase)
-        await loop.create_connection(lambda c=client: c, "127.0.0.1", spec["port"])
-        clients.append(client)
-    await asyncio.gather(*(c.ready for c in clients))
-    print("ready", flush=True)
-    await loop.run_in_executor(None, sys.stdin.readline)
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+def drive(clients: list[BenchClient], calls: int, period: float) -> None:
+    """Each client makes `calls` calls: back to back (period 0) or one every `period` s, clients spread out."""
+    selector = selectors.DefaultSelector()
     for c in clients:
-        c.start()
-    await asyncio.gather(*(c.done for c in clients))
+        selector.register(c.sock, selectors.EVENT_READ, c)
+    left = {id(c): calls for c in clients}
+    due: list[tuple[float, int, BenchClient]] = []  # paced mode: (when, tie-break, client)
+    now = time.perf_counter()
+    for i, c in enumerate(clients):
+        if period:
+            heapq.heappush(due, (now + i * period / len(clients), i, c))
+        else:
+            c.send()
+    running = len(clients)
+    while running:
+        timeout = max(0.0, due[0][0] - time.perf_counter()) if due else None
+        for key, _ in selector.select(timeout):
+            c = key.data
+            if not c.receive():
+                continue
+            left[id(c)] -= 1
+            if left[id(c)] == 0:
+                running -= 1
+            elif period:
+                heapq.heappush(due, (c.sent_at + period, id(c), c))
+            else:
+                c.send()
+        while due and due[0][0] <= time.perf_counter():
+            heapq.heappop(due)[2].send()
+    selector.close()
+
+
+def worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Connect the clients, warm up, wait for "go" on stdin, run the measured calls, return latencies."""
+    frame = masked_text_frame(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "readers.list"}))
+    clients = [BenchClient(spec["port"], frame) for _ in range(spec["clients"])]
+    drive(clients, 10, 0.0)  # warm-up
+    for c in clients:
+        c.latencies.clear()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    drive(clients, spec["calls"], 1 / spec["rate"] if spec["rate"] else 0.0)
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     for c in clients:
-        assert c.transport is not None
-        c.transport.close()
+        c.sock.close()
     latencies = [x for c in clients for x in c.latencies]
     own = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     return {"latencies": latencies, "client_cpu_us": own * 1e6 / len(latencies)}
@@ -314,13 +295,16 @@ def report_round_trips(daemons: list[Daemon]) -> None:
             r = (d.results or {})[name]
             values = r["latencies"]
             label = f"{name} [{d.label}]" if len(daemons) > 1 else name
+            cpu, own = r["daemon_cpu_us"], r["client_cpu_us"]
+            spread = f" ({min(cpu):.0f}-{max(cpu):.0f})" if len(cpu) > 1 else ""
             print(
                 f"  {label:40s} n={len(values):6d}  p50={statistics.median(values):6.2f}  p99={pct(values, 0.99):6.2f}"
-                f"  max={max(values):7.2f}  daemon={r['daemon_cpu_us']:4.0f}  clients={r['client_cpu_us']:3.0f}"
+                f"  max={max(values):7.2f}  daemon={statistics.median(cpu):4.0f}{spread}"
+                f"  clients={statistics.median(own):3.0f}"
             )
     for d in daemons:
         r = d.results or {}
-        per_call = r["50 clients, closed loop"]["daemon_cpu_us"]
+        per_call = statistics.median(r["50 clients, closed loop"]["daemon_cpu_us"])
         tag = f"[{d.label}] " if d.label else ""
         print(
             f"  {tag}50 clients x {per_call:.0f} µs = {50 * per_call / 1000:.1f} ms per round of the closed loop"
@@ -366,9 +350,10 @@ async def event_latency(quick: bool, clients: int) -> list[float]:
 
 def main() -> None:
     if "--worker" in sys.argv:
-        print(json.dumps(asyncio.run(worker(json.loads(sys.argv[sys.argv.index("--worker") + 1])))), flush=True)
+        print(json.dumps(worker(json.loads(sys.argv[sys.argv.index("--worker") + 1]))), flush=True)
         return
     quick = "--quick" in sys.argv
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 1
     checkouts = [("this", REPO)]
     if "--against" in sys.argv:
         checkouts.append(("other", Path(sys.argv[sys.argv.index("--against") + 1]).resolve()))
@@ -386,10 +371,15 @@ def main() -> None:
         for d in daemons:
             d.idle_mb = rss_mb(d.proc.pid)
             d.results = {}
-        for s in scenarios:
-            for d in daemons:  # alternate, so a burst of load from elsewhere hits both
-                assert d.results is not None
-                d.results[s.name] = run_scenario(d.port, d.proc.pid, s)
+        for _ in range(rounds):
+            for s in scenarios:
+                for d in daemons:  # alternate, so a burst of load from elsewhere hits both
+                    assert d.results is not None
+                    out = run_scenario(d.port, d.proc.pid, s)
+                    pooled = d.results.setdefault(s.name, {"latencies": [], "daemon_cpu_us": [], "client_cpu_us": []})
+                    pooled["latencies"].extend(out["latencies"])
+                    pooled["daemon_cpu_us"].append(out["daemon_cpu_us"])
+                    pooled["client_cpu_us"].append(out["client_cpu_us"])
         after = {d.label: rss_mb(d.proc.pid) for d in daemons}
     finally:
         for d in daemons:
