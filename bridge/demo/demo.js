@@ -124,7 +124,7 @@ function displayBirth(yyyymmdd) {
 
 $("#read-vitale").addEventListener("click", (ev) =>
   guarded(ev.currentTarget, "Lecture de la carte Vitale", async () => {
-    const card = await state.bridge.vitaleRead();
+    const card = await state.bridge.vitaleRead({ reader: await cardReader("VITALE2", "carte Vitale") });
     const insured = card.beneficiaries.find((b) => b.isInsured);
     const list = $("#beneficiaries");
     list.replaceChildren();
@@ -186,9 +186,20 @@ function holderName(info) {
   return [h.civility, h.firstName, h.lastName].filter(Boolean).join(" ");
 }
 
+/** The reader holding a card of `kind` (CPS3, VITALE2): calls then name it, so a second card never confuses them. */
+async function cardReader(kind, label) {
+  const { readers } = await state.bridge.readersList();
+  const found = readers.filter((r) => r.cardPresent && r.kind === kind);
+  if (found.length === 0) {
+    throw { code: "NO_CARD", messageFr: `Aucune ${label} n'est insérée dans un lecteur.` };
+  }
+  return found[0].name;
+}
+
 $("#read-cps").addEventListener("click", (ev) =>
   guarded(ev.currentTarget, "Lecture de la CPS", async () => {
-    const info = await state.bridge.cpsRead();
+    const reader = await cardReader("CPS3", "carte CPS");
+    const info = await state.bridge.cpsRead({ reader });
     $("#cps-holder").textContent = `${holderName(info)} — essais restants : ${info.pin.triesLeft}/${info.pin.triesMax}`;
   }),
 );
@@ -199,12 +210,14 @@ $("#login-form").addEventListener("submit", (ev) => {
   guarded($("#login"), "Identification CPS", async () => {
     const pin = input.value;
     input.value = ""; // the PIN stays in this page as briefly as possible
-    await state.bridge.cpsLogin({ pin });
-    const info = await state.bridge.cpsRead();
-    // DIRECTE: the DMP calls are authenticated and signed by this card.
-    await state.bridge.call("dmp.context.set", { authMode: "DIRECTE" });
+    const reader = await cardReader("CPS3", "carte CPS");
+    await state.bridge.cpsLogin({ pin, reader });
+    const info = await state.bridge.cpsRead({ reader });
+    // DIRECTE: the DMP calls are authenticated and signed by this card (in this reader).
+    await state.bridge.call("dmp.context.set", { authMode: "DIRECTE", reader });
     state.cps = holderName(info);
-    $("#cps-done").textContent = `Identifié : ${state.cps} (mode d'accès DIRECTE, par la carte CPS)`;
+    state.cpsReader = reader;
+    $("#cps-done").textContent = `Identifié : ${state.cps} (accès DIRECTE par la carte CPS, lecteur ${reader})`;
     $("#cps-done").hidden = false;
     $("#login-form").hidden = true;
     pill("#cps-state", `CPS : ${state.cps}`, true);
@@ -221,10 +234,12 @@ function patientRef() {
 }
 
 function dateOf(hl7) {
-  // HL7 DTM (UTC): YYYYMMDDhhmmss
+  // HL7 DTM in UTC (YYYYMMDD[hhmm[ss]]), shown in the workstation's time zone.
   if (!hl7 || hl7.length < 8) return "";
-  const d = `${hl7.slice(6, 8)}/${hl7.slice(4, 6)}/${hl7.slice(0, 4)}`;
-  return hl7.length >= 12 ? `${d} ${hl7.slice(8, 10)}:${hl7.slice(10, 12)} UTC` : d;
+  const n = (from, to) => Number(hl7.slice(from, to) || 0);
+  if (hl7.length < 12) return `${hl7.slice(6, 8)}/${hl7.slice(4, 6)}/${hl7.slice(0, 4)}`;
+  const when = new Date(Date.UTC(n(0, 4), n(4, 6) - 1, n(6, 8), n(8, 10), n(10, 12), n(12, 14)));
+  return when.toLocaleString("fr-FR", { dateStyle: "short", timeStyle: "short" });
 }
 
 function badge(text, cls) {
