@@ -79,7 +79,17 @@ $("#bridge-url").textContent = `ws://${BRIDGE}/ws`;
 
 $("#connect").addEventListener("click", (ev) =>
   guarded(ev.currentTarget, "Connexion au pont", async () => {
-    if (!state.sdk) state.sdk = await import(`http://${BRIDGE}/sdk/dmp-bridge.js`);
+    if (!state.sdk) {
+      try {
+        state.sdk = await import(`http://${BRIDGE}/sdk/dmp-bridge.js`);
+      } catch (_) {
+        // The SDK itself comes from the bridge: no SDK means no bridge on this port.
+        throw {
+          code: "BRIDGE_UNREACHABLE",
+          messageFr: `Le pont DMP ne répond pas sur le port ${PORT} : vérifiez qu'il est lancé (dmp-bridge sandbox).`,
+        };
+      }
+    }
     if (!state.bridge) {
       state.bridge = await state.sdk.connect({ url: `ws://${BRIDGE}/ws` });
       state.bridge.on("connection", ({ state: s }) => {
