@@ -63,9 +63,17 @@ async def test_sandbox_starts_cards_and_daemon(tmp_path: Path) -> None:
             await client.call("dmp.context.set", {"authMode": "DIRECTE"})
             found = await client.call("dmp.documents.find", {"patient": {"ins": "178037511501201"}})
         assert found == {"documents": []}
+        # The indirect mode works too: the sandbox establishment's certificates come from the test PKI.
+        async with LocalClient(port, token) as client:
+            practitioner = {"nationalId": "810012345678", "lastName": "MARTIN", "specialty": "SM54"}
+            await client.call("dmp.context.set", {"authMode": "INDIRECTE", "practitioner": practitioner})
+            found = await client.call("dmp.documents.find", {"patient": {"ins": "178037511501201"}})
+        assert found == {"documents": []}
         # --dump reached the simulator: the TD3.1 exchange is on disk, signed by the virtual CPS.
-        assert sorted(p.name for p in dump.iterdir()) == ["0001-TD3.1-request.http", "0001-TD3.1-response.http"]
+        names = ["0001-TD3.1-request.http", "0001-TD3.1-response.http", "0002-TD3.1-request.http"]
+        assert sorted(p.name for p in dump.iterdir())[:3] == names
         assert b"saml2:Assertion" in (dump / "0001-TD3.1-request.http").read_bytes()
+        assert b"INDIRECTE" in (dump / "0002-TD3.1-request.http").read_bytes()
 
         # The demo page is served on its own port (a foreign origin for the bridge) and loads the SDK.
         assert f"Page de démonstration : http://localhost:{demo_port}/" in text
