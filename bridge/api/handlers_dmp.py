@@ -298,7 +298,7 @@ class DmpDocumentsFind(_DmpHandler):
 def _unwrapped(content: bytes) -> tuple[bytes, str] | None:
     """The nonXMLBody of a wrapped CDA (content and media type), None for other documents."""
     try:
-        root = parse_xml(content, max_bytes=64 * 1024 * 1024)
+        root = parse_xml(content, max_bytes=64 * 1024 * 1024, large_text=True)
     except BridgeError:
         return None
     text = root.find("{urn:hl7-org:v3}component/{urn:hl7-org:v3}nonXMLBody/{urn:hl7-org:v3}text")
