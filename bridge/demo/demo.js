@@ -97,6 +97,7 @@ $("#connect").addEventListener("click", (ev) =>
         pill("#conn-state", labels[s] || s, s === "open");
       });
       state.bridge.on("card.removed", ({ reader }) => showInfo("Carte retirée", `lecteur ${reader}`));
+      state.bridge.on("dmp.progress", showProgress);
       pill("#conn-state", "Pont : connecté", true);
     }
     const answer = await state.bridge.pair({
@@ -403,6 +404,15 @@ function readAsBase64(file) {
   });
 }
 
+/** `dmp.progress` notifications of our submission: bytes sent to the DMP so far. */
+function showProgress({ progressId, sent, total }) {
+  if (progressId !== state.progressId || !total) return;
+  const percent = Math.floor((100 * sent) / total);
+  $("#submit-progress").value = percent;
+  $("#submit-step").textContent = percent < 100 ? `Envoi au DMP : ${percent} %` : "Transmis, vérification par le DMP…";
+  document.body.dataset.progress = String(percent);
+}
+
 $("#upload-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const file = $("#file").files[0];
@@ -417,6 +427,9 @@ $("#upload-form").addEventListener("submit", (ev) => {
     setMessage("error", "Envoi", "Fichier trop volumineux : 20 Mo au plus.", "INVALID_INPUT");
     return;
   }
+  state.progressId = `envoi-${Date.now()}`;
+  $("#submit-progress").value = 0;
+  $("#submit-step").textContent = "Signature par la carte CPS…";
   $("#submit-state").hidden = false;
   document.body.dataset.submitting = "true";
   guarded($("#submit"), "Envoi au DMP", async () => {
@@ -432,6 +445,7 @@ $("#upload-form").addEventListener("submit", (ev) => {
         typeDisplay: select.selectedOptions[0].textContent,
         hiddenFromProfessionals: $("#new-masked").checked,
         hiddenFromPatient: $("#new-hidden").checked,
+        progressId: state.progressId,
       },
       { timeout: 180000 },
     );

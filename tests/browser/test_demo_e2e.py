@@ -170,6 +170,7 @@ async def test_demo_page_pairs_reads_cards_and_manages_a_document(
     await page.fill("#title", "Compte rendu de consultation")
     await page.click("#submit")
     await page.wait_for_selector("body[data-documents='1']", timeout=30_000)
+    assert await page.get_attribute("body", "data-progress") == "100"  # dmp.progress reached the page
     uid = await page.evaluate("window.dmpDemo.lastSubmitted")
     assert (await rows(page))[uid] == {"uid": uid, "status": "approved", "masked": "false", "hidden": "false"}
 
