@@ -48,6 +48,7 @@ async def _serve(config: Any, use_tray: bool) -> int:
     from bridge.api.ports import PortInUseError
     from bridge.app import Application
     from bridge.paths import data_dir
+    from bridge.service.card_sessions import CardSessions
     from bridge.tray import LogUI, TrayUI
 
     loop = asyncio.get_running_loop()
@@ -60,7 +61,9 @@ async def _serve(config: Any, use_tray: bool) -> int:
             ui = TrayUI(on_quit=lambda: _threadsafe_set(loop, stop))
         except Exception:  # no usable tray backend: stay headless rather than fail
             log.warning("tray unavailable; running headless", exc_info=True)
-    app = Application(config, data_dir=data_dir(), approver=ui, monitor=_monitor())
+    monitor = _monitor()
+    cards = CardSessions(monitor) if monitor is not None else None
+    app = Application(config, data_dir=data_dir(), approver=ui, monitor=monitor, cards=cards)
     try:
         await app.start()
     except PortInUseError as exc:
@@ -72,6 +75,8 @@ async def _serve(config: Any, use_tray: bool) -> int:
         await stop.wait()
     finally:
         await app.stop()
+        if cards is not None:
+            await cards.close()
         if isinstance(ui, TrayUI):
             ui.stop()
     return 0
