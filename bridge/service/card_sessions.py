@@ -57,7 +57,15 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from bridge.cards.cps3 import CardState, Cps3Card, CpsCardInfo, Practitioner, card_keys, certificate_summary
+from bridge.cards.cps3 import (
+    CardState,
+    Cps3Card,
+    CpsCardInfo,
+    PinStatus,
+    Practitioner,
+    card_keys,
+    certificate_summary,
+)
 from bridge.cards.cps_data import Situation
 from bridge.cards.identify import CardIdentity, identify, identify_atr, require_supported
 from bridge.cards.identify import CardKind as DriverKind
@@ -333,23 +341,41 @@ class CardSessions:
             return str(present[0].name)  # ATR not conclusive: the operation probes, and says what it found
         raise BridgeError(ErrorCode.NO_CARD)
 
-    async def cps_read(self, reader: str) -> dict[str, Any]:
-        """Holder, card validity, both certificates (DER and summary), PIN counter."""
+    async def identify(self, reader: str) -> CardIdentity:
+        """What the card in `reader` is (ATR, then a probe when the ATR is not conclusive); cached per card."""
+
+        def op(session: _Session, ch: CardChannel) -> CardIdentity:
+            if session.identity is None:
+                session.identity = identify(ch)
+            return session.identity
+
+        return await self._run(reader, op)
+
+    async def cps_info(self, reader: str) -> CpsCardInfo:
+        """Everything a CPS3 shows without the PIN (the driver's model; `cps_read` is its JSON form)."""
 
         def op(session: _Session, ch: CardChannel) -> CpsCardInfo:
             self._identified(session, ch, DriverKind.CPS3)
-            return session.cps.read_public(ch)
+            session.info = session.cps.read_public(ch)
+            return session.info
 
-        info = await self._run(reader, op)
+        return await self._run(reader, op)
+
+    async def cps_read(self, reader: str) -> dict[str, Any]:
+        """Holder, card validity, both certificates (DER and summary), PIN counter."""
+        info = await self.cps_info(reader)
         session = self._sessions.get(reader)
-        if session is not None:
-            session.info = info
         return _cps_json(info, session.identity if session else None)
 
-    async def cps_login(self, reader: str, pin: bytearray, *, allow_last_try: bool) -> dict[str, Any]:
-        """VERIFY (refusing the last try unless allowed), then read the situations, in one transaction."""
+    async def login(
+        self, reader: str, pin: bytearray, *, allow_last_try: bool
+    ) -> tuple[PinStatus, tuple[Situation, ...]]:
+        """VERIFY (refusing the last try unless allowed), then read the situations, in one transaction.
 
-        def op(session: _Session, ch: CardChannel) -> tuple[Any, tuple[Situation, ...]]:
+        `pin` is zeroed in every case. Raises PIN_INCORRECT (with triesLeft), PIN_LAST_TRY, PIN_BLOCKED.
+        """
+
+        def op(session: _Session, ch: CardChannel) -> tuple[PinStatus, tuple[Situation, ...]]:
             session.logged_out()  # a failed VERIFY resets the card's verified state too
             self._identified(session, ch, DriverKind.CPS3)
             if session.info is None:
@@ -366,6 +392,11 @@ class CardSessions:
             session.situations = situations
             session.selected = situations[0].index if situations else None
         log.info("CPS login: %d situation(s)", len(situations))
+        return status, situations
+
+    async def cps_login(self, reader: str, pin: bytearray, *, allow_last_try: bool) -> dict[str, Any]:
+        """`login`, as the cps.login result: tries and the situations d'exercice (the first one selected)."""
+        status, situations = await self.login(reader, pin, allow_last_try=allow_last_try)
         return {
             "authenticated": True,
             "triesLeft": status.tries_left,
