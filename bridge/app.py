@@ -1,7 +1,7 @@
 """The Application: builds and owns everything the daemon runs, and passes it down (no singletons).
 
 Owns the config, the local token, the approvals store and pairing manager, the reader feed (around
-the PC/SC ReaderMonitor when one is available), the card service (when the drivers are wired), the
+the PC/SC ReaderMonitor), the card service (PcscCardService by default with the real monitor), the
 method registry and the HTTP/WebSocket server.
 """
 
@@ -18,15 +18,19 @@ from typing import Any
 from bridge import __version__
 from bridge.api.handlers_cards import card_handlers
 from bridge.api.handlers_core import core_handlers
+from bridge.api.handlers_dmp import dmp_handlers
 from bridge.api.methods import Registry
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore, PairingManager, PendingPairing
 from bridge.api.server import BridgeServer
 from bridge.api.token import load_or_create_token
 from bridge.config import BridgeConfig
 from bridge.errors import BridgeError
+from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cards import CardLocks, CardService
+from bridge.service.dmp import DmpService
+from bridge.service.pcsc_cards import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
-from bridge.tray import Approver
+from bridge.tray import Approver, Notifier
 
 __all__ = ["Application", "RecentErrors"]
 
@@ -57,9 +61,11 @@ class Application:
         *,
         data_dir: Path,
         approver: Approver,
+        notifier: Notifier | None = None,
         monitor: MonitorLike | None = None,
         cards: CardService | None = None,
         registry: Registry | None = None,
+        dmp: DmpService | None = None,
     ) -> None:
         self.config = config
         self.version = __version__
@@ -68,11 +74,18 @@ class Application:
         self.pairing = PairingManager(self.store, ttl=config.pairing_ttl)
         self.monitor = monitor
         self.readers = ReaderFeed(monitor)
+        if cards is None and isinstance(monitor, ReaderMonitor):
+            # The real PC/SC monitor means real cards: drive them with the drivers (tests pass their own).
+            cards = PcscCardService(monitor.snapshot)
         self.cards = cards
         self.errors = RecentErrors()
         self.locks = CardLocks(config.card_busy_wait)
-        self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks)])
+        self.dmp = dmp or DmpService(config.dmp)
+        self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks), *dmp_handlers(self.dmp)])
         self.approver = approver
+        self.notifier = notifier
+        self._pcsc_available: bool | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.server = BridgeServer(
             self,
             self.registry,
@@ -94,13 +107,36 @@ class Application:
         """Start the monitor (if it needs starting), the server, and the event feed."""
         await _maybe_call(self.monitor, "start")
         await self.server.start(hosts)
-        self.readers.start(self.server.publish)
+        self._pcsc_available = self.readers.available
+        self.readers.start(self._publish)
 
     async def stop(self) -> None:
         """Stop in reverse order."""
         await self.readers.stop()
         await self.server.stop()
+        await self.dmp.aclose()
+        await _maybe_call(self.cards, "close")
         await _maybe_call(self.monitor, "stop")
+
+    def _publish(self, method: str, params: dict[str, Any]) -> None:
+        """Reader events: the card service forgets a removed card's session, then connections are told."""
+        if method == "readers.changed":
+            self._notice_pcsc(params["pcsc"] == "available")
+        if method == "card.removed" and self.cards is not None:
+            task = asyncio.create_task(self.cards.forget(str(params["reader"])))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self.server.publish(method, params)
+
+    def _notice_pcsc(self, available: bool) -> None:
+        """Tell the person when the smart-card service goes away or comes back (not on every event)."""
+        previous, self._pcsc_available = self._pcsc_available, available
+        if self.notifier is None or previous is None or previous == available:
+            return
+        if available:
+            self.notifier.notify("Lecteurs de carte", "Le service carte à puce (PC/SC) répond de nouveau.")
+        else:
+            self.notifier.notify("Lecteurs de carte", "Le service carte à puce (PC/SC) ne répond plus.")
 
     def _show_pairing(self, pending: PendingPairing) -> None:
         loop = asyncio.get_running_loop()

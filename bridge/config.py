@@ -8,14 +8,17 @@ Example::
     extra_allowed_hosts = []        # extra Host names accepted (e.g. a name mapped to 127.0.0.1 in /etc/hosts)
     card_busy_wait = 3.0            # seconds a second caller waits for a card before CARD_BUSY
     pairing_ttl = 300               # seconds a pairing code stays valid
+    [dmp]                           # DMP access, see bridge.service.dmp_config
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from bridge.service.dmp_config import DmpConfig, DmpConfigError, parse_dmp_table
 
 __all__ = ["DEFAULT_PORT", "BridgeConfig", "ConfigError", "config_path", "load_config"]
 
@@ -37,6 +40,8 @@ class BridgeConfig:
     extra_allowed_hosts: tuple[str, ...] = ()
     card_busy_wait: float = 3.0
     pairing_ttl: float = 300.0
+    #: The `[dmp]` table (see bridge.service.dmp_config).
+    dmp: DmpConfig = field(default_factory=DmpConfig)
 
 
 _BOUNDS: dict[str, tuple[float, float]] = {
@@ -56,6 +61,11 @@ def config_path() -> Path:
 
 
 def _coerce(name: str, value: Any) -> Any:
+    if name == "dmp":
+        try:
+            return parse_dmp_table(value)
+        except DmpConfigError as exc:
+            raise ConfigError(str(exc)) from None
     if name == "extra_allowed_hosts":
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError(f"config.toml: {name} must be a list of host names")

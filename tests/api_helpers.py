@@ -1,13 +1,12 @@
 """Helpers for API tests and benchmarks: a running bridge on a free port, WS clients, fakes of the UI.
 
-`FakeMonitor` stands in for bridge.pcsc.monitor.ReaderMonitor only where a test needs events without
-pcscd; tests marked `pcsc` use the real monitor with virtual cards.
+`FakeMonitor` stands in for bridge.pcsc.monitor.ReaderMonitor (same event classes) where a test needs
+precise event control without pcscd; tests marked `pcsc` use the real monitor with virtual cards.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -20,9 +19,24 @@ from bridge.api.pairing import PendingPairing
 from bridge.app import Application
 from bridge.config import BridgeConfig
 from bridge.paths import data_dir
+from bridge.pcsc.monitor import CardInserted, CardRemoved, MonitorState, ReaderEvent
+from bridge.pcsc.monitor import ReaderState as Row
 from bridge.service.cards import CardService
 from bridge.service.readers import MonitorLike
 from bridge.tray import Decide
+
+__all__ = [
+    "CardInserted",
+    "CardRemoved",
+    "FakeApprover",
+    "FakeMonitor",
+    "Row",
+    "next_notification",
+    "open_ws",
+    "rpc",
+    "running_bridge",
+    "wait_for_id",
+]
 
 _ids = itertools.count(1)
 
@@ -32,34 +46,15 @@ class FakeApprover:
 
     def __init__(self) -> None:
         self.requests: asyncio.Queue[tuple[PendingPairing, Decide]] = asyncio.Queue()
+        self.notices: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
 
     def pairing_requested(self, pending: PendingPairing, decide: Decide) -> None:
         """Queue the request."""
         self.requests.put_nowait((pending, decide))
 
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-    """A reader snapshot row."""
-
-    name: str
-    card_present: bool
-    atr: bytes | None
-
-
-@dataclasses.dataclass(frozen=True)
-class CardInserted:
-    """Same name and fields as the monitor's event."""
-
-    reader: str
-    atr: bytes
-
-
-@dataclasses.dataclass(frozen=True)
-class CardRemoved:
-    """Same name and fields as the monitor's event."""
-
-    reader: str
+    def notify(self, title: str, message: str) -> None:
+        """Queue the notice."""
+        self.notices.put_nowait((title, message))
 
 
 class FakeMonitor:
@@ -67,19 +62,24 @@ class FakeMonitor:
 
     def __init__(self, rows: list[Row]) -> None:
         self.rows = rows
-        self.queues: list[asyncio.Queue[Any]] = []
+        self.state = MonitorState.RUNNING
+        self.queues: list[asyncio.Queue[ReaderEvent]] = []
 
-    def subscribe(self) -> asyncio.Queue[Any]:
+    def subscribe(self, maxsize: int = 0) -> asyncio.Queue[ReaderEvent]:
         """A new subscriber queue."""
-        queue: asyncio.Queue[Any] = asyncio.Queue()
+        queue: asyncio.Queue[ReaderEvent] = asyncio.Queue(maxsize)
         self.queues.append(queue)
         return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[ReaderEvent]) -> None:
+        """Forget a queue."""
+        self.queues.remove(queue)
 
     def snapshot(self) -> list[Row]:
         """Current rows."""
         return list(self.rows)
 
-    def emit(self, event: Any) -> None:
+    def emit(self, event: CardInserted | CardRemoved) -> None:
         """Update rows from a card event and publish it."""
         present = isinstance(event, CardInserted)
         self.rows = [
@@ -98,10 +98,12 @@ async def running_bridge(
     approver: FakeApprover | None = None,
 ) -> AsyncIterator[Application]:
     """An Application on a free loopback port, using DMP_BRIDGE_HOME's data folder."""
+    ui = approver or FakeApprover()
     app = Application(
         config or BridgeConfig(port=0),
         data_dir=data_dir(),
-        approver=approver or FakeApprover(),
+        approver=ui,
+        notifier=ui,
         monitor=monitor,
         cards=cards,
     )

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CountingKey", "Issued", "MiniPki", "SslHttpServer", "openssl_s_server"]
+__all__ = ["CountingKey", "Issued", "MiniPki", "ServerFiles", "SslHttpServer", "openssl_s_server"]
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,10 @@ class MiniPki:
             )
         return Issued(builder.sign(self.root_key, hashes.SHA256()), key)
 
+    def issue_client(self, cn: str) -> Issued:
+        """Another client certificate from the same root (e.g. a second practitioner's card)."""
+        return self._issue(_name(cn, ou="899700000001"), server=False)
+
     @staticmethod
     def _write(issued: Issued, cert_path: Path, key_path: Path) -> None:
         cert_path.write_bytes(issued.certificate.public_bytes(serialization.Encoding.PEM))
@@ -140,15 +144,29 @@ class MiniPki:
         )
 
 
+@dataclass(frozen=True)
+class ServerFiles:
+    """What `SslHttpServer` needs from a PKI: its certificate chain and key files, and the client CA file."""
+
+    server_cert_path: Path
+    server_key_path: Path
+    ca_path: Path
+
+
 class CountingKey(rsa.RSAPrivateKey):
     """An RSAPrivateKey-interface key (like the card-backed one) counting sign() calls.
 
     `fail_with` makes sign() raise that exception (a wrong PIN, a card pulled mid-handshake).
     """
 
-    def __init__(self, key: rsa.RSAPrivateKey, fail_with: BaseException | None = None) -> None:
+    def __init__(
+        self, key: rsa.RSAPrivateKey, fail_with: BaseException | None = None, gate: threading.Event | None = None
+    ) -> None:
         self._key = key
         self.fail_with = fail_with
+        #: When set, sign() announces itself on `signing` and waits for `gate` (a slow card, a PIN pad).
+        self.gate = gate
+        self.signing = threading.Event()
         self.sign_calls = 0
         self.calls: list[tuple[str, int]] = []
         self._lock = threading.Lock()
@@ -157,6 +175,9 @@ class CountingKey(rsa.RSAPrivateKey):
         with self._lock:
             self.sign_calls += 1
         self.calls.append((type(padding).__name__, len(data)))
+        self.signing.set()
+        if self.gate is not None and not self.gate.wait(30):
+            raise TimeoutError("gate never opened")
         if self.fail_with is not None:
             raise self.fail_with
         # A card accepts only PKCS#1 v1.5 over a digest: insist on it here too.
@@ -205,11 +226,12 @@ class SslHttpServer:
 
     def __init__(
         self,
-        pki: MiniPki,
+        pki: MiniPki | ServerFiles,
         client_ca: Path | None = None,
         chunked: bool = False,
         close_after: int | None = None,
         require_client_cert: bool = True,
+        drop_after: int | None = None,
     ) -> None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -220,6 +242,9 @@ class SslHttpServer:
         self.context = ctx
         self.chunked = chunked
         self.close_after = close_after
+        #: After this many answered requests on a connection, read the next one and close without a word
+        #: (a server ending keep-alive just as the request crosses it).
+        self.drop_after = drop_after
         self.stats = _Stats()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
@@ -281,6 +306,9 @@ class SslHttpServer:
                 if request is None:
                     return
                 path, body = request
+                if self.drop_after is not None and served >= self.drop_after:
+                    self.stats.requests += 1
+                    return
                 served += 1
                 self.stats.requests += 1
                 last = self.close_after is not None and served >= self.close_after
@@ -344,7 +372,9 @@ def _read_request(reader: Any) -> tuple[str, bytes] | None:
 
 
 @contextlib.contextmanager
-def openssl_s_server(pki: MiniPki, extra: tuple[str, ...] = ()) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+def openssl_s_server(
+    pki: MiniPki | ServerFiles, extra: tuple[str, ...] = ()
+) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     """`openssl s_server -Verify 1 -tls1_2 -www` on a free loopback port; yields (port, process)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -365,6 +395,8 @@ def openssl_s_server(pki: MiniPki, extra: tuple[str, ...] = ()) -> Iterator[tupl
                 break
         else:
             raise RuntimeError("openssl s_server did not start")
+        # Keep reading its output (in raw mode it echoes what it receives) so it never blocks on the pipe.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
         yield port, proc
     finally:
         proc.terminate()

@@ -3,7 +3,8 @@
 - Scopes are computed on every call and every event from the store, so an approval or a revocation
   takes effect on open connections immediately.
 - At most `max_in_flight` calls run at once per connection; further frames wait (the reader stops
-  reading, so TCP pushes back on the client) rather than being refused.
+  reading, so TCP pushes back on the client) rather than being refused. Handlers marked `inline`
+  (status reads that never wait) run directly in the reader loop.
 - Everything sent goes through `outbox`, drained by one writer task, so frames never interleave.
   Events are dropped (and counted) when a client does not read; responses never are.
 - `close()` cancels all running calls: a page that goes away does not keep a card busy.
@@ -26,6 +27,7 @@ __all__ = ["MAX_QUEUED", "Connection", "scopes_for"]
 log = logging.getLogger(__name__)
 
 MAX_QUEUED = 1000  # frames waiting for a slow client before events are dropped
+_BIG_FRAME = 1024 * 1024
 _ids = itertools.count(1)
 
 
@@ -77,24 +79,31 @@ class Connection:
         if not self._closed:
             self.outbox.put_nowait(jsonrpc.encode(message))
 
-    def offer_event(self, message: dict[str, Any]) -> None:
-        """Queue an event unless the client is too far behind."""
+    def offer_event(self, text: str) -> None:
+        """Queue an encoded event unless the client is too far behind."""
         if self._closed:
             return
         if self.outbox.qsize() >= MAX_QUEUED:
             self.dropped_events += 1
             return
-        self.outbox.put_nowait(jsonrpc.encode(message))
+        self.outbox.put_nowait(text)
 
     async def handle_text(self, text: str) -> None:
         """Parse a frame and start its call (waiting for a free in-flight slot first)."""
-        call = jsonrpc.parse_frame(text)
+        # A document-sized frame takes ~0.1 s to decode: off the loop, so other clients' events keep flowing.
+        call = (
+            jsonrpc.parse_frame(text) if len(text) < _BIG_FRAME else await asyncio.to_thread(jsonrpc.parse_frame, text)
+        )
         if isinstance(call, jsonrpc.FrameError):
             data = call.response["error"]["data"]
             self.services.errors.record("-", data["code"])
             self.send(call.response)
             return
         await self._slots.acquire()
+        handler = self.registry.get(call.method)
+        if handler is not None and handler.inline:
+            await self._run(call)  # never suspends: no task, no extra loop turn
+            return
         task = asyncio.create_task(self._run(call), name=f"ws{self.id}:{call.method}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

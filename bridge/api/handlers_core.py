@@ -7,7 +7,7 @@ import sys
 from typing import Any, ClassVar
 
 from bridge.api.methods import CallContext, Handler, Scope, object_schema
-from bridge.api.security import normalise_origin
+from bridge.api.security import normalise_origin, own_origins
 from bridge.errors import BridgeError, ErrorCode
 
 __all__ = [
@@ -26,8 +26,13 @@ __all__ = [
 _ORIGIN = {"type": "string", "maxLength": 255, "pattern": "^https?://"}
 _CODE = {"type": "string", "pattern": "^[0-9]{6}$"}
 _READER_ROW = object_schema(
-    {"name": {"type": "string"}, "cardPresent": {"type": "boolean"}, "atr": {"type": ["string", "null"]}},
-    ["name", "cardPresent", "atr"],
+    {
+        "name": {"type": "string"},
+        "cardPresent": {"type": "boolean"},
+        "atr": {"type": ["string", "null"]},
+        "kind": {"type": ["string", "null"], "description": "card family from the ATR (CPS3, VITALE2, UNKNOWN...)"},
+    },
+    ["name", "cardPresent", "atr", "kind"],
 )
 _READERS = object_schema(
     {"pcsc": {"enum": ["available", "unavailable"]}, "readers": {"type": "array", "items": _READER_ROW}},
@@ -41,6 +46,7 @@ class BridgeInfo(Handler):
     name = "bridge.info"
     summary = "Version, port and platform of the bridge, and whether this origin is approved."
     scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.PUBLIC})
+    inline = True
     result_schema: ClassVar[dict[str, Any]] = object_schema(
         {
             "name": {"const": "dmp-bridge"},
@@ -71,14 +77,16 @@ class PairingRequest(Handler):
 
     name = "pairing.request"
     summary = (
-        "Ask for this web origin to be approved. The bridge shows a 6-digit code to the person at the "
-        "workstation; `pairing.approved` (or `pairing.denied`) is notified on this connection."
+        "Ask for this web origin to be approved. The bridge shows the origin and a 6-digit code to the person "
+        "at the workstation (the page may show the same code so they match); `pairing.approved` (or "
+        "`pairing.denied`) is notified on this connection."
     )
     scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.PUBLIC})
     result_schema: ClassVar[dict[str, Any]] = object_schema(
         {
             "requestId": {"type": ["string", "null"]},
             "status": {"enum": ["pending", "approved"]},
+            "code": {"type": ["string", "null"]},
             "expiresIn": {"type": "integer"},
         }
     )
@@ -87,10 +95,19 @@ class PairingRequest(Handler):
         """See summary."""
         origin = ctx.connection.origin
         if origin is None or ctx.services.store.is_approved(origin):
-            return {"requestId": None, "status": "approved", "expiresIn": 0}
+            return {"requestId": None, "status": "approved", "code": None, "expiresIn": 0}
+        if origin in own_origins(ctx.services.port):
+            # The diagnostics page has its fixed, read-only rights; approving it would change nothing.
+            raise BridgeError(ErrorCode.INVALID_INPUT, "own-origin")
         pending = ctx.services.pairing.request(origin)
         ctx.connection.remember_pairing(pending.request_id)
-        return {"requestId": pending.request_id, "status": "pending", "expiresIn": round(ctx.services.pairing.ttl)}
+        # The code is no secret from the page: only the person (tray, or the token-holding CLI) can approve.
+        return {
+            "requestId": pending.request_id,
+            "status": "pending",
+            "code": pending.code,
+            "expiresIn": round(ctx.services.pairing.ttl),
+        }
 
 
 class ReadersList(Handler):
@@ -99,6 +116,7 @@ class ReadersList(Handler):
     name = "readers.list"
     summary = "Readers seen by PC/SC with card presence and ATR; `pcsc` says whether the service answers."
     scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.APP, Scope.DIAGNOSTICS})
+    inline = True
     result_schema: ClassVar[dict[str, Any]] = _READERS
 
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:

@@ -133,6 +133,8 @@ class Handler(abc.ABC):
     result_schema: ClassVar[dict[str, Any]] = {"type": "object"}
     #: Symbolic error codes this method may return (documented in OpenRPC).
     errors: ClassVar[tuple[ErrorCode, ...]] = ()
+    #: True for methods that never wait (no card, no network): run in the reader loop without a task.
+    inline: ClassVar[bool] = False
 
     @abc.abstractmethod
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
@@ -154,10 +156,14 @@ class Registry:
     def __init__(self, handlers: Iterable[Handler]) -> None:
         self._handlers: dict[str, Handler] = {}
         self._validators: dict[str, Draft202012Validator] = {}
+        self._empty_ok: set[str] = set()
         for handler in handlers:
             Draft202012Validator.check_schema(handler.params_schema)
             self._handlers[handler.name] = handler
-            self._validators[handler.name] = Draft202012Validator(handler.params_schema)
+            validator = Draft202012Validator(handler.params_schema)
+            self._validators[handler.name] = validator
+            if validator.is_valid({}):
+                self._empty_ok.add(handler.name)  # the common no-params call skips the validator
 
     def get(self, name: str) -> Handler | None:
         """The handler for `name`, if any."""
@@ -168,6 +174,8 @@ class Registry:
 
     def validate(self, name: str, params: dict[str, Any]) -> None:
         """Raise INVALID_PARAMS when `params` do not match the method's schema."""
+        if not params and name in self._empty_ok:
+            return
         error = best_match(self._validators[name].iter_errors(params))
         if error is not None:
             raise BridgeError(ErrorCode.INVALID_PARAMS, _detail(error))

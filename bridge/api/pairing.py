@@ -189,10 +189,11 @@ class PairingManager:
             listener(request_id, origin, approved)
 
     def request(self, origin: str) -> PendingPairing:
-        """Open a pairing request for `origin` (replacing an older one from the same origin)."""
+        """Open a pairing request for `origin`, or return its live one (a reloading page prompts once)."""
         self._prune()
-        for code in [c for c, p in self._pending.items() if p.origin == origin]:
-            del self._pending[code]
+        for pending in self._pending.values():
+            if pending.origin == origin:
+                return pending
         if len(self._pending) >= MAX_PENDING:
             raise BridgeError(ErrorCode.INVALID_INPUT, "too-many-pairing-requests")
         code = f"{secrets.randbelow(1_000_000):06d}"

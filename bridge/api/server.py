@@ -90,6 +90,7 @@ class BridgeServer:
         self.max_in_flight = max_in_flight
         self.extra_hosts = extra_hosts
         self.connections: set[Connection] = set()
+        self._sockets: dict[Connection, web.WebSocketResponse] = {}
         self._runner: web.AppRunner | None = None
         self._static = resources.files("bridge.api") / "static"
 
@@ -97,10 +98,10 @@ class BridgeServer:
 
     def publish(self, method: str, params: dict[str, Any]) -> None:
         """Fan a notification out to the connections entitled to events."""
-        message = jsonrpc.notification(method, params)
+        text = jsonrpc.encode(jsonrpc.notification(method, params))  # once, not once per connection
         for conn in list(self.connections):
             if conn.receives_events():
-                conn.offer_event(message)
+                conn.offer_event(text)
 
     def pairing_decided(self, request_id: str, origin: str, approved: bool) -> None:
         """PairingManager listener: notify the origin's connections."""
@@ -164,6 +165,7 @@ class BridgeServer:
     async def _serve(self, ws: web.WebSocketResponse, caller: Caller) -> None:
         conn = Connection(caller, self.services, self.registry, max_in_flight=self.max_in_flight)
         self.connections.add(conn)
+        self._sockets[conn] = ws
         writer = asyncio.create_task(self._write(ws, conn), name=f"ws{conn.id}:writer")
         log.info("ws%d opened (%s)", conn.id, caller.kind.value)
         try:
@@ -175,6 +177,7 @@ class BridgeServer:
                     conn.send(jsonrpc.error_response(None, error, jsonrpc.INVALID_REQUEST))
         finally:
             self.connections.discard(conn)
+            self._sockets.pop(conn, None)
             await conn.close()
             with contextlib.suppress(Exception):
                 await writer
@@ -203,8 +206,11 @@ class BridgeServer:
         return app
 
     async def _on_shutdown(self, app: web.Application) -> None:
-        for conn in list(self.connections):
+        # Close the sockets ourselves (1001 "going away"): aiohttp would otherwise wait for the handlers.
+        for conn, ws in list(self._sockets.items()):
             await conn.close()
+            with contextlib.suppress(Exception):
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"bridge stopping")
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,22 +48,61 @@ def _configure_tls_probe(parser: argparse.ArgumentParser) -> None:
     who.add_argument("--cert-p12", type=Path, metavar="FILE", help="certificat client PKCS#12 (AUTH_CLI)")
     who.add_argument("--pin-stdin", action="store_true", help="carte CPS, code porteur lu sur stdin")
     parser.add_argument("--p12-password-stdin", action="store_true", help="mot de passe PKCS#12 lu sur stdin")
+    parser.add_argument("--reader", help="lecteur de la carte CPS / reader of the CPS card (with --pin-stdin)")
     parser.add_argument("--timeout", type=float, default=15.0, help="délai réseau en secondes / network timeout")
     parser.add_argument("--json", action="store_true", help="sortie JSON / JSON output")
 
 
-def load_card_client_identity(pin: bytearray) -> Any:
-    """The CPS card's authentication certificate and card-backed key, after presenting `pin`.
+@contextlib.asynccontextmanager
+async def load_card_client_identity(pin: bytearray, reader: str | None = None) -> AsyncIterator[Any]:
+    """The CPS card's TLS identity (authentication certificate + card-backed key), PIN presented.
 
-    WIRING POINT for the lead: build a `bridge.crypto.tls.ClientIdentity` from the CPS3 driver
-    (authentication certificate + `bridge.crypto.card_key.CardRsaPrivateKey`). Until then this
-    raises a clear "not available yet" error.
+    WIRING POINT between the card drivers and the TLS client: finds the one CPS card (or the one in
+    `reader`), presents `pin` (refused when a single try is left), and yields a
+    `bridge.crypto.tls.ClientIdentity` whose key signs with INTERNAL AUTHENTICATE; the card session
+    is logged out and closed on exit. Raises a clear error when card support is not installed.
     """
     try:
-        importlib.import_module("bridge.cards.cps3")  # by name: the module may not exist yet
+        cps3 = importlib.import_module("bridge.cards.cps3")
+        identify = importlib.import_module("bridge.cards.identify")
+        pcsc = importlib.import_module("bridge.pcsc.connection")
+        monitor = importlib.import_module("bridge.pcsc.monitor")
     except ImportError as exc:
         raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "CPS card support is not available yet") from exc
-    raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "CPS card TLS authentication is not wired yet")
+    from bridge.crypto.tls import ClientIdentity
+
+    states = await asyncio.to_thread(monitor.scan_readers)
+    cps_readers = [
+        s.name
+        for s in states
+        if s.atr is not None
+        and reader in (None, s.name)
+        and identify.identify_atr(s.atr).kind is identify.CardKind.CPS3
+    ]
+    if not cps_readers:
+        raise BridgeError(ErrorCode.NO_CARD, "no CPS card found")
+    if len(cps_readers) > 1:
+        # One PIN must never be tried on several cards.
+        raise BridgeError(ErrorCode.INVALID_PARAMS, "several CPS cards: choose one with --reader")
+    connection = await pcsc.CardConnection.open(cps_readers[0])
+    session = cps3.Cps3Card()
+
+    def runner(fn: Callable[[Any], Any]) -> Any:
+        # Card keys call this from the TLS worker thread; it blocks that thread, never the loop.
+        return connection.submit(fn).result(timeout=60)
+
+    def login() -> Any:
+        auth_key, _sign_key = cps3.card_keys(runner, session)
+        auth_cert, _sign_cert = runner(session.read_certificates)
+        runner(lambda ch: session.verify_pin(ch, pin))
+        return ClientIdentity((auth_cert,), auth_key)
+
+    try:
+        yield await asyncio.to_thread(login)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(runner, session.logout)
+        await connection.close()
 
 
 def _read_secret_line() -> bytearray:
@@ -81,42 +121,20 @@ def _default_cafile() -> Path:
         pki = importlib.import_module("bridge.crypto.pki")
     except ImportError as exc:
         raise BridgeError(ErrorCode.INVALID_PARAMS, "--cafile is required") from exc
-    bundle: Path = pki.TestPki.load_or_create(data_dir() / "pki").ca_bundle_path()
+    bundle: Path = pki.TestPki.load_or_create(data_dir() / "test-pki").ca_bundle_path()
     return bundle
 
 
 def _run_tls_probe(args: argparse.Namespace) -> int:
-    from bridge.crypto.tls import ClientIdentity, ServerTrust, TlsEndpoint
-
     try:
         parts = urlsplit(args.url)
         if parts.scheme != "https" or not parts.hostname:
             raise BridgeError(ErrorCode.INVALID_PARAMS, "URL must be https://host[:port]/path")
-        identity: ClientIdentity | None = None
-        if args.cert_p12 is not None:
-            password = _read_secret_line() if args.p12_password_stdin else bytearray()
-            try:
-                identity = ClientIdentity.from_pkcs12(args.cert_p12.read_bytes(), password or None)
-            except OSError as exc:
-                raise BridgeError(ErrorCode.INVALID_PARAMS, f"cannot read {args.cert_p12}") from exc
-            finally:
-                password[:] = bytes(len(password))
-        elif args.pin_stdin:
-            pin = _read_secret_line()
-            try:
-                identity = load_card_client_identity(pin)
-            finally:
-                pin[:] = bytes(len(pin))
-        endpoint = TlsEndpoint(
-            parts.hostname,
-            parts.port or 443,
-            ServerTrust.from_pem_file(args.cafile or _default_cafile()),
-            identity,
-            server_name=args.server_name,
-            connect_timeout=args.timeout,
-            io_timeout=args.timeout,
-        )
-        report = asyncio.run(_probe(endpoint, parts.path or "/"))
+        secret = _read_secret_line() if (args.pin_stdin or args.p12_password_stdin) else bytearray()
+        try:
+            report = asyncio.run(_probe(args, parts.hostname, parts.port or 443, parts.path or "/", secret))
+        finally:
+            secret[:] = bytes(len(secret))
     except BridgeError as exc:
         print(f"{exc.code.value}: {exc.detail or exc.message_en}", file=sys.stderr)
         return 1
@@ -133,7 +151,28 @@ def _run_tls_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _probe(endpoint: Any, path: str) -> dict[str, Any]:
+async def _probe(args: argparse.Namespace, host: str, port: int, path: str, secret: bytearray) -> dict[str, Any]:
+    from bridge.crypto.tls import ClientIdentity, ServerTrust, TlsEndpoint
+
+    trust = ServerTrust.from_pem_file(args.cafile or _default_cafile())
+    async with contextlib.AsyncExitStack() as stack:
+        identity: ClientIdentity | None = None
+        if args.cert_p12 is not None:
+            try:
+                data = args.cert_p12.read_bytes()
+            except OSError as exc:
+                raise BridgeError(ErrorCode.INVALID_PARAMS, f"cannot read {args.cert_p12}") from exc
+            identity = ClientIdentity.from_pkcs12(data, secret or None)
+        elif args.pin_stdin:
+            identity = await stack.enter_async_context(load_card_client_identity(secret, args.reader))
+        endpoint = TlsEndpoint(
+            host, port, trust, identity, server_name=args.server_name, connect_timeout=args.timeout,
+            io_timeout=args.timeout,
+        )  # fmt: skip
+        return await _exchange(endpoint, path)
+
+
+async def _exchange(endpoint: Any, path: str) -> dict[str, Any]:
     from bridge.dmp.http import HttpsClient
 
     async with HttpsClient(endpoint) as client:

@@ -29,9 +29,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     sub.add_parser("pending", parents=[common], help="demandes d'appairage en attente / pending pairing requests")
     sub.add_parser("list", parents=[common], help="origines autorisées / approved origins")
-    for name in ("approve", "deny"):
-        p = sub.add_parser(name, parents=[common], help=f"{name} a pending request by its 6-digit code")
-        p.add_argument("code")
+    for name, verb in (("approve", "autoriser"), ("deny", "refuser")):
+        p = sub.add_parser(
+            name, parents=[common], help=f"{verb} une demande par son code / {name} a request by its code"
+        )
+        p.add_argument("code", help="code à 6 chiffres / 6-digit code")
     p = sub.add_parser("revoke", parents=[common], help="retirer une autorisation / revoke an approved origin")
     p.add_argument("origin")
 

@@ -29,15 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _monitor() -> Any:
-    """The PC/SC ReaderMonitor, or None when the PC/SC layer is not importable."""
-    import importlib
+    """The PC/SC ReaderMonitor (it reports pcscd's absence itself and retries)."""
+    from bridge.pcsc.monitor import ReaderMonitor
 
-    try:
-        module = importlib.import_module("bridge.pcsc.monitor")
-    except ImportError:
-        log.warning("PC/SC monitor unavailable: readers will be reported as unavailable")
-        return None
-    return module.ReaderMonitor()
+    return ReaderMonitor()
 
 
 def _threadsafe_set(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
@@ -48,7 +43,6 @@ async def _serve(config: Any, use_tray: bool) -> int:
     from bridge.api.ports import PortInUseError
     from bridge.app import Application
     from bridge.paths import data_dir
-    from bridge.service.card_sessions import CardSessions
     from bridge.tray import LogUI, TrayUI
 
     loop = asyncio.get_running_loop()
@@ -61,9 +55,7 @@ async def _serve(config: Any, use_tray: bool) -> int:
             ui = TrayUI(on_quit=lambda: _threadsafe_set(loop, stop))
         except Exception:  # no usable tray backend: stay headless rather than fail
             log.warning("tray unavailable; running headless", exc_info=True)
-    monitor = _monitor()
-    cards = CardSessions(monitor) if monitor is not None else None
-    app = Application(config, data_dir=data_dir(), approver=ui, monitor=monitor, cards=cards)
+    app = Application(config, data_dir=data_dir(), approver=ui, notifier=ui, monitor=_monitor())
     try:
         await app.start()
     except PortInUseError as exc:
@@ -75,8 +67,6 @@ async def _serve(config: Any, use_tray: bool) -> int:
         await stop.wait()
     finally:
         await app.stop()
-        if cards is not None:
-            await cards.close()
         if isinstance(ui, TrayUI):
             ui.stop()
     return 0

@@ -87,7 +87,6 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
     from bridge.app import Application
     from bridge.paths import data_dir
     from bridge.pcsc.monitor import ReaderMonitor
-    from bridge.service.card_sessions import CardSessions
     from bridge.sim.registry import make_card
     from bridge.sim.vpcd import VirtualSlot
     from bridge.tray import LogUI
@@ -98,9 +97,7 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         monitor = ReaderMonitor()
-        sessions = CardSessions(monitor)
-        stack.push_async_callback(sessions.close)
-        app = Application(config, data_dir=data_dir(), approver=LogUI(), monitor=monitor, cards=sessions)
+        app = Application(config, data_dir=data_dir(), approver=LogUI(), monitor=monitor)
         try:
             await app.start()
         except PortInUseError as exc:

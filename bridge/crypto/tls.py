@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import logging
+import select
 import socket
 import threading
 from collections.abc import Iterator, Sequence
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
@@ -52,6 +55,8 @@ __all__ = [
     "TlsError",
     "TlsSessionCache",
 ]
+
+log = logging.getLogger(__name__)
 
 #: The DMP's TLS 1.2 suites for LPS access (PDT-INF-579v4, 10/07/2025), IANA value -> name.
 DMP_CIPHER_SUITES: dict[int, str] = {
@@ -186,11 +191,16 @@ class HandshakeInfo:
 
 
 class TlsSessionCache:
-    """TLS sessions to resume, one per endpoint; owned by one client (no process-wide cache)."""
+    """TLS sessions to resume, one per (endpoint, client certificate); owned by one client, not global.
+
+    The client certificate is part of the key, so a session authenticated by one card is never
+    resumed for another. Call `clear()` when the card is removed or the user logs out: a resumed
+    session needs no card, so keeping it would let calls go on without the card.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sessions: dict[tuple[str, int, str], tuple[Any, tuple[x509.Certificate, ...]]] = {}
+        self._sessions: dict[_CacheKey, tuple[Any, tuple[x509.Certificate, ...]]] = {}
 
     def get(self, endpoint: TlsEndpoint) -> tuple[Any, tuple[x509.Certificate, ...]] | None:
         """The stored (tlslite Session, validated server chain) for this endpoint, if still resumable."""
@@ -206,13 +216,27 @@ class TlsSessionCache:
             self._sessions[_cache_key(endpoint)] = (session, chain)
 
     def forget(self, endpoint: TlsEndpoint) -> None:
-        """Drop the session (e.g. the identity changed)."""
+        """Drop the session of one endpoint and identity."""
         with self._lock:
             self._sessions.pop(_cache_key(endpoint), None)
 
+    def clear(self) -> None:
+        """Drop every session (card removed, logout)."""
+        with self._lock:
+            self._sessions.clear()
 
-def _cache_key(endpoint: TlsEndpoint) -> tuple[str, int, str]:
-    return (endpoint.host, endpoint.port, endpoint.expected_name)
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+
+_CacheKey = tuple[str, int, str, bytes | None]
+
+
+def _cache_key(endpoint: TlsEndpoint) -> _CacheKey:
+    identity = endpoint.identity
+    fingerprint = identity.chain[0].fingerprint(hashes.SHA256()) if identity else None
+    return (endpoint.host, endpoint.port, endpoint.expected_name, fingerprint)
 
 
 def _handshake_settings() -> Any:
@@ -337,12 +361,34 @@ class TlsConnection:
             server_chain=chain,
             client_authenticated=identity is not None and (resumed or conn.session.clientCertChain is not None),
         )
+        log.info(
+            "TLS 1.2 with %s:%d: %s, %s",
+            endpoint.host,
+            endpoint.port,
+            info.cipher_suite,
+            "resumed" if resumed else "full handshake",
+        )
         return cls(endpoint, info, conn)
 
     @property
     def closed(self) -> bool:
         """True once closed by us or by an I/O failure."""
         return self._closed or bool(self._conn.closed)
+
+    def peer_closed_while_idle(self) -> bool:
+        """True if the idle connection has something to read: the server closed it (FIN or alert).
+
+        An HTTP server sends nothing unsolicited on an idle keep-alive connection, so anything
+        readable means it is going away; checking before reusing the connection avoids sending a
+        request into a closing socket (and a retry).
+        """
+        if self.closed:
+            return True
+        try:
+            readable, _, _ = select.select([self._conn.sock.socket], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send bytes, one TLS record per 16 KiB slice (no copy of the caller's buffer)."""

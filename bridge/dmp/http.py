@@ -117,7 +117,9 @@ class HttpsClient:
             self._conn = None
 
     def _exchange(self, method: str, head: bytes, parts: _BodyParts) -> HttpResponse:
-        reused = self._conn is not None and not self._conn.closed
+        if self._conn is not None and self._conn.peer_closed_while_idle():
+            self._close()  # the server ended keep-alive while we were idle: reconnect (resumed) first
+        reused = self._conn is not None
         self._ensure_connection()
         try:
             return self._send_and_receive(method, head, parts)

@@ -47,6 +47,9 @@ class CardService(Protocol):
     async def vitale_read(self, reader: str) -> dict[str, Any]:
         """Beneficiaries and card data."""
 
+    async def forget(self, reader: str) -> None:
+        """The card left `reader`: drop any session state kept for it."""
+
     async def card_status(self, reader: str) -> dict[str, Any] | None:
         """Non-secret diagnostics summary or None: optional keys type, certificateNotAfter, pinTriesLeft."""
 

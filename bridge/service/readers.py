@@ -13,44 +13,44 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["MonitorLike", "Publish", "ReaderFeed", "ReaderStateLike"]
+from bridge.cards.identify import identify_atr
+from bridge.pcsc.monitor import CardInserted, CardRemoved, MonitorState, ReaderEvent, ReaderState
+
+__all__ = ["MonitorLike", "Publish", "ReaderFeed"]
 
 log = logging.getLogger(__name__)
-
-
-class ReaderStateLike(Protocol):
-    """What a snapshot row offers (bridge.pcsc.monitor.ReaderState)."""
-
-    @property
-    def name(self) -> str:
-        """Reader name."""
-
-    @property
-    def card_present(self) -> bool:
-        """Whether a card is in the reader."""
-
-    @property
-    def atr(self) -> bytes | None:
-        """ATR of the card present, if any."""
 
 
 class MonitorLike(Protocol):
     """The subset of bridge.pcsc.monitor.ReaderMonitor that the feed uses."""
 
-    def subscribe(self) -> asyncio.Queue[Any]:
+    @property
+    def state(self) -> MonitorState:
+        """RUNNING, PCSC_UNAVAILABLE or STOPPED."""
+
+    def subscribe(self, maxsize: int = 0) -> asyncio.Queue[ReaderEvent]:
         """A queue receiving every reader/card event."""
 
-    def snapshot(self) -> list[Any]:
-        """Current readers (ReaderStateLike rows)."""
+    def unsubscribe(self, queue: asyncio.Queue[ReaderEvent]) -> None:
+        """Stop delivering to `queue`."""
+
+    def snapshot(self) -> list[ReaderState]:
+        """Current readers."""
 
 
 # Called with (method, params) for each notification to fan out.
 Publish = Callable[[str, dict[str, Any]], None]
 
 
-def _reader_json(row: Any) -> dict[str, Any]:
-    atr = getattr(row, "atr", None)
-    return {"name": str(row.name), "cardPresent": bool(row.card_present), "atr": atr.hex().upper() if atr else None}
+def _reader_json(row: ReaderState) -> dict[str, Any]:
+    atr = row.atr if row.card_present else None
+    return {
+        "name": row.name,
+        "cardPresent": row.card_present,
+        "atr": atr.hex().upper() if atr else None,
+        # From the ATR alone (no card access): CPS3, VITALE2, UNKNOWN... ; None without a card.
+        "kind": identify_atr(atr).kind.value if atr else None,
+    }
 
 
 class ReaderFeed:
@@ -58,29 +58,25 @@ class ReaderFeed:
 
     def __init__(self, monitor: MonitorLike | None) -> None:
         self._monitor = monitor
-        self._available = monitor is not None
         self._task: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[ReaderEvent] | None = None
 
     @property
     def available(self) -> bool:
-        """Whether PC/SC currently answers."""
-        return self._available
+        """Whether PC/SC currently answers (the monitor's state, consistent with the events delivered)."""
+        return self._monitor is not None and self._monitor.state is MonitorState.RUNNING
 
     def listing(self) -> dict[str, Any]:
-        """The `readers.list` result."""
-        rows: list[dict[str, Any]] = []
-        if self._monitor is not None and self._available:
-            rows = [_reader_json(r) for r in self._monitor.snapshot()]
-        return {"pcsc": "available" if self._available else "unavailable", "readers": rows}
-
-    def card_present(self, reader: str) -> bool:
-        """Whether `reader` currently holds a card."""
-        return any(r["name"] == reader and r["cardPresent"] for r in self.listing()["readers"])
+        """The `readers.list` result: the snapshot, or an empty list while PC/SC is unavailable."""
+        available = self.available
+        rows = [_reader_json(r) for r in self._monitor.snapshot()] if self._monitor is not None and available else []
+        return {"pcsc": "available" if available else "unavailable", "readers": rows}
 
     def start(self, publish: Publish) -> None:
         """Begin forwarding monitor events to `publish`."""
         if self._monitor is not None and self._task is None:
-            self._task = asyncio.create_task(self._run(self._monitor.subscribe(), publish), name="reader-feed")
+            self._queue = self._monitor.subscribe()
+            self._task = asyncio.create_task(self._run(self._queue, publish), name="reader-feed")
 
     async def stop(self) -> None:
         """Stop forwarding."""
@@ -89,8 +85,11 @@ class ReaderFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._monitor is not None and self._queue is not None:
+            self._monitor.unsubscribe(self._queue)
+            self._queue = None
 
-    async def _run(self, queue: asyncio.Queue[Any], publish: Publish) -> None:
+    async def _run(self, queue: asyncio.Queue[ReaderEvent], publish: Publish) -> None:
         while True:
             event = await queue.get()
             try:
@@ -98,18 +97,10 @@ class ReaderFeed:
             except Exception:  # one odd event must not end the feed
                 log.exception("reader event not forwarded")
 
-    def _forward(self, event: Any, publish: Publish) -> None:
-        # Matched by class name so the feed does not import pyscard-dependent modules.
-        kind = type(event).__name__
-        reader = getattr(event, "reader", None) or getattr(event, "name", None)
-        if kind == "PcscUnavailable":
-            self._available = False
-        elif kind == "PcscAvailable":
-            self._available = True
-        if kind == "CardInserted":
-            atr = getattr(event, "atr", None)
-            publish("card.inserted", {"reader": reader, "atr": atr.hex().upper() if atr else None})
-        elif kind == "CardRemoved":
-            publish("card.removed", {"reader": reader})
-        if kind in ("ReaderAdded", "ReaderRemoved", "PcscUnavailable", "PcscAvailable", "CardInserted", "CardRemoved"):
-            publish("readers.changed", self.listing())
+    def _forward(self, event: ReaderEvent, publish: Publish) -> None:
+        if isinstance(event, CardInserted):
+            publish("card.inserted", {"reader": event.reader, "atr": event.atr.hex().upper() if event.atr else None})
+        elif isinstance(event, CardRemoved):
+            publish("card.removed", {"reader": event.reader})
+        # Every event changes the list (or its availability): one readers.changed after the specific one.
+        publish("readers.changed", self.listing())

@@ -55,7 +55,7 @@ async def test_events_only_to_approved_connections(session: aiohttp.ClientSessio
         for ws in (approved, page, local):
             assert await next_notification(ws, "card.inserted") == {"reader": READER, "atr": "3B8F8001"}
             changed = await next_notification(ws, "readers.changed")
-            assert changed["readers"][0] == {"name": READER, "cardPresent": True, "atr": "3B8F8001"}
+            assert changed["readers"][0] == {"name": READER, "cardPresent": True, "atr": "3B8F8001", "kind": "UNKNOWN"}
         monitor.emit(CardRemoved(READER))
         assert await next_notification(approved, "card.removed") == {"reader": READER}
         # The stranger got nothing: its next frame is the answer to its own call.
@@ -105,6 +105,9 @@ class GatedCards:
 
     async def vitale_read(self, reader: str) -> dict[str, Any]:
         return {}
+
+    async def forget(self, reader: str) -> None:
+        pass
 
     async def card_status(self, reader: str) -> dict[str, Any] | None:
         return {"type": "CPS3", "certificateNotAfter": "2029-01-01", "pinTriesLeft": 3}
@@ -181,4 +184,37 @@ async def test_in_flight_limit_pushes_back_instead_of_failing(session: aiohttp.C
         cards.gate.set()
         ids = [json.loads(await ws.receive_str(timeout=5))["id"] for _ in range(2)]
         assert ids == ["a", "b"]
+        await ws.close()
+
+
+async def test_tray_approval_and_pcsc_notices(session: aiohttp.ClientSession) -> None:
+    """The Approver's decision (as the tray makes it, from its own thread) and PC/SC loss notices."""
+    import threading
+
+    from bridge.pcsc.monitor import MonitorState, PcscAvailable, PcscUnavailable
+    from tests.api_helpers import FakeApprover
+
+    ui = FakeApprover()
+    monitor = FakeMonitor([Row(READER, False, None)])
+    async with running_bridge(monitor=monitor, approver=ui) as app:
+        ws = await open_ws(session, app, origin=WEB)
+        answer = (await rpc(ws, "pairing.request"))["result"]
+        pending, decide = await asyncio.wait_for(ui.requests.get(), 5)
+        assert (pending.origin, pending.code) == (WEB, answer["code"])
+        threading.Thread(target=decide, args=(True,)).start()  # the tray calls back from its thread
+        assert await next_notification(ws, "pairing.approved") == {"requestId": answer["requestId"], "origin": WEB}
+        assert (await rpc(ws, "readers.list"))["result"]["pcsc"] == "available"
+
+        monitor.state = MonitorState.PCSC_UNAVAILABLE
+        for queue in monitor.queues:
+            queue.put_nowait(PcscUnavailable())
+        assert await next_notification(ws, "readers.changed") == {"pcsc": "unavailable", "readers": []}
+        title, message = await asyncio.wait_for(ui.notices.get(), 5)
+        assert title == "Lecteurs de carte"
+        assert "ne répond plus" in message
+        monitor.state = MonitorState.RUNNING
+        for queue in monitor.queues:
+            queue.put_nowait(PcscAvailable())
+        assert (await next_notification(ws, "readers.changed"))["pcsc"] == "available"
+        assert "de nouveau" in (await asyncio.wait_for(ui.notices.get(), 5))[1]
         await ws.close()

@@ -16,6 +16,7 @@ import pytest
 from bridge.api.token import load_or_create_token
 from bridge.app import Application
 from bridge.config import BridgeConfig
+from bridge.errors import BridgeError, ErrorCode
 from bridge.paths import data_dir
 from tests.api_helpers import open_ws, rpc, running_bridge
 
@@ -201,6 +202,7 @@ async def test_own_page_is_diagnostics_only(bridge: Application, session: aiohtt
     assert (await rpc(ws, "readers.list"))["result"]["pcsc"] == "unavailable"
     report = (await rpc(ws, "diagnostics.report"))["result"]
     assert report["bridge"]["port"] == bridge.port
+    assert error_data(await rpc(ws, "pairing.request"))["detail"] == "own-origin"
     assert bridge.token not in json.dumps(report)
     for method in ("cps.read", "origins.pending", "origins.approve"):
         assert (
@@ -241,6 +243,7 @@ async def test_pairing_end_to_end_through_cli(bridge: Application, session: aioh
     other_tab = await open_ws(session, bridge, origin=WEB)
     answer = (await rpc(ws, "pairing.request"))["result"]
     assert answer["status"] == "pending" and answer["expiresIn"] == 300
+    assert len(answer["code"]) == 6 and answer["code"] == bridge.pairing.pending()[0].code
     code, out, err = await cli("origins", "pending", "--json", "--port", str(bridge.port))
     assert code == 0, err
     pending = json.loads(out)["pending"]
@@ -307,3 +310,84 @@ async def test_port_in_use_names_the_holder(bridge: Application) -> None:
     code, _, err = await cli("run", "--no-tray", "--port", str(bridge.port))
     assert code == 4
     assert f"port {bridge.port}" in err.lower() and f"PID {os.getpid()}" in err
+
+
+async def test_daemon_process_runs_without_pcscd(home: Path) -> None:
+    """`dmp-bridge run` as a real process, with the PC/SC client pointed at a socket that does not exist."""
+    import socket
+
+    from bridge.api.client import LocalClient
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, PCSCLITE_CSOCK_NAME=str(home / "no-pcscd.comm"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.cli",
+        "run",
+        "--no-tray",
+        "--port",
+        str(port),
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert f"http://127.0.0.1:{port}/" in line
+        async with LocalClient(port, load_or_create_token(data_dir())) as client:
+            assert await client.call("readers.list") == {"pcsc": "unavailable", "readers": []}
+            with pytest.raises(BridgeError) as info:
+                await client.call("cps.read")
+            assert info.value.code is ErrorCode.NO_READER
+        # Headless: the pairing code goes to the log, where the person (or `origins pending`) finds it.
+        async with aiohttp.ClientSession() as session:
+            page = await session.ws_connect(f"http://127.0.0.1:{port}/ws", headers={"Origin": WEB})
+            await rpc_simple(page, "pairing.request")
+            assert proc.stderr is not None
+            async with asyncio.timeout(15):
+                while "pairing request" not in (line := (await proc.stderr.readline()).decode()):
+                    pass
+            code = line.split("code ")[1].split()[0]
+            async with LocalClient(port, load_or_create_token(data_dir())) as client:
+                pending = await client.call("origins.pending")
+            assert [(p["origin"], p["code"]) for p in pending["pending"]] == [(WEB, code)]
+            await page.close()
+        if _has_ipv6_loopback():
+            async with aiohttp.ClientSession() as session, session.get(f"http://[::1]:{port}/openrpc.json") as resp:
+                assert resp.status == 200  # also listening on the IPv6 loopback
+    finally:
+        proc.terminate()
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+
+
+async def rpc_simple(ws: aiohttp.ClientWebSocketResponse, method: str) -> dict[str, Any]:
+    """One request, its response."""
+    await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method}))
+    return dict(json.loads(await ws.receive_str(timeout=10)))
+
+
+def _has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+async def test_stop_closes_open_connections_promptly(session: aiohttp.ClientSession) -> None:
+    async with running_bridge() as app:
+        ws = await open_ws(session, app, token=app.token)
+        await rpc(ws, "bridge.info")
+        await asyncio.wait_for(app.stop(), 5)  # aiohttp alone would wait up to 60 s for the handler
+        message = await ws.receive(timeout=5)
+        # The close frame says why; the client's own reply finds the socket gone, which is expected.
+        assert (message.type, message.data, message.extra) == (aiohttp.WSMsgType.CLOSE, 1001, "bridge stopping")

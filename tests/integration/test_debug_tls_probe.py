@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.tls_peers import MiniPki, SslHttpServer
+from bridge.crypto.pki import TestPki
+from bridge.sim.cps3 import create_card
+from bridge.sim.vpcd import VirtualSlot
+from tests.conftest import wait_card_state
+from tests.tls_peers import MiniPki, ServerFiles, SslHttpServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -80,8 +85,29 @@ def test_probe_untrusted_server(pki: MiniPki, server: SslHttpServer, tmp_path: P
     assert done.stderr.decode().startswith("DMP_UNREACHABLE: server certificate not trusted")
 
 
-def test_probe_with_the_card_says_not_available_yet(pki: MiniPki, server: SslHttpServer) -> None:
-    done = probe(f"https://localhost:{server.port}/", "--cafile", str(pki.ca_path), "--pin-stdin", stdin=b"1234\n")
-    assert done.returncode == 1
-    assert "UNSUPPORTED_CARD: CPS card" in done.stderr.decode()
-    assert b"1234" not in done.stdout + done.stderr
+@pytest.mark.pcsc
+@pytest.mark.parametrize(("pin", "expected"), [(b"1234", 0), (b"9999", 1)])
+def test_probe_with_a_virtual_cps_card(slots: list[VirtualSlot], tmp_path: Path, pin: bytes, expected: int) -> None:
+    igc = TestPki.load_or_create(tmp_path / "igc")
+    issued = igc.server("localhost")
+    (tmp_path / "fullchain.pem").write_bytes(issued.fullchain_pem())
+    (tmp_path / "key.pem").write_bytes(issued.key_pem())
+    files = ServerFiles(tmp_path / "fullchain.pem", tmp_path / "key.pem", igc.ca_bundle_path())
+    reader = "Virtual PCD 00 00"
+    wait_card_state(reader, False)
+    slots[0].insert(create_card("gp", igc))
+    wait_card_state(reader, True)
+    with SslHttpServer(files) as srv:
+        url = f"https://localhost:{srv.port}/si-dmp-server/v2/services"
+        done = probe(url, "--cafile", str(igc.ca_bundle_path()), "--pin-stdin", "--json", stdin=pin + b"\n")
+    # The PIN never shows (as a word: digits inside serials or timestamps are not the PIN).
+    assert not re.search(rb"(?<![0-9A-Fa-f:])" + pin + rb"(?![0-9A-Fa-f])", done.stderr)
+    assert done.returncode == expected, done.stderr.decode()
+    if expected == 0:
+        report = json.loads(done.stdout)
+        assert report["http_status"] == 200
+        assert "CN=810" in report["client_certificate"], report["client_certificate"]
+        assert "commonName=810" in srv.stats.client_subjects[0]  # the card's authentication certificate
+    else:
+        assert done.stderr.decode().splitlines()[-1].startswith("PIN_INCORRECT")
+        assert srv.stats.handshakes == 0  # a wrong PIN never reaches the network

@@ -188,6 +188,24 @@ async def test_a_card_error_surfaces_unchanged_and_promptly(
     await client.aclose()
 
 
+async def test_a_slow_card_signature_does_not_block_the_event_loop(pki: MiniPki, server: SslHttpServer) -> None:
+    gate = threading.Event()
+    key = CountingKey(pki.client.key, gate=gate)
+    async with HttpsClient(endpoint(pki, server.port, key)) as client:
+        request = asyncio.create_task(client.get("/"))
+        # The handshake is now waiting for the "card" on the client's worker thread...
+        assert await asyncio.to_thread(key.signing.wait, 10)
+        # ...while the loop keeps running other work.
+        ticks = 0
+        for _ in range(10):
+            await asyncio.sleep(0)
+            ticks += 1
+        assert not request.done() and ticks == 10
+        gate.set()  # the card answers
+        response = await asyncio.wait_for(request, 10)
+    assert response.status == 200 and key.sign_calls == 1
+
+
 async def test_keep_alive_twenty_posts_one_signature(pki: MiniPki, server: SslHttpServer) -> None:
     key = CountingKey(pki.client.key)
     async with HttpsClient(endpoint(pki, server.port, key)) as client:
@@ -214,6 +232,32 @@ async def test_reconnect_resumes_without_a_new_signature(pki: MiniPki, server: S
     assert server.stats.handshakes == 2 and server.stats.resumed == 1
 
 
+async def test_a_session_is_never_resumed_for_another_card(pki: MiniPki, server: SslHttpServer) -> None:
+    sessions = TlsSessionCache()
+    first = CountingKey(pki.client.key)
+    async with HttpsClient(endpoint(pki, server.port, first), sessions=sessions) as client:
+        await client.get("/")
+    other = pki.issue_client("DR OTHER CPS")
+    second = CountingKey(other.key)
+    other_endpoint = TlsEndpoint(
+        "127.0.0.1",
+        server.port,
+        ServerTrust((pki.root,)),
+        ClientIdentity((other.certificate,), second),
+        server_name="localhost",
+    )
+    async with HttpsClient(other_endpoint, sessions=sessions) as client:
+        response = await client.get("/")
+    assert json.loads(response.body)["client"].endswith("commonName=DR OTHER CPS")
+    assert not client.handshakes[0].resumed
+    assert (first.sign_calls, second.sign_calls) == (1, 1)
+    # After a logout / card removal nothing is resumed any more.
+    sessions.clear()
+    async with HttpsClient(endpoint(pki, server.port, first), sessions=sessions) as client:
+        await client.get("/")
+    assert not client.handshakes[0].resumed and first.sign_calls == 2
+
+
 async def test_server_closing_keep_alive_is_transparent_and_resumed(pki: MiniPki) -> None:
     key = CountingKey(pki.client.key)
     with SslHttpServer(pki, close_after=3, chunked=True) as srv:
@@ -227,15 +271,42 @@ async def test_server_closing_keep_alive_is_transparent_and_resumed(pki: MiniPki
     assert [h.resumed for h in client.handshakes] == [False, True, True]
 
 
-async def test_idle_connection_closed_by_server_is_retried_once(pki: MiniPki) -> None:
-    # openssl s_server -www answers once and closes without "Connection: close" semantics we rely on.
+@pytest.mark.parametrize("resumption", ["ticket", "session-id"])
+async def test_idle_connection_closed_by_server_is_reopened_resumed(pki: MiniPki, resumption: str) -> None:
+    # openssl s_server -www answers once then closes; -no_ticket makes it resume by session ID instead.
     key = CountingKey(pki.client.key)
-    with openssl_s_server(pki) as (port, _proc):
+    extra = ("-no_ticket",) if resumption == "session-id" else ()
+    with openssl_s_server(pki, extra) as (port, _proc):
         async with HttpsClient(endpoint(pki, port, key)) as client:
             for _ in range(3):
                 assert (await client.get("/")).status == 200
     assert key.sign_calls == 1
     assert [h.resumed for h in client.handshakes] == [False, True, True]
+
+
+async def test_request_dropped_by_a_closing_server_is_sent_again_once(pki: MiniPki) -> None:
+    key = CountingKey(pki.client.key)
+    with SslHttpServer(pki, drop_after=1) as srv:
+        async with HttpsClient(endpoint(pki, srv.port, key)) as client:
+            first = await client.post("/", b"one", "text/plain")
+            second = await client.post("/", b"two", "text/plain")
+    assert (
+        json.loads(first.body)["length"] == 3
+        and json.loads(second.body)["sha256"] == hashlib.sha256(b"two").hexdigest()
+    )
+    # Request 2 reached a closing connection, was dropped, then sent again on a resumed connection.
+    assert srv.stats.requests == 3
+    assert [h.resumed for h in client.handshakes] == [False, True]
+    assert key.sign_calls == 1
+
+
+async def test_a_fresh_connection_failing_is_not_retried(pki: MiniPki) -> None:
+    key = CountingKey(pki.client.key)
+    with SslHttpServer(pki, drop_after=0) as srv:
+        async with HttpsClient(endpoint(pki, srv.port, key)) as client:
+            with pytest.raises(TlsError, match="closed the connection without answering"):
+                await client.post("/", b"one", "text/plain")
+    assert srv.stats.requests == 1
 
 
 @pytest.mark.parametrize("shape", ["bytes", "parts", "file"])

@@ -86,12 +86,16 @@ def test_pairing_deny_and_expiry(tmp_path: Path) -> None:
     assert decisions == [(first.request_id, "https://a.fr", False), (second.request_id, "https://b.fr", False)]
 
 
-def test_new_request_replaces_older_one_of_same_origin(tmp_path: Path) -> None:
-    manager = PairingManager(ApprovalStore(tmp_path / "a.json"))
-    old = manager.request("https://a.fr")
-    new = manager.request("https://a.fr")
-    assert [p.request_id for p in manager.pending()] == [new.request_id]
-    assert old.request_id != new.request_id
+def test_repeated_request_reuses_the_live_one(tmp_path: Path) -> None:
+    manager = PairingManager(ApprovalStore(tmp_path / "a.json"), ttl=60, clock=(clock := Clock()))
+    shown: list[PendingPairing] = []
+    manager.add_request_listener(shown.append)
+    first = manager.request("https://a.fr")
+    again = manager.request("https://a.fr")
+    assert again is first and shown == [first]  # one prompt, however often the page asks
+    clock.now += 61
+    fresh = manager.request("https://a.fr")
+    assert fresh.request_id != first.request_id and shown == [first, fresh]
 
 
 def test_pending_requests_are_bounded(tmp_path: Path) -> None:

@@ -42,6 +42,11 @@ function el(tag, text, cls) {
   return node;
 }
 
+const when = (iso) => {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString(lang === "fr" ? "fr-FR" : "en-GB");
+};
+
 function render() {
   document.documentElement.lang = lang;
   for (const node of document.querySelectorAll("[data-i18n]")) {
@@ -72,7 +77,8 @@ function render() {
     const card = r.card || {};
     const tr = el("tr");
     const kind = r.cardPresent ? `${t("present")}${card.type ? " — " + card.type : ""}` : t("absent");
-    const cert = card.certificateNotAfter ? `→ ${card.certificateNotAfter}` : "—";
+    const until = card.certificateNotAfter || card.validityEnd;
+    const cert = until ? `→ ${until}` : card.error ? card.error : "—";
     const tries = card.pinTriesLeft ?? "—";
     tr.append(el("td", r.name), el("td", kind, r.cardPresent ? "present" : "absent"), el("td", r.atr || "—", "atr"),
       el("td", r.cardPresent && !report.cardService ? t("noService") : cert),
@@ -80,12 +86,12 @@ function render() {
     rows.append(tr);
   }
   const origins = $("origins");
-  origins.replaceChildren(...(report.origins.length ? report.origins.map((o) => el("li", `${o.origin} (${o.approvedAt})`)) : [el("li", t("none"), "absent")]));
+  origins.replaceChildren(...(report.origins.length ? report.origins.map((o) => el("li", `${o.origin} (${when(o.approvedAt)})`)) : [el("li", t("none"), "absent")]));
   $("pending").textContent = report.pendingPairings ? t("pending")(report.pendingPairings) : "";
   const errors = $("errors");
   errors.replaceChildren(...report.recentErrors.slice(-20).reverse().map((e) => {
     const tr = el("tr");
-    tr.append(el("td", e.at), el("td", e.method), el("td", e.code));
+    tr.append(el("td", when(e.at)), el("td", e.method), el("td", e.code));
     return tr;
   }));
 }

@@ -53,6 +53,7 @@ export interface ReaderRow {
   name: string;
   cardPresent: boolean;
   atr: string | null;
+  kind: string | null;
 }
 
 export interface ReadersList {
@@ -63,6 +64,8 @@ export interface ReadersList {
 export interface PairingAnswer {
   requestId: string | null;
   status: "pending" | "approved";
+  /** The 6-digit code the bridge shows; display it so the person can match it. */
+  code: string | null;
   expiresIn: number;
 }
 

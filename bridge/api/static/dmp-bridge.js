@@ -210,7 +210,7 @@ export class Bridge {
   }
 
   /** Make sure this origin is approved: asks for pairing and waits until the person approves it.
-   * `onPending({requestId, expiresIn})` lets the page tell the user to look at the bridge's code. */
+   * `onPending({requestId, code, expiresIn})` lets the page show the code the bridge displays. */
   async pair({ onPending, timeout } = {}) {
     let settle;
     const decided = new Promise((resolve, reject) => (settle = { resolve, reject }));

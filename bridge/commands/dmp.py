@@ -1,0 +1,216 @@
+"""`dmp-bridge dmp submit|find|get|mask|unmask|hide|unhide|archive|unarchive|delete`: the DMP from a shell.
+
+For legacy software and scripts: every action is a JSON-RPC call to the RUNNING daemon over its
+WebSocket with the local token (`bridge.api.client.LocalClient`), so the card, the DMP connections and
+the signed VIHFs are the daemon's. `--pin-stdin` reads the CPS PIN from standard input and logs the card
+in first (`cps.login`); `--mode`/`--situation` set the DMP context of the call (`dmp.context.set`),
+otherwise the daemon's configured default applies. `submit` shows the bytes sent to the DMP on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["HELP", "configure", "run"]
+
+HELP = "DMP : alimenter, rechercher, lire, masquer, archiver, supprimer / DMP documents from the command line"
+
+_MIME = {
+    ".pdf": "application/pdf",
+    ".txt": "text/plain",
+    ".rtf": "text/rtf",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".xml": "text/xml",
+}
+#: action -> (method, fixed params)
+_UPDATES: dict[str, tuple[str, dict[str, Any]]] = {
+    "mask": ("dmp.documents.setVisibility", {"hiddenFromProfessionals": True}),
+    "unmask": ("dmp.documents.setVisibility", {"hiddenFromProfessionals": False}),
+    "hide": ("dmp.documents.setVisibility", {"hiddenFromPatient": True}),
+    "unhide": ("dmp.documents.setVisibility", {"hiddenFromPatient": False}),
+    "archive": ("dmp.documents.setStatus", {"status": "archived"}),
+    "unarchive": ("dmp.documents.setStatus", {"status": "approved"}),
+    "delete": ("dmp.documents.delete", {}),
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options of `dmp`."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--ins", required=True, help="INS (NIR) du patient / patient INS")
+    common.add_argument("--ins-oid", help="autorité de l'INS / INS authority OID (default: config)")
+    common.add_argument("--port", type=int, help="port du pont / bridge port (default: config)")
+    common.add_argument("--json", action="store_true", help="sortie JSON / JSON output")
+    common.add_argument(
+        "--mode", choices=["DIRECTE", "INDIRECTE", "INDIRECTE_RENFORCEE"], help="mode d'authentification"
+    )
+    common.add_argument("--situation", type=int, help="situation d'exercice de la CPS (index)")
+    common.add_argument("--access", choices=["normal", "bris_de_glace", "centre_15"], help="mode d'accès")
+    common.add_argument("--pin-stdin", action="store_true", help="lire le code porteur sur l'entrée standard")
+    common.add_argument("--reader", help="lecteur de la CPS / CPS reader")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = sub.add_parser("submit", parents=[common], help="envoyer un document / submit a document (TD2.1)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--title", help="titre (default: file name)")
+    p.add_argument("--type", default="11488-4", help="code LOINC du type de document (default 11488-4)")
+    p.add_argument("--mime", choices=sorted(set(_MIME.values())), help="type MIME (default: from the extension)")
+    p.add_argument("--family", help="nom du patient (CDA)")
+    p.add_argument("--given", help="prénom du patient (CDA)")
+    p.add_argument("--gender", choices=["M", "F", "U"], help="sexe du patient (CDA)")
+    p.add_argument("--birth-date", help="date de naissance AAAAMMJJ (CDA)")
+    p.add_argument("--hidden-from-professionals", action="store_true")
+    p.add_argument("--hidden-from-patient", action="store_true")
+    p.add_argument("--replaces", help="uniqueId du document remplacé")
+    p = sub.add_parser("find", parents=[common], help="rechercher / find documents (TD3.1)")
+    p.add_argument("--archived", action="store_true", help="inclure les documents archivés / include archived")
+    p = sub.add_parser("get", parents=[common], help="lire un document / retrieve a document (TD3.2)")
+    p.add_argument("unique_id")
+    p.add_argument("--out", type=Path, required=True, help="fichier de sortie / output file")
+    p.add_argument("--raw", action="store_true", help="écrire le CDA tel que stocké / write the stored CDA")
+    for name in _UPDATES:
+        p = sub.add_parser(name, parents=[common], help=f"{name} (TD3.3)")
+        p.add_argument("unique_id")
+
+
+def _patient(args: argparse.Namespace) -> dict[str, Any]:
+    patient: dict[str, Any] = {"ins": args.ins}
+    if args.ins_oid:
+        patient["oid"] = args.ins_oid
+    for attr, key in (
+        ("family", "lastName"),
+        ("given", "firstName"),
+        ("gender", "gender"),
+        ("birth_date", "birthDate"),
+    ):
+        value = getattr(args, attr, None)
+        if value:
+            patient[key] = value
+    return patient
+
+
+def _call(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    patient = _patient(args)
+    if args.action == "submit":
+        mime = args.mime or _MIME.get(args.file.suffix.lower())
+        if mime is None:
+            raise SystemExit("type de fichier inconnu, précisez --mime / unknown file type, give --mime")
+        params: dict[str, Any] = {
+            "patient": patient,
+            "content": base64.b64encode(args.file.read_bytes()).decode("ascii"),
+            "mimeType": mime,
+            "title": args.title or args.file.stem,
+            "typeCode": args.type,
+            "progressId": "cli",
+        }
+        if args.hidden_from_professionals:
+            params["hiddenFromProfessionals"] = True
+        if args.hidden_from_patient:
+            params["hiddenFromPatient"] = True
+        if args.replaces:
+            params["replaces"] = args.replaces
+        return "dmp.documents.submit", params
+    if args.action == "find":
+        statuses = ["approved", "archived"] if args.archived else ["approved"]
+        return "dmp.documents.find", {"patient": patient, "statuses": statuses}
+    if args.action == "get":
+        return "dmp.documents.get", {"patient": patient, "uniqueId": args.unique_id}
+    method, fixed = _UPDATES[args.action]
+    return method, {"patient": patient, "uniqueId": args.unique_id, **fixed}
+
+
+class _ProgressLine(list[dict[str, Any]]):
+    """LocalClient keeps notifications in a list: this one also draws the upload progress on stderr."""
+
+    def append(self, message: dict[str, Any]) -> None:
+        if message.get("method") == "dmp.progress":
+            p = message.get("params", {})
+            end = "\n" if p.get("sent") == p.get("total") else ""
+            print(
+                f"\rDMP : {p.get('sent', 0)} / {p.get('total', 0)} octets envoyés / bytes sent",
+                end=end,
+                file=sys.stderr,
+            )
+            return
+        super().append(message)
+
+
+async def _session(args: argparse.Namespace, port: int, token: str, pin: bytearray | None) -> Any:
+    from bridge.api.client import LocalClient
+
+    method, params = _call(args)
+    async with LocalClient(port, token) as client:
+        client.notifications = _ProgressLine()
+        if pin is not None:
+            login: dict[str, Any] = {"pin": pin.decode("ascii")}
+            if args.reader:
+                login["reader"] = args.reader
+            await client.call("cps.login", login)
+        if args.mode or args.situation is not None or args.access:
+            context: dict[str, Any] = {"authMode": args.mode or "DIRECTE"}
+            if args.situation is not None:
+                context["situation"] = args.situation
+            if args.access:
+                context["accessMode"] = args.access
+            if args.reader:
+                context["reader"] = args.reader
+            await client.call("dmp.context.set", context)
+        return await client.call(method, params)
+
+
+def _print(args: argparse.Namespace, result: Any) -> None:
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    elif args.action == "submit":
+        print(result["uniqueId"])
+    elif args.action == "find":
+        for doc in result["documents"]:
+            flags = ("M" if doc["hiddenFromProfessionals"] else "-") + ("P" if doc["hiddenFromPatient"] else "-")
+            print(f"{doc['uniqueId']}\t{doc['status']}\t{flags}\t{doc['typeCode']}\t{doc['title']}")
+    elif args.action == "get":
+        print(str(args.out))
+    else:
+        print(f"{args.unique_id} {args.action}: ok")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one DMP action through the daemon."""
+    from bridge.api.client import DaemonNotRunning
+    from bridge.api.token import load_or_create_token
+    from bridge.config import ConfigError, load_config
+    from bridge.errors import BridgeError
+    from bridge.paths import data_dir
+
+    try:
+        port = args.port if args.port is not None else load_config().port
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    pin = bytearray(sys.stdin.readline().strip().encode("ascii")) if args.pin_stdin else None
+    try:
+        result = asyncio.run(_session(args, port, load_or_create_token(data_dir()), pin))
+    except DaemonNotRunning:
+        print(f"Le pont ne tourne pas sur le port {port} / the bridge is not running on port {port}", file=sys.stderr)
+        return 3
+    except BridgeError as exc:
+        if args.json:
+            print(json.dumps({"error": exc.to_data()}, ensure_ascii=False))
+        else:
+            print(f"{exc.message_fr} / {exc.message_en}" + (f" ({exc.detail})" if exc.detail else ""), file=sys.stderr)
+        return 1
+    finally:
+        if pin is not None:
+            pin[:] = b"\x00" * len(pin)
+    if args.action == "get":
+        data = result.get("body") if not args.raw and "body" in result else result["content"]
+        args.out.write_bytes(base64.b64decode(data))
+    _print(args, result)
+    return 0

@@ -1,0 +1,304 @@
+"""DMP use cases: the per-caller DMP context (`dmp.context.set`) and the document operations.
+
+A context says who acts and how: the authentication mode (DIRECTE with the logged-in CPS; INDIRECTE
+or INDIRECTE_RENFORCEE with the establishment's certificates), the situation d'exercice chosen on the
+card, and the access mode (normal, bris de glace, centre 15). Contexts are kept per caller key (one
+WebSocket connection); a caller that never set one gets the configured default. From a context the
+service builds the `Practitioner` and picks the `DmpClient` of the right credentials: one per CPS card
+(TLS and VIHF signed by the card) and one for the establishment, each kept open for keep-alive and
+TLS session reuse.
+
+The card side is behind `DirectSource` (the logged-in CPS: its keys, holder and situations), so this
+module never talks PC/SC itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bridge.cards.cps_data import Situation
+from bridge.crypto.tls import ClientIdentity, ServerTrust
+from bridge.dmp.client import (
+    PRACTICE_ETABLISSEMENT,
+    DmpClient,
+    DmpCredentials,
+    DmpSettings,
+    NewDocument,
+    Practitioner,
+    Progress,
+    SubmitResult,
+)
+from bridge.dmp.codes import AuthMode, AvailabilityStatus, InsOid, PurposeOfUse
+from bridge.dmp.vihf import PatientIns
+from bridge.dmp.xds_model import Code, DocumentEntry
+from bridge.dmp.xds_parse import RetrievedDocument
+from bridge.errors import BridgeError, ErrorCode
+from bridge.service.dmp_config import DmpConfig
+
+__all__ = ["DirectIdentity", "DirectSource", "DmpContext", "DmpService", "IndirectPractitioner"]
+
+
+@dataclass(frozen=True)
+class DirectIdentity:
+    """A logged-in CPS: its credentials (card keys) and what the card says about its holder."""
+
+    credentials: DmpCredentials
+    national_id: str
+    family: str
+    given: str
+    profession_code: str
+    specialty_code: str
+    situations: tuple[Situation, ...]
+
+    def __repr__(self) -> str:
+        return f"DirectIdentity({self.credentials.label!r}, {len(self.situations)} situations)"
+
+
+class DirectSource(Protocol):
+    """Where DIRECTE mode gets the logged-in card (PIN verified, situations read)."""
+
+    async def direct_identity(self, reader: str | None) -> DirectIdentity:
+        """The identity of the CPS in `reader` (or the only one); PIN_REQUIRED when not logged in."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndirectPractitioner:
+    """Who acts in an indirect mode (the establishment vouches for this person)."""
+
+    national_id: str
+    family: str = ""
+    given: str = ""
+    profession_code: str = "10"
+    specialty_code: str = ""
+
+    def __repr__(self) -> str:
+        return "IndirectPractitioner(<redacted>)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DmpContext:
+    """A caller's choice of mode, situation, access mode (and, indirect, practitioner)."""
+
+    mode: AuthMode
+    purpose: PurposeOfUse = PurposeOfUse.NORMAL
+    situation: int | None = None
+    reader: str | None = None
+    practitioner: IndirectPractitioner | None = None
+
+
+class DmpService:
+    """Contexts per caller, the DMP clients per credentials, and the document use cases."""
+
+    def __init__(
+        self,
+        config: DmpConfig,
+        *,
+        direct: DirectSource | None = None,
+        settings: DmpSettings | None = None,
+    ) -> None:
+        self.config = config
+        self.direct = direct
+        self._settings = settings
+        self._contexts: weakref.WeakKeyDictionary[Any, DmpContext] = weakref.WeakKeyDictionary()
+        self._clients: dict[str, DmpClient] = {}
+        self._establishment: DmpCredentials | None = None
+        self._lock = asyncio.Lock()
+
+    # -- configuration ----------------------------------------------------------------------------
+
+    def settings(self) -> DmpSettings:
+        """Client settings from the config (DMP_UNREACHABLE when no DMP is configured)."""
+        if self._settings is None:
+            cfg = self.config
+            if cfg.url is None or cfg.ca_bundle is None:
+                raise BridgeError(ErrorCode.DMP_UNREACHABLE, "dmp-not-configured")
+            self._settings = DmpSettings(
+                base_url=cfg.url,
+                trust=ServerTrust.from_pem_file(cfg.ca_bundle),
+                oid_root=cfg.oid_root,
+                lps_name=cfg.lps_name,
+                lps_version=cfg.lps_version,
+                lps_homologation=cfg.lps_homologation,
+                server_name=cfg.server_name,
+                io_timeout=cfg.io_timeout,
+            )
+        return self._settings
+
+    def patient(self, ins: str, oid: str | None = None) -> PatientIns:
+        """A patient INS, the configured authority by default."""
+        return PatientIns(value=ins, oid=InsOid(oid or self.config.ins_oid))
+
+    def _establishment_credentials(self) -> DmpCredentials:
+        if self._establishment is None:
+            cfg = self.config
+            if not cfg.indirect_ready:
+                raise BridgeError(ErrorCode.INVALID_PARAMS, "indirect-mode-not-configured")
+            assert cfg.establishment_auth_p12 is not None and cfg.establishment_sign_p12 is not None
+            password = bytearray(
+                cfg.establishment_p12_password_file.read_bytes().strip() if cfg.establishment_p12_password_file else b""
+            )
+            try:
+                tls = ClientIdentity.from_pkcs12(cfg.establishment_auth_p12.read_bytes(), password or None)
+                sign = ClientIdentity.from_pkcs12(cfg.establishment_sign_p12.read_bytes(), password or None)
+            except OSError as exc:
+                raise BridgeError(ErrorCode.INVALID_PARAMS, "establishment-certificate-unreadable") from exc
+            finally:
+                password[:] = b"\x00" * len(password)
+            self._establishment = DmpCredentials("establishment", tls, sign.key, sign.chain)
+        return self._establishment
+
+    # -- contexts -------------------------------------------------------------------------------
+
+    def set_context(self, caller: Any, context: DmpContext) -> None:
+        """Remember a caller's context (forgotten when the caller object goes away)."""
+        if context.mode is not AuthMode.DIRECTE and not self.config.indirect_ready:
+            raise BridgeError(ErrorCode.INVALID_PARAMS, "indirect-mode-not-configured")
+        self._contexts[caller] = context
+
+    def context(self, caller: Any) -> DmpContext:
+        """The caller's context, or the configured default."""
+        found = self._contexts.get(caller)
+        if found is not None:
+            return found
+        return DmpContext(mode=AuthMode(self.config.default_mode))
+
+    async def resolve(self, caller: Any) -> tuple[DmpClient, Practitioner]:
+        """The client and practitioner for a caller's context."""
+        ctx = self.context(caller)
+        settings = self.settings()
+        if ctx.mode is AuthMode.DIRECTE:
+            return await self._direct(ctx, settings)
+        # PKCS#12 decryption is file I/O and key derivation: off the event loop.
+        creds = await asyncio.to_thread(self._establishment_credentials)
+        cfg = self.config
+        who = ctx.practitioner or (
+            IndirectPractitioner(
+                national_id=cfg.practitioner_id,
+                family=cfg.practitioner_family,
+                given=cfg.practitioner_given,
+                profession_code=cfg.practitioner_profession,
+                specialty_code=cfg.practitioner_specialty,
+            )
+            if cfg.practitioner_id
+            else None
+        )
+        if who is None:
+            raise BridgeError(ErrorCode.INVALID_PARAMS, "practitioner-required")
+        assert cfg.establishment_id is not None and cfg.establishment_name is not None
+        practitioner = Practitioner(
+            national_id=who.national_id,
+            family=who.family,
+            given=who.given,
+            profession_code=who.profession_code,
+            specialty_code=who.specialty_code,
+            structure_id=cfg.establishment_id,
+            structure_name=cfg.establishment_name,
+            sector=cfg.establishment_sector,
+            mode=ctx.mode,
+            purpose=ctx.purpose,
+            practice_setting=PRACTICE_ETABLISSEMENT,
+        )
+        return await self._client(creds, settings), practitioner
+
+    async def _direct(self, ctx: DmpContext, settings: DmpSettings) -> tuple[DmpClient, Practitioner]:
+        if self.direct is None:
+            raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "card-service-unavailable")
+        identity = await self.direct.direct_identity(ctx.reader)
+        if not identity.situations:
+            raise BridgeError(ErrorCode.INVALID_PARAMS, "no-situation-on-card")
+        if ctx.situation is None:
+            situation = identity.situations[0]
+        else:
+            chosen = [s for s in identity.situations if s.index == ctx.situation]
+            if not chosen:
+                raise BridgeError(ErrorCode.INVALID_PARAMS, "situation: not on this card")
+            situation = chosen[0]
+        practitioner = Practitioner(
+            national_id=identity.national_id,
+            family=identity.family,
+            given=identity.given,
+            profession_code=situation.profession_code or identity.profession_code,
+            specialty_code=situation.specialty_code or identity.specialty_code,
+            structure_id=situation.structure_id,
+            structure_name=situation.structure_name,
+            sector=situation.activity_sector,
+            mode=AuthMode.DIRECTE,
+            purpose=ctx.purpose,
+        )
+        return await self._client(identity.credentials, settings), practitioner
+
+    async def _client(self, creds: DmpCredentials, settings: DmpSettings) -> DmpClient:
+        async with self._lock:
+            client = self._clients.get(creds.label)
+            if client is None or client.credentials is not creds:
+                if client is not None:
+                    await client.aclose()
+                client = DmpClient(settings, creds)
+                self._clients[creds.label] = client
+            return client
+
+    async def aclose(self) -> None:
+        """Close every DMP connection."""
+        async with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    # -- use cases ------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        caller: Any,
+        patient: PatientIns,
+        document: NewDocument,
+        *,
+        replaces: str | None = None,
+        progress: Progress | None = None,
+    ) -> SubmitResult:
+        """TD2.1 one document (optionally replacing the document with uniqueId `replaces`)."""
+        client, practitioner = await self.resolve(caller)
+        return await client.submit(
+            practitioner, patient, [document], replaces={0: replaces} if replaces else None, progress=progress
+        )
+
+    async def find(
+        self, caller: Any, patient: PatientIns, statuses: Sequence[AvailabilityStatus], type_codes: Sequence[Code]
+    ) -> tuple[DocumentEntry, ...]:
+        """TD3.1."""
+        client, practitioner = await self.resolve(caller)
+        return await client.find(practitioner, patient, statuses=statuses, type_codes=type_codes)
+
+    async def get(self, caller: Any, patient: PatientIns, unique_id: str) -> RetrievedDocument:
+        """TD3.2."""
+        client, practitioner = await self.resolve(caller)
+        return await client.retrieve(practitioner, patient, unique_id)
+
+    async def set_visibility(
+        self,
+        caller: Any,
+        patient: PatientIns,
+        unique_id: str,
+        *,
+        hidden_from_professionals: bool | None,
+        hidden_from_patient: bool | None,
+    ) -> DocumentEntry:
+        """TD3.3a/b."""
+        client, practitioner = await self.resolve(caller)
+        return await client.set_visibility(
+            practitioner,
+            patient,
+            unique_id,
+            hidden_from_professionals=hidden_from_professionals,
+            hidden_from_patient=hidden_from_patient,
+        )
+
+    async def set_status(
+        self, caller: Any, patient: PatientIns, unique_id: str, status: AvailabilityStatus
+    ) -> AvailabilityStatus:
+        """TD3.3d (archive/unarchive) and TD3.3c (delete); the previous status."""
+        client, practitioner = await self.resolve(caller)
+        return await client.set_status(practitioner, patient, unique_id, status)

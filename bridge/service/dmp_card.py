@@ -1,0 +1,108 @@
+"""DIRECTE mode's card side: a logged-in CPS3 as DMP credentials (TLS and signatures by the card).
+
+`CpsDirectSource.login(reader, pin)` opens the card over PC/SC, verifies the PIN, reads the holder and
+the situations d'exercice, and keeps the card-backed keys: the authentication key (0x82) for the TLS
+client certificate, the signature key (0x81) for the VIHF and the XAdES. Every card operation goes
+through the card's `CardConnection` worker thread, so the event loop never blocks on an APDU.
+This is the `DirectSource` the DMP service uses until the card service of the API exposes its own
+logged-in sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from bridge.cards.cps3 import Cps3Card, card_keys
+from bridge.crypto.tls import ClientIdentity
+from bridge.dmp.client import DmpCredentials
+from bridge.errors import BridgeError, ErrorCode
+from bridge.pcsc.connection import CardConnection
+from bridge.service.dmp import DirectIdentity
+
+__all__ = ["CpsDirectSource", "identity_of_logged_in_card"]
+
+
+async def identity_of_logged_in_card(connection: CardConnection, card: Cps3Card) -> DirectIdentity:
+    """The DMP identity of a CPS3 whose PIN was verified on `connection` (situations, holder, card keys).
+
+    Any owner of a logged-in card session (this module's source, or the API's card service) gets its
+    DIRECTE-mode credentials from here; the keys sign through `connection`'s worker thread.
+    """
+    info = await connection.run(card.read_public)
+    situations = await connection.run(card.read_situations)
+    # card_keys blocks on the card worker while it reads the certificates: never on the event loop thread.
+    auth_key, sign_key = await asyncio.to_thread(card_keys, lambda fn: connection.submit(fn).result(), card)
+    credentials = DmpCredentials(
+        f"cps:{info.serial}", ClientIdentity((info.auth_certificate,), auth_key), sign_key, (info.sign_certificate,)
+    )
+    return DirectIdentity(
+        credentials=credentials,
+        national_id=info.holder.national_id,
+        family=info.holder.last_name,
+        given=info.holder.first_name,
+        profession_code=info.professional.profession_code,
+        specialty_code=info.professional.specialty_code,
+        situations=situations,
+    )
+
+
+@dataclass
+class _Session:
+    connection: CardConnection
+    card: Cps3Card
+    identity: DirectIdentity
+
+
+class CpsDirectSource:
+    """Logged-in CPS cards by reader name."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, _Session] = {}
+        self._lock = asyncio.Lock()
+
+    async def login(self, reader: str, pin: bytearray, *, allow_last_try: bool = False) -> DirectIdentity:
+        """Verify the PIN of the CPS in `reader` (`pin` is zeroed) and keep the card's identity and keys."""
+        async with self._lock:
+            await self._drop(reader)
+            connection = await CardConnection.open(reader)
+            try:
+                card = Cps3Card()
+                await connection.run(card.identify)
+                await connection.run(lambda ch: card.verify_pin(ch, pin, force=allow_last_try))
+                identity = await identity_of_logged_in_card(connection, card)
+            except BaseException:
+                await connection.close()
+                raise
+            finally:
+                pin[:] = b"\x00" * len(pin)
+            self._sessions[reader] = _Session(connection, card, identity)
+            return identity
+
+    async def direct_identity(self, reader: str | None) -> DirectIdentity:
+        """The logged-in CPS of `reader`, or the only one; PIN_REQUIRED when there is none."""
+        if reader is not None:
+            session = self._sessions.get(reader)
+        elif len(self._sessions) == 1:
+            session = next(iter(self._sessions.values()))
+        else:
+            session = None
+        if session is None:
+            raise BridgeError(ErrorCode.PIN_REQUIRED, "cps-login-required")
+        return session.identity
+
+    async def logout(self, reader: str) -> None:
+        """Forget a card (its PIN state on the card is reset by closing the connection's session)."""
+        async with self._lock:
+            await self._drop(reader)
+
+    async def aclose(self) -> None:
+        """Close every card connection."""
+        async with self._lock:
+            for reader in list(self._sessions):
+                await self._drop(reader)
+
+    async def _drop(self, reader: str) -> None:
+        session = self._sessions.pop(reader, None)
+        if session is not None:
+            await session.connection.close()

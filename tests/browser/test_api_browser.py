@@ -1,0 +1,314 @@
+"""Real Chromium: a page from another origin pairs with the bridge through the SDK and calls it;
+the diagnostics page renders (screenshot in tests/artifacts/diagnostics.png).
+
+Chrome's Local Network Access does not apply here (the test page and the bridge are both loopback, the
+same address space); the launch flag disabling its checks only guards against prompts in future
+versions. A real web app is public and HTTPS: Chrome >= 142 asks the person for the
+"loopback-network" (alias "local-network-access") permission on first use, so the app must call
+`connect()` from a user gesture; managed fleets can pre-allow it with the LocalNetworkAccessAllowedForUrls
+policy. Safari does not allow ws://127.0.0.1 from an HTTPS page at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bridge.app import Application
+from bridge.pcsc.monitor import ReaderMonitor
+from bridge.service.pcsc_cards import PcscCardService
+from bridge.sim.cps3 import create_card
+from bridge.sim.vpcd import VirtualSlot
+from tests.api_helpers import CardInserted, CardRemoved, FakeMonitor, Row, running_bridge
+from tests.conftest import wait_card_state
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-features=LocalNetworkAccessChecks,LocalNetworkAccessChecksWebSockets",
+]
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>DPI de test</title>
+<script type="module">
+import { connect } from "http://127.0.0.1:%(port)d/sdk/dmp-bridge.js";
+window.events = [];
+window.errors = [];
+window.start = async () => {
+  const bridge = await connect({ url: "ws://127.0.0.1:%(port)d/ws" });
+  window.bridge = bridge;
+  for (const name of ["card.inserted", "card.removed", "readers.changed"]) {
+    bridge.on(name, (params) => window.events.push({ name, params }));
+  }
+  try { await bridge.readersList(); } catch (err) { window.errors.push(err.code); }
+  window.pairing = bridge.pair({ onPending: (answer) => { window.pending = answer; } });
+  return true;
+};
+window.ready = true;
+</script>
+"""
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path))
+    return tmp_path
+
+
+async def cli(*args: str) -> tuple[int, str]:
+    """`python -m bridge.cli ...` without blocking the bridge's loop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge.cli", *args, cwd=REPO, env=dict(os.environ), stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    return proc.returncode or 0, out.decode()
+
+
+async def page_server(bridge_port: int) -> AsyncIterator[str]:
+    """A second web server (another origin) serving the test page."""
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=PAGE % {"port": bridge_port}, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        # "localhost" makes the page origin differ from the bridge's by host as well as by port.
+        yield f"http://localhost:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium not installed")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        instance = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+async def pair_from_page(page: Any, app: Application, origin: str) -> None:
+    """Start pairing in the page, approve through the CLI as the person would, wait for the notification."""
+    await page.goto(origin + "/")
+    await page.wait_for_function("window.ready === true")
+    await page.evaluate("window.start()")
+    await page.wait_for_function("window.pending !== undefined", timeout=10_000)
+    assert await page.evaluate("window.errors") == ["ORIGIN_NOT_APPROVED"]
+    code, out = await cli("origins", "pending", "--json", "--port", str(app.port))
+    assert code == 0
+    (pending,) = json.loads(out)["pending"]
+    assert pending["origin"] == origin
+    assert pending["requestId"] == await page.evaluate("window.pending.requestId")
+    assert pending["code"] == await page.evaluate("window.pending.code")
+    code, _ = await cli("origins", "approve", pending["code"], "--port", str(app.port))
+    assert code == 0
+    decision = await page.evaluate("window.pairing")
+    assert decision == {"requestId": pending["requestId"], "origin": origin}
+
+
+async def test_page_from_another_origin_pairs_calls_and_gets_events(browser: Any) -> None:
+    monitor = FakeMonitor([Row("Virtual PCD 00 00", False, None), Row("Virtual PCD 00 01", False, None)])
+    async with running_bridge(monitor=monitor) as app:
+        async for origin in page_server(app.port):
+            page = await browser.new_page()
+            await pair_from_page(page, app, origin)
+            info = await page.evaluate("window.bridge.info()")
+            assert info["name"] == "dmp-bridge" and info["port"] == app.port and info["approved"] is True
+            listing = await page.evaluate("window.bridge.readersList()")
+            assert [r["name"] for r in listing["readers"]] == ["Virtual PCD 00 00", "Virtual PCD 00 01"]
+            monitor.emit(CardInserted("Virtual PCD 00 01", bytes.fromhex("3B7F96")))
+            await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')")
+            monitor.emit(CardRemoved("Virtual PCD 00 01"))
+            await page.wait_for_function("window.events.some(e => e.name === 'card.removed')")
+            names = [e["name"] for e in await page.evaluate("window.events")]
+            assert names == ["card.inserted", "readers.changed", "card.removed", "readers.changed"]
+            inserted = (await page.evaluate("window.events"))[0]["params"]
+            assert inserted == {"reader": "Virtual PCD 00 01", "atr": "3B7F96"}
+            # An unknown method is a clear BridgeError in the page.
+            code = await page.evaluate("window.bridge.call('nope').catch(e => [e.name, e.code, e.rpcCode])")
+            assert code == ["BridgeError", "NOT_FOUND", -32601]
+            await page.close()
+
+
+async def test_sdk_reports_bridge_not_running(browser: Any) -> None:
+    async with running_bridge() as app:
+        async for origin in page_server(app.port):
+            page = await browser.new_page()
+            await page.goto(origin + "/")
+            await page.wait_for_function("window.ready === true")
+            result = await page.evaluate(
+                """async (port) => {
+                  const sdk = await import(`http://127.0.0.1:${port}/sdk/dmp-bridge.js`);
+                  try { await sdk.connect({ url: "ws://127.0.0.1:9/ws", retry: { attempts: 2, initialDelay: 10 } }); }
+                  catch (e) { return [e.code, e.messageFr.length > 0]; }
+                  return null;
+                }""",
+                app.port,
+            )
+            assert result == ["BRIDGE_UNREACHABLE", True]
+            await page.close()
+
+
+async def test_diagnostics_page_renders(browser: Any) -> None:
+    monitor = FakeMonitor(
+        [Row("Virtual PCD 00 00", True, bytes.fromhex("3BAC00402A")), Row("Virtual PCD 00 01", False, None)]
+    )
+    async with running_bridge(monitor=monitor) as app:
+        app.store.approve("https://dpi.example.fr")
+        app.errors.record("cps.login", "PIN_INCORRECT")
+        base = f"http://127.0.0.1:{app.port}"
+        context = await browser.new_context(viewport={"width": 1100, "height": 900}, bypass_csp=True)
+        await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+        page = await context.new_page()
+        await page.goto(base + "/")
+        await page.wait_for_selector("body[data-ready=true]", timeout=10_000)
+        text = await page.inner_text("body")
+        assert "Virtual PCD 00 00" in text and "3BAC00402A" in text
+        assert "https://dpi.example.fr" in text and "PIN_INCORRECT" in text
+        assert "Connecté" in text
+        assert app.token not in await page.content()
+        await page.click("#copy")
+        await page.wait_for_selector("#copied:not(:empty)")
+        copied = await page.evaluate("navigator.clipboard.readText()")
+        assert '"version": "0.1.0"' in copied and "3BAC00402A" in copied and app.token not in copied
+        await page.click("#lang")
+        assert "Readers and cards" in await page.inner_text("body")
+        monitor.emit(CardRemoved("Virtual PCD 00 00"))
+        await page.wait_for_function(
+            "window.dmpBridgeDiagnostics.report && !window.dmpBridgeDiagnostics.report.readers[0].cardPresent"
+        )
+        await context.close()
+
+
+class TinyCard:
+    """The smallest VirtualCard: an ATR, and 6D00 (instruction not supported) to every APDU."""
+
+    ATR = bytes.fromhex("3B021450")
+
+    def atr(self) -> bytes:
+        return self.ATR
+
+    def power_on(self) -> None:
+        pass
+
+    def power_off(self) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+    def process(self, apdu: bytes) -> bytes:
+        return b"\x6d\x00"
+
+
+READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
+
+
+@pytest.fixture
+async def monitor(slots: list[VirtualSlot]) -> AsyncIterator[ReaderMonitor]:
+    for reader in READERS:  # a card from a previous test may not be noticed gone yet
+        await asyncio.to_thread(wait_card_state, reader, False)
+    watcher = ReaderMonitor()
+    yield watcher
+    await watcher.stop()
+
+
+@pytest.mark.pcsc
+async def test_real_card_events_reach_the_paired_page(
+    browser: Any, monitor: ReaderMonitor, slots: list[VirtualSlot]
+) -> None:
+    async with running_bridge(monitor=monitor, cards=PcscCardService(monitor.snapshot)) as app:
+        async for origin in page_server(app.port):
+            page = await browser.new_page()
+            await pair_from_page(page, app, origin)
+            listing = await page.evaluate("window.bridge.readersList()")
+            assert listing == {
+                "pcsc": "available",
+                "readers": [{"name": name, "cardPresent": False, "atr": None, "kind": None} for name in READERS],
+            }
+            await asyncio.to_thread(slots[1].insert, TinyCard())
+            await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')", timeout=15_000)
+            inserted = [e["params"] for e in await page.evaluate("window.events") if e["name"] == "card.inserted"]
+            assert inserted == [{"reader": READERS[1], "atr": "3B021450"}]
+
+            await asyncio.to_thread(slots[0].insert, create_card("gp"))
+            await page.wait_for_function(
+                "window.events.filter(e => e.name === 'card.inserted').length === 2", timeout=15_000
+            )
+            read = await page.evaluate("window.bridge.cpsRead()")
+            assert read["pin"]["triesLeft"] == 3
+
+            diagnostics = await browser.new_page(viewport={"width": 1100, "height": 760})
+            await diagnostics.goto(f"http://127.0.0.1:{app.port}/")
+            await diagnostics.wait_for_selector("body[data-ready=true]", timeout=10_000)
+            text = await diagnostics.inner_text("body")
+            assert "3B021450" in text and read["certificates"]["authentication"]["notAfter"][:10] in text
+            assert "MARTIN" not in text
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await diagnostics.screenshot(path=str(ARTIFACTS / "diagnostics.png"), full_page=True)
+
+            await asyncio.to_thread(slots[1].remove)
+            await page.wait_for_function("window.events.some(e => e.name === 'card.removed')", timeout=15_000)
+            removed = [e["params"] for e in await page.evaluate("window.events") if e["name"] == "card.removed"]
+            assert removed == [{"reader": READERS[1]}]
+            listing = await page.evaluate("window.bridge.readersList()")
+            assert [r["cardPresent"] for r in listing["readers"]] == [True, False]
+            await diagnostics.close()
+            await page.close()
+
+
+async def test_sdk_reconnects_and_keeps_listeners(browser: Any) -> None:
+    """The bridge restarts (same port, same approvals): the SDK reconnects and old listeners get new events."""
+    import socket
+
+    from bridge.config import BridgeConfig
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    first = FakeMonitor([Row("Virtual PCD 00 00", False, None)])
+    async with running_bridge(BridgeConfig(port=port), monitor=first) as app:
+        async for origin in page_server(app.port):
+            page = await browser.new_page()
+            await pair_from_page(page, app, origin)
+            await page.evaluate(
+                # `; true`: Playwright would call a function result (here, the unsubscribe function).
+                "window.states = []; window.bridge.on('connection', (s) => window.states.push(s.state)); true"
+            )
+            await app.stop()
+            await page.wait_for_function("window.states.includes('reconnecting')", timeout=10_000)
+            second = FakeMonitor([Row("Virtual PCD 00 00", False, None)])
+            async with running_bridge(BridgeConfig(port=port), monitor=second):
+                await page.wait_for_function("window.states.includes('open')", timeout=15_000)
+                second.emit(CardInserted("Virtual PCD 00 00", bytes.fromhex("3B021450")))
+                await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')", timeout=10_000)
+                info = await page.evaluate("window.bridge.info()")
+                assert info["approved"] is True
+            await page.close()

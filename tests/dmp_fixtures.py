@@ -1,0 +1,130 @@
+"""Shared pieces of the DMP client/service tests: one test PKI, the real DMP simulator over TLS, credentials.
+
+Import the fixtures into a test module (`from tests.dmp_fixtures import dmp_pki, dmp_sim  # noqa: F401`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bridge.crypto.pki import EstablishmentCerts, TestPki
+from bridge.crypto.tls import ClientIdentity, ServerTrust
+from bridge.dmp.cda import CdaPatient
+from bridge.dmp.client import PRACTICE_ETABLISSEMENT, DmpCredentials, DmpSettings, Practitioner
+from bridge.dmp.codes import AuthMode, InsOid
+from bridge.dmp.vihf import PatientIns
+from bridge.sim.dmp import DmpSimulator, SimConfig
+from bridge.sim.dmp.store import PatientRow
+
+__all__ = [
+    "ESTABLISHMENT_ID",
+    "PATIENT",
+    "PATIENT_IDENTITY",
+    "RunningSim",
+    "dmp_pki",
+    "dmp_sim",
+    "establishment",
+    "establishment_credentials",
+    "indirect_practitioner",
+    "settings_for",
+]
+
+ESTABLISHMENT_ID = "10B0127189"
+#: The insured person of the virtual Vitale card "famille" (first beneficiary).
+PATIENT = PatientIns(value="178037511501201", oid=InsOid.NIR_TEST)
+PATIENT_IDENTITY = CdaPatient(ins=PATIENT, family="MARTIN", given="JEAN", gender="M", birth_date="19780314")
+_SEED = (PatientRow(PATIENT.value, InsOid.NIR_TEST.value, "active", "MARTIN", "JEAN", "19780314", "M"),)
+
+
+@dataclass
+class RunningSim:
+    """A started simulator, its CA bundle and data folder."""
+
+    sim: DmpSimulator
+    ca_file: Path
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        """Services base URL."""
+        return self.sim.url
+
+
+@pytest.fixture(scope="session")
+def dmp_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    """One test IGC-Santé for the session (RSA key generation is the slow part)."""
+    return TestPki.load_or_create(tmp_path_factory.mktemp("dmp-pki"))
+
+
+def establishment(pki: TestPki) -> EstablishmentCerts:
+    """The establishment of the indirect-mode tests."""
+    return pki.establishment(ESTABLISHMENT_ID, "CLINIQUE DU TEST")
+
+
+def establishment_credentials(pki: TestPki) -> DmpCredentials:
+    """Indirect mode: AUTH_CLI for TLS, the SIGN (cachet) certificate for VIHF and XAdES, from the PKCS#12s."""
+    certs = establishment(pki)
+    tls = ClientIdentity.from_pkcs12(certs.auth_cli_p12.read_bytes(), certs.p12_password)
+    sign = ClientIdentity.from_pkcs12(certs.sign_p12.read_bytes(), certs.p12_password)
+    return DmpCredentials("establishment", tls, sign.key, sign.chain)
+
+
+def indirect_practitioner(
+    national_id: str = "810012345678", family: str = "MARTIN", given: str = "PAUL"
+) -> Practitioner:
+    """A physician working in the establishment (indirect mode: the establishment vouches)."""
+    return Practitioner(
+        national_id=national_id,
+        family=family,
+        given=given,
+        profession_code="10",
+        specialty_code="SM54",
+        structure_id=ESTABLISHMENT_ID,
+        structure_name="CLINIQUE DU TEST",
+        sector="SA01",
+        mode=AuthMode.INDIRECTE,
+        practice_setting=PRACTICE_ETABLISSEMENT,
+    )
+
+
+def settings_for(url: str, ca_file: Path) -> DmpSettings:
+    """Client settings for a simulator URL."""
+    return DmpSettings(
+        base_url=url,
+        trust=ServerTrust.from_pem_file(ca_file),
+        oid_root="1.2.250.1.999.7.1",
+        lps_name="DMP-BRIDGE",
+        lps_version="0.1",
+        lps_homologation="TEST-HOMOLOGATION",
+        server_name="localhost",
+    )
+
+
+@pytest.fixture
+async def dmp_sim(dmp_pki: TestPki, tmp_path: Path) -> AsyncIterator[RunningSim]:
+    """The real DMP simulator on a free loopback port, mutual TLS with the session's test PKI."""
+    server = dmp_pki.server("localhost")
+    tls = tmp_path / "sim-tls"
+    tls.mkdir()
+    cert, key = tls / "server.pem", tls / "server.key"
+    cert.write_bytes(server.fullchain_pem())
+    key.write_bytes(server.key_pem())
+    data = tmp_path / "sim-data"
+    data.mkdir()
+    sim = DmpSimulator(SimConfig(data_dir=data, cert_file=cert, key_file=key, ca_file=dmp_pki.ca_bundle_path()))
+    sim.store.seed_patients(_SEED)
+    await sim.start()
+    try:
+        yield RunningSim(sim, dmp_pki.ca_bundle_path(), data)
+    finally:
+        await sim.stop()
+
+
+def utc(*args: int) -> dt.datetime:
+    """A UTC datetime."""
+    return dt.datetime(*args, tzinfo=dt.UTC)  # type: ignore[misc]

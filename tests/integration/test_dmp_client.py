@@ -1,0 +1,200 @@
+"""DmpClient against the real DMP simulator over mutual TLS (indirect mode: establishment certificates)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from bridge.crypto.card_key import CardRsaPrivateKey
+from bridge.crypto.pki import TestPki
+from bridge.dmp.cda import CdaHeader, wrap_unstructured
+from bridge.dmp.client import MAX_WRAPPED_BYTES, DmpClient, DmpCredentials, DmpSettings, NewDocument
+from bridge.dmp.codes import AvailabilityStatus, Confidentiality, DocFormat, PurposeOfUse
+from bridge.dmp.endpoints import Transaction, encode_request
+from bridge.dmp.http import HttpsClient
+from bridge.dmp.soap import parse_soap_response
+from bridge.dmp.transactions import find_documents
+from bridge.dmp.vihf import VihfContext, build_vihf, issuer_dn, sign_vihf
+from bridge.dmp.xds_model import Code
+from bridge.dmp.xds_parse import parse_query_response
+from bridge.errors import BridgeError, ErrorCode
+from bridge.sim.dmp.server import PATIENT_VIEW_HEADER
+from bridge.xmlsafe import parse_xml
+from tests.dmp_fixtures import (  # noqa: F401  (fixtures)
+    PATIENT,
+    PATIENT_IDENTITY,
+    RunningSim,
+    dmp_pki,
+    dmp_sim,
+    establishment_credentials,
+    indirect_practitioner,
+    settings_for,
+)
+
+LOINC_CR = Code("11488-4", "2.16.840.1.113883.6.1", "Compte rendu de consultation")
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+
+
+def _pdf_doc(**extra: object) -> NewDocument:
+    return NewDocument(
+        content=PDF, mime_type="application/pdf", title="Consultation", type_code=LOINC_CR,
+        patient_identity=PATIENT_IDENTITY, **extra,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def _body(cda: bytes) -> bytes:
+    text = parse_xml(cda).findtext(".//{urn:hl7-org:v3}nonXMLBody/{urn:hl7-org:v3}text")
+    assert text is not None
+    return base64.b64decode(text)
+
+
+async def test_submit_find_retrieve_mask_archive_delete(dmp_sim: RunningSim, dmp_pki: TestPki) -> None:  # noqa: F811
+    settings = settings_for(dmp_sim.url, dmp_sim.ca_file)
+    author, other = indirect_practitioner(), indirect_practitioner("810098765432", "DURAND", "JEANNE")
+    async with DmpClient(settings, establishment_credentials(dmp_pki)) as client:
+        result = await client.submit(author, PATIENT, [_pdf_doc()])
+        (uid,) = result.unique_ids
+        assert uid.startswith("1.2.250.1.999.7.1.3.")
+
+        found = await client.find(author, PATIENT)
+        assert [e.unique_id for e in found] == [uid]
+        assert found[0].type_code.code == "11488-4"
+
+        doc = await client.retrieve(author, PATIENT, uid)
+        assert doc.content == result.stored[0]
+        assert _body(doc.content) == PDF
+
+        entry = await client.set_visibility(author, PATIENT, uid, hidden_from_professionals=True)
+        assert Confidentiality.MASQUE_PS in entry.visibility
+        assert [e.unique_id for e in await client.find(author, PATIENT)] == [uid]
+        assert await client.find(other, PATIENT) == ()
+        await client.set_visibility(author, PATIENT, uid, hidden_from_professionals=False)
+        assert [e.unique_id for e in await client.find(other, PATIENT)] == [uid]
+
+        await client.set_visibility(author, PATIENT, uid, hidden_from_patient=True)
+        current = await client.get_by_unique_id(author, PATIENT, uid)
+        assert current is not None and Confidentiality.INVISIBLE_PATIENT in current.visibility
+
+        await client.set_status(author, PATIENT, uid, AvailabilityStatus.ARCHIVED)
+        assert await client.find(author, PATIENT) == ()
+        archived = await client.find(author, PATIENT, statuses=[AvailabilityStatus.ARCHIVED])
+        assert [e.unique_id for e in archived] == [uid]
+        await client.set_status(author, PATIENT, uid, AvailabilityStatus.APPROVED)
+        assert [e.unique_id for e in await client.find(author, PATIENT)] == [uid]
+
+        with pytest.raises(BridgeError) as refused:
+            await client.delete(other, PATIENT, uid)
+        assert refused.value.code is ErrorCode.DMP_FAULT
+        await client.delete(author, PATIENT, uid)
+        assert await client.find(author, PATIENT) == ()
+        # One full handshake: the second endpoint and later calls resume or reuse it.
+        assert client.handshakes >= 1
+
+
+class CountingKey(CardRsaPrivateKey):
+    """A software key behind the card-key interface, counting private-key operations (card signatures)."""
+
+    def __init__(self, key: rsa.RSAPrivateKey) -> None:
+        self.count = 0
+
+        def sign_digest(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+            self.count += 1
+            return key.sign(digest, padding.PKCS1v15(), Prehashed(algorithm))
+
+        super().__init__(key.public_key(), sign_digest, label="counting")
+
+
+async def test_vihf_signed_once_per_patient_context(dmp_sim: RunningSim, dmp_pki: TestPki) -> None:  # noqa: F811
+    base = establishment_credentials(dmp_pki)
+    key = CountingKey(base.signing_key)
+    creds = DmpCredentials("counting", base.tls, key, base.signing_chain)
+    author = indirect_practitioner()
+    async with DmpClient(settings_for(dmp_sim.url, dmp_sim.ca_file), creds) as client:
+        result = await client.submit(author, PATIENT, [_pdf_doc()])
+        assert key.count == 2  # the XAdES of the lot, the VIHF
+        await client.find(author, PATIENT)
+        await client.retrieve(author, PATIENT, result.unique_ids[0])
+        await client.set_status(author, PATIENT, result.unique_ids[0], AvailabilityStatus.ARCHIVED)
+        assert key.count == 2  # same practitioner, patient and mode: the cached VIHF
+        emergency = dataclasses.replace(author, purpose=PurposeOfUse.BRIS_DE_GLACE)
+        await client.find(emergency, PATIENT, statuses=[AvailabilityStatus.ARCHIVED])
+        assert key.count == 3  # another access mode is another VIHF
+        # Two endpoints (registry, repository), one TLS session: the second handshake resumes it.
+        assert (client.handshakes, client.resumed_handshakes) == (2, 1)
+
+
+async def test_wrapped_content_size_is_bounded(dmp_sim: RunningSim, dmp_pki: TestPki) -> None:  # noqa: F811
+    async with DmpClient(settings_for(dmp_sim.url, dmp_sim.ca_file), establishment_credentials(dmp_pki)) as client:
+        big = dataclasses.replace(_pdf_doc(), content=b"%PDF" + bytes(MAX_WRAPPED_BYTES))
+        with pytest.raises(BridgeError) as refused:
+            await client.submit(indirect_practitioner(), PATIENT, [big])
+        assert refused.value.code is ErrorCode.INVALID_PARAMS
+        assert client.handshakes == 0  # refused before any network access
+
+
+async def test_cda_pass_through_and_replacement(dmp_sim: RunningSim, dmp_pki: TestPki) -> None:  # noqa: F811
+    author = indirect_practitioner()
+    header = CdaHeader(
+        document_id="1.2.250.1.999.7.1.3.42",
+        type_code=LOINC_CR,
+        title="CR déjà en CDA",
+        effective_time=dt.datetime.now(dt.UTC),
+        patient=PATIENT_IDENTITY,
+        author=author.person(),
+        custodian=author.institution(),
+        facility=author.facility(),
+    )
+    cda = wrap_unstructured(header, b"compte rendu en texte", DocFormat.TEXT)
+    async with DmpClient(settings_for(dmp_sim.url, dmp_sim.ca_file), establishment_credentials(dmp_pki)) as client:
+        first = await client.submit(
+            author, PATIENT, [NewDocument(content=cda, mime_type="text/xml", title="", type_code=LOINC_CR)]
+        )
+        assert first.unique_ids == ("1.2.250.1.999.7.1.3.42",)
+        assert (await client.retrieve(author, PATIENT, "1.2.250.1.999.7.1.3.42")).content == cda
+        (entry,) = await client.find(author, PATIENT)
+        assert entry.format_code.code == DocFormat.TEXT.value and entry.title == "CR déjà en CDA"
+
+        second = await client.submit(author, PATIENT, [_pdf_doc()], replaces={0: "1.2.250.1.999.7.1.3.42"})
+        assert [e.unique_id for e in await client.find(author, PATIENT)] == list(second.unique_ids)
+        assert await client.get_by_unique_id(author, PATIENT, "1.2.250.1.999.7.1.3.42") is None
+
+
+async def _patient_sees(settings: DmpSettings, creds: DmpCredentials, unique_id: str) -> bool:
+    """Ask the simulator's patient view (its `X-DMP-Sim-Viewer: patient` header) whether a document shows."""
+    author = indirect_practitioner()
+    ctx = VihfContext(
+        assertion_id="_patient-view", issue_instant=dt.datetime.now(dt.UTC),
+        issuer_dn=issuer_dn(creds.signing_chain[0]),
+        name_id=author.national_id, auth_mode=author.mode, structure_id=author.structure_id, sector=author.sector,
+        roles=author.roles(), lps_name="T", lps_version="1", lps_homologation="T", patient=PATIENT,
+        subject_id="PAUL MARTIN",
+    )  # fmt: skip
+    vihf = sign_vihf(build_vihf(ctx), creds.signing_key, creds.signing_chain)
+    content_type, body = encode_request(
+        find_documents(PATIENT), transaction=Transaction.TD3_1, message_id="urn:uuid:1", vihf=vihf
+    )
+    async with HttpsClient(settings.endpoint(creds.tls)) as http:
+        response = await http.post(
+            settings.path("registry"), body, content_type, headers=[(PATIENT_VIEW_HEADER, "patient")]
+        )
+    answer = parse_soap_response(response.body, response.header("content-type"))
+    return unique_id in {e.unique_id for e in parse_query_response(answer.body).entries}
+
+
+async def test_hidden_from_patient_in_the_patient_view(dmp_sim: RunningSim, dmp_pki: TestPki) -> None:  # noqa: F811
+    settings, creds = settings_for(dmp_sim.url, dmp_sim.ca_file), establishment_credentials(dmp_pki)
+    author = indirect_practitioner()
+    async with DmpClient(settings, creds) as client:
+        (uid,) = (await client.submit(author, PATIENT, [_pdf_doc()])).unique_ids
+        assert await _patient_sees(settings, creds, uid)
+        await client.set_visibility(author, PATIENT, uid, hidden_from_patient=True)
+        assert not await _patient_sees(settings, creds, uid)
+        assert [e.unique_id for e in await client.find(author, PATIENT)] == [uid]  # professionals still see it
+        await client.set_visibility(author, PATIENT, uid, hidden_from_patient=False)
+        assert await _patient_sees(settings, creds, uid)
