@@ -76,11 +76,11 @@ class Application:
         self.readers = ReaderFeed(monitor)
         if cards is None and isinstance(monitor, ReaderMonitor):
             # The real PC/SC monitor means real cards: drive them with the drivers (tests pass their own).
-            cards = PcscCardService(monitor.snapshot)
+            cards = PcscCardService(monitor)
         self.cards = cards
         self.errors = RecentErrors()
         self.locks = CardLocks(config.card_busy_wait)
-        self.dmp = dmp or DmpService(config.dmp)
+        self.dmp = dmp or DmpService(config.dmp, direct=cards if isinstance(cards, PcscCardService) else None)
         self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks), *dmp_handlers(self.dmp)])
         self.approver = approver
         self.notifier = notifier

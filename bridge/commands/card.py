@@ -18,7 +18,7 @@ from bridge.cards.identify import CardKind, identify_atr
 from bridge.errors import BridgeError, ErrorCode, to_bridge_error
 from bridge.pcsc.errors import PcscError, PcscUnavailableError
 from bridge.pcsc.monitor import scan_readers
-from bridge.service.card_sessions import CardSessions
+from bridge.service.pcsc_cards import PcscCardService
 
 __all__ = ["EXIT_CARD_ERROR", "EXIT_PCSC_ERROR", "EXIT_PCSC_UNAVAILABLE", "HELP", "configure", "read_pin", "run"]
 
@@ -72,8 +72,10 @@ def _pin_from_stdin() -> bytearray:
     saved = termios.tcgetattr(fd)
     quiet = list(saved)
     quiet[3] &= ~termios.ECHO
-    print("Code porteur : ", end="", file=sys.stderr, flush=True)
+    # Echo off before the prompt: TCSAFLUSH discards pending input, so a PIN typed (or sent) right after
+    # the prompt appeared would otherwise be lost and the read would wait forever.
     termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+    print("Code porteur : ", end="", file=sys.stderr, flush=True)
     try:
         return read_pin(sys.stdin.buffer)
     finally:
@@ -81,7 +83,7 @@ def _pin_from_stdin() -> bytearray:
         print(file=sys.stderr)
 
 
-async def _cps(sessions: CardSessions, reader: str, pin: bytearray | None, force: bool) -> dict[str, Any]:
+async def _cps(sessions: PcscCardService, reader: str, pin: bytearray | None, force: bool) -> dict[str, Any]:
     info = await sessions.cps_info(reader)
     result: dict[str, Any] = {"cps": info.to_json(), "situations": None}
     if pin is not None:
@@ -96,7 +98,7 @@ async def _cps(sessions: CardSessions, reader: str, pin: bytearray | None, force
 
 
 async def _describe(
-    sessions: CardSessions, reader: str, atr: bytes, pin: bytearray | None, force: bool
+    sessions: PcscCardService, reader: str, atr: bytes, pin: bytearray | None, force: bool
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"reader": reader, "atr": atr.hex().upper()}
     identity = await sessions.identify(reader)
@@ -110,7 +112,7 @@ async def _describe(
 
 async def _collect(readers: list[tuple[str, bytes]], pin: bytearray | None, force: bool) -> list[dict[str, Any]]:
     # The daemon's card service, without a monitor: the same code paths as the API's card methods.
-    sessions = CardSessions()
+    sessions = PcscCardService()
     cards = []
     try:
         for name, atr in readers:
@@ -126,12 +128,11 @@ async def _collect(readers: list[tuple[str, bytes]], pin: bytearray | None, forc
 def _print_cps(card: dict[str, Any]) -> None:
     cps = card["cps"]
     holder = cps["holder"]
-    print(
-        f"  Carte {cps['cardType']} n° {cps['cardNumber']} (série {cps['serial']}), valide jusqu'au {cps['validUntil']}"
-    )
+    until = cps["validity"]["notAfter"]
+    print(f"  Carte {cps['cardType']} n° {cps['cardNumber']} (série {cps['serial']}), valide jusqu'au {until}")
     print(f"  Titulaire : {holder['civility']} {holder['firstName']} {holder['lastName']} ({holder['nationalId']})")
-    print(f"  Profession {cps['professionCode'] or '-'}, spécialité {cps['specialtyCode'] or '-'}")
-    for cert in cps["certificates"]:
+    print(f"  Profession {holder['professionCode'] or '-'}, spécialité {holder['specialtyCode'] or '-'}")
+    for cert in cps["certificates"].values():
         state = "EXPIRÉ" if cert["expired"] else f"{cert['daysLeft']} jours restants"
         label = "authentification" if cert["usage"] == "authentication" else "signature"
         print(f"  Certificat {label} : {cert['subject']}")

@@ -1,7 +1,7 @@
 """Real Chromium: a page from another origin pairs with the bridge and drives the virtual CPS and Vitale cards.
 
 The chain is the product's: SDK `/sdk/dmp-bridge.js` in the page -> WebSocket JSON-RPC -> Application ->
-CardSessions -> pcscd -> vpcd -> virtual cards. The person's approval arrives through the approver
+PcscCardService -> pcscd -> vpcd -> virtual cards. The person's approval arrives through the approver
 (what the tray calls), as the pairing prompt would give it.
 """
 
@@ -18,7 +18,7 @@ from aiohttp import web
 from bridge.config import BridgeConfig
 from bridge.crypto.pki import TestPki
 from bridge.pcsc.monitor import ReaderMonitor
-from bridge.service.card_sessions import CardSessions
+from bridge.service.pcsc_cards import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.registry import make_card
 from bridge.sim.vpcd import VirtualSlot
@@ -97,7 +97,7 @@ async def test_paired_page_reads_cps_and_vitale(browser: Any, slots: list[Virtua
     for reader in READERS:
         await asyncio.to_thread(wait_card_state, reader, False)
     monitor = ReaderMonitor()
-    sessions = CardSessions(monitor)
+    sessions = PcscCardService(monitor)
     approver = FakeApprover()
     async with running_bridge(BridgeConfig(port=0), monitor=monitor, cards=sessions, approver=approver) as app:
         try:

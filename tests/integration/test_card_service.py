@@ -1,4 +1,7 @@
-"""CardSessions end to end: JSON-RPC client -> daemon Application -> CardSessions -> pcscd -> vpcd -> virtual cards."""
+"""The card service end to end: JSON-RPC client -> Application -> PcscCardService -> pcscd -> vpcd -> virtual cards.
+
+Concurrency, removal mid-operation, PIN rules on every profile, both keys, events, the DMP-facing API.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from bridge.config import BridgeConfig
 from bridge.crypto.pki import TestPki
 from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.monitor import ReaderMonitor
-from bridge.service.card_sessions import CardSessions
+from bridge.service.pcsc_cards import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.registry import make_card
 from bridge.sim.vpcd import VirtualCard, VirtualSlot
@@ -53,7 +56,7 @@ class Daemon:
     """The running daemon, its card service and a subscription to the monitor's events."""
 
     app: Application
-    sessions: CardSessions
+    sessions: PcscCardService
     events: asyncio.Queue[Any]
 
     async def seen(self, kind: str, reader: str, timeout: float = 15) -> None:
@@ -75,7 +78,7 @@ async def daemon(busy_wait: float = 3.0) -> AsyncIterator[Daemon]:
     for reader in READERS:
         await asyncio.to_thread(wait_card_state, reader, False)
     monitor = ReaderMonitor()
-    sessions = CardSessions(monitor)
+    sessions = PcscCardService(monitor)
     async with running_bridge(BridgeConfig(port=0, card_busy_wait=busy_wait), monitor=monitor, cards=sessions) as app:
         try:
             yield Daemon(app, sessions, monitor.subscribe())
