@@ -74,11 +74,11 @@ class Daemon:
 
 
 @asynccontextmanager
-async def daemon(busy_wait: float = 3.0) -> AsyncIterator[Daemon]:
+async def daemon(busy_wait: float = 3.0, operation_timeout: float = 60.0) -> AsyncIterator[Daemon]:
     for reader in READERS:
         await asyncio.to_thread(wait_card_state, reader, False)
     monitor = ReaderMonitor()
-    sessions = PcscCardService(monitor)
+    sessions = PcscCardService(monitor, operation_timeout=operation_timeout)
     async with running_bridge(BridgeConfig(port=0, card_busy_wait=busy_wait), monitor=monitor, cards=sessions) as app:
         try:
             yield Daemon(app, sessions, monitor.subscribe())
@@ -287,6 +287,25 @@ async def test_card_removed_mid_operation(slots: list[VirtualSlot], slot_ports: 
                 # A new card in the same reader starts a fresh session.
                 await d.insert(slots[0], create_card("gp2", pki), READERS[0])
                 assert (await client.call("cps.read"))["cardNumber"] != "2600000001"
+        finally:
+            vicc.close()
+
+
+async def test_wedged_card_times_out_and_the_next_call_starts_afresh(
+    slots: list[VirtualSlot], slot_ports: list[int], pki: TestPki
+) -> None:
+    async with daemon(operation_timeout=1.0) as d:
+        vicc = GatedVicc(create_card("gp", pki), slot_ports[0])
+        try:
+            await d.seen("CardInserted", READERS[0])
+            async with LocalClient(d.app.port, d.app.token) as client:
+                vicc.arm(INS_GET_DATA)  # the card never answers, but stays in the reader
+                with pytest.raises(BridgeError) as wedged:
+                    await asyncio.wait_for(client.call("cps.read"), 10)
+                assert wedged.value.code is ErrorCode.TIMEOUT
+                assert await asyncio.to_thread(vicc.held.wait, 15)  # the worker is still stuck there
+                vicc.release()
+                assert (await client.call("cps.read"))["cardNumber"] == "2600000001"
         finally:
             vicc.close()
 
