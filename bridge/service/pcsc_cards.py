@@ -83,12 +83,13 @@ from bridge.service.readers import MonitorLike
 if TYPE_CHECKING:  # the DMP stack is loaded only when DIRECTE mode asks for a card
     from bridge.service.dmp import DirectIdentity
 
-__all__ = ["DEFAULT_OPERATION_TIMEOUT", "CardPractitioner", "Issuers", "PcscCardService"]
+__all__ = ["DEFAULT_OPERATION_TIMEOUT", "STATUS_WAIT", "CardPractitioner", "Issuers", "PcscCardService"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+STATUS_WAIT = 5.0  # diagnostics do not queue behind a long card operation for longer than this
 DEFAULT_OPERATION_TIMEOUT = 60.0  # a CPS read is ~0.1 s on a real reader; this only bounds a wedged one
 Issuers = Callable[[x509.Certificate], Sequence[x509.Certificate]]
 """Intermediate CA certificates for a card certificate (leaf excluded), nearest first."""
@@ -154,6 +155,7 @@ class PcscCardService:
             where readers are scanned and sessions end with `close()`.
         issuers: intermediates for a card certificate, for `CardPractitioner` chains (default: none).
         operation_timeout: bound on one card operation, in seconds.
+        status_wait: how long `card_status` (diagnostics) waits behind another operation before CARD_BUSY.
     """
 
     def __init__(
@@ -162,10 +164,12 @@ class PcscCardService:
         *,
         issuers: Issuers | None = None,
         operation_timeout: float = DEFAULT_OPERATION_TIMEOUT,
+        status_wait: float = STATUS_WAIT,
     ) -> None:
         self._monitor = monitor
         self._issuers = issuers
         self._timeout = operation_timeout
+        self._status_wait = status_wait
         self._sessions: dict[str, _Session] = {}
         self._opening: dict[str, asyncio.Lock] = {}
         self._watch: asyncio.Task[None] | None = None
@@ -254,12 +258,17 @@ class PcscCardService:
             self._sessions[reader] = session
             return session
 
-    async def _guard(self, session: _Session, work: Awaitable[T]) -> T:
-        """Await `work`, but give up with CARD_REMOVED as soon as the card leaves, or TIMEOUT."""
+    async def _guard(self, session: _Session, work: Awaitable[T], *, status_wait: float | None = None) -> T:
+        """Await `work`, but give up with CARD_REMOVED as soon as the card leaves, or TIMEOUT.
+
+        With `status_wait` (a diagnostics read), give up after that many seconds with CARD_BUSY instead,
+        leaving the card and its session alone: the wait was most likely behind another operation.
+        """
         job = asyncio.ensure_future(work)
         gone = asyncio.create_task(session.gone.wait())
+        bound = self._timeout if status_wait is None else status_wait
         try:
-            done, _ = await asyncio.wait({job, gone}, timeout=self._timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({job, gone}, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
         if job in done:
@@ -275,12 +284,18 @@ class PcscCardService:
         job.add_done_callback(_discard_result)  # the worker ends on its own; nobody waits for it
         if session.gone.is_set():
             raise BridgeError(ErrorCode.CARD_REMOVED)
+        if status_wait is not None:
+            job.cancel()  # still queued: it will not run; already running: it ends on its own
+            raise BridgeError(ErrorCode.CARD_BUSY, waitSeconds=status_wait)
         await self.forget(session.reader)
         raise BridgeError(ErrorCode.TIMEOUT, "card-operation")
 
-    async def _run(self, reader: str, fn: Callable[[_Session, CardChannel], T]) -> T:
+    async def _run(
+        self, reader: str, fn: Callable[[_Session, CardChannel], T], *, status_wait: float | None = None
+    ) -> T:
         session = await self._session(reader)
-        return await self._guard(session, asyncio.wrap_future(session.connection.submit(lambda ch: fn(session, ch))))
+        job = asyncio.wrap_future(session.connection.submit(lambda ch: fn(session, ch)))
+        return await self._guard(session, job, status_wait=status_wait)
 
     @staticmethod
     def _identified(session: _Session, ch: CardChannel, wanted: DriverKind | None) -> CardIdentity:
@@ -475,7 +490,7 @@ class PcscCardService:
                 status["validityEnd"] = end.isoformat() if end else None
             return status
 
-        return await self._run(reader, op)
+        return await self._run(reader, op, status_wait=self._status_wait)
 
     # -- for the DMP service ------------------------------------------------------------------------
 

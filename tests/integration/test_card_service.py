@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ async def daemon(busy_wait: float = 3.0, operation_timeout: float = 60.0) -> Asy
     for reader in READERS:
         await asyncio.to_thread(wait_card_state, reader, False)
     monitor = ReaderMonitor()
-    sessions = PcscCardService(monitor, operation_timeout=operation_timeout)
+    sessions = PcscCardService(monitor, operation_timeout=operation_timeout, status_wait=busy_wait)
     async with running_bridge(BridgeConfig(port=0, card_busy_wait=busy_wait), monitor=monitor, cards=sessions) as app:
         try:
             yield Daemon(app, sessions, monitor.subscribe())
@@ -128,7 +129,10 @@ async def test_cps_read_gp(bridge: Daemon, slots: list[VirtualSlot], pki: TestPk
     assert cert_of(read, "authentication") != cert_of(read, "signature")
 
 
-async def test_cps_login_pin_rules(bridge: Daemon, slots: list[VirtualSlot], raw: Any, pki: TestPki) -> None:
+async def test_cps_login_pin_rules(
+    bridge: Daemon, slots: list[VirtualSlot], raw: Any, pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     await bridge.insert(slots[0], create_card("gp", pki), READERS[0])
     wrong = await error_of(raw, "cps.login", {"pin": "9999"})
     assert (wrong["code"], wrong["triesLeft"]) == ("PIN_INCORRECT", 2)
@@ -142,6 +146,9 @@ async def test_cps_login_pin_rules(bridge: Daemon, slots: list[VirtualSlot], raw
         with pytest.raises(BridgeError) as refused:
             await client.call("cps.sign", {"data": base64.b64encode(b"doc").decode(), "key": "authentication"})
         assert refused.value.code is ErrorCode.PIN_REQUIRED
+    assert "CPS login: 2 situation(s)" in caplog.text
+    for secret in ("1234", "9999", "MARTIN", "810012345678"):
+        assert secret not in caplog.text
 
 
 async def test_last_try_and_blocked(bridge: Daemon, slots: list[VirtualSlot], raw: Any, pki: TestPki) -> None:
@@ -187,11 +194,18 @@ async def test_cps_sign_with_both_keys(bridge: Daemon, slots: list[VirtualSlot],
     assert (refused["code"], refused["detail"]) == ("INVALID_PARAMS", "prehashed: signature-key-needs-message")
 
 
-async def test_vitale_and_unsupported_cards(bridge: Daemon, slots: list[VirtualSlot], raw: Any) -> None:
+async def test_vitale_and_unsupported_cards(
+    bridge: Daemon, slots: list[VirtualSlot], raw: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     await bridge.insert(slots[1], make_card("vitale", "famille"), READERS[1])
     async with LocalClient(bridge.app.port, bridge.app.token) as client:
         vitale = await client.call("vitale.read")
     assert len(vitale["beneficiaries"]) == 3
+    assert "Vitale card read: 3 beneficiaries" in caplog.text  # the logs were captured...
+    for person in vitale["beneficiaries"]:  # ...and hold nothing personal, even at DEBUG
+        for secret in (person["nir"], person["lastName"], person["firstName"]):
+            assert secret not in caplog.text
     assert sum(1 for b in vitale["beneficiaries"] if b["isInsured"]) == 1
     wrong = await error_of(raw, "cps.read", {"reader": READERS[1]})
     assert (wrong["code"], wrong["kind"]) == ("UNSUPPORTED_CARD", "VITALE2")
@@ -254,9 +268,15 @@ async def test_second_caller_gets_card_busy_after_the_bound(
                 assert busy["error"]["data"]["code"] == "CARD_BUSY"
                 assert busy["error"]["data"]["waitSeconds"] == 0.3
                 assert vicc.log()[-1][1] == INS_GET_DATA  # nothing of the refused call reached the card
+                # Diagnostics (outside the API's lock) do not wait behind it either, nor queue APDUs.
+                with pytest.raises(BridgeError) as status_busy:
+                    await d.sessions.card_status(READERS[0])
+                assert status_busy.value.code is ErrorCode.CARD_BUSY
                 vicc.release()
                 assert "result" in await a
                 assert vicc.log() == one_read
+                status = await d.sessions.card_status(READERS[0])
+                assert status is not None and status["pinTriesLeft"] == 3
                 await first.close()
                 await second.close()
         finally:
