@@ -217,6 +217,46 @@ async def test_vitale_and_unsupported_cards(
     assert unknown["atr"] in unknown["detail"]  # the note asks to send the ATR to the helpdesk
 
 
+class AtrOnlyCard:
+    """A card known by its ATR only: answers 6D00 (instruction not supported) to every APDU."""
+
+    def __init__(self, atr_hex: str) -> None:
+        self._atr = bytes.fromhex(atr_hex)
+
+    def atr(self) -> bytes:
+        return self._atr
+
+    def power_on(self) -> None:
+        pass
+
+    def power_off(self) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+    def process(self, apdu: bytes) -> bytes:
+        return b"\x6d\x00"
+
+
+@pytest.mark.parametrize(
+    ("atr", "kind", "words"),
+    [
+        ("3B9B188001001225006480040100009044", "CPS4", "CPS4"),
+        ("3B8F800100 31B86404B0ECC17394018082 90000E".replace(" ", ""), "CPS3_CONTACTLESS", "sans contact"),
+    ],
+)
+async def test_recognised_but_unsupported_cards_say_why(
+    bridge: Daemon, slots: list[VirtualSlot], raw: Any, atr: str, kind: str, words: str
+) -> None:
+    await bridge.insert(slots[0], AtrOnlyCard(atr), READERS[0])
+    refused = await error_of(raw, "cps.read", {"reader": READERS[0]})
+    assert (refused["code"], refused["kind"]) == ("UNSUPPORTED_CARD", kind)
+    assert words in refused["detail"]
+    status = await bridge.sessions.card_status(READERS[0])
+    assert status is not None and (status["kind"], status["supported"]) == (kind, False)
+
+
 async def _read_log(vicc: GatedVicc, client: LocalClient) -> list[bytes]:
     """The APDUs of one cps.read."""
     vicc.clear()
