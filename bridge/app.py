@@ -28,6 +28,7 @@ from bridge.errors import BridgeError
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cards import CardLocks, CardService
 from bridge.service.dmp import DmpService
+from bridge.service.dmp_card import CardServiceDirectSource
 from bridge.service.pcsc_cards import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
 from bridge.tray import Approver, Notifier
@@ -80,7 +81,8 @@ class Application:
         self.cards = cards
         self.errors = RecentErrors()
         self.locks = CardLocks(config.card_busy_wait)
-        self.dmp = dmp or DmpService(config.dmp, direct=cards if isinstance(cards, PcscCardService) else None)
+        direct = CardServiceDirectSource(cards) if isinstance(cards, PcscCardService) else None
+        self.dmp = dmp or DmpService(config.dmp, direct=direct)
         self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks), *dmp_handlers(self.dmp)])
         self.approver = approver
         self.notifier = notifier

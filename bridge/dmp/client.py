@@ -91,10 +91,10 @@ PRACTICE_AMBULATOIRE = Code("AMBULATOIRE", "1.2.250.1.213.1.1.4.9", "Ambulatoire
 PRACTICE_ETABLISSEMENT = Code("ETABLISSEMENT", "1.2.250.1.213.1.1.4.9", "Etablissement de santé")
 #: SubmissionSet contentTypeCode (TRE_A04 / JDV_J59) used when the caller gives none: a consultation.
 CONTENT_TYPE_DEFAULT = Code("01", "1.2.250.1.213.2.2", "Consultation")
-#: Largest content wrapped in a CDA: its base64 is one XML text node, and every hardened parser on the way
-#: (ours for the XAdES digest, the DMP's) refuses a text node over 10,000,000 characters (libxml2 without
-#: XML_PARSE_HUGE). 7,500,000 bytes make exactly 10,000,000 base64 characters.
-MAX_WRAPPED_BYTES = 7_500_000
+#: Largest content wrapped in a CDA: a 20 MiB document, whose base64 still fits the API's 32 MiB message.
+#: Its base64 is one XML text node over libxml2's default 10 MB limit, so the CDA is parsed with
+#: `parse_xml(..., large_text=True)` (entities and DTDs still refused, size still bounded).
+MAX_WRAPPED_BYTES = 20 * 1024 * 1024
 _CDA_TYPES = frozenset({"text/xml", "application/xml", "application/hl7-v3+xml"})
 _PROFESSION_SYSTEM = "1.2.250.1.71.1.2.7"
 #: TRE_G15 display names of the common professions (other codes are displayed as their code).

@@ -36,10 +36,9 @@ removed since). The keys block the calling thread on the card's worker: call the
 worker thread (`asyncio.to_thread`), never on the event loop. A DMP operation that signs several times
 should hold `Application.locks.hold(reader)` so that no other caller logs the card out in between.
 
-The DMP service itself gets the card through `direct_identity(reader)` (its `DirectSource` protocol):
-the Application passes this service as `DmpService(direct=...)`, so `dmp.context.set` with DIRECTE
-uses the card logged in by `cps.login`. The same service without a monitor backs `dmp-bridge card`
-(one code path, one JSON form of a CPS: `CpsCardInfo.to_json`).
+The Application gives the DMP service `CardServiceDirectSource(this service)` (`bridge.service.dmp_card`),
+so `dmp.context.set` with DIRECTE uses the card logged in by `cps.login`. The same service without a
+monitor backs `dmp-bridge card` (one code path, one JSON form of a CPS: `CpsCardInfo.to_json`).
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -79,9 +78,6 @@ from bridge.pcsc.errors import PcscError
 from bridge.pcsc.monitor import CardRemoved, PcscUnavailable, ReaderRemoved, scan_readers
 from bridge.service.cards import CardKind, DigestName, KeyUsage
 from bridge.service.readers import MonitorLike
-
-if TYPE_CHECKING:  # the DMP stack is loaded only when DIRECTE mode asks for a card
-    from bridge.service.dmp import DirectIdentity
 
 __all__ = ["DEFAULT_OPERATION_TIMEOUT", "STATUS_WAIT", "CardPractitioner", "Issuers", "PcscCardService"]
 
@@ -134,12 +130,11 @@ class _Session:
     situations: tuple[Situation, ...] | None = None  # set by a successful login, cleared by logout
     selected: int | None = None  # index of the chosen situation
     keys: tuple[CardRsaPrivateKey, CardRsaMessageKey] | None = None
-    direct: DirectIdentity | None = None  # DIRECTE-mode credentials, built once per login
     cert_not_after: str | None = None  # diagnostics cache
 
     def logged_out(self) -> None:
         """Forget what only a verified PIN gave."""
-        self.situations, self.selected, self.keys, self.direct = None, None, None, None
+        self.situations, self.selected, self.keys = None, None, None
 
 
 def _cps_json(info: CpsCardInfo, identity: CardIdentity | None) -> dict[str, Any]:
@@ -541,18 +536,6 @@ class PcscCardService:
             auth_chain=self._chain(info.auth_certificate),
             sign_chain=self._chain(info.sign_certificate),
         )
-
-    async def direct_identity(self, reader: str | None) -> DirectIdentity:
-        """DIRECTE mode's card (`bridge.service.dmp.DirectSource`): the logged-in CPS as DMP credentials.
-
-        Raises PIN_REQUIRED (detail ``cps-login-required``) when no card is logged in.
-        """
-        from bridge.service.dmp_card import identity_of_logged_in_card
-
-        session = self._logged_in(reader)
-        if session.direct is None:
-            session.direct = await self._guard(session, identity_of_logged_in_card(session.connection, session.cps))
-        return session.direct
 
     def _chain(self, leaf: x509.Certificate) -> tuple[x509.Certificate, ...]:
         return (leaf, *(self._issuers(leaf) if self._issuers is not None else ()))
