@@ -77,7 +77,7 @@ class Application:
         self.readers = ReaderFeed(monitor)
         if cards is None and isinstance(monitor, ReaderMonitor):
             # The real PC/SC monitor means real cards: drive them with the drivers (tests pass their own).
-            cards = PcscCardService(monitor.snapshot)
+            cards = PcscCardService(monitor)
         self.cards = cards
         self.errors = RecentErrors()
         self.locks = CardLocks(config.card_busy_wait)

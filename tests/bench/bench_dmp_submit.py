@@ -49,9 +49,9 @@ RUNS = 3
 SIZES = (1_000_000, 10_000_000)
 
 
-def card_credentials(pki: TestPki) -> tuple[DmpCredentials, Practitioner]:
+def card_credentials(pki: TestPki, channel: DirectChannel | None = None) -> tuple[DmpCredentials, Practitioner]:
     """The virtual CPS gp, logged in, its keys driven through the CPS3 driver over an in-process channel."""
-    channel = DirectChannel(create_card("gp", pki))
+    channel = channel or DirectChannel(create_card("gp", pki))
     card = Cps3Card()
     lock = threading.Lock()
 

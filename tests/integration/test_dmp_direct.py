@@ -136,7 +136,7 @@ async def card_daemon(
         data_dir=data_dir(),
         approver=FakeApprover(),
         monitor=monitor,
-        cards=PcscCardService(monitor.snapshot),
+        cards=PcscCardService(monitor),
     )
     await app.start(hosts=("127.0.0.1",))
     try:
