@@ -28,6 +28,7 @@ from bridge.errors import BridgeError
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cards import CardLocks, CardService
 from bridge.service.dmp import DmpService
+from bridge.service.dmp_card import CardServiceDirectSource
 from bridge.service.pcsc_cards import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
 from bridge.tray import Approver, Notifier
@@ -76,11 +77,12 @@ class Application:
         self.readers = ReaderFeed(monitor)
         if cards is None and isinstance(monitor, ReaderMonitor):
             # The real PC/SC monitor means real cards: drive them with the drivers (tests pass their own).
-            cards = PcscCardService(monitor.snapshot)
+            cards = PcscCardService(monitor)
         self.cards = cards
         self.errors = RecentErrors()
         self.locks = CardLocks(config.card_busy_wait)
-        self.dmp = dmp or DmpService(config.dmp)
+        direct = CardServiceDirectSource(cards) if isinstance(cards, PcscCardService) else None
+        self.dmp = dmp or DmpService(config.dmp, direct=direct)
         self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks), *dmp_handlers(self.dmp)])
         self.approver = approver
         self.notifier = notifier

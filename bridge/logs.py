@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TextIO
 
 __all__ = ["RedactingFilter", "redact", "setup_logging"]
 
@@ -34,11 +35,13 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """Log to stderr, redacted, at INFO (or DEBUG when verbose)."""
-    handler = logging.StreamHandler()
+def setup_logging(verbose: bool = False, stream: TextIO | None = None) -> None:
+    """Log to `stream` (stderr by default), redacted, at INFO (or DEBUG when verbose)."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # signxml logs whole canonicalised assertions at DEBUG (INS, names): never let them through.
+    logging.getLogger("signxml").setLevel(logging.WARNING)

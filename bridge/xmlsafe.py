@@ -22,24 +22,29 @@ class XmlInputError(BridgeError):
         super().__init__(ErrorCode.INVALID_INPUT, detail)
 
 
-def _parser() -> etree.XMLParser:
+def _parser(large_text: bool) -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
-        huge_tree=False,
+        huge_tree=large_text,
         remove_comments=False,
         remove_pis=False,
     )
 
 
-def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
-    """Parse untrusted XML bytes into an element, refusing DTDs, entities and oversized input."""
+def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, large_text: bool = False) -> etree._Element:
+    """Parse untrusted XML bytes into an element, refusing DTDs, entities and oversized input.
+
+    libxml2 refuses text nodes over 10 MB; `large_text=True` lifts that (and its depth limit) for
+    documents whose body is one base64 node (a CDA wrapping a PDF). Entities and DTDs stay refused
+    and `max_bytes` still bounds the input, so the lifted limits cannot be used to expand anything.
+    """
     if len(data) > max_bytes:
         raise XmlInputError(f"XML of {len(data)} bytes exceeds the {max_bytes}-byte limit")
     try:
-        root = etree.fromstring(data, _parser())
+        root = etree.fromstring(data, _parser(large_text))
     except etree.XMLSyntaxError as exc:
         raise XmlInputError(f"malformed XML: {exc.msg}") from None
     tree = root.getroottree()

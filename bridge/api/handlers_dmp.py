@@ -13,6 +13,7 @@ import base64
 import binascii
 from typing import Any, ClassVar
 
+from bridge.api import jsonrpc
 from bridge.api.methods import CallContext, Handler, Scope, object_schema
 from bridge.dmp.cda import CdaPatient
 from bridge.dmp.client import CLASS_COMPTE_RENDU, NewDocument
@@ -243,6 +244,7 @@ class DmpDocumentsSubmit(_DmpHandler):
             hidden_from_patient=bool(params.get("hiddenFromPatient", False)),
         )
         progress = None
+        # The calling connection's event queue (the server's Connection; takes an encoded frame).
         notify = getattr(ctx.connection, "offer_event", None)
         if "progressId" in params and notify is not None:
             loop = asyncio.get_running_loop()
@@ -254,9 +256,8 @@ class DmpDocumentsSubmit(_DmpHandler):
                 step = total // 100 or 1
                 if sent == total or sent // step != last[0]:
                     last[0] = sent // step
-                    message = {"jsonrpc": "2.0", "method": "dmp.progress", "params": {}}
-                    message["params"] = {"progressId": token, "sent": sent, "total": total}
-                    loop.call_soon_threadsafe(notify, message)
+                    params = {"progressId": token, "sent": sent, "total": total}
+                    loop.call_soon_threadsafe(notify, jsonrpc.encode(jsonrpc.notification("dmp.progress", params)))
 
         result = await self.service.submit(
             _caller(ctx), patient, document, replaces=params.get("replaces"), progress=progress
@@ -297,7 +298,7 @@ class DmpDocumentsFind(_DmpHandler):
 def _unwrapped(content: bytes) -> tuple[bytes, str] | None:
     """The nonXMLBody of a wrapped CDA (content and media type), None for other documents."""
     try:
-        root = parse_xml(content, max_bytes=64 * 1024 * 1024)
+        root = parse_xml(content, max_bytes=64 * 1024 * 1024, large_text=True)
     except BridgeError:
         return None
     text = root.find("{urn:hl7-org:v3}component/{urn:hl7-org:v3}nonXMLBody/{urn:hl7-org:v3}text")

@@ -15,6 +15,7 @@ first and raises PIN_LAST_TRY before sending VERIFY.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import enum
 import logging
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import NoReturn, Protocol, TypeVar
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
@@ -324,36 +325,46 @@ class CpsCardInfo:
         )
 
     def to_json(self, now: dt.datetime | None = None) -> dict[str, object]:
-        """JSON-ready dict (API payloads, `dmp-bridge card --json`); `now` fixes the certificates' days left."""
+        """The one JSON form of a CPS (API `cps.read`, `dmp-bridge card --json`); `now` fixes the days left.
+
+        Shape: serial, cardType, cardNumber, validity {notBefore, notAfter} (dates), holder {idType,
+        nationalId, civility, lastName, firstName, professionCode, specialtyCode}, certificates
+        {authentication, signature} (each `certificate_summary` plus `der`, base64), pin {triesLeft,
+        triesMax, blocked}.
+        """
         now = now or dt.datetime.now(dt.UTC)
         identity, holder, pro = self.identity, self.holder, self.professional
         return {
             "serial": self.serial,
             "cardType": identity.card_type,
             "cardNumber": identity.card_number,
-            "validFrom": identity.not_before.isoformat() if identity.not_before else None,
-            "validUntil": identity.not_after.isoformat() if identity.not_after else None,
+            "validity": {
+                "notBefore": identity.not_before.isoformat() if identity.not_before else None,
+                "notAfter": identity.not_after.isoformat() if identity.not_after else None,
+            },
             "holder": {
                 "idType": holder.id_type,
                 "nationalId": holder.national_id,
                 "civility": holder.civility,
                 "lastName": holder.last_name,
                 "firstName": holder.first_name,
+                "professionCode": pro.profession_code,
+                "specialtyCode": pro.specialty_code,
             },
-            "professionCode": pro.profession_code,
-            "specialtyCode": pro.specialty_code,
-            "certificates": [
-                certificate_summary("authentication", self.auth_certificate, now),
-                certificate_summary("signature", self.sign_certificate, now),
-            ],
+            "certificates": {
+                "authentication": certificate_summary("authentication", self.auth_certificate, now, der=True),
+                "signature": certificate_summary("signature", self.sign_certificate, now, der=True),
+            },
             "pin": {"triesLeft": self.pin.tries_left, "triesMax": self.pin.tries_max, "blocked": self.pin.blocked},
         }
 
 
-def certificate_summary(usage: str, cert: x509.Certificate, now: dt.datetime) -> dict[str, object]:
-    """Subject, issuer, validity and days left of a certificate (expired ones have negative days)."""
+def certificate_summary(
+    usage: str, cert: x509.Certificate, now: dt.datetime, *, der: bool = False
+) -> dict[str, object]:
+    """Subject, issuer, validity and days left of a certificate (expired ones have negative days); `der`: base64 DER."""
     not_after = cert.not_valid_after_utc
-    return {
+    summary: dict[str, object] = {
         "usage": usage,
         "subject": cert.subject.rfc4514_string(_DN_NAMES),
         "issuer": cert.issuer.rfc4514_string(_DN_NAMES),
@@ -363,6 +374,9 @@ def certificate_summary(usage: str, cert: x509.Certificate, now: dt.datetime) ->
         "daysLeft": (not_after - now).days,
         "expired": not_after <= now,
     }
+    if der:
+        summary["der"] = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
+    return summary
 
 
 T = TypeVar("T")

@@ -14,13 +14,11 @@ import json
 import sys
 from typing import Any
 
-from bridge.cards.cps3 import Cps3Card
-from bridge.cards.identify import CardKind, identify, identify_atr
-from bridge.cards.vitale import read_vitale
+from bridge.cards.identify import CardKind, identify_atr
 from bridge.errors import BridgeError, ErrorCode, to_bridge_error
-from bridge.pcsc.connection import CardConnection
 from bridge.pcsc.errors import PcscError, PcscUnavailableError
 from bridge.pcsc.monitor import scan_readers
+from bridge.service.pcsc_cards import PcscCardService
 
 __all__ = ["EXIT_CARD_ERROR", "EXIT_PCSC_ERROR", "EXIT_PCSC_UNAVAILABLE", "HELP", "configure", "read_pin", "run"]
 
@@ -74,8 +72,10 @@ def _pin_from_stdin() -> bytearray:
     saved = termios.tcgetattr(fd)
     quiet = list(saved)
     quiet[3] &= ~termios.ECHO
-    print("Code porteur : ", end="", file=sys.stderr, flush=True)
+    # Echo off before the prompt: TCSAFLUSH discards pending input, so a PIN typed (or sent) right after
+    # the prompt appeared would otherwise be lost and the read would wait forever.
     termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+    print("Code porteur : ", end="", file=sys.stderr, flush=True)
     try:
         return read_pin(sys.stdin.buffer)
     finally:
@@ -83,57 +83,56 @@ def _pin_from_stdin() -> bytearray:
         print(file=sys.stderr)
 
 
-def _cps(connection: CardConnection, pin: bytearray | None, force: bool) -> dict[str, Any]:
-    session = Cps3Card()
-    info = connection.submit(session.read_public).result(timeout=60)
+async def _cps(sessions: PcscCardService, reader: str, pin: bytearray | None, force: bool) -> dict[str, Any]:
+    info = await sessions.cps_info(reader)
     result: dict[str, Any] = {"cps": info.to_json(), "situations": None}
     if pin is not None:
         try:
-            connection.submit(lambda ch: session.verify_pin(ch, pin, force=force)).result(timeout=60)
+            _, situations = await sessions.login(reader, pin, allow_last_try=force)
         except BridgeError as err:  # keep what was read; say why the situations are missing
             result["error"] = err.to_data()
             return result
-        situations = connection.submit(session.read_situations).result(timeout=60)
         result["situations"] = [s.to_json() for s in situations]
-        connection.submit(session.logout).result(timeout=60)
+        await sessions.cps_logout(reader)
     return result
 
 
-async def _describe(reader: str, atr: bytes, pin: bytearray | None, force: bool) -> dict[str, Any]:
+async def _describe(
+    sessions: PcscCardService, reader: str, atr: bytes, pin: bytearray | None, force: bool
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"reader": reader, "atr": atr.hex().upper()}
-    connection = await CardConnection.open(reader)
-    try:
-        identity = await connection.run(identify)
-        entry.update(kind=identity.kind.value, label=identity.label_fr, supported=identity.supported)
-        if identity.kind is CardKind.CPS3:
-            # the driver blocks on the card's worker thread: keep it off the event loop
-            entry.update(await asyncio.to_thread(_cps, connection, pin, force))
-        elif identity.kind is CardKind.VITALE2:
-            entry["vitale"] = (await connection.run(read_vitale)).to_json()
-    finally:
-        await connection.close()
+    identity = await sessions.identify(reader)
+    entry.update(kind=identity.kind.value, label=identity.label_fr, supported=identity.supported)
+    if identity.kind is CardKind.CPS3:
+        entry.update(await _cps(sessions, reader, pin, force))
+    elif identity.kind is CardKind.VITALE2:
+        entry["vitale"] = await sessions.vitale_read(reader)
     return entry
 
 
 async def _collect(readers: list[tuple[str, bytes]], pin: bytearray | None, force: bool) -> list[dict[str, Any]]:
+    # The daemon's card service, without a monitor: the same code paths as the API's card methods.
+    sessions = PcscCardService()
     cards = []
-    for name, atr in readers:
-        try:
-            cards.append(await _describe(name, atr, pin, force))
-        except Exception as exc:  # one card failing must not hide the others
-            cards.append({"reader": name, "atr": atr.hex().upper(), "error": to_bridge_error(exc).to_data()})
+    try:
+        for name, atr in readers:
+            try:
+                cards.append(await _describe(sessions, name, atr, pin, force))
+            except Exception as exc:  # one card failing must not hide the others
+                cards.append({"reader": name, "atr": atr.hex().upper(), "error": to_bridge_error(exc).to_data()})
+    finally:
+        await sessions.close()
     return cards
 
 
 def _print_cps(card: dict[str, Any]) -> None:
     cps = card["cps"]
     holder = cps["holder"]
-    print(
-        f"  Carte {cps['cardType']} n° {cps['cardNumber']} (série {cps['serial']}), valide jusqu'au {cps['validUntil']}"
-    )
+    until = cps["validity"]["notAfter"]
+    print(f"  Carte {cps['cardType']} n° {cps['cardNumber']} (série {cps['serial']}), valide jusqu'au {until}")
     print(f"  Titulaire : {holder['civility']} {holder['firstName']} {holder['lastName']} ({holder['nationalId']})")
-    print(f"  Profession {cps['professionCode'] or '-'}, spécialité {cps['specialtyCode'] or '-'}")
-    for cert in cps["certificates"]:
+    print(f"  Profession {holder['professionCode'] or '-'}, spécialité {holder['specialtyCode'] or '-'}")
+    for cert in cps["certificates"].values():
         state = "EXPIRÉ" if cert["expired"] else f"{cert['daysLeft']} jours restants"
         label = "authentification" if cert["usage"] == "authentication" else "signature"
         print(f"  Certificat {label} : {cert['subject']}")

@@ -2,7 +2,7 @@
 
 Tools are sub-commands of `debug`, each a `configure`/`run` pair registered in `_TOOLS`:
 `tls-probe` makes a client-authenticated TLS 1.2 handshake with a DMP-like server and shows what
-was negotiated. (Room is left for other tools, e.g. `vihf`.)
+was negotiated; `vihf` prints the signed VIHF the bridge would send for a patient.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import json
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -20,9 +19,9 @@ from urllib.parse import urlsplit
 
 from bridge.errors import BridgeError, ErrorCode
 
-__all__ = ["HELP", "configure", "load_card_client_identity", "run"]
+__all__ = ["HELP", "configure", "find_cps_reader", "load_card_client_identity", "read_secret_line", "run"]
 
-HELP = "outils de diagnostic / diagnostic tools (tls-probe)"
+HELP = "outils de diagnostic / diagnostic tools (tls-probe, vihf)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -57,34 +56,15 @@ def _configure_tls_probe(parser: argparse.ArgumentParser) -> None:
 async def load_card_client_identity(pin: bytearray, reader: str | None = None) -> AsyncIterator[Any]:
     """The CPS card's TLS identity (authentication certificate + card-backed key), PIN presented.
 
-    WIRING POINT between the card drivers and the TLS client: finds the one CPS card (or the one in
-    `reader`), presents `pin` (refused when a single try is left), and yields a
-    `bridge.crypto.tls.ClientIdentity` whose key signs with INTERNAL AUTHENTICATE; the card session
-    is logged out and closed on exit. Raises a clear error when card support is not installed.
+    Finds the one CPS card (or the one in `reader`), presents `pin` (refused when a single try is
+    left), and yields a `bridge.crypto.tls.ClientIdentity` whose key signs with INTERNAL AUTHENTICATE;
+    the card session is logged out and closed on exit.
     """
-    try:
-        cps3 = importlib.import_module("bridge.cards.cps3")
-        identify = importlib.import_module("bridge.cards.identify")
-        pcsc = importlib.import_module("bridge.pcsc.connection")
-        monitor = importlib.import_module("bridge.pcsc.monitor")
-    except ImportError as exc:
-        raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "CPS card support is not available yet") from exc
+    from bridge.cards import cps3
     from bridge.crypto.tls import ClientIdentity
+    from bridge.pcsc.connection import CardConnection
 
-    states = await asyncio.to_thread(monitor.scan_readers)
-    cps_readers = [
-        s.name
-        for s in states
-        if s.atr is not None
-        and reader in (None, s.name)
-        and identify.identify_atr(s.atr).kind is identify.CardKind.CPS3
-    ]
-    if not cps_readers:
-        raise BridgeError(ErrorCode.NO_CARD, "no CPS card found")
-    if len(cps_readers) > 1:
-        # One PIN must never be tried on several cards.
-        raise BridgeError(ErrorCode.INVALID_PARAMS, "several CPS cards: choose one with --reader")
-    connection = await pcsc.CardConnection.open(cps_readers[0])
+    connection = await CardConnection.open(await find_cps_reader(reader))
     session = cps3.Cps3Card()
 
     def runner(fn: Callable[[Any], Any]) -> Any:
@@ -105,7 +85,26 @@ async def load_card_client_identity(pin: bytearray, reader: str | None = None) -
         await connection.close()
 
 
-def _read_secret_line() -> bytearray:
+async def find_cps_reader(reader: str | None) -> str:
+    """The reader holding the one CPS3 card (or `reader` when it holds one); NO_CARD / INVALID_PARAMS otherwise."""
+    from bridge.cards.identify import CardKind, identify_atr
+    from bridge.pcsc.monitor import scan_readers
+
+    states = await asyncio.to_thread(scan_readers)
+    cps_readers = [
+        s.name
+        for s in states
+        if s.atr is not None and reader in (None, s.name) and identify_atr(s.atr).kind is CardKind.CPS3
+    ]
+    if not cps_readers:
+        raise BridgeError(ErrorCode.NO_CARD, "no CPS card found")
+    if len(cps_readers) > 1:
+        # One PIN must never be tried on several cards.
+        raise BridgeError(ErrorCode.INVALID_PARAMS, "several CPS cards: choose one with --reader")
+    return cps_readers[0]
+
+
+def read_secret_line() -> bytearray:
     # Read raw bytes so the secret never becomes an immutable str.
     secret = bytearray(sys.stdin.buffer.readline())
     while secret and secret[-1] in (0x0A, 0x0D):
@@ -114,15 +113,11 @@ def _read_secret_line() -> bytearray:
 
 
 def _default_cafile() -> Path:
+    """The sandbox's trust anchors: the test IGC-Santé PKI (created on first use)."""
+    from bridge.crypto.pki import TestPki
     from bridge.paths import data_dir
 
-    try:
-        # The sandbox's test PKI (IGC-Santé-like test root), by name: it may not exist yet.
-        pki = importlib.import_module("bridge.crypto.pki")
-    except ImportError as exc:
-        raise BridgeError(ErrorCode.INVALID_PARAMS, "--cafile is required") from exc
-    bundle: Path = pki.TestPki.load_or_create(data_dir() / "test-pki").ca_bundle_path()
-    return bundle
+    return TestPki.load_or_create(data_dir() / "test-pki").ca_bundle_path()
 
 
 def _run_tls_probe(args: argparse.Namespace) -> int:
@@ -130,7 +125,7 @@ def _run_tls_probe(args: argparse.Namespace) -> int:
         parts = urlsplit(args.url)
         if parts.scheme != "https" or not parts.hostname:
             raise BridgeError(ErrorCode.INVALID_PARAMS, "URL must be https://host[:port]/path")
-        secret = _read_secret_line() if (args.pin_stdin or args.p12_password_stdin) else bytearray()
+        secret = read_secret_line() if (args.pin_stdin or args.p12_password_stdin) else bytearray()
         try:
             report = asyncio.run(_probe(args, parts.hostname, parts.port or 443, parts.path or "/", secret))
         finally:
@@ -197,10 +192,27 @@ async def _exchange(endpoint: Any, path: str) -> dict[str, Any]:
     }
 
 
+def _configure_vihf(parser: argparse.ArgumentParser) -> None:
+    from bridge.commands._debug_vihf import configure_vihf
+
+    configure_vihf(parser)
+
+
+def _run_vihf(args: argparse.Namespace) -> int:
+    from bridge.commands._debug_vihf import run_vihf
+
+    return run_vihf(args)
+
+
 _TOOLS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "tls-probe": (
         "poignée de main TLS 1.2 authentifiée / client-authenticated TLS 1.2 probe of a DMP URL",
         _configure_tls_probe,
         _run_tls_probe,
+    ),
+    "vihf": (
+        "jeton VIHF signé pour un patient / print the signed VIHF for a patient",
+        _configure_vihf,
+        _run_vihf,
     ),
 }

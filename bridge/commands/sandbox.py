@@ -3,8 +3,9 @@
 Starts, all wired together: a pcscd with the vpcd virtual readers (the running one, else one started
 here; `--pcscd private` hides it in a private mount namespace), virtual cards (a GP's CPS in the
 first reader, a family Vitale card in the second), the DMP
-simulator with the test PKI when available, and the daemon. Prints what runs and where; Ctrl-C
-stops everything.
+simulator with the test PKI (bridge.sim.sandbox: the daemon's [dmp] settings point at it, in memory
+only), the daemon, and the demo page on a second port (bridge.demo). Prints what runs and where;
+Ctrl-C stops everything.
 
 The vpcd driver offers two readers per pcscd, so the second practitioner's CPS is swapped in with
 `dmp-bridge vcard cps --profile gp2 --port <port of reader 0>` after stopping the sandbox's card, or
@@ -37,6 +38,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cps", default="gp", help="profil de la CPS virtuelle / virtual CPS profile (gp)")
     parser.add_argument("--vitale", default="famille", help="profil de la carte Vitale / Vitale profile (famille)")
     parser.add_argument("--dump", type=Path, help="le simulateur DMP écrit chaque requête/réponse ici / dump DIR")
+    parser.add_argument(
+        "--dmp-port", type=int, default=0, help="port du simulateur DMP / DMP simulator port (0 : libre)"
+    )
+    parser.add_argument(
+        "--demo-port", type=int, help="port de la page de démonstration / demo page port (défaut : port du pont + 1)"
+    )
     parser.add_argument(
         "--pcscd",
         choices=("auto", "system", "private"),
@@ -85,9 +92,12 @@ def _start_pcscd(args: argparse.Namespace, work_dir: Path) -> tuple[Any, list[in
 async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[int]) -> int:
     from bridge.api.ports import PortInUseError
     from bridge.app import Application
+    from bridge.crypto.pki import TestPki
+    from bridge.demo import DemoServer, demo_port_for
     from bridge.paths import data_dir
     from bridge.pcsc.monitor import ReaderMonitor
     from bridge.sim.registry import make_card
+    from bridge.sim.sandbox import SandboxDmp
     from bridge.sim.vpcd import VirtualSlot
     from bridge.tray import LogUI
 
@@ -96,6 +106,17 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
+        # The simulator and the virtual cards share the per-user test PKI (first use generates its keys).
+        pki = await asyncio.to_thread(TestPki.load_or_create)
+        dmp = SandboxDmp(data_dir() / "sandbox" / "dmp-sim", pki, port=args.dmp_port, dump_dir=args.dump)
+        try:
+            await dmp.start()
+        except OSError as exc:
+            print(f"Simulateur DMP non démarré : {exc.strerror or exc}", file=sys.stderr)
+            return 4
+        stack.push_async_callback(dmp.stop)
+        # In memory only: the user's config.toml keeps its own [dmp] table.
+        config = dataclasses.replace(config, dmp=await asyncio.to_thread(dmp.dmp_config, config.dmp))
         monitor = ReaderMonitor()
         app = Application(config, data_dir=data_dir(), approver=LogUI(), monitor=monitor)
         try:
@@ -105,6 +126,13 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
             await app.stop()
             return 4
         stack.push_async_callback(app.stop)
+        demo = DemoServer(app.port, args.demo_port if args.demo_port is not None else demo_port_for(app.port))
+        try:
+            await demo.start()
+        except OSError as exc:
+            print(f"Page de démonstration non servie (port {demo.port}) : {exc.strerror or exc}", file=sys.stderr)
+            return 4
+        stack.push_async_callback(demo.stop)
         events = monitor.subscribe()
         stack.callback(monitor.unsubscribe, events)
         slots = [VirtualSlot(port) for port in ports]
@@ -119,6 +147,7 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
                 return 2
         await _cards_seen(monitor, events, len(cards))
         print(_summary(app.port, pcscd, ports, cards), flush=True)
+        print(_dmp_summary(dmp.url, args.dump, demo.url), flush=True)
         await stop.wait()
     return 0
 
@@ -147,7 +176,18 @@ def _summary(port: int, pcscd: Any, ports: list[int], cards: list[tuple[str, str
     for index, ((kind, profile), slot_port) in enumerate(zip(cards, ports, strict=True)):
         lines.append(f"    Virtual PCD 00 {index:02d} (port vpcd {slot_port}) : carte {kind}, profil {profile}")
     lines.append("  Code porteur des CPS virtuelles : 1234")
-    lines.append("  Ctrl-C pour arrêter.")
+    return "\n".join(lines)
+
+
+def _dmp_summary(dmp_url: str, dump: Path | None, demo_url: str) -> str:
+    lines = [f"  Simulateur DMP : {dmp_url}  (IGC-Santé de test)"]
+    if dump is not None:
+        lines.append(f"    échanges bruts écrits dans {dump}")
+    lines += [
+        f"  Page de démonstration : {demo_url}",
+        "    Au premier accès, autorisez la page : dmp-bridge origins approve CODE (code affiché par la page)",
+        "  Ctrl-C pour arrêter.",
+    ]
     return "\n".join(lines)
 
 

@@ -170,7 +170,7 @@ class CdaInfo:
 
 def read_cda(data: bytes) -> CdaInfo:
     """Check that bytes are a CDA R2 document (hardened parse) and read its identifying header values."""
-    root = parse_xml(data)
+    root = parse_xml(data, large_text=True)
     if root.tag != q(HL7, "ClinicalDocument"):
         raise DmpInputError("not a CDA document (root is not hl7:ClinicalDocument)")
     type_id = root.find(q(HL7, "typeId"))

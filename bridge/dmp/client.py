@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -33,7 +33,15 @@ from lxml import etree
 
 from bridge.crypto.tls import ClientIdentity, ServerTrust, TlsEndpoint, TlsError, TlsSessionCache
 from bridge.dmp.cda import CdaHeader, CdaPatient, read_cda, wrap_unstructured
-from bridge.dmp.codes import SECTOR_OID, AuthMode, AvailabilityStatus, Confidentiality, DocFormat, PurposeOfUse
+from bridge.dmp.codes import (
+    SECTOR_OID,
+    AuthMode,
+    AvailabilityStatus,
+    Confidentiality,
+    DocFormat,
+    PurposeOfUse,
+    SignatureAlgorithm,
+)
 from bridge.dmp.endpoints import Transaction, encode_request
 from bridge.dmp.failures import DmpInputError, DmpParamsError
 from bridge.dmp.http import Body, HttpsClient
@@ -77,11 +85,13 @@ __all__ = [
     "DmpClient",
     "DmpCredentials",
     "DmpSettings",
+    "LpsIdentity",
     "NewDocument",
     "Practitioner",
     "Progress",
     "SubmitResult",
     "Timings",
+    "signed_vihf",
 ]
 
 #: classCode "Compte rendu" (TRE_A03, JDV_J06), the default class of a submitted document.
@@ -91,10 +101,10 @@ PRACTICE_AMBULATOIRE = Code("AMBULATOIRE", "1.2.250.1.213.1.1.4.9", "Ambulatoire
 PRACTICE_ETABLISSEMENT = Code("ETABLISSEMENT", "1.2.250.1.213.1.1.4.9", "Etablissement de santé")
 #: SubmissionSet contentTypeCode (TRE_A04 / JDV_J59) used when the caller gives none: a consultation.
 CONTENT_TYPE_DEFAULT = Code("01", "1.2.250.1.213.2.2", "Consultation")
-#: Largest content wrapped in a CDA: its base64 is one XML text node, and every hardened parser on the way
-#: (ours for the XAdES digest, the DMP's) refuses a text node over 10,000,000 characters (libxml2 without
-#: XML_PARSE_HUGE). 7,500,000 bytes make exactly 10,000,000 base64 characters.
-MAX_WRAPPED_BYTES = 7_500_000
+#: Largest content wrapped in a CDA: a 20 MiB document, whose base64 still fits the API's 32 MiB message.
+#: Its base64 is one XML text node over libxml2's default 10 MB limit, so the CDA is parsed with
+#: `parse_xml(..., large_text=True)` (entities and DTDs still refused, size still bounded).
+MAX_WRAPPED_BYTES = 20 * 1024 * 1024
 _CDA_TYPES = frozenset({"text/xml", "application/xml", "application/hl7-v3+xml"})
 _PROFESSION_SYSTEM = "1.2.250.1.71.1.2.7"
 #: TRE_G15 display names of the common professions (other codes are displayed as their code).
@@ -297,6 +307,58 @@ class _ProgressReader(io.RawIOBase):
         return n
 
 
+def signed_vihf(
+    practitioner: Practitioner,
+    patient: PatientIns,
+    credentials: DmpCredentials,
+    lps: LpsIdentity,
+    *,
+    now: dt.datetime,
+    assertion_id: str,
+    algorithm: SignatureAlgorithm = SignatureAlgorithm.RSA_SHA256,
+) -> Any:
+    """The VIHF of `practitioner` acting on `patient`, signed with the credentials' signing key.
+
+    The one place a VIHF context is made from a practitioner: the DMP client and `dmp-bridge debug vihf`
+    both call it. Blocks while a card signs: call it off the event loop.
+    """
+    ctx = VihfContext(
+        assertion_id="_" + assertion_id,
+        issue_instant=now,
+        issuer_dn=issuer_dn(credentials.signing_chain[0]),
+        name_id=practitioner.national_id,
+        auth_mode=practitioner.mode,
+        structure_id=practitioner.structure_id,
+        sector=practitioner.sector,
+        roles=practitioner.roles(),
+        lps_name=lps.lps_name,
+        lps_version=lps.lps_version,
+        lps_homologation=lps.lps_homologation,
+        patient=patient,
+        purpose=practitioner.purpose,
+        subject_id=None
+        if practitioner.mode is AuthMode.DIRECTE
+        else f"{practitioner.given} {practitioner.family}".strip() or practitioner.national_id,
+    )
+    return sign_vihf(build_vihf(ctx), credentials.signing_key, credentials.signing_chain, algorithm)
+
+
+class LpsIdentity(Protocol):
+    """The software's identity as a VIHF carries it (DmpSettings and DmpConfig both have it)."""
+
+    @property
+    def lps_name(self) -> str:
+        """LPS name."""
+
+    @property
+    def lps_version(self) -> str:
+        """LPS version."""
+
+    @property
+    def lps_homologation(self) -> str:
+        """Homologation number."""
+
+
 class DmpClient:
     """Async DMP document operations for one set of credentials (see the module docstring)."""
 
@@ -360,29 +422,11 @@ class DmpClient:
 
     async def _vihf(self, practitioner: Practitioner, patient: PatientIns) -> Any:
         key = VihfKey(practitioner.cache_id, patient.cx(), practitioner.mode)
-        creds = self.credentials
 
         def sign() -> Any:
-            now = self._clock()
-            ctx = VihfContext(
-                assertion_id="_" + self._new_id(),
-                issue_instant=now,
-                issuer_dn=issuer_dn(creds.signing_chain[0]),
-                name_id=practitioner.national_id,
-                auth_mode=practitioner.mode,
-                structure_id=practitioner.structure_id,
-                sector=practitioner.sector,
-                roles=practitioner.roles(),
-                lps_name=self.settings.lps_name,
-                lps_version=self.settings.lps_version,
-                lps_homologation=self.settings.lps_homologation,
-                patient=patient,
-                purpose=practitioner.purpose,
-                subject_id=None
-                if practitioner.mode is AuthMode.DIRECTE
-                else f"{practitioner.given} {practitioner.family}".strip() or practitioner.national_id,
+            return signed_vihf(
+                practitioner, patient, self.credentials, self.settings, now=self._clock(), assertion_id=self._new_id()
             )
-            return sign_vihf(build_vihf(ctx), creds.signing_key, creds.signing_chain)
 
         # One signature per context even when calls race; the card key blocks, so off the loop.
         async with self._vihf_lock:

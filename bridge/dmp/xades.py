@@ -73,7 +73,7 @@ def _b64digest(data: bytes, algorithm: SignatureAlgorithm) -> str:
 def document_digest(doc: SignedDocument, algorithm: SignatureAlgorithm) -> str:
     """Manifest digest of one document: c14n with comments for XML (the Reference's transform), raw otherwise."""
     if doc.xml:
-        tree = parse_xml(doc.content).getroottree()
+        tree = parse_xml(doc.content, large_text=True).getroottree()
         data = etree.tostring(tree, method="c14n", exclusive=False, with_comments=True)
     else:
         data = doc.content

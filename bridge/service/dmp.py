@@ -170,8 +170,13 @@ class DmpService:
         """The client and practitioner for a caller's context."""
         ctx = self.context(caller)
         settings = self.settings()
+        creds, practitioner = await self.acting_as(ctx)
+        return await self._client(creds, settings), practitioner
+
+    async def acting_as(self, ctx: DmpContext) -> tuple[DmpCredentials, Practitioner]:
+        """Who acts in `ctx` and with which keys (no DMP connection is made)."""
         if ctx.mode is AuthMode.DIRECTE:
-            return await self._direct(ctx, settings)
+            return await self._direct(ctx)
         # PKCS#12 decryption is file I/O and key derivation: off the event loop.
         creds = await asyncio.to_thread(self._establishment_credentials)
         cfg = self.config
@@ -202,9 +207,9 @@ class DmpService:
             purpose=ctx.purpose,
             practice_setting=PRACTICE_ETABLISSEMENT,
         )
-        return await self._client(creds, settings), practitioner
+        return creds, practitioner
 
-    async def _direct(self, ctx: DmpContext, settings: DmpSettings) -> tuple[DmpClient, Practitioner]:
+    async def _direct(self, ctx: DmpContext) -> tuple[DmpCredentials, Practitioner]:
         if self.direct is None:
             raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "card-service-unavailable")
         identity = await self.direct.direct_identity(ctx.reader)
@@ -229,7 +234,7 @@ class DmpService:
             mode=AuthMode.DIRECTE,
             purpose=ctx.purpose,
         )
-        return await self._client(identity.credentials, settings), practitioner
+        return identity.credentials, practitioner
 
     async def _client(self, creds: DmpCredentials, settings: DmpSettings) -> DmpClient:
         async with self._lock:

@@ -4,8 +4,8 @@
 the situations d'exercice, and keeps the card-backed keys: the authentication key (0x82) for the TLS
 client certificate, the signature key (0x81) for the VIHF and the XAdES. Every card operation goes
 through the card's `CardConnection` worker thread, so the event loop never blocks on an APDU.
-This is the `DirectSource` the DMP service uses until the card service of the API exposes its own
-logged-in sessions.
+`CardServiceDirectSource` is the daemon's: it uses the card the API's `cps.login` logged in.
+`CpsDirectSource` logs a card in by itself (service-level use and tests).
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from bridge.cards.cps3 import Cps3Card, card_keys
+from bridge.cards.cps3 import CardState, Cps3Card, card_keys
 from bridge.crypto.tls import ClientIdentity
 from bridge.dmp.client import DmpCredentials
 from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.connection import CardConnection
 from bridge.service.dmp import DirectIdentity
+from bridge.service.pcsc_cards import PcscCardService
 
-__all__ = ["CpsDirectSource", "identity_of_logged_in_card"]
+__all__ = ["CardServiceDirectSource", "CpsDirectSource", "identity_of_logged_in_card"]
 
 
 async def identity_of_logged_in_card(connection: CardConnection, card: Cps3Card) -> DirectIdentity:
@@ -106,3 +107,29 @@ class CpsDirectSource:
         session = self._sessions.pop(reader, None)
         if session is not None:
             await session.connection.close()
+
+
+class CardServiceDirectSource:
+    """DIRECTE through the daemon's card service: the CPS its `cps.login` verified.
+
+    The card service owns the card session (connection, driver state); this source only reads the
+    identity of a logged-in card once per session and hands out its card-backed keys.
+    """
+
+    def __init__(self, cards: PcscCardService) -> None:
+        self._cards = cards
+        self._known: dict[str, tuple[object, DirectIdentity]] = {}
+
+    async def direct_identity(self, reader: str | None) -> DirectIdentity:
+        """The identity of the logged-in CPS in `reader` (or the only CPS); PIN_REQUIRED if not logged in."""
+        name = await self._cards.resolve(reader, "cps")
+        # Wiring point: the card service has no public accessor for its sessions yet.
+        session = await self._cards._session(name)
+        if session.cps.state is not CardState.AUTHENTICATED:
+            raise BridgeError(ErrorCode.PIN_REQUIRED, "cps-login-required")
+        known = self._known.get(name)
+        if known is not None and known[0] is session:
+            return known[1]
+        identity = await identity_of_logged_in_card(session.connection, session.cps)
+        self._known[name] = (session, identity)
+        return identity

@@ -244,7 +244,7 @@ async def monitor(slots: list[VirtualSlot]) -> AsyncIterator[ReaderMonitor]:
 async def test_real_card_events_reach_the_paired_page(
     browser: Any, monitor: ReaderMonitor, slots: list[VirtualSlot]
 ) -> None:
-    async with running_bridge(monitor=monitor, cards=PcscCardService(monitor.snapshot)) as app:
+    async with running_bridge(monitor=monitor, cards=PcscCardService(monitor)) as app:
         async for origin in page_server(app.port):
             page = await browser.new_page()
             await pair_from_page(page, app, origin)

@@ -64,7 +64,7 @@ def test_card_json_without_pin(slots: list[VirtualSlot], pki: TestPki, private_h
     assert cps["kind"] == "CPS3" and cps["situations"] is None
     assert cps["cps"]["cardType"] == "CPS" and cps["cps"]["holder"]["nationalId"] == "810012345678"
     assert cps["cps"]["pin"] == {"triesLeft": 3, "triesMax": 3, "blocked": False}
-    auth, sign = cps["cps"]["certificates"]
+    auth, sign = cps["cps"]["certificates"]["authentication"], cps["cps"]["certificates"]["signature"]
     assert (auth["usage"], sign["usage"]) == ("authentication", "signature")
     assert "CN=810012345678" in auth["subject"] and "TEST AC IGC-SANTE STANDARD PERSONNES" in auth["issuer"]
     assert auth["daysLeft"] > 300 and not auth["expired"]

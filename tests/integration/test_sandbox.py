@@ -1,17 +1,20 @@
-"""`dmp-bridge sandbox` end to end: its own pcscd, virtual CPS and Vitale cards, the daemon answering."""
+"""`dmp-bridge sandbox` end to end: its own pcscd, virtual CPS and Vitale cards, the daemon answering,
+the DMP simulator wired into the daemon (dumping exchanges with --dump), and the demo page on its own port."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
-from bridge.api.client import call_daemon
+from bridge.api.client import LocalClient, call_daemon
 from bridge.api.token import token_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,12 +23,16 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.pcsc
 @pytest.mark.skipif(os.geteuid() != 0, reason="the private pcscd needs root")
 async def test_sandbox_starts_cards_and_daemon(tmp_path: Path) -> None:
-    with socket.socket() as probe:
+    with socket.socket() as probe, socket.socket() as probe2:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        probe2.bind(("127.0.0.1", 0))
+        port, demo_port = probe.getsockname()[1], probe2.getsockname()[1]
     env = {**os.environ, "DMP_BRIDGE_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    dump = tmp_path / "dump"
+    options = ["--pcscd", "private", "--port", str(port), "--no-tray", "--demo-port", str(demo_port)]
+    options += ["--dump", str(dump)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "sandbox", "--pcscd", "private", "--port", str(port), "--no-tray"],
+        [sys.executable, "-m", "bridge.cli", "sandbox", *options],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -46,6 +53,35 @@ async def test_sandbox_starts_cards_and_daemon(tmp_path: Path) -> None:
         result = await call_daemon(port, token, "readers.list")
         atrs = [reader["atr"] for reader in result["readers"] if reader["cardPresent"]]
         assert atrs == ["3BAC00402A001225006480000310009000", "3B751300004309EA9000"]
+
+        # The DMP simulator runs with the test PKI, and the daemon's DMP service points at it.
+        sim_url = re.search(r"Simulateur DMP : (https://127\.0\.0\.1:\d+/si-dmp-server/v2/services)", text)
+        assert sim_url is not None, text
+        assert str(dump) in text
+        async with LocalClient(port, token) as client:
+            await client.call("cps.login", {"pin": "1234"})
+            await client.call("dmp.context.set", {"authMode": "DIRECTE"})
+            found = await client.call("dmp.documents.find", {"patient": {"ins": "178037511501201"}})
+        assert found == {"documents": []}
+        # The indirect mode works too: the sandbox establishment's certificates come from the test PKI.
+        async with LocalClient(port, token) as client:
+            practitioner = {"nationalId": "810012345678", "lastName": "MARTIN", "specialty": "SM54"}
+            await client.call("dmp.context.set", {"authMode": "INDIRECTE", "practitioner": practitioner})
+            found = await client.call("dmp.documents.find", {"patient": {"ins": "178037511501201"}})
+        assert found == {"documents": []}
+        # --dump reached the simulator: the TD3.1 exchange is on disk, signed by the virtual CPS.
+        names = ["0001-TD3.1-request.http", "0001-TD3.1-response.http", "0002-TD3.1-request.http"]
+        assert sorted(p.name for p in dump.iterdir())[:3] == names
+        assert b"saml2:Assertion" in (dump / "0001-TD3.1-request.http").read_bytes()
+        assert b"INDIRECTE" in (dump / "0002-TD3.1-request.http").read_bytes()
+
+        # The demo page is served on its own port (a foreign origin for the bridge) and loads the SDK.
+        assert f"Page de démonstration : http://localhost:{demo_port}/" in text
+        assert "dmp-bridge origins approve CODE" in text
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{demo_port}/") as page:
+            assert page.status == 200
+            html = await page.text()
+        assert f'content="{port}"' in html and "/demo.js" in html
     finally:
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=30)

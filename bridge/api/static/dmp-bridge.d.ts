@@ -83,6 +83,94 @@ export interface EventMap {
   connection: { state: "open" | "reconnecting" | "closed" };
 }
 
+/** One card certificate (cps.read): summary plus the DER, base64. */
+export interface CertificateSummary {
+  usage: "authentication" | "signature";
+  subject: string;
+  issuer: string;
+  serialNumber: string;
+  notBefore: string;
+  notAfter: string;
+  /** Negative once expired. */
+  daysLeft: number;
+  expired: boolean;
+  der: string;
+}
+
+/** cps.read (and `dmp-bridge card --json` under "cps"): the one JSON form of a CPS/CPE card. */
+export interface CpsCard {
+  kind: "CPS3";
+  serial: string;
+  cardType: string;
+  cardNumber: string;
+  validity: { notBefore: string | null; notAfter: string | null };
+  holder: {
+    idType: string;
+    nationalId: string;
+    civility: string;
+    lastName: string;
+    firstName: string;
+    professionCode: string;
+    specialtyCode: string;
+  };
+  certificates: { authentication: CertificateSummary; signature: CertificateSummary };
+  pin: { triesLeft: number; triesMax: number; blocked: boolean };
+}
+
+/** A situation d'exercice read from the card after the PIN. */
+export interface Situation {
+  /** The card slot (0..15); what dmp.context.set's `situation` names. */
+  index: number;
+  number: number;
+  practiceMode: string;
+  professionCode: string;
+  specialtyCode: string;
+  structureIdType: string;
+  structureId: string;
+  structureName: string;
+  activitySector: string;
+  billing: { billingNumber: string; conventionCode: string; amSpecialty: string; tariffZone: string } | null;
+}
+
+export interface CpsLoginResult {
+  authenticated: true;
+  triesLeft: number;
+  triesMax: number;
+  situations: Situation[];
+  /** Index of the situation selected by default (the first one), null when the card has none. */
+  situation: number | null;
+}
+
+export interface CpsSignResult {
+  /** PKCS#1 v1.5 signature, base64. */
+  signature: string;
+  key: "signature" | "authentication";
+  digestAlgorithm: "SHA-256" | "SHA-384" | "SHA-512";
+  /** DER of the certificate of the key used, base64. */
+  certificate: string;
+}
+
+export interface Beneficiary {
+  lastName: string;
+  firstName: string;
+  birthDateRaw: string;
+  birthDate: string | null;
+  lunar: boolean;
+  nir: string;
+  nirKey: string;
+  nirValid: boolean;
+  isInsured: boolean;
+  rank: number | null;
+  quality: string | null;
+}
+
+export interface VitaleCard {
+  serial: string | null;
+  validityStart: string | null;
+  validityEnd: string | null;
+  beneficiaries: Beneficiary[];
+}
+
 export declare class Bridge {
   on<K extends keyof EventMap>(event: K, cb: (params: EventMap[K]) => void): () => void;
   call<T = unknown>(method: string, params?: Record<string, unknown>, options?: { timeout?: number }): Promise<T>;
@@ -90,17 +178,17 @@ export declare class Bridge {
   info(): Promise<BridgeInfo>;
   readersList(): Promise<ReadersList>;
   diagnosticsReport(): Promise<Record<string, unknown>>;
-  cpsRead(options?: { reader?: string }): Promise<Record<string, unknown>>;
-  cpsLogin(options: { pin: string; reader?: string; allowLastTry?: boolean }): Promise<Record<string, unknown>>;
-  cpsLogout(options?: { reader?: string }): Promise<Record<string, unknown>>;
+  cpsRead(options?: { reader?: string }): Promise<CpsCard>;
+  cpsLogin(options: { pin: string; reader?: string; allowLastTry?: boolean }): Promise<CpsLoginResult>;
+  cpsLogout(options?: { reader?: string }): Promise<{ authenticated: false }>;
   cpsSign(options: {
     data: string;
     digestAlgorithm?: "SHA-256" | "SHA-384" | "SHA-512";
     prehashed?: boolean;
     key?: "signature" | "authentication";
     reader?: string;
-  }): Promise<Record<string, unknown>>;
-  vitaleRead(options?: { reader?: string }): Promise<Record<string, unknown>>;
+  }): Promise<CpsSignResult>;
+  vitaleRead(options?: { reader?: string }): Promise<VitaleCard>;
   close(): void;
 }
 

@@ -67,7 +67,7 @@ def _digest_of(ref: etree._Element, doc: SignedDocument) -> bytes:
             raise _fail("transformation non acceptée dans le Manifest")
         exclusive, comments = _C14N[transforms[0]]
         try:
-            tree = parse_xml(doc.content).getroottree()
+            tree = parse_xml(doc.content, large_text=True).getroottree()
         except XmlInputError:
             raise _fail("document XML illisible pour la canonicalisation") from None
         data = etree.tostring(tree, method="c14n", exclusive=exclusive, with_comments=comments)
