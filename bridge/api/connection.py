@@ -136,7 +136,10 @@ class Connection:
         self.outbox.put(text)
 
     async def handle_text(self, text: str) -> None:
-        """Parse a frame and start its call (waiting for a free in-flight slot first)."""
+        """Parse a frame and start its call (waiting for a free in-flight slot first).
+
+        An inline call's answer is queued without waking the writer: the caller flushes the outbox next.
+        """
         # A document-sized frame takes ~0.1 s to decode: off the loop, so other clients' events keep flowing.
         call = (
             jsonrpc.parse_frame(text) if len(text) < _BIG_FRAME else await asyncio.to_thread(jsonrpc.parse_frame, text)
