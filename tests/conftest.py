@@ -17,6 +17,7 @@ from bridge.sim.pcscd import PrivatePcscd, enter_private_namespace, free_port_pa
 from bridge.sim.vpcd import VPCD_BASE_PORT, VirtualSlot
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+READER_PREFIX = "Virtual PCD 00 "  # vpcd's reader names: slot n is "Virtual PCD 00 0n"
 _USE_SYSTEM = os.environ.get("DMP_BRIDGE_PCSCD") == "system" or os.geteuid() != 0
 
 
@@ -51,13 +52,19 @@ def slot_ports(pcscd: PrivatePcscd | None) -> list[int]:
 
 @pytest.fixture
 def slots(slot_ports: list[int]) -> Iterator[list[VirtualSlot]]:
-    """One VirtualSlot per reader, all empty at start and emptied again after the test."""
+    """One VirtualSlot per reader, all empty at start and emptied again after the test.
+
+    Teardown waits until pcscd itself reports each used reader empty (it notices a vpcd removal only
+    at its next poll), so the next test never mistakes the old card for its own.
+    """
     opened = [VirtualSlot(port) for port in slot_ports]
     try:
         yield opened
     finally:
         for slot in opened:
             slot.close()
+        for index in range(len(opened)):
+            wait_card_state(f"{READER_PREFIX}{index:02d}", present=False)
 
 
 def wait_card_state(reader: str, present: bool, timeout: float = 10.0) -> bytes:
