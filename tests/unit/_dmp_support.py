@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
+from bridge.dmp.codes import AuthMode, InsOid
+from bridge.dmp.vihf import PatientIns, Role, VihfContext
 from tests.conftest import SHARED
 
 # DMP_BRIDGE_SHARED lets a worktree outside /work/main point at the shared folder.
@@ -51,6 +53,26 @@ def _name(cn: str, ou: str | None = None) -> x509.Name:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
     return x509.Name(attrs)
+
+
+def vihf_context(**changes: Any) -> VihfContext:
+    """A direct-mode VIHF context for a general practitioner and the test NIR; `changes` replace fields."""
+    base: dict[str, Any] = {
+        "assertion_id": "_1",
+        "issue_instant": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        "issuer_dn": "CN=x",
+        "name_id": "899900063480",
+        "auth_mode": AuthMode.DIRECTE,
+        "structure_id": "499900063480001",
+        "sector": "SA07",
+        "roles": (Role(code="10", code_system="1.2.250.1.71.1.2.7", display_name="Médecin"),),
+        "lps_name": "dmp-bridge",
+        "lps_version": "0.1",
+        "lps_homologation": "XXX",
+        "patient": PatientIns(value="207058575627097", oid=InsOid.NIR_TEST),
+    }
+    base.update(changes)
+    return VihfContext(**base)
 
 
 def make_signer(directory: Path) -> Signer:
