@@ -7,7 +7,8 @@ ways that exercise the transport:
 - PUT DATA (DA): accepts command chaining (CLA bit 0x10); the last link answers 6120 and GET RESPONSE
   gives the SHA-256 of the reassembled data;
 - MARK (E0): records its data as a marker (to observe the order in which operations reach the card).
-`tests.gated_vicc.GatedVicc` serves it when a test needs a card pulled out while an exchange is in flight.
+`AtrOnlyCard` is the smallest VirtualCard: an ATR, and 6D00 to everything else.
+`tests.gated_vicc.GatedVicc` serves a card when a test needs a card pulled out while an exchange is in flight.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 
 from bridge.pcsc.apdu import Command
 
-__all__ = ["ATR", "GET_DATA_VALUE", "READ_BINARY_VALUE", "ScriptedCard"]
+__all__ = ["ATR", "GET_DATA_VALUE", "READ_BINARY_VALUE", "AtrOnlyCard", "ScriptedCard"]
 
 ATR = bytes.fromhex("3B8F800180318065B0850300EF120FFF82900073")
 GET_DATA_VALUE = bytes(range(200))  # 200 bytes: GET RESPONSE pieces of 0x40, 0x40, 0x40, 0x08
@@ -100,3 +101,27 @@ class ScriptedCard:
         if self._pending:
             return piece + bytes((0x61, min(len(self._pending), _PIECE)))
         return piece + b"\x90\x00"
+
+
+class AtrOnlyCard:
+    """A card known by its ATR only: answers 6D00 (instruction not supported) to every APDU."""
+
+    def __init__(self, atr_hex: str) -> None:
+        self._atr = bytes.fromhex(atr_hex)
+
+    def atr(self) -> bytes:
+        """The ATR."""
+        return self._atr
+
+    def power_on(self) -> None:
+        """Nothing to reset."""
+
+    def power_off(self) -> None:
+        """Nothing to forget."""
+
+    def reset(self) -> None:
+        """Nothing to reset."""
+
+    def process(self, apdu: bytes) -> bytes:
+        """6D00 whatever the command."""
+        return b"\x6d\x00"

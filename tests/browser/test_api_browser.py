@@ -26,6 +26,7 @@ from bridge.sim.vpcd import VirtualSlot
 from tests.api_helpers import CardInserted, CardRemoved, FakeMonitor, Row, running_bridge
 from tests.browser.helpers import ARTIFACTS, READERS, cli, serve_page
 from tests.conftest import wait_card_state
+from tests.scripted_card import AtrOnlyCard
 
 pytestmark = pytest.mark.browser
 
@@ -140,27 +141,6 @@ async def test_diagnostics_page_renders(browser: Any) -> None:
         await context.close()
 
 
-class TinyCard:
-    """The smallest VirtualCard: an ATR, and 6D00 (instruction not supported) to every APDU."""
-
-    ATR = bytes.fromhex("3B021450")
-
-    def atr(self) -> bytes:
-        return self.ATR
-
-    def power_on(self) -> None:
-        pass
-
-    def power_off(self) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
-
-    def process(self, apdu: bytes) -> bytes:
-        return b"\x6d\x00"
-
-
 @pytest.fixture
 async def monitor(slots: list[VirtualSlot]) -> AsyncIterator[ReaderMonitor]:
     for reader in READERS:  # a card from a previous test may not be noticed gone yet
@@ -185,7 +165,7 @@ async def test_real_card_events_reach_the_paired_page(
             "pcsc": "available",
             "readers": [{"name": name, "cardPresent": False, "atr": None, "kind": None} for name in READERS],
         }
-        await asyncio.to_thread(slots[1].insert, TinyCard())
+        await asyncio.to_thread(slots[1].insert, AtrOnlyCard("3B021450"))
         await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')", timeout=15_000)
         inserted = [e["params"] for e in await page.evaluate("window.events") if e["name"] == "card.inserted"]
         assert inserted == [{"reader": READERS[1], "atr": "3B021450"}]

@@ -36,6 +36,7 @@ from tests.api_helpers import next_notification, open_ws, rpc, running_bridge
 from tests.conftest import wait_card_state
 from tests.cps_fixtures import pki
 from tests.gated_vicc import GatedVicc
+from tests.scripted_card import AtrOnlyCard
 
 __all__ = ["pki"]
 
@@ -215,28 +216,6 @@ async def test_vitale_and_unsupported_cards(
     assert (unknown["code"], unknown["kind"]) == ("UNSUPPORTED_CARD", "UNKNOWN")
     assert unknown["atr"].replace(" ", "") == "3B8B800100444D502D42524944474561"
     assert unknown["atr"] in unknown["detail"]  # the note asks to send the ATR to the helpdesk
-
-
-class AtrOnlyCard:
-    """A card known by its ATR only: answers 6D00 (instruction not supported) to every APDU."""
-
-    def __init__(self, atr_hex: str) -> None:
-        self._atr = bytes.fromhex(atr_hex)
-
-    def atr(self) -> bytes:
-        return self._atr
-
-    def power_on(self) -> None:
-        pass
-
-    def power_off(self) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
-
-    def process(self, apdu: bytes) -> bytes:
-        return b"\x6d\x00"
 
 
 @pytest.mark.parametrize(
