@@ -117,13 +117,9 @@ class ResponseParser:
         """The next complete final response, or None if more bytes are needed."""
         while True:
             if self._state is _State.HEAD:
-                end = self._buf.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(self._buf) > _MAX_HEAD:
-                        raise HttpProtocolError("response head too large")
+                head = self._take_until(b"\r\n\r\n", _MAX_HEAD, "response head too large")
+                if head is None:
                     return None
-                head = bytes(self._buf[:end])
-                del self._buf[: end + 4]
                 self._state = self._parse_head(head)
                 if self._state is _State.NO_BODY:
                     return self._finish()
@@ -184,14 +180,18 @@ class ResponseParser:
         raise HttpProtocolError("connection closed before the response was complete")
 
     def _line(self) -> bytes | None:
-        end = self._buf.find(b"\r\n")
+        return self._take_until(b"\r\n", _MAX_CHUNK_LINE, "chunk line too long")
+
+    def _take_until(self, delimiter: bytes, limit: int, too_long: str) -> bytes | None:
+        """Consume and return the bytes before `delimiter`; None until it arrives; raise past `limit` bytes."""
+        end = self._buf.find(delimiter)
         if end < 0:
-            if len(self._buf) > _MAX_CHUNK_LINE:
-                raise HttpProtocolError("chunk line too long")
+            if len(self._buf) > limit:
+                raise HttpProtocolError(too_long)
             return None
-        line = bytes(self._buf[:end])
-        del self._buf[: end + 2]
-        return line
+        taken = bytes(self._buf[:end])
+        del self._buf[: end + len(delimiter)]
+        return taken
 
     def _check_size(self, size: int) -> None:
         if size > self._max_body:
