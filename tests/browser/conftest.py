@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: a private DMP_BRIDGE_HOME and one real Chromium per test."""
+"""Fixture of the browser tests: one real Chromium per test."""
 
 from __future__ import annotations
 
@@ -10,14 +10,7 @@ import pytest
 
 from tests.browser.helpers import CHROMIUM, LAUNCH_ARGS
 
-__all__ = ["browser", "home"]
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test's bridge keeps its token and approvals in its own temporary home."""
-    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path))
-    return tmp_path
+__all__ = ["browser"]
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from tests.browser.helpers import ARTIFACTS, READERS, cli, serve_page
 from tests.conftest import wait_card_state
 from tests.scripted_card import AtrOnlyCard
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("home")]
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>DPI de test</title>
 <script type="module">

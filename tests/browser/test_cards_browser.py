@@ -26,7 +26,7 @@ from tests.cps_fixtures import pki
 
 __all__ = ["pki"]
 
-pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
+pytestmark = [pytest.mark.browser, pytest.mark.pcsc, pytest.mark.usefixtures("home")]
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>Logiciel de cabinet (test)</title>
 <script type="module">

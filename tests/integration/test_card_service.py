@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -40,17 +39,11 @@ from tests.scripted_card import AtrOnlyCard
 
 __all__ = ["pki"]
 
-pytestmark = pytest.mark.pcsc
+pytestmark = [pytest.mark.pcsc, pytest.mark.usefixtures("home")]
 
 READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
 INS_GET_DATA = 0xCB
 INS_READ_BINARY = 0xB0
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path))
-    return tmp_path
 
 
 @dataclass
