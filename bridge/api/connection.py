@@ -5,7 +5,9 @@
 - At most `max_in_flight` calls run at once per connection; further frames wait (the reader stops
   reading, so TCP pushes back on the client) rather than being refused. Handlers marked `inline`
   (status reads that never wait) run directly in the reader loop.
-- Everything sent goes through `outbox`, drained by one writer task, so frames never interleave.
+- Everything sent goes through `outbox`, in order, by one sender at a time, so frames never interleave.
+  The writer task is woken for events and task results; an inline call's response is sent by the
+  reader loop itself right after the call (a task wake-up per status call would cost more than the call).
   Events are dropped (and counted) when a client does not read; responses never are.
 - `close()` cancels all running calls: a page that goes away does not keep a card busy.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import deque
 from typing import Any
 
 from bridge.api import jsonrpc
@@ -22,7 +25,7 @@ from bridge.api.methods import CallContext, Registry, Scope, Services
 from bridge.api.security import Caller, CallerKind
 from bridge.errors import BridgeError, ErrorCode, to_bridge_error
 
-__all__ = ["MAX_QUEUED", "Connection", "scopes_for"]
+__all__ = ["MAX_QUEUED", "Connection", "Outbox", "scopes_for"]
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +34,55 @@ _BIG_FRAME = 1024 * 1024
 _ids = itertools.count(1)
 
 
+# Immutable, so built once rather than on every call.
+_LOCAL_SCOPES = frozenset(Scope)
+_OWN_PAGE_SCOPES = frozenset({Scope.PUBLIC, Scope.DIAGNOSTICS})
+_APPROVED_SCOPES = frozenset({Scope.PUBLIC, Scope.APP})
+_PUBLIC_SCOPES = frozenset({Scope.PUBLIC})
+_EVENT_SCOPES = frozenset({Scope.APP, Scope.DIAGNOSTICS})
+
+
 def scopes_for(caller: Caller, approved: bool) -> frozenset[Scope]:
     """The scopes a caller holds now."""
     if caller.kind is CallerKind.LOCAL:
-        return frozenset(Scope)
+        return _LOCAL_SCOPES
     if caller.kind is CallerKind.OWN_PAGE:
-        return frozenset({Scope.PUBLIC, Scope.DIAGNOSTICS})
-    return frozenset({Scope.PUBLIC, Scope.APP}) if approved else frozenset({Scope.PUBLIC})
+        return _OWN_PAGE_SCOPES
+    return _APPROVED_SCOPES if approved else _PUBLIC_SCOPES
+
+
+class Outbox:
+    """Encoded frames waiting to be sent, in order; `sending` marks the one coroutine writing them."""
+
+    def __init__(self) -> None:
+        self._frames: deque[str] = deque()
+        self._ready = asyncio.Event()
+        self.closed = False
+        #: True while a coroutine is in `ws.send_str`: any other sender leaves the frames to it.
+        self.sending = False
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def put(self, text: str, *, wake: bool = True) -> None:
+        """Queue a frame; `wake=False` when the reader loop will send it itself right after."""
+        self._frames.append(text)
+        if wake:
+            self._ready.set()
+
+    def pop(self) -> str | None:
+        """The next frame, or None when empty."""
+        return self._frames.popleft() if self._frames else None
+
+    def close(self) -> None:
+        """Stop the writer once it has nothing in hand."""
+        self.closed = True
+        self._ready.set()
+
+    async def wait(self) -> None:
+        """Until a frame was put with `wake` (or the outbox closed)."""
+        await self._ready.wait()
+        self._ready.clear()
 
 
 class Connection:
@@ -48,8 +93,10 @@ class Connection:
         self.caller = caller
         self.services = services
         self.registry = registry
-        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.outbox = Outbox()
         self.dropped_events = 0
+        self._inline = False  # an inline call is running in the reader loop
+        self._context = CallContext(services=services, connection=self)  # immutable: one per connection
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pairings: set[str] = set()
@@ -72,24 +119,27 @@ class Connection:
 
     def receives_events(self) -> bool:
         """Card/reader events go only to approved web origins, the diagnostics page and local clients."""
-        return bool(self.scopes() & {Scope.APP, Scope.DIAGNOSTICS})
+        return bool(self.scopes() & _EVENT_SCOPES)
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a response (always delivered while open)."""
         if not self._closed:
-            self.outbox.put_nowait(jsonrpc.encode(message))
+            self.outbox.put(jsonrpc.encode(message), wake=not self._inline)
 
     def offer_event(self, text: str) -> None:
         """Queue an encoded event unless the client is too far behind."""
         if self._closed:
             return
-        if self.outbox.qsize() >= MAX_QUEUED:
+        if len(self.outbox) >= MAX_QUEUED:
             self.dropped_events += 1
             return
-        self.outbox.put_nowait(text)
+        self.outbox.put(text)
 
     async def handle_text(self, text: str) -> None:
-        """Parse a frame and start its call (waiting for a free in-flight slot first)."""
+        """Parse a frame and start its call (waiting for a free in-flight slot first).
+
+        An inline call's answer is queued without waking the writer: the caller flushes the outbox next.
+        """
         # A document-sized frame takes ~0.1 s to decode: off the loop, so other clients' events keep flowing.
         call = (
             jsonrpc.parse_frame(text) if len(text) < _BIG_FRAME else await asyncio.to_thread(jsonrpc.parse_frame, text)
@@ -102,7 +152,12 @@ class Connection:
         await self._slots.acquire()
         handler = self.registry.get(call.method)
         if handler is not None and handler.inline:
-            await self._run(call)  # never suspends: no task, no extra loop turn
+            # Never suspends: no task, no extra loop turn; the reader loop sends the response next.
+            self._inline = True
+            try:
+                await self._run(call)
+            finally:
+                self._inline = False
             return
         task = asyncio.create_task(self._run(call), name=f"ws{self.id}:{call.method}")
         self._tasks.add(task)
@@ -136,7 +191,7 @@ class Connection:
                 raise BridgeError(ErrorCode.ORIGIN_NOT_APPROVED)
             raise BridgeError(ErrorCode.UNAUTHORIZED, "scope")
         self.registry.validate(method, params)
-        return await handler.call(CallContext(services=self.services, connection=self), params)
+        return await handler.call(self._context, params)
 
     def pairing_decided(self, request_id: str, origin: str, approved: bool) -> None:
         """Tell this connection about a decision on its origin's pairing."""
@@ -155,4 +210,4 @@ class Connection:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        self.outbox.put_nowait(None)
+        self.outbox.close()

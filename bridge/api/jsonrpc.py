@@ -46,6 +46,9 @@ _NOT_APPROVED = -32001  # origin/token refusals, so clients can branch without r
 
 RequestId = str | int | None
 
+# json.dumps with options builds a new JSONEncoder per call; this one is stateless and reused.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 # Symbolic code -> JSON-RPC numeric code; anything absent is SERVER_ERROR.
 _NUMERIC: dict[ErrorCode, int] = {
     ErrorCode.INVALID_PARAMS: INVALID_PARAMS,
@@ -109,7 +112,7 @@ def notification(method: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def encode(message: dict[str, Any]) -> str:
     """Compact JSON text for a frame."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(message)
 
 
 def _invalid(request_id: RequestId, detail: str) -> FrameError:

