@@ -125,11 +125,7 @@ class ResponseParser:
                     return self._finish()
                 # HEAD again after an interim 1xx response: loop to read the next head.
             elif self._state is _State.LENGTH:
-                take = min(self._remaining, len(self._buf))
-                self._body += self._buf[:take]
-                del self._buf[:take]
-                self._remaining -= take
-                if self._remaining:
+                if not self._take_body():
                     return None
                 return self._finish()
             elif self._state is _State.CHUNK_SIZE:
@@ -146,11 +142,7 @@ class ResponseParser:
                 self._remaining = size
                 self._state = _State.CHUNK_DATA if size else _State.TRAILERS
             elif self._state is _State.CHUNK_DATA:
-                take = min(self._remaining, len(self._buf))
-                self._body += self._buf[:take]
-                del self._buf[:take]
-                self._remaining -= take
-                if self._remaining:
+                if not self._take_body():
                     return None
                 self._state = _State.CHUNK_END
             elif self._state is _State.CHUNK_END:
@@ -178,6 +170,14 @@ class ResponseParser:
             self._keep_alive = False
             return self._finish()
         raise HttpProtocolError("connection closed before the response was complete")
+
+    def _take_body(self) -> bool:
+        """Move up to `_remaining` buffered bytes into the body; True once all of them have arrived."""
+        take = min(self._remaining, len(self._buf))
+        self._body += self._buf[:take]
+        del self._buf[:take]
+        self._remaining -= take
+        return not self._remaining
 
     def _line(self) -> bytes | None:
         return self._take_until(b"\r\n", _MAX_CHUNK_LINE, "chunk line too long")
