@@ -51,6 +51,13 @@ def slot_ports(pcscd: PrivatePcscd | None) -> list[int]:
 
 
 @pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private DMP_BRIDGE_HOME per test (token, approvals, config); modules opt in with usefixtures("home")."""
+    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
 def slots(slot_ports: list[int]) -> Iterator[list[VirtualSlot]]:
     """One VirtualSlot per reader, all empty at start and emptied again after the test.
 

@@ -6,7 +6,7 @@ Import the fixtures into a test module (`from tests.dmp_fixtures import dmp_pki,
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,9 @@ __all__ = [
     "establishment",
     "establishment_credentials",
     "indirect_practitioner",
+    "server_files",
     "settings_for",
+    "simulator",
 ]
 
 ESTABLISHMENT_ID = "10B0127189"
@@ -105,19 +107,31 @@ def settings_for(url: str, ca_file: Path) -> DmpSettings:
     )
 
 
+def server_files(pki: TestPki, directory: Path) -> tuple[Path, Path, Path]:
+    """Server fullchain, key and CA bundle files for the simulator (a "localhost" certificate from `pki`)."""
+    server = pki.server("localhost")
+    cert, key = directory / "server.pem", directory / "server.key"
+    cert.write_bytes(server.fullchain_pem())
+    key.write_bytes(server.key_pem())
+    return cert, key, pki.ca_bundle_path()
+
+
+def simulator(pki: TestPki, tls_dir: Path, data_dir: Path, patients: Iterable[PatientRow] = _SEED) -> DmpSimulator:
+    """A simulator, not started yet: mutual TLS with `pki`, its data in `data_dir`, `patients` seeded."""
+    cert, key, ca = server_files(pki, tls_dir)
+    sim = DmpSimulator(SimConfig(data_dir=data_dir, cert_file=cert, key_file=key, ca_file=ca))
+    sim.store.seed_patients(patients)
+    return sim
+
+
 @pytest.fixture
 async def dmp_sim(dmp_pki: TestPki, tmp_path: Path) -> AsyncIterator[RunningSim]:
     """The real DMP simulator on a free loopback port, mutual TLS with the session's test PKI."""
-    server = dmp_pki.server("localhost")
     tls = tmp_path / "sim-tls"
     tls.mkdir()
-    cert, key = tls / "server.pem", tls / "server.key"
-    cert.write_bytes(server.fullchain_pem())
-    key.write_bytes(server.key_pem())
     data = tmp_path / "sim-data"
     data.mkdir()
-    sim = DmpSimulator(SimConfig(data_dir=data, cert_file=cert, key_file=key, ca_file=dmp_pki.ca_bundle_path()))
-    sim.store.seed_patients(_SEED)
+    sim = simulator(dmp_pki, tls, data)
     await sim.start()
     try:
         yield RunningSim(sim, dmp_pki.ca_bundle_path(), data)

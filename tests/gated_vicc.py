@@ -1,7 +1,8 @@
 """A vpcd client on a thread serving any virtual card, recording APDUs, that can hold or drop one exchange.
 
 `arm(ins)`: the next command with that INS is held unanswered (`held` is set) until `release()` answers
-it or `yank()` closes the socket instead (a card pulled out while its reader waits for the answer).
+it or `yank()` closes the socket instead (a card pulled out while its reader waits for the answer);
+`arm(ins, yank=True)` drops that command's connection at once.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ class GatedVicc:
         self._thread = threading.Thread(target=self._serve, name=f"gated-vicc-{port}", daemon=True)
         self._thread.start()
 
-    def arm(self, ins: int) -> None:
-        """Hold the next command with instruction byte `ins`."""
+    def arm(self, ins: int, *, yank: bool = False) -> None:
+        """Hold the next command with instruction byte `ins`; with `yank`, drop the connection instead at once."""
         with self._lock:
             self.held.clear()
-            self._release.clear()
-            self._yank = False
+            self._yank = yank
+            if yank:
+                self._release.set()
+            else:
+                self._release.clear()
             self._armed = ins
 
     def release(self) -> None:

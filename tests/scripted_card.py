@@ -7,22 +7,18 @@ ways that exercise the transport:
 - PUT DATA (DA): accepts command chaining (CLA bit 0x10); the last link answers 6120 and GET RESPONSE
   gives the SHA-256 of the reassembled data;
 - MARK (E0): records its data as a marker (to observe the order in which operations reach the card).
-Also a raw-socket vpcd client (`YankingVicc`) that closes its socket instead of answering one
-instruction: a card pulled out while an exchange is in flight.
+`AtrOnlyCard` is the smallest VirtualCard: an ATR, and 6D00 to everything else.
+`tests.gated_vicc.GatedVicc` serves a card when a test needs a card pulled out while an exchange is in flight.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import socket
-import struct
 import threading
 
 from bridge.pcsc.apdu import Command
-from bridge.sim.vpcd import handle_message
 
-__all__ = ["ATR", "GET_DATA_VALUE", "READ_BINARY_VALUE", "ScriptedCard", "YankingVicc"]
+__all__ = ["ATR", "GET_DATA_VALUE", "READ_BINARY_VALUE", "AtrOnlyCard", "ScriptedCard"]
 
 ATR = bytes.fromhex("3B8F800180318065B0850300EF120FFF82900073")
 GET_DATA_VALUE = bytes(range(200))  # 200 bytes: GET RESPONSE pieces of 0x40, 0x40, 0x40, 0x08
@@ -107,45 +103,25 @@ class ScriptedCard:
         return piece + b"\x90\x00"
 
 
-class YankingVicc:
-    """A vpcd client on a thread, serving `card`, that drops the connection instead of answering `yank_ins`."""
+class AtrOnlyCard:
+    """A card known by its ATR only: answers 6D00 (instruction not supported) to every APDU."""
 
-    def __init__(self, card: ScriptedCard, port: int, yank_ins: int, host: str = "127.0.0.1") -> None:
-        self.card = card
-        self.yank_ins = yank_ins
-        self.yanked = threading.Event()
-        self._sock = socket.create_connection((host, port), timeout=10)
-        self._sock.settimeout(None)
-        self._thread = threading.Thread(target=self._serve, name=f"yanking-vicc-{port}", daemon=True)
-        self._thread.start()
+    def __init__(self, atr_hex: str) -> None:
+        self._atr = bytes.fromhex(atr_hex)
 
-    def _recv(self, size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = self._sock.recv(size - len(data))
-            if not chunk:
-                raise EOFError
-            data += chunk
-        return data
+    def atr(self) -> bytes:
+        """The ATR."""
+        return self._atr
 
-    def _serve(self) -> None:
-        try:
-            while True:
-                (length,) = struct.unpack("!H", self._recv(2))
-                msg = self._recv(length) if length else b""
-                if len(msg) >= 4 and msg[1] == self.yank_ins:
-                    self.yanked.set()
-                    return  # the card leaves with the command unanswered
-                answer = handle_message(self.card, msg)
-                if answer is not None:
-                    self._sock.sendall(struct.pack("!H", len(answer)) + answer)
-        except (EOFError, OSError):
-            return
-        finally:
-            self._sock.close()
+    def power_on(self) -> None:
+        """Nothing to reset."""
 
-    def close(self) -> None:
-        """Pull the card (if still in) and wait for the thread."""
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        self._thread.join(5)
+    def power_off(self) -> None:
+        """Nothing to forget."""
+
+    def reset(self) -> None:
+        """Nothing to reset."""
+
+    def process(self, apdu: bytes) -> bytes:
+        """6D00 whatever the command."""
+        return b"\x6d\x00"

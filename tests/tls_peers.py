@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CountingKey", "Issued", "MiniPki", "ServerFiles", "SslHttpServer", "openssl_s_server"]
+__all__ = ["CountingKey", "Issued", "MiniPki", "ServerFiles", "SslHttpServer", "cert_name", "openssl_s_server"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class Issued:
     chain: tuple[x509.Certificate, ...] = ()
 
 
-def _name(cn: str, ou: str | None = None) -> x509.Name:
+def cert_name(cn: str, ou: str | None = None) -> x509.Name:
+    """A test certificate name: C=FR, O=TEST, then OU if given, then CN."""
     attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "TEST")]
     if ou:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
@@ -63,7 +64,7 @@ class MiniPki:
         now = dt.datetime.now(dt.UTC)
         self._now = now
         self.root_key = _key()
-        root_name = _name(root_cn)
+        root_name = cert_name(root_cn)
         self.root = (
             x509.CertificateBuilder()
             .subject_name(root_name)
@@ -79,8 +80,8 @@ class MiniPki:
         )
         self.ca_path = directory / "ca.pem"
         self.ca_path.write_bytes(self.root.public_bytes(serialization.Encoding.PEM))
-        self.server = self._issue(_name("localhost"), server=True)
-        self.client = self._issue(_name("DR TEST CPS", ou="899700000000"), server=False)
+        self.server = self._issue(cert_name("localhost"), server=True)
+        self.client = self._issue(cert_name("DR TEST CPS", ou="899700000000"), server=False)
         self.server_cert_path = directory / "server.pem"
         self.server_key_path = directory / "server.key"
         self.client_cert_path = directory / "client.pem"
@@ -120,7 +121,7 @@ class MiniPki:
 
     def issue_client(self, cn: str) -> Issued:
         """Another client certificate from the same root (e.g. a second practitioner's card)."""
-        return self._issue(_name(cn, ou="899700000001"), server=False)
+        return self._issue(cert_name(cn, ou="899700000001"), server=False)
 
     @staticmethod
     def _write(issued: Issued, cert_path: Path, key_path: Path) -> None:

@@ -15,17 +15,14 @@ import sys
 from typing import Any
 
 from bridge.cards.identify import CardKind, identify_atr
+from bridge.commands.readers import EXIT_PCSC_ERROR, EXIT_PCSC_UNAVAILABLE, scan_or_exit_code
 from bridge.errors import BridgeError, ErrorCode, to_bridge_error
-from bridge.pcsc.errors import PcscError, PcscUnavailableError
-from bridge.pcsc.monitor import scan_readers
 from bridge.service.pcsc_cards import PcscCardService
 
 __all__ = ["EXIT_CARD_ERROR", "EXIT_PCSC_ERROR", "EXIT_PCSC_UNAVAILABLE", "HELP", "configure", "read_pin", "run"]
 
 HELP = "décrit la carte de chaque lecteur (CPS, Vitale) / describe the card in each reader"
 
-EXIT_PCSC_UNAVAILABLE = 3
-EXIT_PCSC_ERROR = 4
 EXIT_CARD_ERROR = 5  # a card could not be read, or the PIN was refused
 _MAX_PIN_LINE = 64
 
@@ -178,14 +175,9 @@ def _fail(err: BridgeError, as_json: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Describe the cards; exit 3 without pcscd, 4 on another PC/SC failure, 5 when a card failed or refused the PIN."""
-    try:
-        states = scan_readers()
-    except PcscUnavailableError as err:
-        _fail(err, args.json)
-        return EXIT_PCSC_UNAVAILABLE
-    except PcscError as err:
-        _fail(err, args.json)
-        return EXIT_PCSC_ERROR
+    states = scan_or_exit_code(_fail, args.json)
+    if isinstance(states, int):
+        return states
     if args.reader is not None and all(s.name != args.reader for s in states):
         _fail(BridgeError(ErrorCode.NO_READER, args.reader), args.json)
         return EXIT_PCSC_ERROR

@@ -184,27 +184,20 @@ def _print(args: argparse.Namespace, result: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one DMP action through the daemon."""
     from bridge.api.client import DaemonNotRunning
-    from bridge.api.token import load_or_create_token
-    from bridge.config import ConfigError, load_config
+    from bridge.commands._daemon import daemon_port, local_token, print_error
     from bridge.errors import BridgeError
-    from bridge.paths import data_dir
 
-    try:
-        port = args.port if args.port is not None else load_config().port
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    port = daemon_port(args.port)
+    if port is None:
         return 2
     pin = bytearray(sys.stdin.readline().strip().encode("ascii")) if args.pin_stdin else None
     try:
-        result = asyncio.run(_session(args, port, load_or_create_token(data_dir()), pin))
+        result = asyncio.run(_session(args, port, local_token(), pin))
     except DaemonNotRunning:
         print(f"Le pont ne tourne pas sur le port {port} / the bridge is not running on port {port}", file=sys.stderr)
         return 3
     except BridgeError as exc:
-        if args.json:
-            print(json.dumps({"error": exc.to_data()}, ensure_ascii=False))
-        else:
-            print(f"{exc.message_fr} / {exc.message_en}" + (f" ({exc.detail})" if exc.detail else ""), file=sys.stderr)
+        print_error(exc, as_json=args.json)
         return 1
     finally:
         if pin is not None:

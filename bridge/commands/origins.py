@@ -84,20 +84,16 @@ def _print(action: str, result: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the action against the daemon, or offline where that makes sense."""
     from bridge.api.client import DaemonNotRunning, call_daemon
-    from bridge.api.token import load_or_create_token
-    from bridge.config import ConfigError, load_config
+    from bridge.commands._daemon import daemon_port, local_token, print_error
     from bridge.errors import BridgeError
-    from bridge.paths import data_dir
 
-    try:
-        port = args.port if args.port is not None else load_config().port
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    port = daemon_port(args.port)
+    if port is None:
         return 2
     method, params = _params(args)
     try:
         try:
-            result = asyncio.run(call_daemon(port, load_or_create_token(data_dir()), method, params))
+            result = asyncio.run(call_daemon(port, local_token(), method, params))
         except DaemonNotRunning:
             result = _offline(args)
             if result is None:
@@ -108,10 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 return 3
     except BridgeError as exc:
-        if args.json:
-            print(json.dumps({"error": exc.to_data()}, ensure_ascii=False))
-        else:
-            print(f"{exc.message_fr} / {exc.message_en}" + (f" ({exc.detail})" if exc.detail else ""), file=sys.stderr)
+        print_error(exc, as_json=args.json)
         return 1
     if args.json:
         print(json.dumps(result, ensure_ascii=False))

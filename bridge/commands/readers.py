@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from bridge.cards.identify import identify_atr
@@ -12,7 +13,7 @@ from bridge.errors import BridgeError
 from bridge.pcsc.errors import PcscError, PcscUnavailableError
 from bridge.pcsc.monitor import ReaderState, scan_readers
 
-__all__ = ["EXIT_PCSC_ERROR", "EXIT_PCSC_UNAVAILABLE", "HELP", "card_kind", "configure", "run"]
+__all__ = ["EXIT_PCSC_ERROR", "EXIT_PCSC_UNAVAILABLE", "HELP", "card_kind", "configure", "run", "scan_or_exit_code"]
 
 HELP = "liste les lecteurs de carte et les cartes présentes / list card readers and cards"
 
@@ -71,16 +72,23 @@ def _fail(err: BridgeError, as_json: bool) -> None:
         print("Vérifiez que le service pcscd est démarré (systemctl start pcscd).", file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> int:
-    """List the readers; exit 3 when pcscd is not running, 4 on another PC/SC failure."""
+def scan_or_exit_code(fail: Callable[[BridgeError, bool], None], as_json: bool) -> list[ReaderState] | int:
+    """The readers and their cards, or the exit code (3 without pcscd, else 4) once `fail` has said why not."""
     try:
-        states = scan_readers()
+        return scan_readers()
     except PcscUnavailableError as err:
-        _fail(err, args.json)
+        fail(err, as_json)
         return EXIT_PCSC_UNAVAILABLE
     except PcscError as err:
-        _fail(err, args.json)
+        fail(err, as_json)
         return EXIT_PCSC_ERROR
+
+
+def run(args: argparse.Namespace) -> int:
+    """List the readers; exit 3 when pcscd is not running, 4 on another PC/SC failure."""
+    states = scan_or_exit_code(_fail, args.json)
+    if isinstance(states, int):
+        return states
     if args.json:
         print(json.dumps({"readers": [_as_dict(state) for state in states]}, ensure_ascii=False, indent=2))
     else:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
-import signal
-import sys
 from typing import Any
 
 __all__ = ["HELP", "configure", "run"]
@@ -40,27 +37,19 @@ def _threadsafe_set(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> No
 
 
 async def _serve(config: Any, use_tray: bool) -> int:
-    from bridge.api.ports import PortInUseError
-    from bridge.app import Application
-    from bridge.paths import data_dir
+    from bridge.commands._daemon_run import start_application, stop_on_signals
     from bridge.tray import LogUI, TrayUI
 
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     ui: Any = LogUI()
     if use_tray:
         try:
             ui = TrayUI(on_quit=lambda: _threadsafe_set(loop, stop))
         except Exception:  # no usable tray backend: stay headless rather than fail
             log.warning("tray unavailable; running headless", exc_info=True)
-    app = Application(config, data_dir=data_dir(), approver=ui, notifier=ui, monitor=_monitor())
-    try:
-        await app.start()
-    except PortInUseError as exc:
-        print(exc, file=sys.stderr)
-        await app.stop()
+    app = await start_application(config, approver=ui, notifier=ui, monitor=_monitor())
+    if app is None:
         return 4
     print(f"dmp-bridge {app.version} : http://127.0.0.1:{app.port}/ (ws://127.0.0.1:{app.port}/ws)", flush=True)
     try:
@@ -74,14 +63,10 @@ async def _serve(config: Any, use_tray: bool) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, start the daemon, serve until SIGINT/SIGTERM."""
-    from bridge.config import ConfigError, load_config
+    from bridge.commands._daemon_run import config_with_port
     from bridge.tray import display_available
 
-    try:
-        config = load_config()
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = config_with_port(args.port)
+    if config is None:
         return 2
-    if args.port is not None:
-        config = dataclasses.replace(config, port=args.port)
     return asyncio.run(_serve(config, use_tray=not args.no_tray and display_available()))

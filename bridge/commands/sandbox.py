@@ -19,7 +19,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import signal
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -90,8 +89,7 @@ def _start_pcscd(args: argparse.Namespace, work_dir: Path) -> tuple[Any, list[in
 
 
 async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[int]) -> int:
-    from bridge.api.ports import PortInUseError
-    from bridge.app import Application
+    from bridge.commands._daemon_run import start_application, stop_on_signals
     from bridge.crypto.pki import TestPki
     from bridge.demo import DemoServer, demo_port_for
     from bridge.paths import data_dir
@@ -101,10 +99,7 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
     from bridge.sim.vpcd import VirtualSlot
     from bridge.tray import LogUI
 
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     async with AsyncExitStack() as stack:
         # The simulator and the virtual cards share the per-user test PKI (first use generates its keys).
         pki = await asyncio.to_thread(TestPki.load_or_create)
@@ -118,12 +113,8 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
         # In memory only: the user's config.toml keeps its own [dmp] table.
         config = dataclasses.replace(config, dmp=await asyncio.to_thread(dmp.dmp_config, config.dmp))
         monitor = ReaderMonitor()
-        app = Application(config, data_dir=data_dir(), approver=LogUI(), monitor=monitor)
-        try:
-            await app.start()
-        except PortInUseError as exc:
-            print(exc, file=sys.stderr)
-            await app.stop()
+        app = await start_application(config, approver=LogUI(), monitor=monitor)
+        if app is None:
             return 4
         stack.push_async_callback(app.stop)
         demo = DemoServer(app.port, args.demo_port if args.demo_port is not None else demo_port_for(app.port))
@@ -193,17 +184,13 @@ def _dmp_summary(dmp_url: str, dump: Path | None, demo_url: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Start everything, serve until SIGINT/SIGTERM, stop everything (pcscd by its PID)."""
-    from bridge.config import ConfigError, load_config
+    from bridge.commands._daemon_run import config_with_port
     from bridge.paths import data_dir, ensure_private_dir
     from bridge.sim.pcscd import PcscdError
 
-    try:
-        config = load_config()
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = config_with_port(args.port)
+    if config is None:
         return 2
-    if args.port is not None:
-        config = dataclasses.replace(config, port=args.port)
     work_dir = ensure_private_dir(data_dir() / "sandbox")
     try:
         pcscd, ports = _start_pcscd(args, work_dir)

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from bridge.dmp.codes import PROFESSION_LABELS
 from bridge.paths import data_dir, ensure_private_dir
 
 try:  # POSIX: serialise creation between processes (sandbox and tests may race)
@@ -81,15 +82,7 @@ _ROOT_CN = "TEST AC RACINE IGC-SANTE STANDARD"
 _PERSONS_CN = "TEST AC IGC-SANTE STANDARD PERSONNES"
 _ORGS_CN = "TEST AC IGC-SANTE STANDARD ORGANISATIONS"
 
-# TRE_G15 labels for the certificate `title` (the holder's profession as a word).
-_PROFESSION_LABELS = {
-    "10": "Médecin",
-    "21": "Pharmacien",
-    "40": "Chirurgien-Dentiste",
-    "50": "Sage-Femme",
-    "60": "Infirmier",
-    "70": "Masseur-Kinésithérapeute",
-}
+# Certificate `title` of a holder without a listed TRE_G15 profession (PROFESSION_LABELS gives the others).
 _NON_PS_TITLE = "Personnel santé ou social"
 
 # TRE_G02 TypeProduit codes per card type.
@@ -381,7 +374,7 @@ class TestPki:
             attrs.append(_rdn(NameOID.ORGANIZATION_NAME, organization))
         if structure_id:
             attrs.append(_rdn(NameOID.ORGANIZATIONAL_UNIT_NAME, structure_id))
-        attrs.append(_rdn(NameOID.TITLE, _PROFESSION_LABELS.get(profession_code, _NON_PS_TITLE)))
+        attrs.append(_rdn(NameOID.TITLE, PROFESSION_LABELS.get(profession_code, _NON_PS_TITLE)))
         attrs.append(
             x509.RelativeDistinguishedName(
                 [

@@ -34,6 +34,7 @@ from lxml import etree
 from bridge.crypto.tls import ClientIdentity, ServerTrust, TlsEndpoint, TlsError, TlsSessionCache
 from bridge.dmp.cda import CdaHeader, CdaPatient, read_cda, wrap_unstructured
 from bridge.dmp.codes import (
+    PROFESSION_LABELS,
     SECTOR_OID,
     AuthMode,
     AvailabilityStatus,
@@ -107,15 +108,6 @@ CONTENT_TYPE_DEFAULT = Code("01", "1.2.250.1.213.2.2", "Consultation")
 MAX_WRAPPED_BYTES = 20 * 1024 * 1024
 _CDA_TYPES = frozenset({"text/xml", "application/xml", "application/hl7-v3+xml"})
 _PROFESSION_SYSTEM = "1.2.250.1.71.1.2.7"
-#: TRE_G15 display names of the common professions (other codes are displayed as their code).
-_PROFESSIONS = {
-    "10": "Médecin",
-    "21": "Pharmacien",
-    "40": "Chirurgien-Dentiste",
-    "50": "Sage-Femme",
-    "60": "Infirmier",
-    "70": "Masseur-Kinésithérapeute",
-}
 _SPECIALTY_ROLE_SYSTEM = "1.2.250.1.71.4.2.5"
 
 #: Called with (bytes sent, total bytes) while a request body goes out, on the HTTPS worker thread.
@@ -167,7 +159,7 @@ class Practitioner:
 
     def roles(self) -> tuple[Role, ...]:
         """VIHF subject:role values: profession (TRE_G15), then specialty (TRE_R01) when known."""
-        label = _PROFESSIONS.get(self.profession_code, self.profession_code)
+        label = PROFESSION_LABELS.get(self.profession_code, self.profession_code)  # else shown as its code
         roles = [Role(code=self.profession_code, code_system=_PROFESSION_SYSTEM, display_name=label)]
         if self.specialty_code:
             roles.append(

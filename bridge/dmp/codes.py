@@ -12,6 +12,7 @@ from typing import Any
 from bridge.dmp.failures import DmpInputError
 
 __all__ = [
+    "PROFESSION_LABELS",
     "RPPS_OID",
     "SECTOR_OID",
     "STRUCTURE_OID",
@@ -38,6 +39,15 @@ RPPS_OID = "1.2.250.1.71.4.2.1"
 STRUCTURE_OID = "1.2.250.1.71.4.2.2"
 #: Code system of activity sectors (SAxx, JDV_J61 healthcareFacilityTypeCode).
 SECTOR_OID = "1.2.250.1.71.4.2.4"
+#: TRE_G15 (ProfessionSante) display names of the common professions, by code.
+PROFESSION_LABELS = {
+    "10": "Médecin",
+    "21": "Pharmacien",
+    "40": "Chirurgien-Dentiste",
+    "50": "Sage-Femme",
+    "60": "Infirmier",
+    "70": "Masseur-Kinésithérapeute",
+}
 
 
 class WireEnum(enum.Enum):

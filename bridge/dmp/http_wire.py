@@ -117,23 +117,15 @@ class ResponseParser:
         """The next complete final response, or None if more bytes are needed."""
         while True:
             if self._state is _State.HEAD:
-                end = self._buf.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(self._buf) > _MAX_HEAD:
-                        raise HttpProtocolError("response head too large")
+                head = self._take_until(b"\r\n\r\n", _MAX_HEAD, "response head too large")
+                if head is None:
                     return None
-                head = bytes(self._buf[:end])
-                del self._buf[: end + 4]
                 self._state = self._parse_head(head)
                 if self._state is _State.NO_BODY:
                     return self._finish()
                 # HEAD again after an interim 1xx response: loop to read the next head.
             elif self._state is _State.LENGTH:
-                take = min(self._remaining, len(self._buf))
-                self._body += self._buf[:take]
-                del self._buf[:take]
-                self._remaining -= take
-                if self._remaining:
+                if not self._take_body():
                     return None
                 return self._finish()
             elif self._state is _State.CHUNK_SIZE:
@@ -150,11 +142,7 @@ class ResponseParser:
                 self._remaining = size
                 self._state = _State.CHUNK_DATA if size else _State.TRAILERS
             elif self._state is _State.CHUNK_DATA:
-                take = min(self._remaining, len(self._buf))
-                self._body += self._buf[:take]
-                del self._buf[:take]
-                self._remaining -= take
-                if self._remaining:
+                if not self._take_body():
                     return None
                 self._state = _State.CHUNK_END
             elif self._state is _State.CHUNK_END:
@@ -183,15 +171,27 @@ class ResponseParser:
             return self._finish()
         raise HttpProtocolError("connection closed before the response was complete")
 
+    def _take_body(self) -> bool:
+        """Move up to `_remaining` buffered bytes into the body; True once all of them have arrived."""
+        take = min(self._remaining, len(self._buf))
+        self._body += self._buf[:take]
+        del self._buf[:take]
+        self._remaining -= take
+        return not self._remaining
+
     def _line(self) -> bytes | None:
-        end = self._buf.find(b"\r\n")
+        return self._take_until(b"\r\n", _MAX_CHUNK_LINE, "chunk line too long")
+
+    def _take_until(self, delimiter: bytes, limit: int, too_long: str) -> bytes | None:
+        """Consume and return the bytes before `delimiter`; None until it arrives; raise past `limit` bytes."""
+        end = self._buf.find(delimiter)
         if end < 0:
-            if len(self._buf) > _MAX_CHUNK_LINE:
-                raise HttpProtocolError("chunk line too long")
+            if len(self._buf) > limit:
+                raise HttpProtocolError(too_long)
             return None
-        line = bytes(self._buf[:end])
-        del self._buf[: end + 2]
-        return line
+        taken = bytes(self._buf[:end])
+        del self._buf[: end + len(delimiter)]
+        return taken
 
     def _check_size(self, size: int) -> None:
         if size > self._max_body:

@@ -18,10 +18,9 @@ from bridge.dmp.client import DmpClient
 from bridge.dmp.vihf import PatientIns
 from bridge.sim.cps3 import create_card
 from bridge.sim.direct import DirectChannel
-from bridge.sim.dmp import DmpSimulator, SimConfig
 from bridge.sim.dmp.store import PatientRow
 from tests.bench.bench_dmp_submit import card_credentials
-from tests.dmp_fixtures import _SEED, PATIENT, settings_for
+from tests.dmp_fixtures import _SEED, PATIENT, settings_for, simulator
 
 SECOND = PatientIns(value="281209935201476", oid=PATIENT.oid)
 CALLS = 20
@@ -40,14 +39,8 @@ async def bench() -> None:
         base = Path(tmp)
         os.environ["DMP_BRIDGE_HOME"] = str(base / "home")
         pki = TestPki.load_or_create(base / "pki")
-        server = pki.server("localhost")
-        cert, key = base / "server.pem", base / "server.key"
-        cert.write_bytes(server.fullchain_pem())
-        key.write_bytes(server.key_pem())
-        sim = DmpSimulator(SimConfig(data_dir=base, cert_file=cert, key_file=key, ca_file=pki.ca_bundle_path()))
-        sim.store.seed_patients(
-            (*_SEED, PatientRow(SECOND.value, SECOND.oid.value, "active", "MARTIN", "CLAIRE", "19810000", "F"))
-        )
+        second = PatientRow(SECOND.value, SECOND.oid.value, "active", "MARTIN", "CLAIRE", "19810000", "F")
+        sim = simulator(pki, base, base, (*_SEED, second))
         await sim.start()
         channel = DirectChannel(create_card("gp", pki))
         creds, practitioner = card_credentials(pki, channel)

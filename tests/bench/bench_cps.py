@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -25,16 +22,7 @@ from bridge.crypto.pki import TestPki
 from bridge.crypto.sha256_state import Sha256State, split_for_card
 from bridge.sim.cps3 import create_card
 from bridge.sim.direct import DirectChannel
-
-
-def timeit(fn: Callable[[], Any], runs: int) -> float:
-    """Median milliseconds of `runs` calls."""
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+from tests.bench._support import timeit
 
 
 def main() -> None:

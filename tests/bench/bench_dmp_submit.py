@@ -33,15 +33,14 @@ from bridge.dmp.xds_model import Code
 from bridge.pcsc.channel import CardChannel
 from bridge.sim.cps3 import create_card
 from bridge.sim.direct import DirectChannel
-from bridge.sim.dmp import DmpSimulator, SimConfig
 from bridge.sim.dmp.server import server_ssl_context
 from tests.dmp_fixtures import (
-    _SEED,
     PATIENT,
     PATIENT_IDENTITY,
     establishment_credentials,
     indirect_practitioner,
     settings_for,
+    simulator,
 )
 
 T = TypeVar("T")
@@ -102,12 +101,8 @@ async def bench() -> None:
         base = Path(tmp)
         os.environ["DMP_BRIDGE_HOME"] = str(base / "home")
         pki = TestPki.load_or_create(base / "pki")
-        server = pki.server("localhost")
-        cert, key = base / "server.pem", base / "server.key"
-        cert.write_bytes(server.fullchain_pem())
-        key.write_bytes(server.key_pem())
-        sim = DmpSimulator(SimConfig(data_dir=base, cert_file=cert, key_file=key, ca_file=pki.ca_bundle_path()))
-        sim.store.seed_patients(_SEED)
+        sim = simulator(pki, base, base)
+        cert, key = base / "server.pem", base / "server.key"  # written by simulator()
         server_times: list[float] = []
         process = sim._process
 

@@ -7,51 +7,27 @@ official samples). Prints timings and ratios; not collected by pytest.
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from lxml import etree
 
-from bridge.dmp.codes import AuthMode, InsOid, SignatureAlgorithm
+from bridge.dmp.codes import AuthMode, SignatureAlgorithm
 from bridge.dmp.mtom import MtomPart, build_mtom, inline_xop
 from bridge.dmp.soap import parse_soap_response
-from bridge.dmp.vihf import PatientIns, Role, VihfContext, build_vihf, sign_vihf
+from bridge.dmp.vihf import build_vihf, sign_vihf
 from bridge.dmp.vihf_cache import VihfCache, VihfKey
 from bridge.dmp.xades import SignedDocument, build_xades_signature
 from bridge.dmp.xds_parse import parse_query_response
-from tests.unit._dmp_support import MESSAGES, make_signer
-
-
-def timeit(fn: Callable[[], Any], runs: int) -> float:
-    """Median milliseconds of `runs` calls."""
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+from tests.bench._support import timeit
+from tests.unit._dmp_support import MESSAGES, make_signer, vihf_context
 
 
 def main() -> None:
     """Print the figures."""
     signer = make_signer(Path(tempfile.mkdtemp()))
-    ctx = VihfContext(
-        assertion_id="_bench",
-        issue_instant=dt.datetime.now(dt.UTC),
-        issuer_dn="CN=bench",
-        name_id="899900063480",
-        auth_mode=AuthMode.DIRECTE,
-        structure_id="499900063480001",
-        sector="SA07",
-        roles=(Role(code="10", code_system="1.2.250.1.71.1.2.7", display_name="Médecin"),),
-        lps_name="dmp-bridge",
-        lps_version="0.1",
-        lps_homologation="X",
-        patient=PatientIns(value="207058575627097", oid=InsOid.NIR_TEST),
+    ctx = vihf_context(
+        assertion_id="_bench", issue_instant=dt.datetime.now(dt.UTC), issuer_dn="CN=bench", lps_homologation="X"
     )
     sign_ms = timeit(lambda: sign_vihf(build_vihf(ctx), signer.key, [signer.cert]), 30)
     cache = VihfCache(lifetime=3600)

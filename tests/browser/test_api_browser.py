@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from bridge.app import Application
 from bridge.pcsc.monitor import ReaderMonitor
@@ -28,22 +24,11 @@ from bridge.service.pcsc_cards import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.vpcd import VirtualSlot
 from tests.api_helpers import CardInserted, CardRemoved, FakeMonitor, Row, running_bridge
+from tests.browser.helpers import ARTIFACTS, READERS, cli, serve_page
 from tests.conftest import wait_card_state
+from tests.scripted_card import AtrOnlyCard
 
-pytestmark = pytest.mark.browser
-
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-features=LocalNetworkAccessChecks,LocalNetworkAccessChecksWebSockets",
-]
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("home")]
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>DPI de test</title>
 <script type="module">
@@ -63,55 +48,6 @@ window.start = async () => {
 window.ready = true;
 </script>
 """
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path))
-    return tmp_path
-
-
-async def cli(*args: str) -> tuple[int, str]:
-    """`python -m bridge.cli ...` without blocking the bridge's loop."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bridge.cli", *args, cwd=REPO, env=dict(os.environ), stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    return proc.returncode or 0, out.decode()
-
-
-async def page_server(bridge_port: int) -> AsyncIterator[str]:
-    """A second web server (another origin) serving the test page."""
-
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text=PAGE % {"port": bridge_port}, content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/", index)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        # "localhost" makes the page origin differ from the bridge's by host as well as by port.
-        yield f"http://localhost:{port}"
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
 
 
 async def pair_from_page(page: Any, app: Application, origin: str) -> None:
@@ -135,45 +71,43 @@ async def pair_from_page(page: Any, app: Application, origin: str) -> None:
 
 async def test_page_from_another_origin_pairs_calls_and_gets_events(browser: Any) -> None:
     monitor = FakeMonitor([Row("Virtual PCD 00 00", False, None), Row("Virtual PCD 00 01", False, None)])
-    async with running_bridge(monitor=monitor) as app:
-        async for origin in page_server(app.port):
-            page = await browser.new_page()
-            await pair_from_page(page, app, origin)
-            info = await page.evaluate("window.bridge.info()")
-            assert info["name"] == "dmp-bridge" and info["port"] == app.port and info["approved"] is True
-            listing = await page.evaluate("window.bridge.readersList()")
-            assert [r["name"] for r in listing["readers"]] == ["Virtual PCD 00 00", "Virtual PCD 00 01"]
-            monitor.emit(CardInserted("Virtual PCD 00 01", bytes.fromhex("3B7F96")))
-            await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')")
-            monitor.emit(CardRemoved("Virtual PCD 00 01"))
-            await page.wait_for_function("window.events.some(e => e.name === 'card.removed')")
-            names = [e["name"] for e in await page.evaluate("window.events")]
-            assert names == ["card.inserted", "readers.changed", "card.removed", "readers.changed"]
-            inserted = (await page.evaluate("window.events"))[0]["params"]
-            assert inserted == {"reader": "Virtual PCD 00 01", "atr": "3B7F96"}
-            # An unknown method is a clear BridgeError in the page.
-            code = await page.evaluate("window.bridge.call('nope').catch(e => [e.name, e.code, e.rpcCode])")
-            assert code == ["BridgeError", "NOT_FOUND", -32601]
-            await page.close()
+    async with running_bridge(monitor=monitor) as app, serve_page(PAGE % {"port": app.port}) as origin:
+        page = await browser.new_page()
+        await pair_from_page(page, app, origin)
+        info = await page.evaluate("window.bridge.info()")
+        assert info["name"] == "dmp-bridge" and info["port"] == app.port and info["approved"] is True
+        listing = await page.evaluate("window.bridge.readersList()")
+        assert [r["name"] for r in listing["readers"]] == ["Virtual PCD 00 00", "Virtual PCD 00 01"]
+        monitor.emit(CardInserted("Virtual PCD 00 01", bytes.fromhex("3B7F96")))
+        await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')")
+        monitor.emit(CardRemoved("Virtual PCD 00 01"))
+        await page.wait_for_function("window.events.some(e => e.name === 'card.removed')")
+        names = [e["name"] for e in await page.evaluate("window.events")]
+        assert names == ["card.inserted", "readers.changed", "card.removed", "readers.changed"]
+        inserted = (await page.evaluate("window.events"))[0]["params"]
+        assert inserted == {"reader": "Virtual PCD 00 01", "atr": "3B7F96"}
+        # An unknown method is a clear BridgeError in the page.
+        code = await page.evaluate("window.bridge.call('nope').catch(e => [e.name, e.code, e.rpcCode])")
+        assert code == ["BridgeError", "NOT_FOUND", -32601]
+        await page.close()
 
 
 async def test_sdk_reports_bridge_not_running(browser: Any) -> None:
-    async with running_bridge() as app:
-        async for origin in page_server(app.port):
-            page = await browser.new_page()
-            await page.goto(origin + "/")
-            await page.wait_for_function("window.ready === true")
-            result = await page.evaluate(
-                """async (port) => {
+    async with running_bridge() as app, serve_page(PAGE % {"port": app.port}) as origin:
+        page = await browser.new_page()
+        await page.goto(origin + "/")
+        await page.wait_for_function("window.ready === true")
+        result = await page.evaluate(
+            """async (port) => {
                   const sdk = await import(`http://127.0.0.1:${port}/sdk/dmp-bridge.js`);
                   try { await sdk.connect({ url: "ws://127.0.0.1:9/ws", retry: { attempts: 2, initialDelay: 10 } }); }
                   catch (e) { return [e.code, e.messageFr.length > 0]; }
                   return null;
                 }""",
-                app.port,
-            )
-            assert result == ["BRIDGE_UNREACHABLE", True]
-            await page.close()
+            app.port,
+        )
+        assert result == ["BRIDGE_UNREACHABLE", True]
+        await page.close()
 
 
 async def test_diagnostics_page_renders(browser: Any) -> None:
@@ -207,30 +141,6 @@ async def test_diagnostics_page_renders(browser: Any) -> None:
         await context.close()
 
 
-class TinyCard:
-    """The smallest VirtualCard: an ATR, and 6D00 (instruction not supported) to every APDU."""
-
-    ATR = bytes.fromhex("3B021450")
-
-    def atr(self) -> bytes:
-        return self.ATR
-
-    def power_on(self) -> None:
-        pass
-
-    def power_off(self) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
-
-    def process(self, apdu: bytes) -> bytes:
-        return b"\x6d\x00"
-
-
-READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
-
-
 @pytest.fixture
 async def monitor(slots: list[VirtualSlot]) -> AsyncIterator[ReaderMonitor]:
     for reader in READERS:  # a card from a previous test may not be noticed gone yet
@@ -244,44 +154,46 @@ async def monitor(slots: list[VirtualSlot]) -> AsyncIterator[ReaderMonitor]:
 async def test_real_card_events_reach_the_paired_page(
     browser: Any, monitor: ReaderMonitor, slots: list[VirtualSlot]
 ) -> None:
-    async with running_bridge(monitor=monitor, cards=PcscCardService(monitor)) as app:
-        async for origin in page_server(app.port):
-            page = await browser.new_page()
-            await pair_from_page(page, app, origin)
-            listing = await page.evaluate("window.bridge.readersList()")
-            assert listing == {
-                "pcsc": "available",
-                "readers": [{"name": name, "cardPresent": False, "atr": None, "kind": None} for name in READERS],
-            }
-            await asyncio.to_thread(slots[1].insert, TinyCard())
-            await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')", timeout=15_000)
-            inserted = [e["params"] for e in await page.evaluate("window.events") if e["name"] == "card.inserted"]
-            assert inserted == [{"reader": READERS[1], "atr": "3B021450"}]
+    async with (
+        running_bridge(monitor=monitor, cards=PcscCardService(monitor)) as app,
+        serve_page(PAGE % {"port": app.port}) as origin,
+    ):
+        page = await browser.new_page()
+        await pair_from_page(page, app, origin)
+        listing = await page.evaluate("window.bridge.readersList()")
+        assert listing == {
+            "pcsc": "available",
+            "readers": [{"name": name, "cardPresent": False, "atr": None, "kind": None} for name in READERS],
+        }
+        await asyncio.to_thread(slots[1].insert, AtrOnlyCard("3B021450"))
+        await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')", timeout=15_000)
+        inserted = [e["params"] for e in await page.evaluate("window.events") if e["name"] == "card.inserted"]
+        assert inserted == [{"reader": READERS[1], "atr": "3B021450"}]
 
-            await asyncio.to_thread(slots[0].insert, create_card("gp"))
-            await page.wait_for_function(
-                "window.events.filter(e => e.name === 'card.inserted').length === 2", timeout=15_000
-            )
-            read = await page.evaluate("window.bridge.cpsRead()")
-            assert read["pin"]["triesLeft"] == 3
+        await asyncio.to_thread(slots[0].insert, create_card("gp"))
+        await page.wait_for_function(
+            "window.events.filter(e => e.name === 'card.inserted').length === 2", timeout=15_000
+        )
+        read = await page.evaluate("window.bridge.cpsRead()")
+        assert read["pin"]["triesLeft"] == 3
 
-            diagnostics = await browser.new_page(viewport={"width": 1100, "height": 760})
-            await diagnostics.goto(f"http://127.0.0.1:{app.port}/")
-            await diagnostics.wait_for_selector("body[data-ready=true]", timeout=10_000)
-            text = await diagnostics.inner_text("body")
-            assert "3B021450" in text and read["certificates"]["authentication"]["notAfter"][:10] in text
-            assert "MARTIN" not in text
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            await diagnostics.screenshot(path=str(ARTIFACTS / "diagnostics.png"), full_page=True)
+        diagnostics = await browser.new_page(viewport={"width": 1100, "height": 760})
+        await diagnostics.goto(f"http://127.0.0.1:{app.port}/")
+        await diagnostics.wait_for_selector("body[data-ready=true]", timeout=10_000)
+        text = await diagnostics.inner_text("body")
+        assert "3B021450" in text and read["certificates"]["authentication"]["notAfter"][:10] in text
+        assert "MARTIN" not in text
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await diagnostics.screenshot(path=str(ARTIFACTS / "diagnostics.png"), full_page=True)
 
-            await asyncio.to_thread(slots[1].remove)
-            await page.wait_for_function("window.events.some(e => e.name === 'card.removed')", timeout=15_000)
-            removed = [e["params"] for e in await page.evaluate("window.events") if e["name"] == "card.removed"]
-            assert removed == [{"reader": READERS[1]}]
-            listing = await page.evaluate("window.bridge.readersList()")
-            assert [r["cardPresent"] for r in listing["readers"]] == [True, False]
-            await diagnostics.close()
-            await page.close()
+        await asyncio.to_thread(slots[1].remove)
+        await page.wait_for_function("window.events.some(e => e.name === 'card.removed')", timeout=15_000)
+        removed = [e["params"] for e in await page.evaluate("window.events") if e["name"] == "card.removed"]
+        assert removed == [{"reader": READERS[1]}]
+        listing = await page.evaluate("window.bridge.readersList()")
+        assert [r["cardPresent"] for r in listing["readers"]] == [True, False]
+        await diagnostics.close()
+        await page.close()
 
 
 async def test_sdk_reconnects_and_keeps_listeners(browser: Any) -> None:
@@ -294,21 +206,23 @@ async def test_sdk_reconnects_and_keeps_listeners(browser: Any) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     first = FakeMonitor([Row("Virtual PCD 00 00", False, None)])
-    async with running_bridge(BridgeConfig(port=port), monitor=first) as app:
-        async for origin in page_server(app.port):
-            page = await browser.new_page()
-            await pair_from_page(page, app, origin)
-            await page.evaluate(
-                # `; true`: Playwright would call a function result (here, the unsubscribe function).
-                "window.states = []; window.bridge.on('connection', (s) => window.states.push(s.state)); true"
-            )
-            await app.stop()
-            await page.wait_for_function("window.states.includes('reconnecting')", timeout=10_000)
-            second = FakeMonitor([Row("Virtual PCD 00 00", False, None)])
-            async with running_bridge(BridgeConfig(port=port), monitor=second):
-                await page.wait_for_function("window.states.includes('open')", timeout=15_000)
-                second.emit(CardInserted("Virtual PCD 00 00", bytes.fromhex("3B021450")))
-                await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')", timeout=10_000)
-                info = await page.evaluate("window.bridge.info()")
-                assert info["approved"] is True
-            await page.close()
+    async with (
+        running_bridge(BridgeConfig(port=port), monitor=first) as app,
+        serve_page(PAGE % {"port": app.port}) as origin,
+    ):
+        page = await browser.new_page()
+        await pair_from_page(page, app, origin)
+        await page.evaluate(
+            # `; true`: Playwright would call a function result (here, the unsubscribe function).
+            "window.states = []; window.bridge.on('connection', (s) => window.states.push(s.state)); true"
+        )
+        await app.stop()
+        await page.wait_for_function("window.states.includes('reconnecting')", timeout=10_000)
+        second = FakeMonitor([Row("Virtual PCD 00 00", False, None)])
+        async with running_bridge(BridgeConfig(port=port), monitor=second):
+            await page.wait_for_function("window.states.includes('open')", timeout=15_000)
+            second.emit(CardInserted("Virtual PCD 00 00", bytes.fromhex("3B021450")))
+            await page.wait_for_function("window.events.some(e => e.name === 'card.inserted')", timeout=10_000)
+            info = await page.evaluate("window.bridge.info()")
+            assert info["approved"] is True
+        await page.close()

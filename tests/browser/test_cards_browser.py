@@ -8,12 +8,9 @@ PcscCardService -> pcscd -> vpcd -> virtual cards. The person's approval arrives
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from bridge.config import BridgeConfig
 from bridge.crypto.pki import TestPki
@@ -23,23 +20,13 @@ from bridge.sim.cps3 import create_card
 from bridge.sim.registry import make_card
 from bridge.sim.vpcd import VirtualSlot
 from tests.api_helpers import FakeApprover, running_bridge
+from tests.browser.helpers import READERS, serve_page
 from tests.conftest import wait_card_state
 from tests.cps_fixtures import pki
 
 __all__ = ["pki"]
 
-pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
-
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
+pytestmark = [pytest.mark.browser, pytest.mark.pcsc, pytest.mark.usefixtures("home")]
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>Logiciel de cabinet (test)</title>
 <script type="module">
@@ -53,44 +40,6 @@ window.failure = (promise) => promise.then(() => null, (e) => ({ code: e.code, d
 window.ready = true;
 </script>
 """
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
-
-
-async def page_origin(bridge_port: int) -> AsyncIterator[str]:
-    """Serve the test page from a second web server: another origin (host and port differ)."""
-
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text=PAGE % {"port": bridge_port}, content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/", index)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://localhost:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 async def test_paired_page_reads_cps_and_vitale(browser: Any, slots: list[VirtualSlot], pki: TestPki) -> None:
@@ -110,7 +59,7 @@ async def test_paired_page_reads_cps_and_vitale(browser: Any, slots: list[Virtua
                     event = await events.get()
                     if type(event).__name__ == "CardInserted":
                         seen.add(event.reader)
-            async for origin in page_origin(app.port):
+            async with serve_page(PAGE % {"port": app.port}) as origin:
                 page = await browser.new_page()
                 await page.goto(origin + "/")
                 await page.wait_for_function("window.ready === true")

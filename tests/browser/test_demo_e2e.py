@@ -33,15 +33,12 @@ from bridge.sim.registry import make_card
 from bridge.sim.sandbox import SandboxDmp
 from bridge.sim.vpcd import VirtualSlot
 from tests.api_helpers import FakeApprover, next_notification, open_ws, rpc
-from tests.browser.test_api_browser import CHROMIUM, LAUNCH_ARGS, cli
+from tests.browser.helpers import ARTIFACTS, READERS, cli
 from tests.conftest import wait_card_state
 from tests.dmp_fixtures import dmp_pki  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "tests" / "artifacts"
-READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
 # A small but real-looking PDF whose bytes cover every value (a byte-exact round trip shows).
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + bytes(range(256)) * 64 + b"\n%%EOF\n"
 JEAN_INS = "178037511501201"
@@ -85,20 +82,6 @@ async def demo(
         await page_server.stop()
         await app.stop()
         await sim.stop()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
 
 
 async def rows(page: Any) -> dict[str, dict[str, str]]:

@@ -26,6 +26,7 @@ from lxml import etree
 
 from bridge.crypto.pki import Issued, PersonCerts, TestPki
 from bridge.sim.dmp import DmpSimulator, SimConfig
+from tests.dmp_fixtures import server_files
 
 __all__ = [
     "MESSAGES",
@@ -391,15 +392,6 @@ def sim_config(pki: TestPki, directory: Path, dump: Path | None = None) -> SimCo
     directory.mkdir(parents=True, exist_ok=True)
     cert, key, ca = server_files(pki, directory)
     return SimConfig(data_dir=directory / "data", cert_file=cert, key_file=key, ca_file=ca, dump_dir=dump)
-
-
-def server_files(pki: TestPki, directory: Path) -> tuple[Path, Path, Path]:
-    """Server fullchain, key and CA bundle files for the simulator."""
-    server = pki.server("localhost")
-    cert, key = directory / "server.pem", directory / "server.key"
-    cert.write_bytes(server.fullchain_pem())
-    key.write_bytes(server.key_pem())
-    return cert, key, pki.ca_bundle_path()
 
 
 def client_context(pki: TestPki, issued: Issued | None, directory: Path) -> ssl.SSLContext:

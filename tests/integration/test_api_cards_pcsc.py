@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hashlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,15 +24,9 @@ from bridge.sim.vpcd import VirtualSlot
 from tests.api_helpers import next_notification, open_ws, rpc, running_bridge
 from tests.conftest import wait_card_state
 
-pytestmark = pytest.mark.pcsc
+pytestmark = [pytest.mark.pcsc, pytest.mark.usefixtures("home")]
 
 READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path))
-    return tmp_path
 
 
 @pytest.fixture

@@ -24,11 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 WEB = "https://dpi.example.fr"
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private DMP_BRIDGE_HOME per test."""
-    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path))
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("home")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import base64
 import json
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -25,11 +24,7 @@ READER = "Virtual PCD 00 00"
 ATR = bytes.fromhex("3B751300004309EA9000")
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private DMP_BRIDGE_HOME per test."""
-    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path))
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("home")
 
 
 @pytest.fixture

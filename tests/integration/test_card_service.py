@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -36,20 +35,15 @@ from tests.api_helpers import next_notification, open_ws, rpc, running_bridge
 from tests.conftest import wait_card_state
 from tests.cps_fixtures import pki
 from tests.gated_vicc import GatedVicc
+from tests.scripted_card import AtrOnlyCard
 
 __all__ = ["pki"]
 
-pytestmark = pytest.mark.pcsc
+pytestmark = [pytest.mark.pcsc, pytest.mark.usefixtures("home")]
 
 READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
 INS_GET_DATA = 0xCB
 INS_READ_BINARY = 0xB0
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path))
-    return tmp_path
 
 
 @dataclass
@@ -215,28 +209,6 @@ async def test_vitale_and_unsupported_cards(
     assert (unknown["code"], unknown["kind"]) == ("UNSUPPORTED_CARD", "UNKNOWN")
     assert unknown["atr"].replace(" ", "") == "3B8B800100444D502D42524944474561"
     assert unknown["atr"] in unknown["detail"]  # the note asks to send the ATR to the helpdesk
-
-
-class AtrOnlyCard:
-    """A card known by its ATR only: answers 6D00 (instruction not supported) to every APDU."""
-
-    def __init__(self, atr_hex: str) -> None:
-        self._atr = bytes.fromhex(atr_hex)
-
-    def atr(self) -> bytes:
-        return self._atr
-
-    def power_on(self) -> None:
-        pass
-
-    def power_off(self) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
-
-    def process(self, apdu: bytes) -> bytes:
-        return b"\x6d\x00"
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,8 @@ from bridge.pcsc.connection import CardConnection
 from bridge.pcsc.errors import CardRemovedError, CardResetError, NoCardError, NoReaderError, SharingViolationError
 from bridge.sim.vpcd import VirtualSlot
 from tests.conftest import wait_card_state
-from tests.scripted_card import ATR, GET_DATA_VALUE, READ_BINARY_VALUE, ScriptedCard, YankingVicc
+from tests.gated_vicc import GatedVicc
+from tests.scripted_card import ATR, GET_DATA_VALUE, READ_BINARY_VALUE, ScriptedCard
 
 pytestmark = pytest.mark.pcsc
 
@@ -161,14 +162,15 @@ async def test_card_pulled_between_apdus(conn: CardConnection, slots: list[Virtu
 
 async def test_card_pulled_while_an_exchange_is_in_flight(slots: list[VirtualSlot], slot_ports: list[int]) -> None:
     await asyncio.to_thread(wait_card_state, READER1, False)
-    vicc = YankingVicc(ScriptedCard(), slot_ports[1], yank_ins=0xEE)
+    vicc = GatedVicc(ScriptedCard(), slot_ports[1])
+    vicc.arm(0xEE, yank=True)
     try:
         await asyncio.to_thread(wait_card_state, READER1, True)
         connection = await CardConnection.open(READER1)
         try:
             with pytest.raises(CardRemovedError):
                 await asyncio.wait_for(connection.run(lambda ch: ch.transmit(Command(0x00, 0xEE, 0, 0))), 10)
-            assert vicc.yanked.is_set()
+            assert vicc.held.is_set()  # the card got the command and left without answering
         finally:
             await connection.close()
     finally:

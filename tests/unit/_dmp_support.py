@@ -16,10 +16,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from lxml import etree
 
+from bridge.dmp.codes import AuthMode, InsOid
+from bridge.dmp.vihf import PatientIns, Role, VihfContext
 from tests.conftest import SHARED
+from tests.tls_peers import cert_name
 
 # DMP_BRIDGE_SHARED lets a worktree outside /work/main point at the shared folder.
 REFERENCE = Path(os.environ.get("DMP_BRIDGE_SHARED", str(SHARED))) / "reference" / "dmp"
@@ -45,19 +47,31 @@ class Signer:
     ca_pem: Path
 
 
-def _name(cn: str, ou: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "TEST")]
-    if ou:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
-    return x509.Name(attrs)
+def vihf_context(**changes: Any) -> VihfContext:
+    """A direct-mode VIHF context for a general practitioner and the test NIR; `changes` replace fields."""
+    base: dict[str, Any] = {
+        "assertion_id": "_1",
+        "issue_instant": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        "issuer_dn": "CN=x",
+        "name_id": "899900063480",
+        "auth_mode": AuthMode.DIRECTE,
+        "structure_id": "499900063480001",
+        "sector": "SA07",
+        "roles": (Role(code="10", code_system="1.2.250.1.71.1.2.7", display_name="Médecin"),),
+        "lps_name": "dmp-bridge",
+        "lps_version": "0.1",
+        "lps_homologation": "XXX",
+        "patient": PatientIns(value="207058575627097", oid=InsOid.NIR_TEST),
+    }
+    base.update(changes)
+    return VihfContext(**base)
 
 
 def make_signer(directory: Path) -> Signer:
     """A CA and an end-entity signature certificate (2048-bit RSA), valid around now."""
     now = dt.datetime.now(dt.UTC)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_name = _name("TEST AC IGC-SANTE", "IGC-SANTE TEST")
+    ca_name = cert_name("TEST AC IGC-SANTE", "IGC-SANTE TEST")
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -73,7 +87,7 @@ def make_signer(directory: Path) -> Signer:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("899900063480", "Médecin"))
+        .subject_name(cert_name("899900063480", "Médecin"))
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
 from lxml import etree
 
-from bridge.dmp.codes import AuthMode, InsOid, ResponseStatus, WsaAction
+from bridge.dmp.codes import InsOid, ResponseStatus, WsaAction
 from bridge.dmp.endpoints import Transaction, encode_request
 from bridge.dmp.failures import DmpInputError, DmpParamsError
 from bridge.dmp.mtom import MtomPart, build_mtom, parse_mtom
 from bridge.dmp.ns import EBRS_RS, SAML2, SOAP12, q
 from bridge.dmp.soap import build_envelope, envelope_bytes, parse_registry_response, parse_soap_response
 from bridge.dmp.transactions import find_documents, retrieve_document_set
-from bridge.dmp.vihf import PatientIns, Role, VihfContext, build_vihf
+from bridge.dmp.vihf import PatientIns, build_vihf
 from bridge.dmp.xds_parse import parse_retrieve_response
 from bridge.errors import BridgeError, ErrorCode
-from tests.unit._dmp_support import MESSAGES, needs_reference, sample_envelope
+from tests.unit._dmp_support import MESSAGES, needs_reference, sample_envelope, vihf_context
 from tests.unit._xml_shape import parse_trusted, shape
 
 PATIENT = PatientIns(value="207058575627097", oid=InsOid.NIR_TEST)
@@ -27,22 +26,7 @@ NO_VIHF = frozenset({q(SAML2, "Assertion")})
 
 
 def vihf() -> Any:
-    return build_vihf(
-        VihfContext(
-            assertion_id="_1",
-            issue_instant=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-            issuer_dn="CN=x",
-            name_id="899900063480",
-            auth_mode=AuthMode.DIRECTE,
-            structure_id="499900063480001",
-            sector="SA07",
-            roles=(Role(code="10", code_system="1.2.250.1.71.1.2.7", display_name="Médecin"),),
-            lps_name="dmp-bridge",
-            lps_version="0.1",
-            lps_homologation="XXX",
-            patient=PATIENT,
-        )
-    )
+    return build_vihf(vihf_context(patient=PATIENT))
 
 
 @needs_reference
