@@ -116,10 +116,16 @@ def server_files(pki: TestPki, directory: Path) -> tuple[Path, Path, Path]:
     return cert, key, pki.ca_bundle_path()
 
 
-def simulator(pki: TestPki, tls_dir: Path, data_dir: Path, patients: Iterable[PatientRow] = _SEED) -> DmpSimulator:
+def simulator(
+    pki: TestPki,
+    tls_dir: Path,
+    data_dir: Path,
+    patients: Iterable[PatientRow] = _SEED,
+    dump_dir: Path | None = None,
+) -> DmpSimulator:
     """A simulator, not started yet: mutual TLS with `pki`, its data in `data_dir`, `patients` seeded."""
     cert, key, ca = server_files(pki, tls_dir)
-    sim = DmpSimulator(SimConfig(data_dir=data_dir, cert_file=cert, key_file=key, ca_file=ca))
+    sim = DmpSimulator(SimConfig(data_dir=data_dir, cert_file=cert, key_file=key, ca_file=ca, dump_dir=dump_dir))
     sim.store.seed_patients(patients)
     return sim
 
