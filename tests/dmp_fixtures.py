@@ -15,8 +15,8 @@ import pytest
 from bridge.crypto.pki import EstablishmentCerts, TestPki
 from bridge.crypto.tls import ClientIdentity, ServerTrust
 from bridge.dmp.cda import CdaPatient
-from bridge.dmp.client import PRACTICE_ETABLISSEMENT, DmpCredentials, DmpSettings, Practitioner
 from bridge.dmp.codes import AuthMode, InsOid
+from bridge.dmp.context import PRACTICE_ETABLISSEMENT, DmpCredentials, DmpSettings, Practitioner
 from bridge.dmp.vihf import PatientIns
 from bridge.sim.dmp import DmpSimulator, SimConfig
 from bridge.sim.dmp.store import PatientRow

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 from bridge.api import jsonrpc
 from bridge.api.methods import CallContext, Handler, Scope, object_schema
 from bridge.dmp.cda import CdaPatient
-from bridge.dmp.client import CLASS_COMPTE_RENDU, NewDocument
 from bridge.dmp.codes import AuthMode, AvailabilityStatus, Confidentiality, PurposeOfUse
+from bridge.dmp.context import CLASS_COMPTE_RENDU, NewDocument
 from bridge.dmp.failures import DmpInputError
 from bridge.dmp.vihf import PatientIns
 from bridge.dmp.xds_model import Code, DocumentEntry

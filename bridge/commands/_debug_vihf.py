@@ -59,7 +59,7 @@ def run_vihf(args: argparse.Namespace) -> int:
 async def _signed(args: argparse.Namespace, mode: AuthMode, pin: bytearray) -> etree._Element:
     from bridge.commands.debug import find_cps_reader
     from bridge.config import ConfigError, load_config
-    from bridge.dmp.client import signed_vihf
+    from bridge.dmp.context import signed_vihf
     from bridge.service.dmp import DmpContext, DmpService
     from bridge.service.dmp_card import CpsDirectSource
 

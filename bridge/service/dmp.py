@@ -22,9 +22,10 @@ from typing import Any, Protocol
 
 from bridge.cards.cps_data import Situation
 from bridge.crypto.tls import ClientIdentity, ServerTrust
-from bridge.dmp.client import (
+from bridge.dmp.client import DmpClient
+from bridge.dmp.codes import AuthMode, AvailabilityStatus, InsOid, PurposeOfUse
+from bridge.dmp.context import (
     PRACTICE_ETABLISSEMENT,
-    DmpClient,
     DmpCredentials,
     DmpSettings,
     NewDocument,
@@ -32,7 +33,6 @@ from bridge.dmp.client import (
     Progress,
     SubmitResult,
 )
-from bridge.dmp.codes import AuthMode, AvailabilityStatus, InsOid, PurposeOfUse
 from bridge.dmp.vihf import PatientIns
 from bridge.dmp.xds_model import Code, DocumentEntry
 from bridge.dmp.xds_parse import RetrievedDocument

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from bridge.cards.cps3 import CardState, Cps3Card, card_keys
 from bridge.crypto.tls import ClientIdentity
-from bridge.dmp.client import DmpCredentials
+from bridge.dmp.context import DmpCredentials
 from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.connection import CardConnection
 from bridge.service.dmp import DirectIdentity

@@ -26,8 +26,9 @@ from aiohttp import web
 from bridge.cards.cps3 import Cps3Card, card_keys
 from bridge.crypto.pki import TestPki
 from bridge.crypto.tls import ClientIdentity
-from bridge.dmp.client import MAX_WRAPPED_BYTES, DmpClient, DmpCredentials, NewDocument, Practitioner
+from bridge.dmp.client import DmpClient
 from bridge.dmp.codes import AuthMode
+from bridge.dmp.context import MAX_WRAPPED_BYTES, DmpCredentials, NewDocument, Practitioner
 from bridge.dmp.http import HttpsClient
 from bridge.dmp.xds_model import Code
 from bridge.pcsc.channel import CardChannel

@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from bridge.crypto.card_key import CardRsaPrivateKey
 from bridge.crypto.pki import TestPki
 from bridge.dmp.cda import CdaHeader, wrap_unstructured
-from bridge.dmp.client import MAX_WRAPPED_BYTES, DmpClient, DmpCredentials, DmpSettings, NewDocument
+from bridge.dmp.client import DmpClient
 from bridge.dmp.codes import AvailabilityStatus, Confidentiality, DocFormat, PurposeOfUse
+from bridge.dmp.context import MAX_WRAPPED_BYTES, DmpCredentials, DmpSettings, NewDocument
 from bridge.dmp.endpoints import Transaction, encode_request
 from bridge.dmp.http import HttpsClient
 from bridge.dmp.soap import parse_soap_response

@@ -22,8 +22,8 @@ from smartcard.System import readers
 from bridge.app import Application
 from bridge.config import BridgeConfig
 from bridge.crypto.pki import TestPki
-from bridge.dmp.client import NewDocument
 from bridge.dmp.codes import AuthMode, AvailabilityStatus, InsOid
+from bridge.dmp.context import NewDocument
 from bridge.dmp.xds_model import Code
 from bridge.errors import BridgeError, ErrorCode
 from bridge.paths import data_dir

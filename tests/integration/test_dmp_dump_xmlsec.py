@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from bridge.crypto.pki import TestPki
-from bridge.dmp.client import DmpClient, NewDocument
+from bridge.dmp.client import DmpClient
+from bridge.dmp.context import NewDocument
 from bridge.dmp.mtom import parse_mtom
 from bridge.dmp.xds_model import Code
 from bridge.xmlsafe import parse_xml
