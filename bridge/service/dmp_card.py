@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from bridge.cards.cps3 import CardState, Cps3Card, card_keys
+from bridge.cards.cps3 import Cps3Card, card_keys
 from bridge.crypto.tls import ClientIdentity
 from bridge.dmp.context import DmpCredentials
 from bridge.errors import BridgeError, ErrorCode
@@ -123,13 +123,23 @@ class CardServiceDirectSource:
     async def direct_identity(self, reader: str | None) -> DirectIdentity:
         """The identity of the logged-in CPS in `reader` (or the only CPS); PIN_REQUIRED if not logged in."""
         name = await self._cards.resolve(reader, "cps")
-        # Wiring point: the card service has no public accessor for its sessions yet.
-        session = await self._cards._session(name)
-        if session.cps.state is not CardState.AUTHENTICATED:
-            raise BridgeError(ErrorCode.PIN_REQUIRED, "cps-login-required")
+        card = await self._cards.practitioner(name)
+        # The card service builds a session's keys once: same keys, same credentials object, so the DMP
+        # service keeps its client (and its TLS session) for as long as the card stays logged in.
         known = self._known.get(name)
-        if known is not None and known[0] is session:
+        if known is not None and known[0] is card.auth_key:
             return known[1]
-        identity = await identity_of_logged_in_card(session.connection, session.cps)
-        self._known[name] = (session, identity)
+        info = card.info
+        identity = DirectIdentity(
+            credentials=DmpCredentials(
+                f"cps:{info.serial}", ClientIdentity(card.auth_chain, card.auth_key), card.sign_key, card.sign_chain
+            ),
+            national_id=info.holder.national_id,
+            family=info.holder.last_name,
+            given=info.holder.first_name,
+            profession_code=info.professional.profession_code,
+            specialty_code=info.professional.specialty_code,
+            situations=card.situations,
+        )
+        self._known[name] = (card.auth_key, identity)
         return identity
