@@ -22,6 +22,7 @@ from bridge.sim.dmp import DmpSimulator, SimConfig
 __all__ = [
     "SANDBOX_ESTABLISHMENT_ID",
     "SANDBOX_ESTABLISHMENT_NAME",
+    "SANDBOX_PRACTITIONER",
     "SandboxDmp",
     "sandbox_dmp_config",
 ]
@@ -95,6 +96,10 @@ class SandboxDmp:
         return sandbox_dmp_config(base, url=self.url, ca_file=self.ca_file, pki=self.pki)
 
 
+#: (national id, family, given, specialty) of the sandbox's indirect-mode physician (profession 10, médecin).
+SANDBOX_PRACTITIONER = ("810099990001", "DURAND", "CLAIRE", "SM04")  # SM04: cardiologie
+
+
 def sandbox_dmp_config(base: DmpConfig, *, url: str, ca_file: Path, pki: TestPki) -> DmpConfig:
     """The `[dmp]` settings of the sandbox: the simulator's URL and trust, the test INS authority, and the
     sandbox establishment (certificates of the test PKI) for the indirect modes. Other keys keep `base`'s values.
@@ -111,4 +116,10 @@ def sandbox_dmp_config(base: DmpConfig, *, url: str, ca_file: Path, pki: TestPki
         establishment_p12_password_file=certs.auth_cli_p12.parent / "p12-password",
         establishment_id=SANDBOX_ESTABLISHMENT_ID,
         establishment_name=SANDBOX_ESTABLISHMENT_NAME,
+        # Who acts in the indirect modes when the caller names nobody: a hospital physician of the
+        # sandbox establishment (so `dmp-bridge dmp … --mode INDIRECTE` works out of the box).
+        practitioner_id=base.practitioner_id or SANDBOX_PRACTITIONER[0],
+        practitioner_family=base.practitioner_family or SANDBOX_PRACTITIONER[1],
+        practitioner_given=base.practitioner_given or SANDBOX_PRACTITIONER[2],
+        practitioner_specialty=base.practitioner_specialty or SANDBOX_PRACTITIONER[3],
     )

@@ -74,6 +74,14 @@ async def test_sandbox_starts_cards_and_daemon(tmp_path: Path) -> None:
         assert sorted(p.name for p in dump.iterdir())[:3] == names
         assert b"saml2:Assertion" in (dump / "0001-TD3.1-request.http").read_bytes()
         assert b"INDIRECTE" in (dump / "0002-TD3.1-request.http").read_bytes()
+        # A legacy program names nobody: the sandbox's default indirect-mode physician acts.
+        cli = subprocess.run(
+            [sys.executable, "-m", "bridge.cli", "dmp", "find", "--ins", "178037511501201", "--mode", "INDIRECTE",
+             "--port", str(port)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+        assert b"810099990001" in (dump / "0003-TD3.1-request.http").read_bytes()
 
         # The demo page is served on its own port (a foreign origin for the bridge) and loads the SDK.
         assert f"Page de démonstration : http://localhost:{demo_port}/" in text
