@@ -16,7 +16,10 @@ import uuid
 from lxml import etree
 
 from bridge.dmp.codes import AuthMode, PurposeOfUse, SignatureAlgorithm
+from bridge.dmp.context import signed_vihf
 from bridge.errors import BridgeError, ErrorCode
+from bridge.service.dmp import DmpContext, DmpService
+from bridge.service.dmp_card import CardServiceDirectSource, standalone_cps
 
 __all__ = ["configure_vihf", "run_vihf"]
 
@@ -57,37 +60,34 @@ def run_vihf(args: argparse.Namespace) -> int:
 
 
 async def _signed(args: argparse.Namespace, mode: AuthMode, pin: bytearray) -> etree._Element:
-    from bridge.commands.debug import find_cps_reader
     from bridge.config import ConfigError, load_config
-    from bridge.dmp.context import signed_vihf
-    from bridge.service.dmp import DmpContext, DmpService
-    from bridge.service.dmp_card import CpsDirectSource
 
     try:
         config = load_config().dmp
     except ConfigError as exc:
         raise BridgeError(ErrorCode.INVALID_PARAMS, str(exc)) from exc
-    source = CpsDirectSource()
-    service = DmpService(config, direct=source)
-    try:
-        reader = None
-        if mode is AuthMode.DIRECTE:
-            reader = await find_cps_reader(args.reader)
-            await source.login(reader, pin)
+    if mode is not AuthMode.DIRECTE:
+        return await _sign(args, DmpService(config), DmpContext(mode=mode, purpose=PurposeOfUse(args.purpose)))
+    async with standalone_cps(pin, args.reader) as (cards, reader):
+        service = DmpService(config, direct=CardServiceDirectSource(cards))
         ctx = DmpContext(mode=mode, purpose=PurposeOfUse(args.purpose), situation=args.situation, reader=reader)
+        return await _sign(args, service, ctx)
+
+
+async def _sign(args: argparse.Namespace, service: DmpService, ctx: DmpContext) -> etree._Element:
+    """The VIHF of `ctx`'s practitioner for the patient, signed (by the card: off the event loop)."""
+    try:
         credentials, practitioner = await service.acting_as(ctx)
         algorithm = SignatureAlgorithm.RSA_SHA1 if args.sha1 else SignatureAlgorithm.RSA_SHA256
-        # The card signs: off the event loop.
         return await asyncio.to_thread(
             signed_vihf,
             practitioner,
             service.patient(args.ins, args.ins_oid),
             credentials,
-            config,
+            service.config,
             now=dt.datetime.now(dt.UTC),
             assertion_id=uuid.uuid4().hex,
             algorithm=algorithm,
         )
     finally:
-        await source.aclose()
         await service.aclose()

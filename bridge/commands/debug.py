@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from bridge.errors import BridgeError, ErrorCode
 
-__all__ = ["HELP", "configure", "find_cps_reader", "load_card_client_identity", "read_secret_line", "run"]
+__all__ = ["HELP", "configure", "load_card_client_identity", "read_secret_line", "run"]
 
 HELP = "outils de diagnostic / diagnostic tools (tls-probe, vihf)"
 
@@ -58,50 +58,13 @@ async def load_card_client_identity(pin: bytearray, reader: str | None = None) -
 
     Finds the one CPS card (or the one in `reader`), presents `pin` (refused when a single try is
     left), and yields a `bridge.crypto.tls.ClientIdentity` whose key signs with INTERNAL AUTHENTICATE;
-    the card session is logged out and closed on exit.
+    the card is logged out and closed on exit.
     """
-    from bridge.cards import cps3
-    from bridge.crypto.tls import ClientIdentity
-    from bridge.pcsc.connection import CardConnection
+    from bridge.service.dmp_card import CardServiceDirectSource, standalone_cps
 
-    connection = await CardConnection.open(await find_cps_reader(reader))
-    session = cps3.Cps3Card()
-
-    def runner(fn: Callable[[Any], Any]) -> Any:
-        # Card keys call this from the TLS worker thread; it blocks that thread, never the loop.
-        return connection.submit(fn).result(timeout=60)
-
-    def login() -> Any:
-        auth_key, _sign_key = cps3.card_keys(runner, session)
-        auth_cert, _sign_cert = runner(session.read_certificates)
-        runner(lambda ch: session.verify_pin(ch, pin))
-        return ClientIdentity((auth_cert,), auth_key)
-
-    try:
-        yield await asyncio.to_thread(login)
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(runner, session.logout)
-        await connection.close()
-
-
-async def find_cps_reader(reader: str | None) -> str:
-    """The reader holding the one CPS3 card (or `reader` when it holds one); NO_CARD / INVALID_PARAMS otherwise."""
-    from bridge.cards.identify import CardKind, identify_atr
-    from bridge.pcsc.monitor import scan_readers
-
-    states = await asyncio.to_thread(scan_readers)
-    cps_readers = [
-        s.name
-        for s in states
-        if s.atr is not None and reader in (None, s.name) and identify_atr(s.atr).kind is CardKind.CPS3
-    ]
-    if not cps_readers:
-        raise BridgeError(ErrorCode.NO_CARD, "no CPS card found")
-    if len(cps_readers) > 1:
-        # One PIN must never be tried on several cards.
-        raise BridgeError(ErrorCode.INVALID_PARAMS, "several CPS cards: choose one with --reader")
-    return cps_readers[0]
+    async with standalone_cps(pin, reader) as (cards, name):
+        identity = await CardServiceDirectSource(cards).direct_identity(name)
+        yield identity.credentials.tls
 
 
 def read_secret_line() -> bytearray:

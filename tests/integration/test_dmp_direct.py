@@ -1,7 +1,7 @@
 """DIRECTE mode end to end: virtual CPS cards on the real pcscd; the card signs the TLS handshake
 (authentication key) and the VIHF and XAdES (signature key), and the simulator checks them all.
 
-First at the service level (the DMP service's own card source, CardConnection + CPS3 driver), then
+First at the service level (the card service and its DIRECTE source, without the daemon), then
 through the daemon: `cps.login` over JSON-RPC, the `dmp.*` methods, and the CLI with `--pin-stdin`.
 """
 
@@ -29,7 +29,7 @@ from bridge.errors import BridgeError, ErrorCode
 from bridge.paths import data_dir
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.dmp import DmpContext, DmpService
-from bridge.service.dmp_card import CpsDirectSource
+from bridge.service.dmp_card import CardServiceDirectSource
 from bridge.service.dmp_config import DmpConfig
 from bridge.service.pcsc_cards import PcscCardService
 from bridge.sim.cps3 import create_card
@@ -62,19 +62,21 @@ async def test_direct_mode_with_virtual_cps(
 ) -> None:
     gp_reader = await _insert(slots[0], "gp", dmp_pki, 0)
     gp2_reader = await _insert(slots[1], "gp2", dmp_pki, 1)
-    source = CpsDirectSource()
+    cards = PcscCardService()
     config = DmpConfig(
         url=dmp_sim.url, ca_bundle=dmp_sim.ca_file, server_name="localhost", ins_oid=InsOid.NIR_TEST.value
     )
-    service = DmpService(config, direct=source)
+    direct = CardServiceDirectSource(cards)
+    service = DmpService(config, direct=direct)
     gp, gp2 = Caller(), Caller()
     try:
         with pytest.raises(BridgeError) as no_login:
             await service.find(gp, PATIENT, [AvailabilityStatus.APPROVED], [])
         assert no_login.value.code is ErrorCode.PIN_REQUIRED
 
-        await source.login(gp_reader, bytearray(b"1234"))
-        identity = await source.login(gp2_reader, bytearray(b"1234"))
+        await cards.login(gp_reader, bytearray(b"1234"), allow_last_try=False)
+        await cards.login(gp2_reader, bytearray(b"1234"), allow_last_try=False)
+        identity = await direct.direct_identity(gp2_reader)
         assert identity.national_id == "810098765432"
         service.set_context(gp, DmpContext(mode=AuthMode.DIRECTE, reader=gp_reader, situation=2))
         service.set_context(gp2, DmpContext(mode=AuthMode.DIRECTE, reader=gp2_reader))
@@ -110,7 +112,7 @@ async def test_direct_mode_with_virtual_cps(
         assert await service.find(gp, PATIENT, [AvailabilityStatus.APPROVED], []) == ()
     finally:
         await service.aclose()
-        await source.aclose()
+        await cards.close()
 
 
 READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
