@@ -15,18 +15,14 @@ first and raises PIN_LAST_TRY before sending VERIFY.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NoReturn, Protocol, TypeVar
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from bridge.cards.cps_data import (
     AUTH_CERT_PATH,
@@ -37,9 +33,6 @@ from bridge.cards.cps_data import (
     SITUATION_PATHS,
     SN_ICC_PATH,
     CardDataError,
-    CardIdentity,
-    HolderName,
-    ProfessionalInfo,
     Situation,
     parse_id_card,
     parse_info_ps,
@@ -47,6 +40,7 @@ from bridge.cards.cps_data import (
     parse_situation,
     parse_sn_icc,
 )
+from bridge.cards.cps_info import CpsCardInfo, PinStatus
 from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
 from bridge.crypto.sha256_state import split_for_card, split_for_card_sha1
 from bridge.errors import BridgeError, ErrorCode
@@ -64,13 +58,9 @@ __all__ = [
     "CardState",
     "CardStateError",
     "Cps3Card",
-    "CpsCardInfo",
     "Operation",
-    "PinStatus",
-    "Practitioner",
     "Runner",
     "card_keys",
-    "certificate_summary",
     "digest_info",
     "fcp_file_size",
     "get_data_chv",
@@ -108,9 +98,6 @@ _DIGEST_INFO = {
     "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
     "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
 }
-
-# Short names for the attributes IGC-Santé subjects use, as the DMP kit writes them (GN=, SN=, T=).
-_DN_NAMES = {NameOID.GIVEN_NAME: "GN", NameOID.SURNAME: "SN", NameOID.TITLE: "T"}
 
 _SW_SECURITY = 0x6982
 _SW_BLOCKED = 0x6983
@@ -183,19 +170,6 @@ def pso_cds() -> Command:
 
 
 # ---- response parsers (pure) ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PinStatus:
-    """The PIN's try counter."""
-
-    tries_left: int
-    tries_max: int
-
-    @property
-    def blocked(self) -> bool:
-        """No try left."""
-        return self.tries_left == 0
 
 
 def fcp_file_size(fcp: bytes) -> int | None:
@@ -272,111 +246,6 @@ class CardStateError(BridgeError):
             super().__init__(ErrorCode.INTERNAL, detail)  # the caller skipped a step: our bug
         self.state = state
         self.operation = operation
-
-
-@dataclass(frozen=True)
-class Practitioner:
-    """The card holder as a DMP VIHF names them: NameID, subject-id, roles, structure and sector.
-
-    Codes are bare; their systems are TRE_G15 (`OID_PROFESSION`), TRE_R01 (`OID_SPECIALTY`) and TRE_R02
-    (`OID_ACTIVITY_SECTOR`) from `bridge.cards.cps_data`.
-    """
-
-    national_id: str
-    display_name: str
-    profession_code: str
-    specialty_code: str
-    structure_id: str
-    activity_sector: str
-
-    def __repr__(self) -> str:  # identifiers and names stay out of logs
-        return f"Practitioner(profession={self.profession_code!r}, sector={self.activity_sector!r})"
-
-
-@dataclass(frozen=True)
-class CpsCardInfo:
-    """What a CPS3 shows without the PIN."""
-
-    serial: str
-    identity: CardIdentity
-    holder: HolderName
-    professional: ProfessionalInfo
-    auth_certificate: x509.Certificate
-    sign_certificate: x509.Certificate
-    pin: PinStatus
-
-    def __repr__(self) -> str:  # names and identifiers stay out of logs
-        return f"CpsCardInfo(card_type={self.identity.card_type!r}, pin={self.pin!r})"
-
-    def practitioner(self, situation: Situation) -> Practitioner:
-        """What a DIRECTE VIHF says of the holder acting in `situation` (one of this card's situations).
-
-        Structure and sector come from the same situation (the DMP checks they belong together); the
-        profession and specialty are the situation's, else the card holder's (CPS_INFO_PS).
-        """
-        pro = self.professional
-        return Practitioner(
-            national_id=self.holder.national_id or pro.national_id,
-            display_name=f"{self.holder.first_name} {self.holder.last_name}".strip(),
-            profession_code=situation.profession_code or pro.profession_code,
-            specialty_code=situation.specialty_code or pro.specialty_code,
-            structure_id=situation.structure_id,
-            activity_sector=situation.activity_sector,
-        )
-
-    def to_json(self, now: dt.datetime | None = None) -> dict[str, object]:
-        """The one JSON form of a CPS (API `cps.read`, `dmp-bridge card --json`); `now` fixes the days left.
-
-        Shape: serial, cardType, cardNumber, validity {notBefore, notAfter} (dates), holder {idType,
-        nationalId, civility, lastName, firstName, professionCode, specialtyCode}, certificates
-        {authentication, signature} (each `certificate_summary` plus `der`, base64), pin {triesLeft,
-        triesMax, blocked}.
-        """
-        now = now or dt.datetime.now(dt.UTC)
-        identity, holder, pro = self.identity, self.holder, self.professional
-        return {
-            "serial": self.serial,
-            "cardType": identity.card_type,
-            "cardNumber": identity.card_number,
-            "validity": {
-                "notBefore": identity.not_before.isoformat() if identity.not_before else None,
-                "notAfter": identity.not_after.isoformat() if identity.not_after else None,
-            },
-            "holder": {
-                "idType": holder.id_type,
-                "nationalId": holder.national_id,
-                "civility": holder.civility,
-                "lastName": holder.last_name,
-                "firstName": holder.first_name,
-                "professionCode": pro.profession_code,
-                "specialtyCode": pro.specialty_code,
-            },
-            "certificates": {
-                "authentication": certificate_summary("authentication", self.auth_certificate, now, der=True),
-                "signature": certificate_summary("signature", self.sign_certificate, now, der=True),
-            },
-            "pin": {"triesLeft": self.pin.tries_left, "triesMax": self.pin.tries_max, "blocked": self.pin.blocked},
-        }
-
-
-def certificate_summary(
-    usage: str, cert: x509.Certificate, now: dt.datetime, *, der: bool = False
-) -> dict[str, object]:
-    """Subject, issuer, validity and days left of a certificate (expired ones have negative days); `der`: base64 DER."""
-    not_after = cert.not_valid_after_utc
-    summary: dict[str, object] = {
-        "usage": usage,
-        "subject": cert.subject.rfc4514_string(_DN_NAMES),
-        "issuer": cert.issuer.rfc4514_string(_DN_NAMES),
-        "serialNumber": format(cert.serial_number, "X"),
-        "notBefore": cert.not_valid_before_utc.isoformat(),
-        "notAfter": not_after.isoformat(),
-        "daysLeft": (not_after - now).days,
-        "expired": not_after <= now,
-    }
-    if der:
-        summary["der"] = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
-    return summary
 
 
 T = TypeVar("T")

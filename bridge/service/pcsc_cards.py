@@ -23,7 +23,7 @@ For the DMP service (DIRECTE mode)
 After a successful `cps_login(reader, ...)`, call::
 
     card = await cards.practitioner(reader)          # reader None: the only logged-in card
-    card.practitioner         # bridge.cards.cps3.Practitioner for the selected situation (VIHF fields)
+    card.practitioner         # bridge.cards.cps_info.Practitioner for the selected situation (VIHF fields)
     card.situation            # the selected Situation (first one, or `select_situation(reader, index)`)
     card.situations           # all situations read at login
     card.info                 # CpsCardInfo: holder, professional info, both certificates
@@ -58,14 +58,8 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from bridge.cards.cps3 import (
-    CardState,
-    Cps3Card,
-    CpsCardInfo,
-    PinStatus,
-    Practitioner,
-    card_keys,
-)
+from bridge.cards.cps3 import CardState, Cps3Card, card_keys
+from bridge.cards.cps_info import CpsCardInfo, PinStatus, Practitioner
 from bridge.cards.cps_data import Situation
 from bridge.cards.identify import CardIdentity, identify, identify_atr, require_supported
 from bridge.cards.identify import CardKind as DriverKind
