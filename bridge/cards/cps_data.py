@@ -204,12 +204,17 @@ def _date(text: str, what: str) -> dt.date | None:
 
 
 def parse_sn_icc(data: bytes) -> str:
-    """EF.SN.ICC -> the card serial (BCD digits, F padding removed); refuses a non-ANS issuer."""
-    if len(data) < 7 or data[0] != 0x5A or data[1] != len(data) - 2:
+    """EF.SN.ICC -> the token serial as the ANS Cryptolib derives it; refuses a non-ANS issuer.
+
+    The Cryptolib (`card-cps.c:_cps_read_efsnicc`) takes the hex of the PAN without its last byte and
+    drops the issuer prefix 8025000001: 8 hex digits, the PKCS#11 token serial. Both backends name a
+    card by this serial, so their values compare equal.
+    """
+    if len(data) != 12 or data[0] != 0x5A or data[1] != len(data) - 2:
         raise CardDataError("EF.SN.ICC")
     if data[2:7] != ANS_ISSUER:
         raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "not an ANS CPx card (EF.SN.ICC issuer)")
-    return data[7:].hex().upper().rstrip("F")
+    return data[7:-1].hex().upper()
 
 
 def parse_id_card(data: bytes) -> CardIdentity:

@@ -110,7 +110,7 @@ async def test_cps_read_gp(bridge: Daemon, slots: list[VirtualSlot], pki: TestPk
     await bridge.insert(slots[0], create_card("gp", pki), READERS[0])
     async with LocalClient(bridge.app.port, bridge.app.token) as client:
         read = await client.call("cps.read")
-    assert read["kind"] == "CPS3" and read["cardType"] == "CPS" and read["cardNumber"] == "2600000001"
+    assert read["kind"] == "CPS3" and read["cardType"] == "CPS" and read["cardNumber"] == "2600000100"
     assert read["holder"]["lastName"] == "MARTIN" and read["holder"]["nationalId"] == "810012345678"
     assert read["pin"] == {"triesLeft": 3, "triesMax": 3, "blocked": False}
     for usage in ("authentication", "signature"):
@@ -319,7 +319,7 @@ async def test_card_removed_mid_operation(slots: list[VirtualSlot], slot_ports: 
                 assert logged_out.value.code is ErrorCode.PIN_REQUIRED
                 # A new card in the same reader starts a fresh session.
                 await d.insert(slots[0], create_card("gp2", pki), READERS[0])
-                assert (await client.call("cps.read"))["cardNumber"] != "2600000001"
+                assert (await client.call("cps.read"))["cardNumber"] != "2600000100"
         finally:
             vicc.close()
 
@@ -338,7 +338,7 @@ async def test_wedged_card_times_out_and_the_next_call_starts_afresh(
                 assert wedged.value.code is ErrorCode.TIMEOUT
                 assert await asyncio.to_thread(vicc.held.wait, 15)  # the worker is still stuck there
                 vicc.release()
-                assert (await client.call("cps.read"))["cardNumber"] == "2600000001"
+                assert (await client.call("cps.read"))["cardNumber"] == "2600000100"
         finally:
             vicc.close()
 

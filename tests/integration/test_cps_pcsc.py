@@ -41,7 +41,7 @@ async def test_cps3_read_pin_situations_and_sign_through_pcscd(
         assert (await conn.run(identify)).kind is CardKind.CPS3
         session = Cps3Card()
         info = await conn.run(session.read_public)
-        assert info.serial == "2600000001" and info.pin.tries_left == 3
+        assert info.serial == "26000001" and info.pin.tries_left == 3
         assert info.auth_certificate == card.certs.auth.certificate
 
         wrong = bytearray(b"4321")
