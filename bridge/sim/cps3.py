@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehas
 from bridge.crypto.pki import PersonCerts, TestPki
 from bridge.crypto.sha256_state import MdState, Sha1State, Sha256State
 from bridge.pcsc.apdu import Command
+from bridge.sim import pkcs15_files as p15
 from bridge.sim.cardos import (
     DF,
     MF_FID,
@@ -36,11 +37,14 @@ from bridge.sim.cardos import (
     handles,
     requires,
 )
+from bridge.sim.cps2ter_volet import Cps2terVolet
 from bridge.sim.cps3_profile import (
     CpsProfile,
     encode_id_card,
     encode_info_ps,
+    encode_lang_ps,
     encode_name_ps,
+    encode_sit_fact,
     encode_situation,
     encode_sn_icc,
     load_profile,
@@ -59,6 +63,15 @@ _HASHES: dict[int, type[MdState]] = {0x10: Sha1State, 0x40: Sha256State}
 _SIGN_ALGOS = {0x12: 0x10, 0x42: 0x40}  # RSA PKCS#1 + hash -> the hash algorithm reference
 _CHV_ACL = bytes.fromhex("F3000013FF00")  # as listed by iasecc-tool on a CPx card
 _MAX_AUTH_INPUT = 102  # "at most 40 % of the modulus" (cards.md §1.6 A), for 2048 bits
+# PKCS#15 layout. The Cryptolib needs EF.DIR with an absolute path (51) to the application DF; the
+# directory files' FIDs other than AODF 7001 and CDF 7005 (cards.md §1.3) and the data objects' FIDs
+# are this project's choice (D107 for CPS_DATA: the Cryptolib never caches 0001/D107).
+_APP_PATH = bytes.fromhex("3F000001")
+_AUTH_ID = b"\x01"
+_KEY_ID_AUTH, _KEY_ID_SIGN = b"\x01", b"\x02"
+_CPS_DATA_SIZE = 64
+# EF_ACTUA: 'EC { 81 start, 82 end }' BCD YYYYMMDDhhmmss; the Cryptolib clears its cache when they change.
+_EF_ACTUA = bytes.fromhex("EC12810720240101000000820720240101000100")
 
 
 @dataclass
@@ -103,7 +116,16 @@ class Cps3Emulator(CardOS):
         self._mse: dict[int, dict[int, int]] = {}
         self._computed: _Computed | None = None
         config = CardConfig(atr=CPS3_ATR, transport=Transport.T0, select_p2=frozenset({0x04, 0x0C}))
+        self.cps2ter = Cps2terVolet.for_card(
+            encode_sit_fact(profile), {sit.slot: encode_situation(sit) for sit in profile.situations}
+        )
         super().__init__(config, self._build_tree())
+
+    def process(self, apdu: bytes) -> bytes:
+        """CLA A0 goes to the CPS2ter volet; everything else to the IAS-ECC card OS."""
+        if apdu[:1] == b"\xa0":
+            return self.cps2ter.process(apdu, _PIN_FLAG in self.security)
+        return super().process(apdu)
 
     def __repr__(self) -> str:
         return f"Cps3Emulator(profile={self.profile.name!r}, tries_left={self.tries_left})"
@@ -113,21 +135,74 @@ class Cps3Emulator(CardOS):
         auth_cert = self.certs.auth.certificate
         mf = DF(fid=MF_FID)
         mf.add(TransparentEF(fid=0xD003, data=encode_sn_icc(p.card_number)))
+        mf.add(TransparentEF(fid=0x2F00, data=p15.dir_record(IAS_AID, "CPS", _APP_PATH)))
+        mf.add(TransparentEF(fid=0xD010, data=_EF_ACTUA))
         ias = mf.add(DF(fid=0x0001, name=IAS_AID))
-        ias.add(TransparentEF(fid=0x7001, data=bytes.fromhex("A0 0A 30 00 30 00 A1 04 30 02 04 00")))  # probe only
         validity = (auth_cert.not_valid_before_utc.date(), auth_cert.not_valid_after_utc.date())
-        ias.add(TransparentEF(fid=0xD001, data=encode_id_card(p.card_type, p.card_number, *validity)))
-        ias.add(TransparentEF(fid=0xD002, data=encode_name_ps(p.holder)))
-        ias.add(TransparentEF(fid=0xD004, data=encode_info_ps(p.holder, p.profession_code, p.specialty_code)))
+        public = {
+            "CPS_DATA": (0xD107, bytes(_CPS_DATA_SIZE)),
+            "CPS_ID_CARD": (0xD001, encode_id_card(p.card_type, p.card_number, *validity)),
+            "CPS_NAME_PS": (0xD002, encode_name_ps(p.holder)),
+            "CPS_LANG_PS": (0xD005, encode_lang_ps()),
+            "CPS_INFO_PS": (0xD004, encode_info_ps(p.holder, p.profession_code, p.specialty_code)),
+        }
+        objects = [
+            p15.Data(label, _APP_PATH + fid.to_bytes(2, "big"), modifiable=label == "CPS_DATA", application="CPS")
+            for label, (fid, _data) in public.items()
+        ]
+        for fid, data in public.values():
+            ias.add(TransparentEF(fid=fid, data=data))
+        for sit in p.situations:
+            fid = 0xD120 + sit.slot
+            ias.add(TransparentEF(fid=fid, data=encode_situation(sit), read=requires(_PIN_FLAG)))
+            objects.append(
+                p15.Data(
+                    f"CPS_ACTIVITY_{sit.slot + 1:02d}_PS",
+                    _APP_PATH + fid.to_bytes(2, "big"),
+                    private=True,
+                    auth_id=_AUTH_ID,
+                    application="CPS",
+                )
+            )
         for fid, issued in ((0xC000, self.certs.auth), (0xC001, self.certs.sign)):
             ias.add(TransparentEF(fid=fid, data=issued.certificate.public_bytes(serialization.Encoding.DER)))
-        for sit in p.situations:
-            ias.add(TransparentEF(fid=0xD120 + sit.slot, data=encode_situation(sit), read=requires(_PIN_FLAG)))
+        # Labels of the keys and certificates: ours (no public source gives a real CPS3's).
+        keys = [
+            p15.Key(
+                "CPS_PRIV_AUT",
+                _KEY_ID_AUTH,
+                (p15.KEY_USAGE_DECRYPT, p15.KEY_USAGE_SIGN),
+                _KEY_AUTH,
+                2048,
+                _AUTH_ID,
+                _APP_PATH,
+            ),
+            p15.Key(
+                "CPS_PRIV_SIG", _KEY_ID_SIGN, (p15.KEY_USAGE_NON_REPUDIATION,), _KEY_SIGN, 2048, _AUTH_ID, _APP_PATH
+            ),
+        ]
+        certs = [
+            p15.Cert("CPS_CERT_AUT", _KEY_ID_AUTH, _APP_PATH + b"\xc0\x00"),
+            p15.Cert("CPS_CERT_SIG", _KEY_ID_SIGN, _APP_PATH + b"\xc0\x01"),
+        ]
+        pin = p15.Pin("Code porteur de la carte CPX", _AUTH_ID, _PIN_REF, 4, 8, 8)
+        directory = {
+            0x5031: p15.odf([(0xA0, b"\x70\x02"), (0xA4, b"\x70\x05"), (0xA7, b"\x70\x06"), (0xA8, b"\x70\x01")]),
+            0x5032: p15.token_info(bytes.fromhex(p.card_number), "ANS", f"CPS3 {p.holder.last_name}"[:32], (1,)),
+            0x7001: p15.aodf([pin]),
+            0x7002: p15.prkdf(keys),
+            0x7005: p15.cdf(certs),
+            0x7006: p15.dodf(objects),
+        }
+        for fid, data in directory.items():
+            ias.add(TransparentEF(fid=fid, data=data))
         return mf
 
     def reset_volatile(self) -> None:
         """A reset forgets the PIN status, the security environment and any computed hash."""
         super().reset_volatile()
+        if hasattr(self, "cps2ter"):
+            self.cps2ter.reset()
         self._mse = {}
         self._computed = None
 
@@ -243,13 +318,20 @@ class Cps3Emulator(CardOS):
         return Reply.ok()
 
     def _pso_cds(self, cmd: Command) -> Reply:
-        if cmd.data:
-            raise ISOError(0x6700)  # the bare-hash variant is not offered (not confirmed on a CPS3)
         if _PIN_FLAG not in self.security:
             raise ISOError(0x6982)
-        dst, computed = self._mse.get(0xB6), self._computed
-        if dst is None or computed is None or _SIGN_ALGOS[dst[0x80]] != computed.hash_algo:
+        dst = self._mse.get(0xB6)
+        if dst is None:
             raise ISOError(0x6985)
+        if cmd.data:  # the host hashed everything (the Cryptolib's CKM_RSA_PKCS on this key)
+            hash_algo = _SIGN_ALGOS[dst[0x80]]
+            if len(cmd.data) != _HASHES[hash_algo].digest_size:
+                raise ISOError(0x6700)
+            computed = _Computed(hash_algo, cmd.data)
+        else:
+            if self._computed is None or _SIGN_ALGOS[dst[0x80]] != self._computed.hash_algo:
+                raise ISOError(0x6985)
+            computed = self._computed
         self._computed = None  # one signature per hash
         algorithm: hashes.HashAlgorithm = hashes.SHA256() if computed.hash_algo == 0x40 else hashes.SHA1()
         return Reply.ok(self.certs.sign.key.sign(computed.digest, padding.PKCS1v15(), Prehashed(algorithm)))

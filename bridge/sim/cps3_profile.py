@@ -35,7 +35,9 @@ __all__ = [
     "available_profiles",
     "encode_id_card",
     "encode_info_ps",
+    "encode_lang_ps",
     "encode_name_ps",
+    "encode_sit_fact",
     "encode_situation",
     "encode_sn_icc",
     "load_profile",
@@ -198,6 +200,17 @@ def encode_info_ps(holder: HolderProfile, profession_code: str, specialty_code: 
     if specialty_code:
         body += _t(0x85, specialty_code)
     return encode_tlv(0xE3, body)
+
+
+def encode_lang_ps(languages: str = "fr") -> bytes:
+    """CPS_LANG_PS: E4 { 80 language codes } (our layout; the object's real one is not public)."""
+    return encode_tlv(0xE4, _t(0x80, languages))
+
+
+def encode_sit_fact(profile: CpsProfile) -> bytes:
+    """CPS_SIT_FACT: E5 { 80 number of the situation used for billing } (our layout; not public)."""
+    billing = next((s for s in profile.situations if s.billing), None)
+    return encode_tlv(0xE5, encode_tlv(0x80, bytes((billing.number if billing else 0,))))
 
 
 def encode_situation(sit: SituationProfile) -> bytes:
