@@ -96,3 +96,11 @@ def wait_card_state(reader: str, present: bool, timeout: float = 10.0) -> bytes:
             state = event_state & ~scard.SCARD_STATE_CHANGED
     finally:
         scard.SCardReleaseContext(ctx)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the test item (`item.rep_call`), for fixtures that report on failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
