@@ -59,8 +59,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from bridge.cards.cps3 import CardState, Cps3Card, card_keys
-from bridge.cards.cps_info import CpsCardInfo, PinStatus, Practitioner
 from bridge.cards.cps_data import Situation
+from bridge.cards.cps_info import CpsCardInfo, PinStatus, Practitioner
 from bridge.cards.identify import CardIdentity, identify, identify_atr, require_supported
 from bridge.cards.identify import CardKind as DriverKind
 from bridge.cards.vitale import read_vitale
