@@ -107,9 +107,7 @@ def generation_of(model: str, atr: bytes | None = None) -> str:
     if atr is not None:
         if atr in CPS4_ATRS:
             return "CPS4"
-        if len(atr) == len(CPS3_ATR) and all(
-            a & m == c & m for a, m, c in zip(atr, _CPS3_MASK, CPS3_ATR, strict=True)
-        ):
+        if len(atr) == len(CPS3_ATR) and all(a & m == c & m for a, m, c in zip(atr, _CPS3_MASK, CPS3_ATR, strict=True)):
             return "CPS3"
     raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "neither a CPS3 nor a CPS4 token")
 

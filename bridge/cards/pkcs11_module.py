@@ -161,9 +161,7 @@ class Pkcs11Module:
     def info(self) -> ModuleInfo:
         """Library description, manufacturer and version (C_GetInfo)."""
         major, minor = self._lib.library_version
-        return ModuleInfo(
-            str(self.path), self._lib.library_description, self._lib.manufacturer_id, f"{major}.{minor}"
-        )
+        return ModuleInfo(str(self.path), self._lib.library_description, self._lib.manufacturer_id, f"{major}.{minor}")
 
     def slots(self) -> list[pkcs11.Slot]:
         """Every slot, with or without a token (C_GetSlotList(FALSE)); the Cryptolib has one per reader."""
