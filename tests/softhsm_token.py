@@ -181,6 +181,19 @@ def build_softhsm_cps(workdir: Path, pki: TestPki, profile_name: str = "gp") -> 
         for sit in profile.situations:
             _data(session, f"CPS_ACTIVITY_{sit.slot + 1:02d}_PS", encode_situation(sit), private=True)
         _data(session, "CPS_SIT_FACT", SIT_FACT, private=True)
+        # An issuer certificate too, as a PKCS#15 card may list: the backend must not take it for the holder's.
+        ca = pki.persons_ca.certificate
+        session.create_object(
+            {
+                Attribute.CLASS: ObjectClass.CERTIFICATE,
+                Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+                Attribute.TOKEN: True,
+                Attribute.ID: b"\xca",
+                Attribute.LABEL: "CA",
+                Attribute.SUBJECT: ca.subject.public_bytes(),
+                Attribute.VALUE: ca.public_bytes(serialization.Encoding.DER),
+            }
+        )
     slot = token.slot
     return SoftHsmCps(
         module=module,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pkcs11
 from cryptography import x509
@@ -37,6 +37,7 @@ from pkcs11 import exceptions as p11e
 
 from bridge.cards.cps_data import Situation, parse_id_card, parse_info_ps, parse_name_ps, parse_situation
 from bridge.cards.cps_info import CpsCardInfo, PinStatus
+from bridge.cards.cps_token import CpsToken
 from bridge.cards.pkcs11_module import Pkcs11Module, map_pkcs11_error
 from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey, digest_info
 from bridge.errors import BridgeError, ErrorCode
@@ -347,6 +348,8 @@ class Pkcs11CpsToken:
         sign: tuple[x509.Certificate, bytes] | None = None
         for obj in self._objects({Attribute.CLASS: ObjectClass.CERTIFICATE}):
             cert = x509.load_der_x509_certificate(_bytes(obj[Attribute.VALUE], "certificate"))
+            if _is_ca(cert):
+                continue  # a token may also carry its issuers; only the holder's two certificates count
             entry = (cert, _bytes(obj[Attribute.ID], "certificate CKA_ID"))
             if _is_signature_certificate(cert):
                 sign = sign or entry
@@ -388,6 +391,13 @@ class Pkcs11CpsToken:
         return self._run("C_Sign", sign)
 
 
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
 def _is_signature_certificate(cert: x509.Certificate) -> bool:
     """IGC-Santé signature certificates carry nonRepudiation; authentication ones do not."""
     try:
@@ -395,3 +405,9 @@ def _is_signature_certificate(cert: x509.Certificate) -> bool:
     except x509.ExtensionNotFound:
         return False
     return usage.content_commitment
+
+
+if TYPE_CHECKING:
+
+    def _meets_the_contract(token: Pkcs11CpsToken) -> CpsToken:
+        return token  # mypy checks Pkcs11CpsToken against the CpsToken protocol here
