@@ -18,7 +18,8 @@ esac
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=(pcscd vsmartcard-vpcd libpcsclite-dev swig python3-venv python3-dev gcc xmlsec1 openssl util-linux)
-[ "$mode" = test ] && apt_packages+=(chromium)
+# softhsm2: a real PKCS#11 module for the PKCS#11 backend tests; rpm2cpio + cpio unpack the Cryptolib RPM.
+[ "$mode" = test ] && apt_packages+=(chromium softhsm2 rpm2cpio cpio)
 
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -115,13 +115,8 @@ def _libc() -> ctypes.CDLL:
 
 def _mount(source: str, target: Path, fstype: str | None, flags: int, data: str | None = None) -> None:
     libc = _libc()
-    rc = libc.mount(
-        source.encode(),
-        str(target).encode(),
-        fstype.encode() if fstype else None,
-        flags,
-        data.encode() if data else None,
-    )
+    fs = fstype.encode() if fstype else None
+    rc = libc.mount(source.encode(), str(target).encode(), fs, flags, data.encode() if data else None)
     if rc != 0:
         raise CryptolibUnavailable(f"mount {source} on {target}: {os.strerror(ctypes.get_errno())} (root needed)")
 

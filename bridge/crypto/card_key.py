@@ -14,8 +14,9 @@ Two shapes, because the two CPS3 keys do not take the same input:
   so the callable needs the *whole message*; `sign` with `Prehashed` raises `UnsupportedAlgorithm`
   ("the CPS3 signature key needs the message").
 
-Both are PKCS#1 v1.5 only (CPS3 has no RSA-PSS); every signature returned by the card is checked
-with the public key before it is handed out, so a card fault or a key/certificate mismatch becomes
+Both sign with PKCS#1 v1.5; a `CardRsaMessageKey` built with a `sign_message_pss` callable (a CPS4
+through the Cryptolib, CKM_SHA256_RSA_PKCS_PSS) also signs with RSA-PSS. Every signature returned by
+the card is checked with the public key before it is handed out, so a card fault or a key/certificate mismatch becomes
 a `BridgeError` rather than a bad signature on the wire. Export and decryption raise
 `UnsupportedAlgorithm`; `repr` shows the label and size only.
 """
@@ -33,13 +34,33 @@ from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehas
 
 from bridge.errors import BridgeError, ErrorCode
 
-__all__ = ["SUPPORTED_HASHES", "CardRsaMessageKey", "CardRsaPrivateKey", "SignDigest", "SignMessage"]
+__all__ = [
+    "SUPPORTED_HASHES",
+    "CardRsaMessageKey",
+    "CardRsaPrivateKey",
+    "SignDigest",
+    "SignMessage",
+    "SignMessagePss",
+    "digest_info",
+]
 
 SignDigest = Callable[[bytes, hashes.HashAlgorithm], bytes]
 """(digest, hash algorithm) -> raw PKCS#1 v1.5 signature, computed by the card."""
 
 SignMessage = Callable[[bytes, hashes.HashAlgorithm], bytes]
 """(whole message, hash algorithm) -> raw PKCS#1 v1.5 signature; the card finishes the hash."""
+
+SignMessagePss = Callable[[bytes, hashes.HashAlgorithm, int], bytes]
+"""(whole message, hash algorithm, salt length in bytes) -> raw RSA-PSS signature (MGF1 with the same hash)."""
+
+# DER DigestInfo headers (RFC 8017 §9.2 note 1): the digest follows.
+_DIGEST_INFO: dict[str, bytes] = {
+    "sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
+    "sha224": bytes.fromhex("302d300d06096086480165030402040500041c"),
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
+}
 
 # DigestInfo prefixes exist for these; the CPS3 algorithm references cover SHA-1 and SHA-256.
 SUPPORTED_HASHES: tuple[type[hashes.HashAlgorithm], ...] = (
@@ -49,6 +70,14 @@ SUPPORTED_HASHES: tuple[type[hashes.HashAlgorithm], ...] = (
     hashes.SHA384,
     hashes.SHA512,
 )
+
+
+def digest_info(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+    """The DER DigestInfo of `digest` that CKM_RSA_PKCS / INTERNAL AUTHENTICATE pad and sign."""
+    header = _DIGEST_INFO.get(algorithm.name)
+    if header is None or len(digest) != algorithm.digest_size:
+        raise ValueError(f"no DigestInfo for a {len(digest)}-byte {algorithm.name} digest")
+    return header + digest
 
 
 def _unsupported(message: str, reason: _Reasons = _Reasons.UNSUPPORTED_PUBLIC_KEY_ALGORITHM) -> UnsupportedAlgorithm:
@@ -109,10 +138,16 @@ class CardRsaPrivateKey(rsa.RSAPrivateKey):
         self._check(signature, digest, Prehashed(hash_algorithm))
         return signature
 
-    def _check(self, signature: bytes, data: bytes, algorithm: Prehashed | hashes.HashAlgorithm) -> None:
+    def _check(
+        self,
+        signature: bytes,
+        data: bytes,
+        algorithm: Prehashed | hashes.HashAlgorithm,
+        padding: AsymmetricPadding | None = None,
+    ) -> None:
         """Verify the card's answer with the public key: never hand out a wrong signature."""
         try:
-            self._public_key.verify(signature, data, asym_padding.PKCS1v15(), algorithm)
+            self._public_key.verify(signature, data, padding or asym_padding.PKCS1v15(), algorithm)
         except InvalidSignature:
             raise BridgeError(ErrorCode.CARD_ERROR, f"{self._label}: the card returned an invalid signature") from None
 
@@ -152,15 +187,32 @@ class CardRsaMessageKey(CardRsaPrivateKey):
     `Prehashed` raises `UnsupportedAlgorithm` ("the CPS3 signature key needs the message"): a digest
     alone cannot be finished by the card. XML-DSig (signxml) always passes the message, so it works.
 
+    With `sign_message_pss`, `sign(data, PSS(MGF1(h), salt), h)` (h SHA-256 or SHA-1, MGF1 on the
+    same hash, salt `DIGEST_LENGTH`, `MAX_LENGTH` or a byte count) goes to that callable instead.
+
     Args:
         public_key: the key's public half, from the card's signature certificate.
         sign_message: called with (message, algorithm); returns the card's signature.
         label: a non-secret name for logs and repr (e.g. "CPS signature").
+        sign_message_pss: called with (message, algorithm, salt length); None when the card has no PSS.
     """
 
-    def __init__(self, public_key: rsa.RSAPublicKey, sign_message: SignMessage, *, label: str) -> None:
+    def __init__(
+        self,
+        public_key: rsa.RSAPublicKey,
+        sign_message: SignMessage,
+        *,
+        label: str,
+        sign_message_pss: SignMessagePss | None = None,
+    ) -> None:
         super().__init__(public_key, _no_digest_path, label=label)
         self._sign_message = sign_message
+        self._sign_message_pss = sign_message_pss
+
+    @property
+    def supports_pss(self) -> bool:
+        """Whether `sign` accepts `padding.PSS` (a CPS4 through the Cryptolib)."""
+        return self._sign_message_pss is not None
 
     def sign(
         self,
@@ -168,8 +220,10 @@ class CardRsaMessageKey(CardRsaPrivateKey):
         padding: AsymmetricPadding,
         algorithm: Prehashed | hashes.HashAlgorithm | NoDigestInfo,
     ) -> bytes:
-        """Sign the whole message `data` with PKCS#1 v1.5; the card finishes the SHA-256/SHA-1 hash."""
-        _require_pkcs1v15(padding)
+        """Sign the whole message `data` (PKCS#1 v1.5, or PSS when offered); the card finishes the hash."""
+        pss = isinstance(padding, asym_padding.PSS) and self._sign_message_pss is not None
+        if not pss:
+            _require_pkcs1v15(padding)
         if isinstance(algorithm, Prehashed | NoDigestInfo):
             raise _unsupported(
                 f"{self._label}: the CPS3 signature key needs the message, not a digest (the card finishes the hash)"
@@ -180,9 +234,29 @@ class CardRsaMessageKey(CardRsaPrivateKey):
                 _Reasons.UNSUPPORTED_HASH,
             )
         message = bytes(data)
+        if pss and isinstance(padding, asym_padding.PSS) and self._sign_message_pss is not None:
+            salt = self._pss_salt_length(padding, algorithm)
+            signature = self._sign_message_pss(message, algorithm, salt)
+            self._check(signature, message, algorithm, asym_padding.PSS(asym_padding.MGF1(algorithm), salt))
+            return signature
         signature = self._sign_message(message, algorithm)
         self._check(signature, message, algorithm)
         return signature
+
+    def _pss_salt_length(self, padding: asym_padding.PSS, algorithm: hashes.HashAlgorithm) -> int:
+        """The salt length in bytes that `padding` asks for; MGF1 must use the message's hash (PKCS#11 pairs them)."""
+        mgf = padding.mgf
+        mgf_hash = getattr(mgf, "_algorithm", None)
+        if not isinstance(mgf, asym_padding.MGF1) or not isinstance(mgf_hash, type(algorithm)):
+            raise _unsupported(f"{self._label}: PSS needs MGF1 with {algorithm.name}", _Reasons.UNSUPPORTED_PADDING)
+        salt = padding._salt_length
+        if salt is asym_padding.PSS.DIGEST_LENGTH:
+            return algorithm.digest_size
+        if salt is asym_padding.PSS.MAX_LENGTH:
+            return (self.key_size + 7) // 8 - algorithm.digest_size - 2
+        if isinstance(salt, int) and 0 <= salt <= (self.key_size + 7) // 8 - algorithm.digest_size - 2:
+            return salt
+        raise ValueError(f"{self._label}: PSS salt length must be DIGEST_LENGTH, MAX_LENGTH or a fitting byte count")
 
 
 def _no_digest_path(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
@@ -192,7 +266,7 @@ def _no_digest_path(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
 def _require_pkcs1v15(padding: AsymmetricPadding) -> None:
     if not isinstance(padding, asym_padding.PKCS1v15):
         raise _unsupported(
-            f"card keys sign with PKCS#1 v1.5 only (CPS3 has no RSA-PSS), not {padding.name}",
+            f"this card key signs with PKCS#1 v1.5 only (RSA-PSS needs a CPS4 signature key), not {padding.name}",
             _Reasons.UNSUPPORTED_PADDING,
         )
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehas
 from lxml import etree
 from signxml import XMLSigner, XMLVerifier
 
-from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
+from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey, digest_info
 from bridge.crypto.pki import PersonCerts, TestPki
 from bridge.crypto.sha256_state import Sha1State, Sha256State, split_for_card, split_for_card_sha1
 from bridge.errors import BridgeError, ErrorCode
@@ -164,3 +164,49 @@ def test_signxml_signs_with_card_keys_and_verifies(holder: PersonCerts, pki: Tes
         tampered = wire.replace(b"899900063480", b"899900063481")
         with pytest.raises(InvalidSignature):
             XMLVerifier().verify(tampered, x509_cert=issued.certificate)
+
+
+class PssCard:
+    """A CPS4 through the Cryptolib (CKM_SHA256_RSA_PKCS_PSS): hashes the message and signs with PSS."""
+
+    def __init__(self, key: rsa.RSAPrivateKey) -> None:
+        self.key = key
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, message: bytes, algorithm: hashes.HashAlgorithm, salt: int) -> bytes:
+        self.calls.append((algorithm.name, salt))
+        return self.key.sign(message, padding.PSS(padding.MGF1(algorithm), salt), algorithm)
+
+
+def test_message_key_with_pss(holder: PersonCerts) -> None:
+    pss_card = PssCard(holder.sign.key)
+    key = CardRsaMessageKey(
+        holder.sign.key.public_key(), MessageCard(holder.sign.key), label="CPS4 signature", sign_message_pss=pss_card
+    )
+    assert key.supports_pss
+    public = holder.sign.key.public_key()
+    for salt, expected in ((padding.PSS.DIGEST_LENGTH, 32), (padding.PSS.MAX_LENGTH, 256 - 32 - 2), (20, 20)):
+        signature = key.sign(b"m", padding.PSS(padding.MGF1(hashes.SHA256()), salt), hashes.SHA256())
+        public.verify(signature, b"m", padding.PSS(padding.MGF1(hashes.SHA256()), expected), hashes.SHA256())
+    assert [salt for _, salt in pss_card.calls] == [32, 222, 20]
+    # PKCS#1 v1.5 still goes to the PKCS#1 path
+    key.sign(b"m", padding.PKCS1v15(), hashes.SHA256())
+    assert len(pss_card.calls) == 3
+    with pytest.raises(UnsupportedAlgorithm, match="MGF1"):
+        key.sign(b"m", padding.PSS(padding.MGF1(hashes.SHA1()), 20), hashes.SHA256())
+    with pytest.raises(ValueError):
+        key.sign(b"m", padding.PSS(padding.MGF1(hashes.SHA256()), 300), hashes.SHA256())
+
+
+def test_message_key_without_pss_refuses_it(holder: PersonCerts) -> None:
+    key = CardRsaMessageKey(holder.sign.key.public_key(), MessageCard(holder.sign.key), label="CPS3 signature")
+    assert not key.supports_pss
+    with pytest.raises(UnsupportedAlgorithm, match=r"PKCS#1 v1\.5"):
+        key.sign(b"m", padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
+
+
+def test_digest_info() -> None:
+    digest = bytes(32)
+    assert digest_info(digest, hashes.SHA256()) == bytes.fromhex("3031300d060960864801650304020105000420") + digest
+    with pytest.raises(ValueError):
+        digest_info(bytes(20), hashes.SHA256())

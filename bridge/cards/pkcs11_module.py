@@ -1,0 +1,246 @@
+"""The ANS Cryptolib CPS (or any PKCS#11 module): found, loaded once per process, its slots named by reader.
+
+Binding: `python-pkcs11` (0.10), not `PyKCS11` (1.5). Both load the Cryptolib and cover what we use
+(token flags, CKO_DATA by label, C_Sign with CKM_SHA256_RSA_PKCS, CKM_RSA_PKCS and PSS parameters,
+one exception class per CKR_ code), and both are maintained with wheels on PyPI. The deciding points:
+python-pkcs11 releases the GIL around every PKCS#11 call (Cython `with nogil`), while PyKCS11's SWIG
+layer holds it, so a 1-second card signature on a worker thread would freeze the daemon's event loop;
+it ships `py.typed` and stubs, so mypy --strict needs no blanket ignore; and its `Token.open` takes
+the PIN through `.encode()`, which lets us hand it our own bytearray (zeroed afterwards) instead of
+an immutable str or bytes copy (`bridge.cards.pkcs11_cps`).
+
+Threads: the binding calls C_Initialize with no locking arguments, which per PKCS#11 tells the
+module that the application will not call it from two threads at once. So every call into a loaded
+module goes through its one `Pkcs11Module.lock` (an RLock): callers on several worker threads are
+safe, and two readers' cards take turns.
+
+Where the module is (first existing path wins; `configured` overrides all, and must exist):
+
+* Linux: ``/opt/santesocial/CPS/lib/libcps3_pkcs11_lux.so`` and its ``/usr/lib64`` symlinks (the
+  file list of the ANS RPM CryptolibCPS-5.2.2), plus ``/usr/lib`` / ``/usr/local/lib`` for
+  installs converted to .deb;
+* macOS: ``/usr/local/lib/libcps3_pkcs11_osx.dylib`` (the name ANS's own CPS API layer loads,
+  ``cpscps.h`` in ansforge/dops-cryptolib);
+* Windows: ``%WINDIR%\\System32\\cps3_pkcs11_w64.dll`` for a 64-bit process and
+  ``%WINDIR%\\SysWOW64\\cps3_pkcs11_w32.dll`` for a 32-bit one (``cps3pkcs11ver.h`` original file names
+  in the same repository; System32/SysWOW64 as ANS's .NET sample loads them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import sys
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pkcs11
+from pkcs11 import exceptions as p11e
+
+from bridge.errors import BridgeError, ErrorCode
+
+if TYPE_CHECKING:
+    # `pkcs11.lib` is a loader function; the class it returns is typed in the binding's stub.
+    from pkcs11._pkcs11 import lib as _Lib
+
+__all__ = [
+    "ENV_MODULE",
+    "CryptolibNotFound",
+    "ModuleInfo",
+    "Pkcs11Module",
+    "candidate_paths",
+    "find_module",
+    "load_module",
+    "map_pkcs11_error",
+]
+
+log = logging.getLogger(__name__)
+
+#: Environment variable naming the module, below the configured path and above the default locations.
+ENV_MODULE = "DMP_BRIDGE_PKCS11_MODULE"
+
+_LINUX = (
+    "/opt/santesocial/CPS/lib/libcps3_pkcs11_lux.so",
+    "/usr/lib64/libcps3_pkcs11_lux.so",
+    "/usr/lib64/libcps3_pkcs11_lux.so.0",
+    "/usr/lib/libcps3_pkcs11_lux.so",
+    "/usr/lib/x86_64-linux-gnu/libcps3_pkcs11_lux.so",
+    "/usr/local/lib/libcps3_pkcs11_lux.so",
+)
+_MACOS = ("/usr/local/lib/libcps3_pkcs11_osx.dylib",)
+
+
+class CryptolibNotFound(BridgeError):
+    """No PKCS#11 module where the configuration or the Cryptolib's installers put it."""
+
+    def __init__(self, tried: Sequence[str]) -> None:
+        super().__init__(ErrorCode.UNSUPPORTED_CARD, "Cryptolib CPS not found", tried=list(tried))
+        self.tried = tuple(tried)
+
+    @property
+    def message_fr(self) -> str:
+        """The French message: what is missing and how to fix it."""
+        return (
+            "Cryptolib CPS introuvable : installez la Cryptolib CPS de l'ANS ou indiquez le chemin de son "
+            "module PKCS#11 dans la configuration. Chemins essayés : " + ", ".join(self.tried)
+        )
+
+    @property
+    def message_en(self) -> str:
+        """The English message."""
+        return "ANS Cryptolib CPS not found; install it or configure its PKCS#11 module path."
+
+
+def candidate_paths(platform: str = sys.platform, env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The Cryptolib's default module locations on `platform` (sys.platform values), most likely first."""
+    env = os.environ if env is None else env
+    if platform == "win32":
+        windir = env.get("WINDIR", env.get("SystemRoot", r"C:\Windows"))
+        # A 32-bit Python can only load the 32-bit DLL, which a 64-bit Windows keeps in SysWOW64.
+        if struct.calcsize("P") == 8:
+            return (windir + r"\System32\cps3_pkcs11_w64.dll",)
+        return (windir + r"\SysWOW64\cps3_pkcs11_w32.dll", windir + r"\System32\cps3_pkcs11_w32.dll")
+    if platform == "darwin":
+        return _MACOS
+    return _LINUX
+
+
+def find_module(
+    configured: str | Path | None = None, *, platform: str = sys.platform, env: Mapping[str, str] | None = None
+) -> Path:
+    """The module to load: `configured`, else $DMP_BRIDGE_PKCS11_MODULE, else the first default that exists.
+
+    Raises:
+        CryptolibNotFound: nothing found (the error lists what was tried).
+    """
+    env = os.environ if env is None else env
+    explicit = configured if configured is not None else env.get(ENV_MODULE) or None
+    tried = [str(explicit)] if explicit is not None else list(candidate_paths(platform, env))
+    for path in tried:
+        if Path(path).is_file():
+            return Path(path)
+    raise CryptolibNotFound(tried)
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """What C_GetInfo says of the module (for diagnostics)."""
+
+    path: str
+    description: str
+    manufacturer: str
+    version: str
+
+
+class Pkcs11Module:
+    """One loaded PKCS#11 module: its slots, and the lock every call into it takes.
+
+    Built by `load_module` only: the C library's state is per process, so one object per module file.
+    """
+
+    def __init__(self, lib: _Lib, path: Path) -> None:
+        self._lib = lib
+        self.path = path
+        #: Held around every call into the module (see the module docstring).
+        self.lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"Pkcs11Module({str(self.path)!r})"
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Hold the module lock for a sequence of calls (re-entrant)."""
+        with self.lock:
+            yield
+
+    def info(self) -> ModuleInfo:
+        """Library description, manufacturer and version (C_GetInfo)."""
+        major, minor = self._lib.library_version
+        return ModuleInfo(str(self.path), self._lib.library_description, self._lib.manufacturer_id, f"{major}.{minor}")
+
+    def slots(self) -> list[pkcs11.Slot]:
+        """Every slot, with or without a token (C_GetSlotList(FALSE)); the Cryptolib has one per reader."""
+        with self.lock:
+            try:
+                return self._lib.get_slots(token_present=False)
+            except p11e.PKCS11Error as exc:
+                raise map_pkcs11_error(exc, "C_GetSlotList") from None
+
+    def slot_for_reader(self, reader: str) -> pkcs11.Slot:
+        """The slot whose description is the PC/SC reader name (the Cryptolib names slots after readers).
+
+        A CK_SLOT_INFO description is 64 bytes, blank padded, so a longer reader name is matched on its
+        first 64 characters.
+
+        Raises:
+            BridgeError: NO_READER when no slot carries that name.
+        """
+        wanted = reader.strip()
+        for slot in self.slots():
+            description = slot.slot_description.strip()
+            if description == wanted or (len(description) >= 63 and wanted.startswith(description)):
+                return slot
+        raise BridgeError(ErrorCode.NO_READER, "no PKCS#11 slot for this reader")
+
+
+_loaded: dict[str, Pkcs11Module] = {}
+_loaded_lock = threading.Lock()
+
+
+def load_module(path: str | Path) -> Pkcs11Module:
+    """The module at `path`, loaded and initialised on first use and shared afterwards.
+
+    A PKCS#11 library is initialised once per process (a second C_Initialize answers "already
+    initialized"), so this is the one cache of the bridge keyed by a file, not an application object.
+
+    Raises:
+        CryptolibNotFound: `path` is not a file.
+        BridgeError: CARD_ERROR when the module does not load or initialise.
+    """
+    real = Path(path).resolve()
+    if not real.is_file():
+        raise CryptolibNotFound([str(path)])
+    key = str(real)
+    with _loaded_lock:
+        module = _loaded.get(key)
+        if module is None:
+            try:
+                lib = pkcs11.lib(key)
+            except p11e.PKCS11Error as exc:
+                log.error("PKCS#11 module %s does not load: %s", key, type(exc).__name__)
+                raise BridgeError(ErrorCode.CARD_ERROR, "the PKCS#11 module does not load") from None
+            module = _loaded[key] = Pkcs11Module(lib, real)
+            log.info("PKCS#11 module loaded: %s (%s)", key, lib.library_description)
+        return module
+
+
+# CKR_ class -> our code. Anything else is a card error named by its class (never a secret).
+_ERRORS: tuple[tuple[type[p11e.PKCS11Error], ErrorCode], ...] = (
+    (p11e.PinIncorrect, ErrorCode.PIN_INCORRECT),
+    (p11e.PinLocked, ErrorCode.PIN_BLOCKED),
+    (p11e.PinExpired, ErrorCode.PIN_BLOCKED),
+    (p11e.PinLenRange, ErrorCode.INVALID_PARAMS),
+    (p11e.PinInvalid, ErrorCode.INVALID_PARAMS),
+    (p11e.UserNotLoggedIn, ErrorCode.PIN_REQUIRED),
+    (p11e.DeviceRemoved, ErrorCode.CARD_REMOVED),
+    # Removing the card closes every session of its slot (PKCS#11 §5.6): a live handle gone stale.
+    (p11e.SessionHandleInvalid, ErrorCode.CARD_REMOVED),
+    (p11e.SessionClosed, ErrorCode.CARD_REMOVED),
+    (p11e.TokenNotPresent, ErrorCode.NO_CARD),
+    (p11e.TokenNotRecognised, ErrorCode.UNSUPPORTED_CARD),
+    (p11e.SlotIDInvalid, ErrorCode.NO_READER),
+    (p11e.FunctionCancelled, ErrorCode.TIMEOUT),
+)
+
+
+def map_pkcs11_error(exc: p11e.PKCS11Error, what: str, **extra: object) -> BridgeError:
+    """The BridgeError for a binding exception raised by `what` (a PKCS#11 function name)."""
+    for kind, code in _ERRORS:
+        if isinstance(exc, kind):
+            return BridgeError(code, f"{what}: {type(exc).__name__}", **extra)
+    return BridgeError(ErrorCode.CARD_ERROR, f"{what}: {type(exc).__name__}", **extra)
