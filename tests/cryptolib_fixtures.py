@@ -1,22 +1,23 @@
-"""Fixtures for tests judged by the official Cryptolib: the module installed once, loaded once per process.
+"""Fixtures for tests judged by the official Cryptolib: installed once in the private namespace, loaded once.
 
-The Cryptolib refuses a second C_Initialize in one process, so one `PyKCS11Lib` serves the whole test
-session. Its file cache (keyed by card serial) and its traces are cleared before each test; a failed
-test prints the APDU traces of that test.
+The Cryptolib refuses a second C_Initialize in one process, so every test goes through
+`bridge.cards.pkcs11_module.load_module` (one module object per file per process). The binding must
+release the GIL during card calls (python-pkcs11 does): the virtual cards answer from a thread of
+this same process. The module's file cache (keyed by card serial) and traces are cleared before each
+test; a failed test prints the last APDU traces.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
+from pkcs11 import Slot, SlotFlag
 
+from bridge.cards.pkcs11_module import Pkcs11Module, load_module
 from tests.cryptolib_harness import CryptolibInstall, CryptolibUnavailable, install_in_namespace, unpack
 
-__all__ = ["cryptolib", "pkcs11_lib", "token_slot"]
-
-_LIB: Any = None
+__all__ = ["cryptolib", "cryptolib_install", "cryptolib_module", "token_slot"]
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +31,7 @@ def cryptolib_install() -> CryptolibInstall:
 
 @pytest.fixture
 def cryptolib(cryptolib_install: CryptolibInstall, request: pytest.FixtureRequest) -> Iterator[CryptolibInstall]:
-    """A clean Cryptolib cache and trace folder for this test; the traces are shown if it fails."""
+    """A clean Cryptolib cache and trace folder for this test; the traces are printed if it fails."""
     cryptolib_install.clear()
     yield cryptolib_install
     report = getattr(request.node, "rep_call", None)
@@ -39,20 +40,13 @@ def cryptolib(cryptolib_install: CryptolibInstall, request: pytest.FixtureReques
 
 
 @pytest.fixture
-def pkcs11_lib(cryptolib: CryptolibInstall) -> Any:
-    """PyKCS11 over the Cryptolib, initialised once per process."""
-    global _LIB
-    PyKCS11 = pytest.importorskip("PyKCS11")
-    if _LIB is None:
-        lib = PyKCS11.PyKCS11Lib()
-        lib.load(str(cryptolib.module))
-        _LIB = lib
-    return _LIB
+def cryptolib_module(cryptolib: CryptolibInstall) -> Pkcs11Module:
+    """The Cryptolib's PKCS#11 module, initialised once per process."""
+    return load_module(cryptolib.module)
 
 
-def token_slot(lib: Any, reader: str) -> int:
-    """The slot of `reader` holding a token (the Cryptolib names slots after PC/SC readers)."""
-    for slot in lib.getSlotList(tokenPresent=True):
-        if lib.getSlotInfo(slot).slotDescription.strip() == reader:
-            return int(slot)
-    raise AssertionError(f"no token in {reader}: the Cryptolib did not accept the card")
+def token_slot(module: Pkcs11Module, reader: str) -> Slot:
+    """The slot of `reader`, which must hold a token (else the Cryptolib refused the card)."""
+    slot = module.slot_for_reader(reader)
+    assert slot.flags & SlotFlag.TOKEN_PRESENT, f"the Cryptolib shows {reader} empty: it refused the card"
+    return slot

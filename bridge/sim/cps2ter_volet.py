@@ -2,8 +2,8 @@
 
 The Cryptolib adds `CPS_SIT_FACT` (``3F00/7F01/4000``) and `CPS2TER_ACTIVITY_nn_PS` (``3F00/40xx``,
 xx = 0F + nn) to a CPS3's objects itself and reads them through this volet
-(`card-cps.c:cps2ter_select_file`): SELECT ``A0 A4 00 00 02 <fid>`` one level at a time (the MF is
-skipped), answered ``9Fxx`` then GET RESPONSE ``A0 C0`` with ``85 L size(2) fid(2) type(1)``, then
+(`card-cps.c:cps2ter_select_file`): SELECT ``A0 A4 00 00 02 <fid>`` one level at a time from the
+MF, answered ``9Fxx`` then GET RESPONSE ``A0 C0`` with ``85 L size(2) fid(2) type(1)``, then
 READ BINARY ``A0 B0``. Assumptions (no public source): these files need the IAS PIN verified (the
 real link between the two volets' PINs is not public), and their contents use our layouts.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["Cps2terVolet"]
 
-_DF_SIT_FACT, _EF_SIT_FACT = 0x7F01, 0x4000
+_MF, _DF_SIT_FACT, _EF_SIT_FACT = 0x3F00, 0x7F01, 0x4000
 _TYPE_DF, _TYPE_EF = 0x02, 0x04
 
 
@@ -67,6 +67,9 @@ class Cps2terVolet:
         return _sw(0x6D00)
 
     def _select(self, fid: int) -> bytes:
+        if fid == _MF:
+            self._df, self._ef = None, None
+            return _sw(0x9000)
         if fid == _DF_SIT_FACT:
             self._df, self._ef = fid, None
             return _sw(0x9000)
