@@ -1,16 +1,23 @@
-"""CPS3 card driver (IAS-ECC volet): identity, certificates, PIN, situations d'exercice and signatures.
+"""CPS3 card driver (IAS-ECC volet) over PC/SC: identity, certificates, PIN, situations d'exercice, signatures.
 
 Synchronous code on a `CardChannel`: the PC/SC layer runs it on the card's worker thread inside a
 transaction (T=0 61xx is handled below the channel). APDU builders and response parsers are pure
 functions; `Cps3Card` holds the session state (an Enum, with one table of allowed operations per
-state). Byte-level sources: cards.md §1.3 (files, SELECT by path P1=09 with P2=04/0C), §1.5 (PIN),
-§1.6 (MSE SET AT + INTERNAL AUTHENTICATE for key 0x82; MSE SET HT/DST + PSO HASH + PSO CDS for key
-0x81, the card finishing the SHA-256). Data-object decoding is isolated in `bridge.cards.cps_data`.
+state). Data-object decoding is isolated in `bridge.cards.cps_data`.
 
-PIN assumptions (not seen in a trace, cards.md §6): reference 01 (global CHV SDO class 1 ref 1);
-VERIFY carries the PIN as ASCII digits, Lc = PIN length, no padding; 4 to 8 digits accepted.
+Where things are comes from the card itself, as the ANS Cryptolib finds them (its `pkcs15.c` bind;
+`bridge.cards.pkcs15_layout`): data objects by label in the DODF, keys in the PrKDF (the signature
+key is the one with nonRepudiation), certificates in the CDF by key id, the PIN in the AODF (its
+reference, encoding and padding drive VERIFY). Only EF.SN.ICC (``3F00/D003``) and EF.DIR
+(``3F00/2F00``) are read at fixed paths, as the Cryptolib does. The APDU sequences follow the
+Cryptolib's CPS3 driver (`card-cps3.c`): SELECT by path P1=09 (P2=04 with FCP, 0C without), PIN
+counter by GET DATA on the CHV SDO from the MF, MSE after re-selecting the application DF and the key
+path (key references are local to that DF), INTERNAL AUTHENTICATE for the authentication key, MSE
+HT/DST + PSO HASH (the card finishes the hash) + PSO CDS for the signature key.
+
 The bridge never spends the last remaining try unless asked (`force=True`): it reads the counter
-first and raises PIN_LAST_TRY before sending VERIFY.
+first and raises PIN_LAST_TRY before sending VERIFY. Logout resets the card: the Cryptolib sends
+nothing (the card stays verified) and VERIFY P1=FF is not a CPS3 command.
 """
 
 from __future__ import annotations
@@ -25,12 +32,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bridge.cards.cps_data import (
-    AUTH_CERT_PATH,
-    ID_CARD_PATH,
-    INFO_PS_PATH,
-    NAME_PS_PATH,
-    SIGN_CERT_PATH,
-    SITUATION_PATHS,
     SN_ICC_PATH,
     CardDataError,
     Situation,
@@ -41,6 +42,8 @@ from bridge.cards.cps_data import (
     parse_sn_icc,
 )
 from bridge.cards.cps_info import CpsCardInfo, PinStatus
+from bridge.cards.pkcs15 import AuthObject, DirectoryError, PrivateKeyObject
+from bridge.cards.pkcs15_layout import CardLayout, discover
 from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
 from bridge.crypto.sha256_state import split_for_card, split_for_card_sha1
 from bridge.errors import BridgeError, ErrorCode
@@ -52,8 +55,6 @@ __all__ = [
     "ALLOWED",
     "CPS3_ATR",
     "IAS_AID",
-    "KEY_AUTH",
-    "KEY_SIGN",
     "PIN_REF",
     "CardState",
     "CardStateError",
@@ -65,13 +66,14 @@ __all__ = [
     "fcp_file_size",
     "get_data_chv",
     "internal_authenticate",
-    "logout_command",
     "mse_set",
     "parse_pin_status",
+    "pin_block",
     "pso_cds",
     "pso_hash",
     "read_binary",
     "select_path",
+    "situation_index",
     "verify_command",
 ]
 
@@ -80,8 +82,6 @@ log = logging.getLogger(__name__)
 CPS3_ATR = bytes.fromhex("3BAC00402A001225006480000310009000")
 IAS_AID = bytes.fromhex("E828BD080F8025000001FF0010")  # contact IAS-ECC application
 PIN_REF = 0x01
-KEY_SIGN = 0x81  # CPS_PRIV_SIG, nonRepudiation, PSO CDS
-KEY_AUTH = 0x82  # CPS_PRIV_AUT, INTERNAL AUTHENTICATE
 MAX_READ = 0xE7  # the ANS driver's max_recv_size for CPS3
 
 # Algorithm references (cards.md §1.6).
@@ -129,11 +129,6 @@ def verify_command(pin: bytes | bytearray, ref: int = PIN_REF) -> Command:
     return Command(0x00, 0x20, 0x00, ref, bytes(pin))
 
 
-def logout_command(ref: int = PIN_REF) -> Command:
-    """VERIFY P1=FF: reset the PIN's verified status (ISO 7816-4 §11.5.6)."""
-    return Command(0x00, 0x20, 0xFF, ref)
-
-
 def mse_set(crt: int, algorithm: int, key_ref: int | None = None) -> Command:
     """MSE SET (P1=41) of one control reference template: 80 = algorithm, 84 = key reference."""
     body = bytes((0x80, 0x01, algorithm))
@@ -167,6 +162,27 @@ def pso_hash(state: bytes, bits_hashed: int, remainder: bytes) -> Command:
 def pso_cds() -> Command:
     """PSO COMPUTE DIGITAL SIGNATURE over the hash the card finished (case 2, Le=00)."""
     return Command(0x00, 0x2A, 0x9E, 0x9A, le=256)
+
+
+def pin_block(pin: bytes | bytearray, pin_object: AuthObject) -> bytearray:
+    """The VERIFY data the PIN object asks for: BCD (type 0) or ASCII, padded to storedLength if it says so."""
+    if pin_object.pin_type == 0:  # BCD: two digits a byte
+        digits = bytes(pin)
+        block = bytearray(int(digits[i : i + 2].decode().ljust(2, "F"), 16) for i in range(0, len(digits), 2))
+        size = (pin_object.stored_length + 1) // 2
+    else:
+        block, size = bytearray(pin), pin_object.stored_length
+    if pin_object.needs_padding and len(block) < size:
+        block += bytes((pin_object.pad_char or 0,)) * (size - len(block))
+    return block
+
+
+def situation_index(label: str) -> int | None:
+    """0..15 for a ``CPS_ACTIVITY_nn_PS`` label, else None."""
+    if label.startswith("CPS_ACTIVITY_") and label.endswith("_PS") and label[13:15].isdigit():
+        index = int(label[13:15]) - 1
+        return index if 0 <= index < 16 else None
+    return None
 
 
 # ---- response parsers (pure) ----------------------------------------------------------------------
@@ -273,6 +289,7 @@ class Cps3Card:
     def __init__(self) -> None:
         self.state = CardState.NEW
         self.serial: str | None = None
+        self._layout: CardLayout | None = None
 
     def __repr__(self) -> str:
         return f"Cps3Card(state={self.state.value})"
@@ -285,6 +302,7 @@ class Cps3Card:
         """The card was reset or re-inserted: forget what we knew (the PIN status is gone)."""
         self.state = CardState.NEW
         self.serial = None
+        self._layout = None
 
     # -- reading
     def read_file(self, ch: CardChannel, path: bytes, what: str) -> bytes:
@@ -332,21 +350,53 @@ class Cps3Card:
     def pin_status(self, ch: CardChannel) -> PinStatus:
         """The PIN counter (select the MF, then GET DATA on the CHV SDO)."""
         self._require(Operation.PIN_STATUS)
+        reference = self.layout(ch).user_pin.reference
         check(ch.transmit(Command(0x00, 0xA4, 0x09, 0x0C, b"\x3f\x00")), "SELECT MF")
-        status = parse_pin_status(check(ch.transmit(get_data_chv()), "GET DATA CHV"))
+        status = parse_pin_status(check(ch.transmit(get_data_chv(reference)), "GET DATA CHV"))
         if status.blocked:
             self.state = CardState.BLOCKED
         elif self.state is CardState.BLOCKED:
             self.state = CardState.READY  # unblocked elsewhere (PUK)
         return status
 
-    def read_certificates(self, ch: CardChannel) -> tuple[x509.Certificate, x509.Certificate]:
-        """The (authentication, signature) certificates."""
-        self._require(Operation.READ_PUBLIC)
-        certs = []
-        for path, what in ((AUTH_CERT_PATH, "auth certificate"), (SIGN_CERT_PATH, "signature certificate")):
+    def layout(self, ch: CardChannel) -> CardLayout:
+        """The card's PKCS#15 directory (EF.DIR, ODF, TokenInfo, AODF, PrKDF, CDF, DODF), read once per session."""
+        if self._layout is None:
             try:
-                certs.append(x509.load_der_x509_certificate(self.read_file(ch, path, what)))
+                self._layout = discover(
+                    lambda path: self.read_file(ch, path, f"PKCS#15 {path.hex()}"), missing=StatusWordError
+                )
+            except DirectoryError as exc:
+                raise CardDataError(str(exc)) from None
+        return self._layout
+
+    def _object(self, ch: CardChannel, label: str) -> bytes:
+        layout = self.layout(ch)
+        obj = layout.data(label)
+        if obj is None:
+            raise CardDataError(f"{label}: not in the card's DODF")
+        return self.read_file(ch, layout.path_of(obj.path), label)
+
+    def key(self, ch: CardChannel, *, signature: bool) -> PrivateKeyObject:
+        """The signature key (nonRepudiation) or the authentication key (sign, no nonRepudiation).
+
+        The role comes from the PrKDF usage bits, as the Cryptolib decides it (`pkcs15-sec.c`).
+        """
+        keys = [k for k in self.layout(ch).keys if k.non_repudiation == signature and k.usage & ((1 << 2) | (1 << 9))]
+        if not keys:
+            raise CardDataError(f"PrKDF: no {'signature' if signature else 'authentication'} key")
+        return keys[0]
+
+    def read_certificates(self, ch: CardChannel) -> tuple[x509.Certificate, x509.Certificate]:
+        """The (authentication, signature) certificates, found through the CDF by their keys' ids."""
+        self._require(Operation.READ_PUBLIC)
+        layout = self.layout(ch)
+        certs = []
+        for signature in (False, True):
+            cert = layout.certificate_of(self.key(ch, signature=signature))
+            what = "signature certificate" if signature else "auth certificate"
+            try:
+                certs.append(x509.load_der_x509_certificate(self.read_file(ch, layout.path_of(cert.path), what)))
             except ValueError:
                 raise CardDataError(what) from None
         return certs[0], certs[1]
@@ -355,9 +405,9 @@ class Cps3Card:
         """Everything readable without the PIN: serial, card, holder, profession, certificates, PIN counter."""
         serial = self.identify(ch)
         self._require(Operation.READ_PUBLIC)
-        identity = parse_id_card(self.read_file(ch, ID_CARD_PATH, "CPS_ID_CARD"))
-        holder = parse_name_ps(self.read_file(ch, NAME_PS_PATH, "CPS_NAME_PS"))
-        professional = parse_info_ps(self.read_file(ch, INFO_PS_PATH, "CPS_INFO_PS"))
+        identity = parse_id_card(self._object(ch, "CPS_ID_CARD"))
+        holder = parse_name_ps(self._object(ch, "CPS_NAME_PS"))
+        professional = parse_info_ps(self._object(ch, "CPS_INFO_PS"))
         auth, sign = self.read_certificates(ch)
         pin = self.pin_status(ch)
         return CpsCardInfo(serial, identity, holder, professional, auth, sign, pin)
@@ -379,7 +429,15 @@ class Cps3Card:
                 raise BridgeError(ErrorCode.PIN_BLOCKED, triesLeft=0)
             if status.tries_left == 1 and not force:
                 raise BridgeError(ErrorCode.PIN_LAST_TRY, triesLeft=1)
-            response = ch.transmit(verify_command(pin))
+            pin_object = self.layout(ch).user_pin
+            if pin_object.path is not None:
+                check(ch.transmit(select_path(self.layout(ch).path_of(pin_object.path), fcp=False)), "SELECT PIN DF")
+            block = pin_block(pin, pin_object)
+            try:
+                response = ch.transmit(verify_command(block, pin_object.reference))
+            finally:
+                for i in range(len(block)):
+                    block[i] = 0
         finally:
             for i in range(len(pin)):
                 pin[i] = 0
@@ -400,20 +458,29 @@ class Cps3Card:
         raise StatusWordError(sw, "VERIFY")
 
     def logout(self, ch: CardChannel) -> None:
-        """Reset the PIN's verified status on the card (AUTHENTICATED -> READY)."""
+        """Drop the PIN's verified status: reset the card (neither ANS nor OpenSC sends VERIFY P1=FF).
+
+        An IAS-ECC PIN is global to the card, so re-selecting an application does not clear it; a warm
+        reset does, for every application on the card (AUTHENTICATED -> READY).
+        """
         self._require(Operation.LOGOUT)
-        check(ch.transmit(logout_command()), "VERIFY reset")
+        ch.reset()
         self.state = CardState.READY
 
     # -- after the PIN
     def read_situations(self, ch: CardChannel) -> tuple[Situation, ...]:
         """The situations d'exercice (16 slots, gaps allowed); needs the PIN."""
         self._require(Operation.READ_SITUATIONS)
+        layout = self.layout(ch)
         found = []
-        for index, path in enumerate(SITUATION_PATHS):
-            data = self._read(ch, path, f"situation {index + 1}", missing_ok=True)
+        for obj in layout.data_objects:
+            index = situation_index(obj.label)
+            if index is None:
+                continue
+            data = self._read(ch, layout.path_of(obj.path), obj.label, missing_ok=True)
             if data is not None:
                 found.append(parse_situation(data, index))
+        found.sort(key=lambda sit: sit.index)
         return tuple(found)
 
     def _lost_pin(self, sw: StatusWord, what: str) -> NoReturn:
@@ -430,23 +497,39 @@ class Cps3Card:
             self._lost_pin(response.sw, what)
         return check(response, what)
 
+    def _select_key(self, ch: CardChannel, key: PrivateKeyObject) -> int:
+        """Re-select the application DF, then the key's path: key references are local to that DF."""
+        layout = self.layout(ch)
+        self._run_signing(ch, select_path(layout.app_path, fcp=False), "SELECT application")
+        if key.path is not None and key.path.path:
+            key_path = layout.path_of(key.path)
+            if key_path != layout.app_path:
+                self._run_signing(ch, select_path(key_path, fcp=False), "SELECT key")
+        if key.reference is None:
+            raise CardDataError(f"PrKDF {key.label}: no key reference")
+        return key.reference
+
     def sign_digest(self, ch: CardChannel, digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
-        """Authentication key (0x82): MSE SET AT, then INTERNAL AUTHENTICATE with DigestInfo || digest."""
+        """Authentication key: MSE SET AT, then INTERNAL AUTHENTICATE with DigestInfo || digest."""
         self._require(Operation.SIGN)
         payload = digest_info(digest, algorithm)
-        self._run_signing(ch, mse_set(_CRT_AT, _ALGO_RSA_PKCS1, KEY_AUTH), "MSE SET AT")
+        reference = self._select_key(ch, self.key(ch, signature=False))
+        self._run_signing(ch, mse_set(_CRT_AT, _ALGO_RSA_PKCS1, reference), "MSE SET AT")
         return self._run_signing(ch, internal_authenticate(payload), "INTERNAL AUTHENTICATE")
 
     def sign_message(self, ch: CardChannel, message: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
-        """Signature key (0x81): MSE SET HT and DST, PSO HASH (intermediate state + last bytes), PSO CDS."""
+        """Signature key: MSE SET HT, PSO HASH (intermediate state + last bytes), MSE SET DST, PSO CDS."""
         self._require(Operation.SIGN)
         if algorithm.name not in _ALGO_HASH:
             raise ValueError(f"the CPS3 signature key hashes with SHA-256 or SHA-1, not {algorithm.name}")
         split = split_for_card if algorithm.name == "sha256" else split_for_card_sha1
         state, bits, remainder = split(message)
+        key = self.key(ch, signature=True)
+        self._run_signing(ch, select_path(self.layout(ch).app_path, fcp=False), "SELECT application")
         self._run_signing(ch, mse_set(_CRT_HT, _ALGO_HASH[algorithm.name]), "MSE SET HT")
-        self._run_signing(ch, mse_set(_CRT_DST, _ALGO_RSA_HASH[algorithm.name], KEY_SIGN), "MSE SET DST")
         self._run_signing(ch, pso_hash(state, bits, remainder), "PSO HASH")
+        reference = self._select_key(ch, key)
+        self._run_signing(ch, mse_set(_CRT_DST, _ALGO_RSA_HASH[algorithm.name], reference), "MSE SET DST")
         return self._run_signing(ch, pso_cds(), "PSO CDS")
 
 

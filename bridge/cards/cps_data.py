@@ -1,24 +1,27 @@
-"""Parsing of the CPS3 business data objects (holder, professional data, situations d'exercice).
+"""Parsing of the CPS business data objects (holder, professional data, situations d'exercice).
 
-ASSUMPTION (verified on the virtual card only). The on-card layout of these objects is defined in an
-ANS document that is not public ("ASIP_CPS3_Données-métier v1.0.2"). What is known from public
-sources (cps-data-and-pki.md §1.3): a situation object is a BER-TLV template ``EE`` holding ``84``
-raison sociale, ``85`` Struct_IdNat and ``86`` secteur d'activité as its last element; the last four
-characters of CPS_INFO_PS are the R01 specialty code; EF.SN.ICC is ``5A 0A 80 25 00 00 01`` + BCD
-serial. Everything else below (file identifiers, templates ``E1``/``E2``/``E3``, the other inner tags)
-is this project's choice, mirrored by the virtual card in `bridge.sim.cps3`:
+Where these objects are is the card's business: both backends find them by label (the Cryptolib
+through PKCS#11 CKO_DATA objects, the PC/SC driver through the card's DODF), and hand this module
+the object's bytes exactly as the card stores them. This is the one place that decodes them.
 
-* CPS_ID_CARD   ``3F00/0001/D001``: ``E1 { 80 card type (TRE_R87: CPS, CPE, CPF, CPA), 81 card
-  number, 82 not before YYYYMMDD, 83 not after YYYYMMDD }``
-* CPS_NAME_PS   ``3F00/0001/D002``: ``E2 { 80 type of national id (TRE_G08, "8" = RPPS), 81 PS_IdNat,
-  82 civility code, 83 last name, 84 first name }``
-* CPS_INFO_PS   ``3F00/0001/D004``: ``E3 { 80 PS_IdNat, 81 last name, 82 first name, 83 profession
-  (TRE_G15), 85 specialty (TRE_R01), last }``
-* CPS_ACTIVITY_xx_PS ``3F00/0001/D120..D12F`` (PIN): ``EE { 80 situation number (1 byte), 81 mode
-  d'exercice (TRE_R23 L/S/B), 82 profession (TRE_G15), 83 type of structure id (TRE_G07), 87 specialty
-  (TRE_R01), 88 PS billing number + key, 89 convention code, 8A AM specialty code, 8B tariff zone,
-  84 raison sociale, 85 Struct_IdNat, 86 secteur (TRE_R02), last }``
-* certificates (DER) ``3F00/0001/C000`` (authentication, key 0x82) and ``C001`` (signature, key 0x81)
+ASSUMPTION (verified on the virtual card only). The byte layout of these objects is defined in an
+ANS document that is not public ("ASIP_CPS3_Données-métier v1.0.2", the external specification's
+[R2]). What is known from public sources (cps-data-and-pki.md §1.3): a situation object is a BER-TLV
+template ``EE`` holding ``84`` raison sociale, ``85`` Struct_IdNat and ``86`` secteur d'activité as
+its last element; the last four characters of CPS_INFO_PS are the R01 specialty code; EF.SN.ICC is
+``5A 0A 80 25 00 00 01`` + BCD serial. Everything else below (templates ``E1``/``E2``/``E3``, the
+other inner tags) is this project's choice, mirrored by the virtual cards (`bridge.sim.cps3_profile`):
+
+* CPS_ID_CARD: ``E1 { 80 card type (TRE_R87: CPS, CPE, CPF, CPA), 81 card number, 82 not before
+  YYYYMMDD, 83 not after YYYYMMDD }``
+* CPS_NAME_PS: ``E2 { 80 type of national id (TRE_G08, "8" = RPPS), 81 PS_IdNat, 82 civility code,
+  83 last name, 84 first name }``
+* CPS_INFO_PS: ``E3 { 80 PS_IdNat, 81 last name, 82 first name, 83 profession (TRE_G15),
+  85 specialty (TRE_R01), last }``
+* CPS_ACTIVITY_xx_PS (PIN): ``EE { 80 situation number (1 byte), 81 mode d'exercice (TRE_R23 L/S/B),
+  82 profession (TRE_G15), 83 type of structure id (TRE_G07), 87 specialty (TRE_R01), 88 PS billing
+  number + key, 89 convention code, 8A AM specialty code, 8B tariff zone, 84 raison sociale,
+  85 Struct_IdNat, 86 secteur (TRE_R02), last }``
 
 Text is UTF-8 (ISO-8859-1 accepted as a fallback). Unknown tags are ignored, and the publicly known
 fallbacks (secteur = last 4 characters, specialty = last 4 characters of CPS_INFO_PS) are applied
@@ -35,15 +38,9 @@ from bridge.tlv import Tlv, TlvError, parse_tlv
 
 __all__ = [
     "ANS_ISSUER",
-    "AUTH_CERT_PATH",
-    "ID_CARD_PATH",
-    "INFO_PS_PATH",
-    "NAME_PS_PATH",
     "OID_ACTIVITY_SECTOR",
     "OID_PROFESSION",
     "OID_SPECIALTY",
-    "SIGN_CERT_PATH",
-    "SITUATION_PATHS",
     "SN_ICC_PATH",
     "Billing",
     "CardDataError",
@@ -60,15 +57,8 @@ __all__ = [
 
 ANS_ISSUER = bytes.fromhex("8025000001")
 
-# Paths from the MF, as sent in SELECT P1=09 (the MF included, cards.md §1.3).
+# EF.SN.ICC, read at this fixed path by the Cryptolib itself (card-cps.c:_cps_read_efsnicc).
 SN_ICC_PATH = bytes.fromhex("3F00D003")
-ID_CARD_PATH = bytes.fromhex("3F000001D001")
-NAME_PS_PATH = bytes.fromhex("3F000001D002")
-INFO_PS_PATH = bytes.fromhex("3F000001D004")
-AUTH_CERT_PATH = bytes.fromhex("3F000001C000")
-SIGN_CERT_PATH = bytes.fromhex("3F000001C001")
-SITUATION_PATHS = tuple(bytes.fromhex("3F000001") + (0xD120 + i).to_bytes(2, "big") for i in range(16))
-
 # Nomenclature OIDs a VIHF cites next to these codes (cps-data-and-pki.md §3).
 OID_PROFESSION = "1.2.250.1.71.1.2.7"  # TRE_G15
 OID_SPECIALTY = "1.2.250.1.71.4.2.5"  # TRE_R01

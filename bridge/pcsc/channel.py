@@ -25,6 +25,9 @@ class CardChannel(Protocol):
     def transmit(self, command: Command) -> Response:
         """Send one command; T=0 61xx/6Cxx and command chaining are already handled below this call."""
 
+    def reset(self) -> None:
+        """Warm-reset the card: every security status (verified PIN) and selection is lost."""
+
 
 class StatusWordError(BridgeError):
     """The card answered a status word other than the one expected (a remote error, not our bug)."""

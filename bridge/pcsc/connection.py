@@ -68,6 +68,15 @@ class _PcscChannel:
         except TransportError as exc:
             raise error_from_transport(exc) from exc
 
+    def reset(self) -> None:
+        """Warm-reset the card inside the operation (SCardReconnect with SCARD_RESET_CARD)."""
+        connection = self._connection
+        if connection._operation_thread != threading.get_ident():
+            raise RuntimeError("a CardChannel is only valid inside the operation it was given to")
+        connection._reconnect(scard.SCARD_RESET_CARD)
+        if connection._lost is not None:
+            raise connection._lost
+
 
 class CardConnection:
     """A card in one reader, reached through a dedicated worker thread; build it with `await CardConnection.open()`."""
@@ -213,8 +222,8 @@ class CardConnection:
                 return True
             state = event_state & ~scard.SCARD_STATE_CHANGED
 
-    def _reconnect(self) -> None:
-        hr, protocol = scard.SCardReconnect(self._card, self._share, _PROTOCOLS, scard.SCARD_LEAVE_CARD)
+    def _reconnect(self, disposition: int = scard.SCARD_LEAVE_CARD) -> None:
+        hr, protocol = scard.SCardReconnect(self._card, self._share, _PROTOCOLS, disposition)
         if hr != scard.SCARD_S_SUCCESS:
             self._lost = error_from_hresult(hr, f"SCardReconnect {self._reader}")
             return

@@ -32,6 +32,10 @@ class DirectChannel:
         self.trace.append((apdu, response))
         return response
 
+    def reset(self) -> None:
+        """Warm reset of the virtual card."""
+        self.card.reset()
+
     def transmit(self, command: Command) -> Response:
         """Send a command through the transport rules to the card."""
         return transceive(command, self._send, extended_length=self.extended_length)

@@ -121,3 +121,41 @@ async def test_pin_state_of_each_profile(
         assert card.tries_left == card.tries_max
 
     await asyncio.to_thread(check)
+
+
+@pytest.mark.parametrize("profile", ["gp", "expired"])
+async def test_pcsc_driver_and_cryptolib_read_the_same_values(
+    slots: list[VirtualSlot], pki: TestPki, cryptolib_module: Pkcs11Module, profile: str
+) -> None:
+    """The built-in PC/SC path and the Cryptolib side by side: equal serial, holder, certificates, situations."""
+    from dataclasses import replace
+
+    from bridge.cards.cps3 import Cps3Card
+    from bridge.cards.pkcs11_cps import Pkcs11CpsToken
+    from bridge.pcsc.connection import CardConnection
+
+    await _insert(slots, pki, profile)
+
+    def through_cryptolib() -> tuple[object, object]:
+        token = Pkcs11CpsToken(cryptolib_module, token_slot(cryptolib_module, READER0))
+        info = token.read_public()
+        token.login(bytearray(b"1234"))
+        try:
+            return info, token.read_situations()
+        finally:
+            token.logout()
+
+    p11_info, p11_situations = await asyncio.to_thread(through_cryptolib)
+    conn = await CardConnection.open(READER0)
+    try:
+        session = Cps3Card()
+        pcsc_info = await conn.run(session.read_public)
+        pin = bytearray(b"1234")
+        await conn.run(lambda ch: session.verify_pin(ch, pin))
+        pcsc_situations = await conn.run(session.read_situations)
+        await conn.run(session.logout)
+    finally:
+        await conn.close()
+    assert pcsc_info.backend == "pcsc" and p11_info.backend == "pkcs11"
+    assert replace(pcsc_info, backend="pkcs11") == p11_info
+    assert pcsc_situations == p11_situations and len(pcsc_situations) >= 1

@@ -364,15 +364,17 @@ def test_the_signing_exchange_on_the_wire(card_factory: Callable[[str], tuple[Cp
     ch.trace.clear()
     signature = card.sign_message(ch, b"m" * 130, hashes.SHA256())
     sent = [apdu.hex() for apdu in _sent(ch)]
-    assert sent[0] == "002241aa03800140" and sent[1] == "002241b606800142840181"
-    assert sent[2].startswith("002a90a0") and sent[3] == "002a9e9a00"
-    assert len(signature) == 256 and len(sent) == 4  # PSO CDS answered directly (case 2, Le=00)
+    # the Cryptolib's order: application DF re-selected before the MSEs (key references are local to it)
+    assert sent[0] == "00a4090c043f000001" and sent[1] == "002241aa03800140"
+    assert sent[2].startswith("002a90a0") and sent[3] == "00a4090c043f000001"
+    assert sent[4] == "002241b606800142840181" and sent[5] == "002a9e9a00"
+    assert len(signature) == 256 and len(sent) == 6  # PSO CDS answered directly (case 2, Le=00)
     ch.trace.clear()
     card.sign_digest(ch, bytes(32), hashes.SHA256())
     sent = [apdu.hex() for apdu in _sent(ch)]
-    assert sent[0] == "002241a406800102840182"
-    assert sent[1].startswith("0088000033" + "3031300d060960864801650304020105000420") and sent[1].endswith("00")
-    assert sent[2] == "00c0000000"  # T=0: 61 00 then GET RESPONSE
+    assert sent[0] == "00a4090c043f000001" and sent[1] == "002241a406800102840182"
+    assert sent[2].startswith("0088000033" + "3031300d060960864801650304020105000420") and sent[2].endswith("00")
+    assert sent[3] == "00c0000000"  # T=0: 61 00 then GET RESPONSE
 
 
 def test_the_virtual_card_keeps_cps3_select_rules(
