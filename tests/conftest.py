@@ -98,6 +98,15 @@ def wait_card_state(reader: str, present: bool, timeout: float = 10.0) -> bytes:
         scard.SCardReleaseContext(ctx)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that load the official Cryptolib last.
+
+    Once loaded in a process, the Cryptolib keeps PC/SC state that C_Finalize does not release (other
+    tests then meet SCARD_E_SHARING_VIOLATION on the virtual readers), and it cannot be unloaded.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("cryptolib") is not None)
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """Keep each phase's report on the test item (`item.rep_call`), for fixtures that report on failure."""

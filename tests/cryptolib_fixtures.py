@@ -40,9 +40,15 @@ def cryptolib(cryptolib_install: CryptolibInstall, request: pytest.FixtureReques
 
 
 @pytest.fixture
-def cryptolib_module(cryptolib: CryptolibInstall) -> Pkcs11Module:
-    """The Cryptolib's PKCS#11 module, initialised once per process."""
-    return load_module(cryptolib.module)
+def cryptolib_module(cryptolib: CryptolibInstall) -> Iterator[Pkcs11Module]:
+    """The Cryptolib's PKCS#11 module, loaded once per process, re-initialised after each test.
+
+    Re-initialising makes the module let go of its card handles, which would otherwise keep the
+    virtual readers busy for the tests that follow (seen as SCARD_E_SHARING_VIOLATION).
+    """
+    module = load_module(cryptolib.module)
+    yield module
+    module.reinitialize()
 
 
 def token_slot(module: Pkcs11Module, reader: str) -> Slot:

@@ -163,6 +163,17 @@ class Pkcs11Module:
         major, minor = self._lib.library_version
         return ModuleInfo(str(self.path), self._lib.library_description, self._lib.manufacturer_id, f"{major}.{minor}")
 
+    def reinitialize(self) -> None:
+        """C_Finalize then C_Initialize: the module forgets its sessions and lets go of every card handle.
+
+        Sessions and slot objects obtained before are invalid afterwards.
+        """
+        with self.lock:
+            try:
+                self._lib.reinitialize()
+            except p11e.PKCS11Error as exc:
+                raise map_pkcs11_error(exc, "C_Finalize/C_Initialize") from None
+
     def slots(self) -> list[pkcs11.Slot]:
         """Every slot, with or without a token (C_GetSlotList(FALSE)); the Cryptolib has one per reader."""
         with self.lock:

@@ -28,7 +28,7 @@ from tests.cryptolib_fixtures import cryptolib, cryptolib_install, cryptolib_mod
 
 __all__ = ["cryptolib", "cryptolib_install", "cryptolib_module", "pki"]
 
-pytestmark = pytest.mark.pcsc
+pytestmark = [pytest.mark.pcsc, pytest.mark.cryptolib]
 READER0 = "Virtual PCD 00 00"
 PUBLIC_LABELS = {"CPS_DATA", "CPS_ID_CARD", "CPS_NAME_PS", "CPS_LANG_PS", "CPS_INFO_PS"}
 SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")

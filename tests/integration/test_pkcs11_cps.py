@@ -33,7 +33,7 @@ from tests.cryptolib_harness import CryptolibInstall, CryptolibUnavailable, inst
 
 __all__ = ["private_home"]
 
-pytestmark = pytest.mark.pcsc
+pytestmark = [pytest.mark.pcsc, pytest.mark.cryptolib]
 READER0 = "Virtual PCD 00 00"
 # Kinds of virtual CPS to try: "cps" (the default virtual CPS) and "cps4" once the emulators add it.
 KINDS = ("cps", "cps4")
