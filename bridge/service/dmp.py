@@ -125,6 +125,7 @@ class DmpService:
                 lps_homologation=cfg.lps_homologation,
                 server_name=cfg.server_name,
                 io_timeout=cfg.io_timeout,
+                call_timeout=cfg.call_timeout,
             )
         return self._settings
 
