@@ -122,7 +122,6 @@ def test_a_session_is_not_offered_past_its_age() -> None:
         def valid(self) -> bool:
             return True
 
-    from tests.tls_peers import MiniPki  # noqa: F401  (only the endpoint shape matters here)
     from bridge.crypto.tls import ServerTrust, TlsEndpoint
 
     endpoint = TlsEndpoint("127.0.0.1", 1, ServerTrust(()))
@@ -139,19 +138,21 @@ def test_a_session_is_not_offered_past_its_age() -> None:
 
 
 async def test_a_submission_whose_answer_is_lost_is_not_sent_again(sim: SimProcess, dmp_pki: TestPki) -> None:  # noqa: F811
-    async with FaultProxy(sim.port, THRESHOLD) as proxy:
-        async with DmpClient(_settings(sim, proxy.port), establishment_credentials(dmp_pki)) as client:
-            who = indirect_practitioner()
-            await client.submit(who, PATIENT, [_doc(4096)])  # the repository connection is now kept alive
-            proxy.fault = Fault.DROP_RESPONSE
-            chosen = "1.2.250.1.999.7.1.3.424242.1"
-            started = time.monotonic()
-            with pytest.raises(BridgeError) as err:
-                await client.submit(who, PATIENT, [_doc(unique_id=chosen)])
-            elapsed = time.monotonic() - started
-            proxy.fault = Fault.PASS
-            # The caller can check before retrying: the document is there, once.
-            found = await client.get_by_unique_id(who, PATIENT, chosen)
+    async with (
+        FaultProxy(sim.port, THRESHOLD) as proxy,
+        DmpClient(_settings(sim, proxy.port), establishment_credentials(dmp_pki)) as client,
+    ):
+        who = indirect_practitioner()
+        await client.submit(who, PATIENT, [_doc(4096)])  # the repository connection is now kept alive
+        proxy.fault = Fault.DROP_RESPONSE
+        chosen = "1.2.250.1.999.7.1.3.424242.1"
+        started = time.monotonic()
+        with pytest.raises(BridgeError) as err:
+            await client.submit(who, PATIENT, [_doc(unique_id=chosen)])
+        elapsed = time.monotonic() - started
+        proxy.fault = Fault.PASS
+        # The caller can check before retrying: the document is there, once.
+        found = await client.get_by_unique_id(who, PATIENT, chosen)
     assert err.value.code is ErrorCode.DMP_OUTCOME_UNKNOWN
     assert err.value.extra["uniqueId"] == chosen and err.value.extra["transaction"] == "TD2.1"
     assert proxy.uploads == 1  # the old client sent it a second time behind the caller's back
@@ -161,15 +162,17 @@ async def test_a_submission_whose_answer_is_lost_is_not_sent_again(sim: SimProce
 
 
 async def test_an_upload_cut_midway_stores_nothing_and_says_so(sim: SimProcess, dmp_pki: TestPki) -> None:  # noqa: F811
-    async with FaultProxy(sim.port, THRESHOLD) as proxy:
-        async with DmpClient(_settings(sim, proxy.port), establishment_credentials(dmp_pki)) as client:
-            who = indirect_practitioner()
-            proxy.fault = Fault.CUT_UPLOAD
-            chosen = "1.2.250.1.999.7.1.3.424242.2"
-            started = time.monotonic()
-            with pytest.raises(BridgeError) as err:
-                await client.submit(who, PATIENT, [_doc(2 * 1024 * 1024, unique_id=chosen)])
-            elapsed = time.monotonic() - started
+    async with (
+        FaultProxy(sim.port, THRESHOLD) as proxy,
+        DmpClient(_settings(sim, proxy.port), establishment_credentials(dmp_pki)) as client,
+    ):
+        who = indirect_practitioner()
+        proxy.fault = Fault.CUT_UPLOAD
+        chosen = "1.2.250.1.999.7.1.3.424242.2"
+        started = time.monotonic()
+        with pytest.raises(BridgeError) as err:
+            await client.submit(who, PATIENT, [_doc(2 * 1024 * 1024, unique_id=chosen)])
+        elapsed = time.monotonic() - started
     # Either the client saw its upload fail (not delivered: DMP_UNREACHABLE) or it had handed every byte
     # to the network (then it cannot know: DMP_OUTCOME_UNKNOWN with the uniqueId); never a false "stored".
     assert err.value.code in (ErrorCode.DMP_UNREACHABLE, ErrorCode.DMP_OUTCOME_UNKNOWN)
@@ -197,18 +200,20 @@ async def test_a_refused_connection_is_unreachable_at_once(sim: SimProcess, dmp_
 
 
 async def test_one_slow_submission_does_not_block_another(sim: SimProcess, dmp_pki: TestPki) -> None:  # noqa: F811
-    async with FaultProxy(sim.port, THRESHOLD) as proxy:
-        async with DmpClient(_settings(sim, proxy.port), establishment_credentials(dmp_pki)) as client:
-            who = indirect_practitioner()
-            proxy.fault = Fault.HOLD_RESPONSE
-            slow = asyncio.create_task(client.submit(who, PATIENT, [_doc()]))
-            await asyncio.wait_for(proxy.triggered.wait(), 10)  # its answer is held by the proxy
-            started = time.monotonic()
-            quick = await asyncio.wait_for(client.submit(who, PATIENT, [_doc(4096, seed=3)]), 10)
-            elapsed = time.monotonic() - started
-            assert not slow.done()
-            proxy.release.set()
-            first = await asyncio.wait_for(slow, 10)
+    async with (
+        FaultProxy(sim.port, THRESHOLD) as proxy,
+        DmpClient(_settings(sim, proxy.port), establishment_credentials(dmp_pki)) as client,
+    ):
+        who = indirect_practitioner()
+        proxy.fault = Fault.HOLD_RESPONSE
+        slow = asyncio.create_task(client.submit(who, PATIENT, [_doc()]))
+        await asyncio.wait_for(proxy.triggered.wait(), 10)  # its answer is held by the proxy
+        started = time.monotonic()
+        quick = await asyncio.wait_for(client.submit(who, PATIENT, [_doc(4096, seed=3)]), 10)
+        elapsed = time.monotonic() - started
+        assert not slow.done()
+        proxy.release.set()
+        first = await asyncio.wait_for(slow, 10)
     assert sim.stored(quick.unique_ids[0]) == 1 and sim.stored(first.unique_ids[0]) == 1
     assert elapsed < 3
     _report("second submit behind a held one", "OK", elapsed, sim.stored(quick.unique_ids[0]))
