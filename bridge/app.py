@@ -81,7 +81,7 @@ class Application:
         self.cards = cards
         self.errors = RecentErrors()
         self.locks = CardLocks(config.card_busy_wait)
-        direct = CardServiceDirectSource(cards) if isinstance(cards, PcscCardService) else None
+        direct = CardServiceDirectSource(cards, monitor) if isinstance(cards, PcscCardService) else None
         self.dmp = dmp or DmpService(config.dmp, direct=direct)
         self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks), *dmp_handlers(self.dmp)])
         self.approver = approver

@@ -1,0 +1,77 @@
+"""DIRECTE mode (virtual CPS on the real pcscd, real simulator) when the card side fails: pcscd killed
+mid-session gives PCSC_UNAVAILABLE, not PIN_REQUIRED; after it returns, the lost login is announced."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from smartcard.System import readers
+
+from bridge.crypto.pki import TestPki
+from bridge.dmp.codes import AuthMode, AvailabilityStatus, InsOid
+from bridge.errors import BridgeError, ErrorCode
+from bridge.pcsc.monitor import CardInserted, CardRemoved, PcscAvailable, PcscUnavailable, ReaderMonitor
+from bridge.service.dmp import DmpContext, DmpService
+from bridge.service.dmp_card import CardServiceDirectSource
+from bridge.service.dmp_config import DmpConfig
+from bridge.service.pcsc_cards import PcscCardService
+from bridge.sim.cps3 import create_card
+from bridge.sim.pcscd import PrivatePcscd
+from bridge.sim.vpcd import VirtualSlot
+from tests.conftest import wait_card_state
+from tests.dmp_fixtures import PATIENT, RunningSim, dmp_pki, dmp_sim  # noqa: F401
+from tests.pcsc_fixtures import restartable_pcscd
+
+pytestmark = pytest.mark.pcsc
+__all__ = ["restartable_pcscd"]  # a fixture used by name
+
+
+class Caller:
+    """A context key (stands for one WebSocket connection)."""
+
+
+async def test_a_dmp_call_during_a_pcscd_outage_says_pcsc_unavailable(
+    restartable_pcscd: PrivatePcscd,
+    slots: list[VirtualSlot],
+    dmp_sim: RunningSim,  # noqa: F811
+    dmp_pki: TestPki,  # noqa: F811
+) -> None:
+    slots[0].insert(create_card("gp", dmp_pki))
+    reader = sorted(str(r) for r in readers() if str(r).startswith("Virtual PCD"))[0]
+    await asyncio.to_thread(wait_card_state, reader, True)
+    monitor = ReaderMonitor()
+    await monitor.start()
+    events = monitor.subscribe()
+    cards = PcscCardService(monitor)
+    config = DmpConfig(
+        url=dmp_sim.url, ca_bundle=dmp_sim.ca_file, server_name="localhost", ins_oid=InsOid.NIR_TEST.value
+    )
+    service = DmpService(config, direct=CardServiceDirectSource(cards, monitor))
+    caller = Caller()
+    service.set_context(caller, DmpContext(mode=AuthMode.DIRECTE))
+    try:
+        await cards.login(reader, bytearray(b"1234"), allow_last_try=False)
+        assert await service.find(caller, PATIENT, [AvailabilityStatus.APPROVED], []) == ()
+
+        await asyncio.to_thread(restartable_pcscd.stop)
+        while await asyncio.wait_for(events.get(), 10) != PcscUnavailable():
+            pass
+        with pytest.raises(BridgeError) as down:
+            await service.find(caller, PATIENT, [AvailabilityStatus.APPROVED], [])
+        assert down.value.code is ErrorCode.PCSC_UNAVAILABLE  # before: PIN_REQUIRED
+
+        await asyncio.to_thread(restartable_pcscd.start)
+        slots[0].insert(create_card("gp", dmp_pki))
+        seen = []
+        while not isinstance(event := await asyncio.wait_for(events.get(), 10), CardInserted):
+            seen.append(event)
+        assert PcscAvailable() in seen and CardRemoved(reader) in seen
+        # Logged out with the old pcscd: the DMP call asks for the PIN again, truthfully.
+        with pytest.raises(BridgeError) as again:
+            await service.find(caller, PATIENT, [AvailabilityStatus.APPROVED], [])
+        assert again.value.code is ErrorCode.PIN_REQUIRED
+    finally:
+        await service.aclose()
+        await cards.close()
+        await monitor.stop()
