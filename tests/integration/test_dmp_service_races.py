@@ -120,9 +120,11 @@ async def test_a_new_login_does_not_close_a_call_in_flight(
             slow = asyncio.create_task(service.find(first, PATIENT, APPROVED, []))
             await asyncio.wait_for(proxy.triggered.wait(), 10)
             source.relogin()  # new keys: a new client; the old one still serves `slow`
-            proxy.fault = Fault.PASS
+            proxy.fault = Fault.PASS  # `slow`'s answer stays held; new connections pass
+            # The new login's call neither waits for the old client nor closes it under `slow`.
+            assert await asyncio.wait_for(service.find(second, PATIENT, APPROVED, []), 10) == ()
+            assert not slow.done()
             proxy.release.set()
-            await asyncio.wait_for(service.find(second, PATIENT, APPROVED, []), 10)
             assert await asyncio.wait_for(slow, 10) == ()
         finally:
             await service.aclose()
