@@ -4,6 +4,7 @@ mid-session gives PCSC_UNAVAILABLE, not PIN_REQUIRED; after it returns, the lost
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from smartcard.System import readers
@@ -21,6 +22,7 @@ from bridge.sim.pcscd import PrivatePcscd
 from bridge.sim.vpcd import VirtualSlot
 from tests.conftest import wait_card_state
 from tests.dmp_fixtures import PATIENT, RunningSim, dmp_pki, dmp_sim  # noqa: F401
+from tests.gated_vicc import GatedVicc
 from tests.pcsc_fixtures import restartable_pcscd
 
 pytestmark = pytest.mark.pcsc
@@ -29,6 +31,10 @@ __all__ = ["restartable_pcscd"]  # a fixture used by name
 
 class Caller:
     """A context key (stands for one WebSocket connection)."""
+
+
+def _config(sim: RunningSim) -> DmpConfig:
+    return DmpConfig(url=sim.url, ca_bundle=sim.ca_file, server_name="localhost", ins_oid=InsOid.NIR_TEST.value)
 
 
 async def test_a_dmp_call_during_a_pcscd_outage_says_pcsc_unavailable(
@@ -75,3 +81,45 @@ async def test_a_dmp_call_during_a_pcscd_outage_says_pcsc_unavailable(
         await service.aclose()
         await cards.close()
         await monitor.stop()
+
+
+INS_PSO = 0x2A  # PERFORM SECURITY OPERATION: the card's signature (VIHF, XAdES)
+
+
+async def test_a_card_wedged_during_a_dmp_call_is_timeout_not_internal(
+    slots: list[VirtualSlot],
+    slot_ports: list[int],
+    dmp_sim: RunningSim,  # noqa: F811
+    dmp_pki: TestPki,  # noqa: F811
+) -> None:
+    vicc = GatedVicc(create_card("gp", dmp_pki), slot_ports[0])
+    monitor = ReaderMonitor()
+    cards = PcscCardService(monitor, operation_timeout=1.0)
+    config = DmpConfig(
+        url=dmp_sim.url, ca_bundle=dmp_sim.ca_file, server_name="localhost", ins_oid=InsOid.NIR_TEST.value
+    )
+    service = DmpService(config, direct=CardServiceDirectSource(cards, monitor))
+    caller = Caller()
+    service.set_context(caller, DmpContext(mode=AuthMode.DIRECTE))
+    try:
+        reader = sorted(str(r) for r in readers() if str(r).startswith("Virtual PCD"))[0]
+        await asyncio.to_thread(wait_card_state, reader, True)
+        await monitor.start()
+        await cards.login(reader, bytearray(b"1234"), allow_last_try=False)
+        vicc.arm(INS_PSO)  # the card takes the signature command and never answers
+        started = time.monotonic()
+        with pytest.raises(BridgeError) as wedged:
+            await asyncio.wait_for(service.find(caller, PATIENT, [AvailabilityStatus.APPROVED], []), 10)
+        elapsed = time.monotonic() - started
+        assert wedged.value.code is ErrorCode.TIMEOUT  # before: INTERNAL ("unexpected error", a bare TimeoutError)
+        assert wedged.value.extra["stage"] == "signature"
+        assert elapsed < 3
+        print(
+            f"FAULT-REPORT card wedged during a DMP call: code={wedged.value.code.value} time={elapsed:.2f}s stored=0"
+        )
+        vicc.release()
+    finally:
+        await service.aclose()
+        await cards.close()
+        await monitor.stop()
+        vicc.close()
