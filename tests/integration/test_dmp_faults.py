@@ -8,6 +8,7 @@ at all, as the caller was told). `FAULT-REPORT` lines (pytest -s) give the figur
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import time
 from collections.abc import AsyncIterator
@@ -15,17 +16,23 @@ from pathlib import Path
 
 import pytest
 
+from bridge.api.client import LocalClient
+from bridge.app import Application
+from bridge.config import BridgeConfig
 from bridge.crypto.pki import TestPki
 from bridge.crypto.tls import ClientIdentity, TlsSessionCache
 from bridge.dmp.client import DmpClient
-from bridge.dmp.codes import AuthMode
+from bridge.dmp.codes import AuthMode, InsOid
 from bridge.dmp.context import DmpCredentials, DmpSettings, NewDocument, Practitioner
 from bridge.dmp.xds_model import Code
 from bridge.errors import BridgeError, ErrorCode
+from bridge.service.dmp_config import DmpConfig
+from tests.api_helpers import FakeApprover
 from tests.dmp_fixtures import (  # noqa: F401  (fixtures)
     PATIENT,
     PATIENT_IDENTITY,
     dmp_pki,
+    establishment,
     establishment_credentials,
     indirect_practitioner,
     settings_for,
@@ -249,3 +256,76 @@ async def test_a_stalled_handshake_is_timeout_at_the_deadline(sim: SimProcess, d
     assert err.value.extra["stage"] == "tls-handshake" and (err.value.detail or "").startswith("TD3.1")
     assert 1.4 < elapsed < 2.5
     _report("DMP silent (handshake stalls), find", err.value.code.value, elapsed, sim.stored())
+
+
+# -- 7. the codes each fault gives a JSON-RPC caller -------------------------------------------------
+
+
+async def test_each_fault_gives_its_code_through_json_rpc(
+    sim: SimProcess,
+    dmp_pki: TestPki,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The daemon in front of the proxy: per fault, the code a caller sees (never INTERNAL) and what was stored."""
+    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path / "home"))
+    from bridge.paths import data_dir
+
+    certs = establishment(dmp_pki)
+    password = certs.auth_cli_p12.with_name("p12-password")
+    async with FaultProxy(sim.port, THRESHOLD) as proxy:
+        dmp = DmpConfig(
+            url=sim.url.replace(f":{sim.port}/", f":{proxy.port}/"), ca_bundle=sim.ca_file, server_name="localhost",
+            ins_oid=InsOid.NIR_TEST.value, default_mode="INDIRECTE", establishment_auth_p12=certs.auth_cli_p12,
+            establishment_sign_p12=certs.sign_p12, establishment_p12_password_file=password,
+            establishment_id="10B0127189", establishment_name="CLINIQUE DU TEST", practitioner_id="810012345678",
+            practitioner_family="MARTIN", practitioner_given="PAUL", practitioner_specialty="SM54", call_timeout=2.0,
+        )  # fmt: skip
+        app = Application(BridgeConfig(port=0, dmp=dmp), data_dir=data_dir(), approver=FakeApprover())
+        await app.start(hosts=("127.0.0.1",))
+        try:
+            async with LocalClient(app.port, app.token) as client:
+                seen: dict[str, tuple[str, float, int]] = {}
+                for n, fault in enumerate(
+                    [Fault.PASS, Fault.DROP_RESPONSE, Fault.CUT_UPLOAD, Fault.REFUSE, Fault.STALL]
+                ):
+                    proxy.fault = fault
+                    uid = f"1.2.250.1.999.7.1.3.5150.{n + 1}"
+                    params = {
+                        "patient": {"ins": PATIENT.value, "lastName": "MARTIN", "firstName": "JEAN", "gender": "M",
+                                    "birthDate": "19780314"},
+                        "content": base64.b64encode(_pdf(256 * 1024, n)).decode(), "mimeType": "application/pdf",
+                        "title": "CR", "typeCode": "11488-4", "uniqueId": uid,
+                    }  # fmt: skip
+                    started = time.monotonic()
+                    try:
+                        await asyncio.wait_for(client.call("dmp.documents.submit", params), 15)
+                        code = "OK"
+                    except BridgeError as exc:
+                        code = exc.code.value
+                        if exc.code is ErrorCode.DMP_OUTCOME_UNKNOWN:
+                            assert exc.extra["uniqueId"] == uid
+                    seen[fault.value] = (code, time.monotonic() - started, sim.stored(uid))
+                proxy.fault = Fault.PASS
+                await sim.restart()
+                started = time.monotonic()
+                await asyncio.wait_for(client.call("dmp.documents.find", {"patient": {"ins": PATIENT.value}}), 15)
+                seen["simulator restart"] = ("OK", time.monotonic() - started, 0)
+        finally:
+            await app.stop()
+    for name, (code, seconds, stored) in seen.items():
+        _report(f"JSON-RPC submit, {name}", code, seconds, stored)
+    assert {k: v[0] for k, v in seen.items()} == {
+        "pass": "OK",
+        "drop-response": "DMP_OUTCOME_UNKNOWN",
+        "cut-upload": seen["cut-upload"][0]
+        if seen["cut-upload"][0] in ("DMP_UNREACHABLE", "DMP_OUTCOME_UNKNOWN")
+        else "?",
+        "refuse": "DMP_UNREACHABLE",
+        "stall": "TIMEOUT",
+        "simulator restart": "OK",
+    }
+    assert {k: v[2] for k, v in seen.items()} == {
+        "pass": 1, "drop-response": 1, "cut-upload": 0, "refuse": 0, "stall": 0, "simulator restart": 0
+    }  # fmt: skip
+    assert all(seconds < 3.5 for _, seconds, _ in seen.values())
