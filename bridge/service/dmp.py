@@ -59,9 +59,18 @@ class DirectIdentity:
     profession_code: str
     specialty_code: str
     situations: tuple[Situation, ...]
+    #: The reader holding the card (its per-card lock is held during each DMP call), if known.
+    reader: str | None = None
 
     def __repr__(self) -> str:
         return f"DirectIdentity({self.credentials.label!r}, {len(self.situations)} situations)"
+
+
+class ReaderLocks(Protocol):
+    """The per-card locks of the card methods (`SharedCardLocks`): DMP calls hold a card shared."""
+
+    def hold_shared(self, reader: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold `reader` alongside other DMP calls, never alongside a card method (CARD_BUSY)."""
 
 
 class DirectSource(Protocol):
@@ -114,9 +123,12 @@ class DmpService:
         *,
         direct: DirectSource | None = None,
         settings: DmpSettings | None = None,
+        locks: ReaderLocks | None = None,
     ) -> None:
         self.config = config
         self.direct = direct
+        #: DIRECTE calls hold their card's lock (shared) from the card's identity to the DMP's answer.
+        self.locks = locks
         self._settings = settings
         self._contexts: weakref.WeakKeyDictionary[Any, DmpContext] = weakref.WeakKeyDictionary()
         self._clients: dict[str, _Held] = {}
@@ -208,15 +220,22 @@ class DmpService:
         """The client and practitioner for a caller's context, leased for the duration of one call."""
         ctx = self.context(caller)
         settings = self.settings()
-        creds, practitioner = await self.acting_as(ctx)
-        held = self._lease(creds, settings)
-        held.users += 1
-        try:
-            yield held.client, practitioner
-        finally:
-            held.users -= 1
-            if held.retired and not held.users:
-                self._close_later(held)
+        async with contextlib.AsyncExitStack() as stack:
+            if ctx.mode is AuthMode.DIRECTE and self.locks is not None and self.direct is not None:
+                # One card, one owner: no other caller's card method (logout, login, read) runs in the
+                # middle of this call; other DMP calls on the same card may.
+                reader = (await self.direct.direct_identity(ctx.reader)).reader
+                if reader is not None:
+                    await stack.enter_async_context(self.locks.hold_shared(reader))
+            creds, practitioner = await self.acting_as(ctx)
+            held = self._lease(creds, settings)
+            held.users += 1
+            try:
+                yield held.client, practitioner
+            finally:
+                held.users -= 1
+                if held.retired and not held.users:
+                    self._close_later(held)
 
     async def acting_as(self, ctx: DmpContext) -> tuple[DmpCredentials, Practitioner]:
         """Who acts in `ctx` and with which keys (no DMP connection is made)."""

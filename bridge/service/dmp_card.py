@@ -92,6 +92,7 @@ class CardServiceDirectSource:
             profession_code=info.professional.profession_code,
             specialty_code=info.professional.specialty_code,
             situations=card.situations,
+            reader=name,
         )
         self._known[name] = (card.auth_key, identity)
         return identity

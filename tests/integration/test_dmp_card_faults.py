@@ -4,14 +4,20 @@ mid-session gives PCSC_UNAVAILABLE, not PIN_REQUIRED; after it returns, the lost
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
+from pathlib import Path
 
 import pytest
 from smartcard.System import readers
 
+from bridge.api.client import LocalClient
+from bridge.app import Application
+from bridge.config import BridgeConfig
 from bridge.crypto.pki import TestPki
 from bridge.dmp.codes import AuthMode, AvailabilityStatus, InsOid
 from bridge.errors import BridgeError, ErrorCode
+from bridge.paths import data_dir
 from bridge.pcsc.monitor import CardInserted, CardRemoved, PcscAvailable, PcscUnavailable, ReaderMonitor
 from bridge.service.dmp import DmpContext, DmpService
 from bridge.service.dmp_card import CardServiceDirectSource
@@ -20,8 +26,10 @@ from bridge.service.pcsc_cards import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.pcscd import PrivatePcscd
 from bridge.sim.vpcd import VirtualSlot
+from tests.api_helpers import FakeApprover
 from tests.conftest import wait_card_state
 from tests.dmp_fixtures import PATIENT, RunningSim, dmp_pki, dmp_sim  # noqa: F401
+from tests.faults import Fault, FaultProxy
 from tests.gated_vicc import GatedVicc
 from tests.pcsc_fixtures import restartable_pcscd
 
@@ -123,3 +131,52 @@ async def test_a_card_wedged_during_a_dmp_call_is_timeout_not_internal(
         await cards.close()
         await monitor.stop()
         vicc.close()
+
+
+async def test_a_dmp_call_owns_its_card_against_another_callers_card_methods(
+    slots: list[VirtualSlot],
+    dmp_sim: RunningSim,  # noqa: F811
+    dmp_pki: TestPki,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path / "home"))
+    slots[0].insert(create_card("gp", dmp_pki))
+    reader = sorted(str(r) for r in readers() if str(r).startswith("Virtual PCD"))[0]
+    await asyncio.to_thread(wait_card_state, reader, True)
+    async with FaultProxy(dmp_sim.sim.port, 64 * 1024) as proxy:
+        dmp = DmpConfig(
+            url=dmp_sim.url.replace(f":{dmp_sim.sim.port}/", f":{proxy.port}/"), ca_bundle=dmp_sim.ca_file,
+            server_name="localhost", ins_oid=InsOid.NIR_TEST.value,
+        )  # fmt: skip
+        monitor = ReaderMonitor()
+        app = Application(
+            BridgeConfig(port=0, dmp=dmp, card_busy_wait=0.5), data_dir=data_dir(), approver=FakeApprover(),
+            monitor=monitor, cards=PcscCardService(monitor),
+        )  # fmt: skip
+        await app.start(hosts=("127.0.0.1",))
+        try:
+            async with LocalClient(app.port, app.token) as author, LocalClient(app.port, app.token) as other:
+                await author.call("cps.login", {"pin": "1234"})
+                await author.call("dmp.context.set", {"authMode": "DIRECTE"})
+                proxy.fault = Fault.HOLD_RESPONSE
+                params = {
+                    "patient": {"ins": PATIENT.value, "lastName": "MARTIN", "firstName": "JEAN", "gender": "M",
+                                "birthDate": "19780314"},
+                    "content": base64.b64encode(b"%PDF-1.4\n" + bytes(200 * 1024) + b"%%EOF").decode(),
+                    "mimeType": "application/pdf", "title": "CR", "typeCode": "11488-4",
+                }  # fmt: skip
+                submit = asyncio.create_task(author.call("dmp.documents.submit", params))
+                await asyncio.wait_for(proxy.triggered.wait(), 20)  # signed by the card, answer held
+                for method in ("cps.logout", "cps.read"):
+                    started = time.monotonic()
+                    with pytest.raises(BridgeError) as busy:
+                        await asyncio.wait_for(other.call(method), 10)
+                    assert busy.value.code is ErrorCode.CARD_BUSY, method  # before: logout accepted mid-submit
+                    assert time.monotonic() - started < 2
+                proxy.release.set()
+                uid = (await asyncio.wait_for(submit, 20))["uniqueId"]
+                assert (await other.call("cps.read"))["cardType"] == "CPS"  # free again once the call is over
+        finally:
+            await app.stop()
+    assert len(dmp_sim.sim.store.entries_by_unique_id(uid)) == 1
