@@ -348,6 +348,8 @@ class TlsConnection:
     info: HandshakeInfo
     _conn: Any = field(repr=False)
     _closed: bool = False
+    #: The socket timeout last set (the handshake's, until the first send or receive).
+    _timeout: float = 0.0
 
     @classmethod
     def open(
@@ -497,9 +499,13 @@ class TlsConnection:
         return bytes(data)
 
     def _bound(self, deadline: float | None, stage: str) -> None:
-        # Each socket wait gets what is left of the call's deadline (never more than io_timeout).
-        where = f"{self.endpoint.host}:{self.endpoint.port}"
-        self._conn.sock.socket.settimeout(_bounded(self.endpoint.io_timeout, deadline, stage, where))
+        # Each socket wait gets what is left of the call's deadline (never more than io_timeout). The
+        # timeout is re-set only when it shrank by half a second (one syscall per record otherwise); the
+        # HTTPS client's watchdog holds the exact deadline.
+        left = _bounded(self.endpoint.io_timeout, deadline, stage, f"{self.endpoint.host}:{self.endpoint.port}")
+        if left < self._timeout - 0.5 or left > self._timeout:
+            self._conn.sock.socket.settimeout(left)
+            self._timeout = left
 
     def abort(self) -> None:
         """End any blocked send or receive at once (safe from another thread); the connection is then dead."""
