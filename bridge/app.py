@@ -26,9 +26,10 @@ from bridge.api.token import load_or_create_token
 from bridge.config import BridgeConfig
 from bridge.errors import BridgeError
 from bridge.pcsc.monitor import ReaderMonitor
-from bridge.service.cards import CardLocks, CardService
+from bridge.service.cards import CardService
 from bridge.service.dmp import DmpService
 from bridge.service.dmp_card import CardServiceDirectSource
+from bridge.service.dmp_locks import SharedCardLocks
 from bridge.service.pcsc_cards import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
 from bridge.tray import Approver, Notifier
@@ -80,9 +81,10 @@ class Application:
             cards = PcscCardService(monitor)
         self.cards = cards
         self.errors = RecentErrors()
-        self.locks = CardLocks(config.card_busy_wait)
-        direct = CardServiceDirectSource(cards) if isinstance(cards, PcscCardService) else None
-        self.dmp = dmp or DmpService(config.dmp, direct=direct)
+        # Shared with the DMP service: a DIRECTE call holds its card against other callers' card methods.
+        self.locks = SharedCardLocks(config.card_busy_wait)
+        direct = CardServiceDirectSource(cards, monitor) if isinstance(cards, PcscCardService) else None
+        self.dmp = dmp or DmpService(config.dmp, direct=direct, locks=self.locks)
         self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks), *dmp_handlers(self.dmp)])
         self.approver = approver
         self.notifier = notifier

@@ -36,6 +36,7 @@ class ErrorCode(enum.Enum):
     UNAUTHORIZED = "UNAUTHORIZED"
     DMP_UNREACHABLE = "DMP_UNREACHABLE"
     DMP_FAULT = "DMP_FAULT"
+    DMP_OUTCOME_UNKNOWN = "DMP_OUTCOME_UNKNOWN"
     INVALID_PARAMS = "INVALID_PARAMS"
     INVALID_INPUT = "INVALID_INPUT"
     NOT_FOUND = "NOT_FOUND"
@@ -72,14 +73,26 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "Le service carte à puce (PC/SC) ne répond pas.",
         "The smart card service (PC/SC) is not available.",
     ),
-    ErrorCode.TIMEOUT: ("Délai dépassé.", "Timed out."),
+    ErrorCode.TIMEOUT: (
+        "Délai dépassé : l'opération n'a pas abouti. Réessayez ; si cela se répète, vérifiez le réseau ou la carte.",
+        "Timed out: the operation did not complete. Try again; if it happens again, check the network or the card.",
+    ),
     ErrorCode.ORIGIN_NOT_APPROVED: (
         "Ce site n'est pas autorisé à utiliser le pont DMP.",
         "This web origin is not approved to use the DMP bridge.",
     ),
     ErrorCode.UNAUTHORIZED: ("Authentification locale refusée.", "Local authentication refused."),
-    ErrorCode.DMP_UNREACHABLE: ("Le service DMP est injoignable.", "The DMP service is unreachable."),
+    ErrorCode.DMP_UNREACHABLE: (
+        "Le service DMP est injoignable ; la demande n'a pas été prise en compte. Réessayez dans un instant.",
+        "The DMP service is unreachable; the request was not taken into account. Try again in a moment.",
+    ),
     ErrorCode.DMP_FAULT: ("Le DMP a refusé la demande.", "The DMP refused the request."),
+    ErrorCode.DMP_OUTCOME_UNKNOWN: (
+        "La demande a été envoyée au DMP mais sa réponse n'est pas arrivée : elle a peut-être été prise en "
+        "compte. Vérifiez dans le DMP (identifiant uniqueId fourni) avant de la renvoyer.",
+        "The request was sent to the DMP but its answer did not arrive: it may have been applied. Check the "
+        "DMP (uniqueId given) before sending it again.",
+    ),
     ErrorCode.INVALID_PARAMS: ("Paramètres invalides.", "Invalid parameters."),
     ErrorCode.INVALID_INPUT: ("Données reçues invalides.", "Invalid input data."),
     ErrorCode.NOT_FOUND: ("Élément introuvable.", "Not found."),

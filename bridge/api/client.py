@@ -64,7 +64,8 @@ class LocalClient:
                 continue
             if "error" in message:
                 data = message["error"].get("data", {})
-                raise BridgeError(ErrorCode(data.get("code", "INTERNAL")), data.get("detail"))
+                extra = {k: v for k, v in data.items() if k not in ("code", "detail", "message_fr", "message_en")}
+                raise BridgeError(ErrorCode(data.get("code", "INTERNAL")), data.get("detail"), **extra)
             return message["result"]
 
 

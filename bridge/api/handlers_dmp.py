@@ -41,6 +41,8 @@ _LOINC = "2.16.840.1.113883.6.1"
 _DMP_ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode.DMP_UNREACHABLE,
     ErrorCode.DMP_FAULT,
+    ErrorCode.DMP_OUTCOME_UNKNOWN,
+    ErrorCode.TIMEOUT,
     ErrorCode.PIN_REQUIRED,
     ErrorCode.CARD_REMOVED,
     ErrorCode.NOT_FOUND,
@@ -195,7 +197,9 @@ class DmpDocumentsSubmit(_DmpHandler):
     summary = (
         "Submit a document to the patient's DMP (TD2.1). PDF, text, RTF, JPEG and TIFF are wrapped into a "
         "CDA R2 (the patient's names, gender and birth date are then required); a CDA (text/xml) is sent "
-        "as is. The lot is signed (XAdES). Returns the document's uniqueId."
+        "as is. The lot is signed (XAdES). Returns the document's uniqueId. Sent at most once: when the "
+        "answer is lost the error is DMP_OUTCOME_UNKNOWN with `uniqueId` (look it up with dmp.documents.find "
+        "or get before sending again); give your own `uniqueId` to know it before the call."
     )
     params_schema: ClassVar[dict[str, Any]] = object_schema(
         {
@@ -209,6 +213,11 @@ class DmpDocumentsSubmit(_DmpHandler):
             "hiddenFromProfessionals": {"type": "boolean", "default": False},
             "hiddenFromPatient": {"type": "boolean", "default": False},
             "replaces": {**_UID, "description": "uniqueId of the document this one replaces"},
+            "uniqueId": {
+                **_UID,
+                "description": "the document's uniqueId, chosen by the caller (idempotency key: after "
+                "DMP_OUTCOME_UNKNOWN, look it up before sending again); a CDA must carry it as its id",
+            },
             "progressId": {"type": "string", "maxLength": 64, "description": "echoed in dmp.progress"},
         },
         ["patient", "content", "mimeType", "title", "typeCode"],
@@ -242,6 +251,7 @@ class DmpDocumentsSubmit(_DmpHandler):
             patient_identity=identity,
             hidden_from_professionals=bool(params.get("hiddenFromProfessionals", False)),
             hidden_from_patient=bool(params.get("hiddenFromPatient", False)),
+            unique_id=params.get("uniqueId"),
         )
         progress = None
         # The calling connection's event queue (the server's Connection; takes an encoded frame).

@@ -39,3 +39,5 @@ def print_error(exc: BridgeError, *, as_json: bool) -> None:
         print(json.dumps({"error": exc.to_data()}, ensure_ascii=False))
     else:
         print(f"{exc.message_fr} / {exc.message_en}" + (f" ({exc.detail})" if exc.detail else ""), file=sys.stderr)
+        if "uniqueId" in exc.extra:  # DMP_OUTCOME_UNKNOWN: what to look up before sending again
+            print(f"uniqueId: {exc.extra['uniqueId']}", file=sys.stderr)

@@ -11,7 +11,14 @@ Built on tlslite-ng (pure Python, so the CertificateVerify signature can come fr
 
 Only TLS 1.2 and the DMP's suites (PDT-INF-579v4, "Accès LPS") are offered, AEAD first. Sessions
 (session ID or ticket) are kept in a `TlsSessionCache` owned by the caller, so a reconnect resumes
-without a new card signature.
+without a new card signature. Sessions heal: a server that refuses the offered session (e.g. it was
+restarted with new ticket keys) gets a full handshake on the same connection, and a resumed handshake
+that fails anyway drops the cached session and is redone at once as a full handshake; a session is not
+offered past its age limit.
+
+Deadlines: `open`, `send_all` and `recv` take an absolute `deadline` (time.monotonic()); every socket
+wait is bounded by what is left of it, and running out raises `TlsTimeout` (TIMEOUT, saying which step
+timed out). `abort()` may be called from another thread to end a blocked call at once.
 
 Everything here is blocking: call it from a worker thread (see `bridge.dmp.http`), never from the
 event loop. The card signature happens on that thread, inside `TlsConnection.open`.
@@ -26,7 +33,8 @@ import logging
 import select
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +62,7 @@ __all__ = [
     "TlsEndpoint",
     "TlsError",
     "TlsSessionCache",
+    "TlsTimeout",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,8 +83,16 @@ RECORD_PAYLOAD = 16384
 class TlsError(BridgeError):
     """A TLS failure that is not the card's: unreachable, refused, untrusted server, host mismatch."""
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(ErrorCode.DMP_UNREACHABLE, detail)
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(ErrorCode.DMP_UNREACHABLE, detail, **extra)
+
+
+class TlsTimeout(TlsError):
+    """A deadline ran out; `stage` says during what (connect, tls-handshake, send, receive)."""
+
+    def __init__(self, stage: str, detail: str) -> None:
+        BridgeError.__init__(self, ErrorCode.TIMEOUT, detail, stage=stage)
+        self.stage = stage
 
 
 @dataclass(frozen=True)
@@ -198,22 +215,33 @@ class TlsSessionCache:
     session needs no card, so keeping it would let calls go on without the card.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_age: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
-        self._sessions: dict[_CacheKey, tuple[Any, tuple[x509.Certificate, ...]]] = {}
+        self._sessions: dict[_CacheKey, tuple[Any, tuple[x509.Certificate, ...], float]] = {}
+        #: Seconds a session is offered after its full handshake (tickets also expire by their own
+        #: lifetime hint, which tlslite checks); a server keeps sessions for a while only.
+        self.max_age = max_age
+        self._clock = clock
 
     def get(self, endpoint: TlsEndpoint) -> tuple[Any, tuple[x509.Certificate, ...]] | None:
         """The stored (tlslite Session, validated server chain) for this endpoint, if still resumable."""
+        key = _cache_key(endpoint)
         with self._lock:
-            entry = self._sessions.get(_cache_key(endpoint))
+            entry = self._sessions.get(key)
+            if entry is not None and self._clock() - entry[2] > self.max_age:
+                del self._sessions[key]
+                entry = None
         if entry is None or not entry[0].valid():
             return None
-        return entry
+        return entry[0], entry[1]
 
     def put(self, endpoint: TlsEndpoint, session: Any, chain: tuple[x509.Certificate, ...]) -> None:
-        """Remember a session after a successful handshake."""
+        """Remember a session after a successful handshake (a resumed one keeps its original age)."""
+        key = _cache_key(endpoint)
         with self._lock:
-            self._sessions[_cache_key(endpoint)] = (session, chain)
+            old = self._sessions.get(key)
+            born = old[2] if old is not None and old[0] is session else self._clock()
+            self._sessions[key] = (session, chain, born)
 
     def forget(self, endpoint: TlsEndpoint) -> None:
         """Drop the session of one endpoint and identity."""
@@ -300,6 +328,17 @@ class _VerifyingConnection(TLSConnection):  # type: ignore[misc]  # tlslite is u
             self.bridge_server_chain = certs
         yield from super()._clientGetKeyFromChain(certificate, settings, tack_ext)
 
+    def _clientResume(
+        self, session: Any, serverHello: Any, clientRandom: Any, nextProto: Any, settings: Any
+    ) -> Iterator[Any]:
+        # tlslite assumes a TLS 1.2 ticket is accepted whenever it offered one, so a server that refused
+        # it (restarted, new ticket keys) and goes on with a full handshake fails with "Expecting
+        # new_session_ticket, got certificate". RFC 5077 §3.4: a server accepting the ticket echoes
+        # our (non-empty) session ID; any other ID means a full handshake, which tlslite then does.
+        if session is not None and session.tls_1_0_tickets and serverHello.session_id != session.sessionID:
+            return
+        yield from super()._clientResume(session, serverHello, clientRandom, nextProto, settings)
+
 
 @dataclass
 class TlsConnection:
@@ -309,29 +348,75 @@ class TlsConnection:
     info: HandshakeInfo
     _conn: Any = field(repr=False)
     _closed: bool = False
+    #: The socket timeout last set (the handshake's, until the first send or receive).
+    _timeout: float = 0.0
 
     @classmethod
-    def open(cls, endpoint: TlsEndpoint, sessions: TlsSessionCache | None = None) -> TlsConnection:
-        """Connect and handshake (resuming a cached session when possible).
+    def open(
+        cls,
+        endpoint: TlsEndpoint,
+        sessions: TlsSessionCache | None = None,
+        *,
+        deadline: float | None = None,
+        on_socket: Callable[[socket.socket], None] | None = None,
+    ) -> TlsConnection:
+        """Connect and handshake (resuming a cached session when possible), before `deadline` (monotonic).
+
+        A resumed handshake that fails drops the cached session and is retried once at once as a full
+        handshake, so a restarted server never leaves the client stuck on a stale session. `on_socket`
+        is given each TCP socket as soon as it is connected (so another thread may shut it down).
 
         Raises:
-            TlsError: unreachable, timeout, refused, untrusted server, host mismatch.
+            TlsTimeout: `deadline` or a configured timeout ran out (TIMEOUT, with the stage).
+            TlsError: unreachable, refused, untrusted server, host mismatch.
             BridgeError: whatever the client key raised (e.g. PIN_INCORRECT, CARD_REMOVED), unchanged.
         """
+        cached = sessions.get(endpoint) if sessions is not None else None
+        if cached is not None:
+            assert sessions is not None
+            try:
+                return cls._open_once(endpoint, sessions, cached, deadline, on_socket)
+            except TlsTimeout:
+                raise
+            except TlsError as exc:
+                if exc.extra.get("stage") == "connect":
+                    raise  # nothing to do with the session: the server is not there
+                log.info("resuming the TLS session with %s:%d failed (%s): full handshake", endpoint.host,
+                         endpoint.port, exc.detail)  # fmt: skip
+                sessions.forget(endpoint)
+        return cls._open_once(endpoint, sessions, None, deadline, on_socket)
+
+    @classmethod
+    def _open_once(
+        cls,
+        endpoint: TlsEndpoint,
+        sessions: TlsSessionCache | None,
+        cached: tuple[Any, tuple[x509.Certificate, ...]] | None,
+        deadline: float | None,
+        on_socket: Callable[[socket.socket], None] | None,
+    ) -> TlsConnection:
+        where = f"{endpoint.host}:{endpoint.port}"
         try:
-            sock = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.connect_timeout)
+            sock = socket.create_connection(
+                (endpoint.host, endpoint.port), timeout=_bounded(endpoint.connect_timeout, deadline, "connect", where)
+            )
         except TimeoutError as exc:
-            raise TlsError(f"timeout connecting to {endpoint.host}:{endpoint.port}") from exc
+            raise TlsTimeout("connect", f"timeout connecting to {where}") from exc
         except OSError as exc:
-            raise TlsError(f"cannot connect to {endpoint.host}:{endpoint.port}: {exc.strerror or exc}") from exc
-        sock.settimeout(endpoint.io_timeout)
+            raise TlsError(f"cannot connect to {where}: {exc.strerror or exc}", stage="connect") from exc
+        if on_socket is not None:
+            on_socket(sock)
+        try:
+            sock.settimeout(_bounded(endpoint.io_timeout, deadline, "tls-handshake", where))
+        except TlsTimeout:
+            _close_quietly(sock)
+            raise
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = _VerifyingConnection(sock, endpoint.trust, endpoint.expected_name)
         install_fast_record_layer(conn)
         # A peer closing a keep-alive connection without close_notify must not spoil the session
         # (HTTP framing detects truncation); tlslite would otherwise mark it non-resumable.
         conn.ignoreAbruptClose = True
-        cached = sessions.get(endpoint) if sessions is not None else None
         identity = endpoint.identity
         try:
             conn.handshakeClientCert(
@@ -390,26 +475,43 @@ class TlsConnection:
             return True
         return bool(readable)
 
-    def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Send bytes, one TLS record per 16 KiB slice (no copy of the caller's buffer)."""
+    def send_all(self, data: bytes | bytearray | memoryview, deadline: float | None = None) -> None:
+        """Send bytes, one TLS record per 16 KiB slice (no copy of the caller's buffer), before `deadline`."""
         view = memoryview(data).cast("B")
         try:
             for start in range(0, len(view), RECORD_PAYLOAD):
+                self._bound(deadline, "send")
                 self._conn.write(view[start : start + RECORD_PAYLOAD])
         except BaseException as exc:
             self._closed = True
-            raise _map_io_error(self.endpoint, exc, "sending") from exc
+            raise _map_io_error(self.endpoint, exc, "send") from exc
 
-    def recv(self, max_bytes: int = 65536) -> bytes:
-        """Up to `max_bytes` of application data; b"" when the server closed the connection."""
+    def recv(self, max_bytes: int = 65536, deadline: float | None = None) -> bytes:
+        """Up to `max_bytes` of application data, before `deadline`; b"" when the server closed the connection."""
         try:
+            self._bound(deadline, "receive")
             data = self._conn.read(max=max_bytes)
         except BaseException as exc:
             self._closed = True
-            raise _map_io_error(self.endpoint, exc, "receiving") from exc
+            raise _map_io_error(self.endpoint, exc, "receive") from exc
         if not data:
             self._closed = True
         return bytes(data)
+
+    def _bound(self, deadline: float | None, stage: str) -> None:
+        # Each socket wait gets what is left of the call's deadline (never more than io_timeout). The
+        # timeout is re-set only when it shrank by half a second (one syscall per record otherwise); the
+        # HTTPS client's watchdog holds the exact deadline.
+        left = _bounded(self.endpoint.io_timeout, deadline, stage, f"{self.endpoint.host}:{self.endpoint.port}")
+        if left < self._timeout - 0.5 or left > self._timeout:
+            self._conn.sock.socket.settimeout(left)
+            self._timeout = left
+
+    def abort(self) -> None:
+        """End any blocked send or receive at once (safe from another thread); the connection is then dead."""
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._conn.sock.socket.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         """Close (sends close_notify when possible; never raises)."""
@@ -434,6 +536,16 @@ def _is_ip(name: str) -> bool:
     return True
 
 
+def _bounded(limit: float, deadline: float | None, stage: str, where: str) -> float:
+    """`limit` seconds, or less if the deadline comes first; TlsTimeout if it has passed."""
+    if deadline is None:
+        return limit
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TlsTimeout(stage, f"deadline reached before {stage} with {where}")
+    return min(limit, left)
+
+
 def _close_quietly(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.close()
@@ -450,16 +562,19 @@ def _map_handshake_error(conn: _VerifyingConnection, endpoint: TlsEndpoint, exc:
     if isinstance(exc, TLSAbruptCloseError):
         return TlsError(f"{where} closed the connection during the TLS handshake")
     if isinstance(exc, TimeoutError):
-        return TlsError(f"timeout during the TLS handshake with {where}")
+        return TlsTimeout("tls-handshake", f"timeout during the TLS handshake with {where}")
     if isinstance(exc, (TLSError, OSError)):
         return TlsError(f"TLS handshake with {where} failed: {exc.__class__.__name__}")
     return exc
 
 
-def _map_io_error(endpoint: TlsEndpoint, exc: BaseException, doing: str) -> BaseException:
+def _map_io_error(endpoint: TlsEndpoint, exc: BaseException, stage: str) -> BaseException:
     where = f"{endpoint.host}:{endpoint.port}"
+    if isinstance(exc, BridgeError):
+        return exc
     if isinstance(exc, TimeoutError):
-        return TlsError(f"timeout {doing} data from {where}")
+        return TlsTimeout(stage, f"timeout ({stage}) with {where}")
+    doing = "sending" if stage == "send" else "receiving"
     if isinstance(exc, (TLSError, OSError, ValueError)):
         return TlsError(f"connection to {where} lost while {doing} ({exc.__class__.__name__})")
     return exc

@@ -7,36 +7,35 @@ the card signs the TLS handshake once. The VIHF is signed once per (practitioner
 purpose) and kept in a `VihfCache`. Every signing step (VIHF, XAdES) runs off the event loop, because
 a card-backed key blocks on APDUs.
 
+Each endpoint has a small connection pool, so one slow call never blocks another one. The TD2.1 lot is
+built by `bridge.dmp.submission` (no I/O).
+
 Errors: a DMP refusal (SOAP fault, failed RegistryResponse) is DMP_FAULT with the DMP's code; network
-and TLS failures are DMP_UNREACHABLE; only idempotent reads (find, get, retrieve) are sent again, once.
+and TLS failures are DMP_UNREACHABLE (the request was not applied); only idempotent reads (find, get,
+retrieve) are sent again, once. A write (TD2.1, ITI-57) sent without an answer is DMP_OUTCOME_UNKNOWN
+carrying the uniqueIds concerned, never sent again behind the caller's back. Every call has a total
+deadline (`DmpSettings.call_timeout`, card signatures included): TIMEOUT with the stage that ran out.
 Clock and message ids are injected so that tests and benchmarks are reproducible.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
-import io
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from lxml import etree
 
-from bridge.crypto.tls import TlsError, TlsSessionCache
-from bridge.dmp.cda import CdaHeader, read_cda, wrap_unstructured
-from bridge.dmp.codes import (
-    AvailabilityStatus,
-    Confidentiality,
-    DocFormat,
-)
+from bridge.crypto.tls import TlsSessionCache
+from bridge.dmp.codes import AvailabilityStatus, Confidentiality
 from bridge.dmp.context import (
     CONTENT_TYPE_DEFAULT,
-    MAX_WRAPPED_BYTES,
     DmpCredentials,
     DmpSettings,
     NewDocument,
@@ -48,13 +47,13 @@ from bridge.dmp.context import (
 )
 from bridge.dmp.endpoints import Transaction, encode_request
 from bridge.dmp.failures import DmpInputError, DmpParamsError
-from bridge.dmp.http import Body, HttpsClient
+from bridge.dmp.http import Body, HttpsClient, OutcomeUnknown
 from bridge.dmp.mtom import MtomPart
 from bridge.dmp.soap import SoapResponse, parse_registry_response, parse_soap_response
+from bridge.dmp.submission import ProgressReader, describe_lot, finish_lot
 from bridge.dmp.transactions import (
     find_documents,
     get_documents,
-    provide_and_register,
     retrieve_document_set,
     update_availability_status,
     update_visibility,
@@ -62,13 +61,11 @@ from bridge.dmp.transactions import (
 )
 from bridge.dmp.vihf import PatientIns
 from bridge.dmp.vihf_cache import VihfCache, VihfKey
-from bridge.dmp.xades import SignedDocument, build_xades_signature, signature_entry
+from bridge.dmp.xades import SignedDocument, build_xades_signature
 from bridge.dmp.xds_model import (
     Code,
     DocumentEntry,
     SubmissionSet,
-    confidentiality_code,
-    format_code,
     hl7_dtm,
     new_unique_id,
 )
@@ -79,40 +76,23 @@ __all__ = [
     "DmpClient",
 ]
 
-_CDA_TYPES = frozenset({"text/xml", "application/xml", "application/hl7-v3+xml"})
+#: Seconds past a call's deadline before the outer guard cancels it: the HTTPS layer's own deadline
+#: (socket timeouts, watchdog) ends first and says precisely what happened.
+_GUARD_GRACE = 3.0
 
 
-class _ProgressReader(io.RawIOBase):
-    """A seekable reader over bytes that reports how much was read (sent) so far."""
+class _Call:
+    """One DMP call's deadline and current stage, for the TIMEOUT it may end with."""
 
-    def __init__(self, data: bytes, progress: Progress) -> None:
-        super().__init__()
-        self._view = memoryview(data)
-        self._pos = 0
-        self._progress = progress
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
-        self._pos = max(0, min(len(self._view), base + offset))
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self._view[self._pos : self._pos + len(buffer)]
-        n = len(chunk)
-        memoryview(buffer).cast("B")[:n] = chunk
-        self._pos += n
-        if n:
-            self._progress(self._pos, len(self._view))
-        return n
+    def __init__(self, what: str, timeout: float) -> None:
+        self.what = what
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        #: "signature" (card/key), "exchange" (HTTPS), ... — what a timeout interrupted.
+        self.stage = "preparation"
+        #: The uniqueIds a write would change (carried by DMP_OUTCOME_UNKNOWN).
+        self.unique_ids: tuple[str, ...] = ()
+        self.write = False
 
 
 class DmpClient:
@@ -126,6 +106,7 @@ class DmpClient:
         vihf_cache: VihfCache | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        max_connections: int = 4,
     ) -> None:
         self.settings = settings
         self.credentials = credentials
@@ -136,8 +117,10 @@ class DmpClient:
         self._sessions = TlsSessionCache()
         endpoint = settings.endpoint(credentials.tls)
         self._http = {
-            "registry": HttpsClient(endpoint, sessions=self._sessions),
-            "repository": HttpsClient(endpoint, sessions=self._sessions),
+            name: HttpsClient(
+                endpoint, sessions=self._sessions, max_connections=max_connections, timeout=settings.call_timeout
+            )
+            for name in ("registry", "repository")
         }
         self._vihf_lock = asyncio.Lock()
         #: Time split of the last call (benchmarks, diagnostics).
@@ -153,7 +136,7 @@ class DmpClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close both connections."""
+        """Close every connection."""
         for client in self._http.values():
             await client.aclose()
 
@@ -173,10 +156,38 @@ class DmpClient:
 
     # -- building blocks ------------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _call(self, what: str) -> AsyncIterator[_Call]:
+        """A call with its total deadline; a timeout becomes TIMEOUT (or DMP_OUTCOME_UNKNOWN for a sent write)."""
+        call = _Call(what, self.settings.call_timeout)
+        try:
+            async with asyncio.timeout(call.timeout + _GUARD_GRACE):
+                yield call
+        except TimeoutError:
+            if call.write and call.stage == "exchange":
+                raise self._unknown(call, f"{what}: no answer within {call.timeout:g} s") from None
+            raise BridgeError(
+                ErrorCode.TIMEOUT, f"{what}: {call.stage} not done within {call.timeout:g} s", stage=call.stage
+            ) from None
+        except OutcomeUnknown as exc:
+            raise self._unknown(call, f"{what}: {exc.detail}") from exc
+        except BridgeError as exc:
+            if exc.code is ErrorCode.TIMEOUT and not (exc.detail or "").startswith(what):
+                raise BridgeError(ErrorCode.TIMEOUT, f"{what}: {exc.detail}", **exc.extra) from exc
+            raise
+
+    @staticmethod
+    def _unknown(call: _Call, detail: str) -> OutcomeUnknown:
+        extra: dict[str, object] = {"transaction": call.what}
+        if call.unique_ids:
+            extra["uniqueId"] = call.unique_ids[0]
+            extra["uniqueIds"] = list(call.unique_ids)
+        return OutcomeUnknown(detail, **extra)
+
     def _uid(self, kind: int, now: dt.datetime) -> str:
         return new_unique_id(self.settings.oid_root, kind, now=now, counter=next(self._counter) % 1000 + 1)
 
-    async def _vihf(self, practitioner: Practitioner, patient: PatientIns) -> Any:
+    async def _vihf(self, practitioner: Practitioner, patient: PatientIns, call: _Call) -> Any:
         key = VihfKey(practitioner.cache_id, patient.cx(), practitioner.mode)
 
         def sign() -> Any:
@@ -185,6 +196,7 @@ class DmpClient:
             )
 
         # One signature per context even when calls race; the card key blocks, so off the loop.
+        call.stage = "signature"
         async with self._vihf_lock:
             return await asyncio.to_thread(self._cache.get_or_sign, key, sign)
 
@@ -193,9 +205,9 @@ class DmpClient:
         transaction: Transaction,
         body: Any,
         vihf: Any,
+        call: _Call,
         *,
         parts: Sequence[MtomPart] = (),
-        idempotent: bool = False,
         progress: Progress | None = None,
     ) -> SoapResponse:
         endpoint = transaction.endpoint
@@ -213,15 +225,13 @@ class DmpClient:
         client = self._http[endpoint.path]
         path = self.settings.path(endpoint.path)
         started = time.perf_counter()
-        attempts = 2 if idempotent else 1
-        for attempt in range(attempts):
-            payload: Body = _ProgressReader(data, progress) if progress is not None else data  # type: ignore[assignment]
-            try:
-                response = await client.post(path, payload, content_type)
-                break
-            except TlsError:
-                if attempt + 1 == attempts:
-                    raise
+        payload: Body = ProgressReader(data, progress) if progress is not None else data  # type: ignore[assignment]
+        call.stage, call.write = "exchange", not endpoint.idempotent
+        # The HTTPS client resends only what cannot be applied twice (see bridge.dmp.http).
+        response = await client.post(
+            path, payload, content_type, idempotent=endpoint.idempotent, deadline=call.deadline
+        )
+        call.stage = "answer"
         self.timings.exchange = time.perf_counter() - started
         try:
             answer = parse_soap_response(response.body, response.header("content-type"))
@@ -245,39 +255,6 @@ class DmpClient:
 
     # -- TD2.1 ----------------------------------------------------------------------------------
 
-    def _prepare(
-        self, practitioner: Practitioner, patient: PatientIns, doc: NewDocument, now: dt.datetime
-    ) -> tuple[str, bytes, Code, str]:
-        """(uniqueId, stored bytes, formatCode, title) of one document, wrapping non-CDA content."""
-        media = doc.mime_type.split(";")[0].strip().lower()
-        if media in _CDA_TYPES:
-            info = read_cda(doc.content)
-            fmt = doc.format
-            if fmt is None:
-                if info.media_type is None:
-                    raise DmpParamsError("a structured CDA needs its formatCode")
-                fmt = format_code(DocFormat.for_media_type(info.media_type))
-            return info.document_id, doc.content, fmt, doc.title or info.title
-        docformat = DocFormat.for_media_type(media)
-        if len(doc.content) > MAX_WRAPPED_BYTES:
-            raise DmpParamsError(f"document too large to wrap in a CDA (at most {MAX_WRAPPED_BYTES} bytes)")
-        if doc.patient_identity is None:
-            raise DmpParamsError("wrapping a non-CDA document needs the patient's identity (names, gender, birth)")
-        if doc.patient_identity.ins != patient:
-            raise DmpParamsError("the document's patient is not the patient of the call")
-        unique_id = self._uid(3, now)
-        header = CdaHeader(
-            document_id=unique_id,
-            type_code=doc.type_code,
-            title=doc.title,
-            effective_time=now,
-            patient=doc.patient_identity,
-            author=practitioner.person(),
-            custodian=practitioner.institution(),
-            facility=practitioner.facility(),
-        )
-        return unique_id, wrap_unstructured(header, doc.content, docformat), format_code(docformat), doc.title
-
     async def submit(
         self,
         practitioner: Practitioner,
@@ -289,62 +266,44 @@ class DmpClient:
         progress: Progress | None = None,
     ) -> SubmitResult:
         """TD2.1: wrap, describe, sign (XAdES) and send documents; `replaces` maps a document index to
-        the uniqueId of the document it replaces (RPLC)."""
+        the uniqueId of the document it replaces (RPLC).
+
+        Raises:
+            OutcomeUnknown: the lot was sent and no answer came (DMP_OUTCOME_UNKNOWN, with `uniqueId`).
+        """
         if not documents:
             raise DmpParamsError("nothing to submit")
+        async with self._call("TD2.1") as call:
+            return await self._submit(call, practitioner, patient, documents, replaces, content_type, progress)
+
+    async def _submit(
+        self,
+        call: _Call,
+        practitioner: Practitioner,
+        patient: PatientIns,
+        documents: Sequence[NewDocument],
+        replaces: Mapping[int, str] | None,
+        content_type: Code,
+        progress: Progress | None,
+    ) -> SubmitResult:
         started = time.perf_counter()
         now = self._clock()
-        when = hl7_dtm(now)
-        author = practitioner.author()
-        entries: list[DocumentEntry] = []
-        parts: list[MtomPart] = []
-        stored: list[bytes] = []
-        for index, doc in enumerate(documents, start=1):
-            unique_id, data, fmt, title = self._prepare(practitioner, patient, doc, now)
-            confidentiality = [confidentiality_code(Confidentiality.NORMAL)]
-            if doc.hidden_from_professionals:
-                confidentiality.append(confidentiality_code(Confidentiality.MASQUE_PS))
-            if doc.hidden_from_patient:
-                confidentiality.append(confidentiality_code(Confidentiality.INVISIBLE_PATIENT))
-            entry_id = f"Document{index:02d}"
-            entries.append(
-                DocumentEntry(
-                    entry_id=entry_id,
-                    unique_id=unique_id,
-                    patient=patient,
-                    mime_type="text/xml",
-                    title=title,
-                    class_code=doc.class_code,
-                    type_code=doc.type_code,
-                    format_code=fmt,
-                    facility_type=practitioner.facility(),
-                    practice_setting=practitioner.practice_setting,
-                    authors=(author,),
-                    confidentiality=tuple(confidentiality),
-                    creation_time=when,
-                    service_start=when,
-                    legal_authenticator=practitioner.person(),
-                    source_patient_id=patient.cx(),
-                    hash=hashlib.sha1(data).hexdigest(),
-                    size=len(data),
-                )
-            )
-            parts.append(MtomPart(f"{entry_id.lower()}@dmp-bridge", "text/xml", data))
-            stored.append(data)
+        lot = describe_lot(practitioner, patient, documents, now, lambda: self._uid(3, now))
+        call.unique_ids = lot.unique_ids
         lot_uid = self._uid(1, now)
         signature_uid = self._uid(4, now)
         old_uuids: dict[str, str] = {}
         for index, old_unique_id in (replaces or {}).items():
-            if not 0 <= index < len(entries):
+            if not 0 <= index < len(lot.entries):
                 raise DmpParamsError("replacement index out of range")
-            old = await self.get_by_unique_id(practitioner, patient, old_unique_id)
+            old = await self._lookup(practitioner, patient, old_unique_id, call)
             if old is None:
                 raise BridgeError(ErrorCode.NOT_FOUND, "document to replace")
-            old_uuids[entries[index].entry_id] = old.entry_id
+            old_uuids[lot.entries[index].entry_id] = old.entry_id
         self.timings = Timings(build=time.perf_counter() - started)
         signing_started = time.perf_counter()
         creds = self.credentials
-        signed_docs = [SignedDocument(e.unique_id, d) for e, d in zip(entries, stored, strict=True)]
+        signed_docs = [SignedDocument(e.unique_id, d) for e, d in zip(lot.entries, lot.stored, strict=True)]
 
         def xades() -> bytes:
             element = build_xades_signature(
@@ -357,43 +316,26 @@ class DmpClient:
             )
             return bytes(etree.tostring(element, encoding="utf-8"))
 
+        call.stage = "signature"
         signature = await asyncio.to_thread(xades)
-        vihf = await self._vihf(practitioner, patient)
+        vihf = await self._vihf(practitioner, patient, call)
         signing = time.perf_counter() - signing_started
-        sig_entry = signature_entry(
-            entry_id="Signature01",
-            unique_id=signature_uid,
-            patient=patient,
-            authors=(author,),
-            legal_authenticator=practitioner.person(),
-            time=when,
-            facility_type=practitioner.facility(),
-            practice_setting=practitioner.practice_setting,
-        )
-        sig_entry = dataclasses.replace(sig_entry, hash=hashlib.sha1(signature).hexdigest(), size=len(signature))
-        parts.append(MtomPart("signature01@dmp-bridge", "text/xml", signature))
         submission = SubmissionSet(
             entry_id="SubmissionSet01",
             unique_id=lot_uid,
             source_id=self.settings.oid_root,
             patient=patient,
-            submission_time=when,
+            submission_time=hl7_dtm(now),
             content_type=content_type,
-            authors=(author,),
+            authors=(practitioner.author(),),
         )
-        body = provide_and_register(
-            submission,
-            [*entries, sig_entry],
-            _content_ids(entries, parts),
-            signature_entry_id="Signature01",
-            replaces=old_uuids or None,
-        )
+        body, parts = finish_lot(lot, practitioner, submission, signature, signature_uid, now, old_uuids)
         build_before = self.timings.build
-        answer = await self._exchange(Transaction.TD2_1, body, vihf, parts=parts, progress=progress)
+        answer = await self._exchange(Transaction.TD2_1, body, vihf, call, parts=parts, progress=progress)
         self._raise_on_failure(answer.body)
         self.timings.build = build_before
         self.timings.signing = signing
-        return SubmitResult(lot_uid, tuple(e.unique_id for e in entries), tuple(stored))
+        return SubmitResult(lot_uid, lot.unique_ids, lot.stored)
 
     # -- TD3.1 / TD3.2 --------------------------------------------------------------------------
 
@@ -411,8 +353,9 @@ class DmpClient:
         body = find_documents(
             patient, statuses=statuses, type_codes=type_codes, class_codes=class_codes, confidentiality=confidentiality
         )
-        vihf = await self._vihf(practitioner, patient)
-        answer = await self._exchange(Transaction.TD3_1, body, vihf, idempotent=True)
+        async with self._call("TD3.1") as call:
+            vihf = await self._vihf(practitioner, patient, call)
+            answer = await self._exchange(Transaction.TD3_1, body, vihf, call)
         result = parse_query_response(answer.body)
         fault = result.registry.fault()
         if fault is not None:
@@ -423,8 +366,16 @@ class DmpClient:
         self, practitioner: Practitioner, patient: PatientIns, unique_id: str
     ) -> DocumentEntry | None:
         """TD3.1 GetDocuments by uniqueId: the current version of the entry (None when not visible)."""
-        vihf = await self._vihf(practitioner, patient)
-        answer = await self._exchange(Transaction.TD3_1, get_documents(unique_ids=[unique_id]), vihf, idempotent=True)
+        async with self._call("TD3.1") as call:
+            return await self._lookup(practitioner, patient, unique_id, call)
+
+    async def _lookup(
+        self, practitioner: Practitioner, patient: PatientIns, unique_id: str, call: _Call
+    ) -> DocumentEntry | None:
+        vihf = await self._vihf(practitioner, patient, call)
+        stage, write = call.stage, call.write
+        answer = await self._exchange(Transaction.TD3_1, get_documents(unique_ids=[unique_id]), vihf, call)
+        call.stage, call.write = stage, write
         result = parse_query_response(answer.body)
         fault = result.registry.fault()
         if fault is not None:
@@ -436,9 +387,10 @@ class DmpClient:
 
     async def retrieve(self, practitioner: Practitioner, patient: PatientIns, unique_id: str) -> RetrievedDocument:
         """TD3.2: the stored bytes of one document (byte-identical to what was submitted)."""
-        vihf = await self._vihf(practitioner, patient)
         body = retrieve_document_set([unique_id], self.settings.repository_id)
-        answer = await self._exchange(Transaction.TD3_2, body, vihf, idempotent=True)
+        async with self._call("TD3.2") as call:
+            vihf = await self._vihf(practitioner, patient, call)
+            answer = await self._exchange(Transaction.TD3_2, body, vihf, call)
         result = parse_retrieve_response(answer.body, answer.attachments)
         fault = result.registry.fault()
         if fault is not None:
@@ -462,8 +414,10 @@ class DmpClient:
             authors=(practitioner.author(),),
         )
 
-    async def _current(self, practitioner: Practitioner, patient: PatientIns, unique_id: str) -> DocumentEntry:
-        entry = await self.get_by_unique_id(practitioner, patient, unique_id)
+    async def _current(
+        self, practitioner: Practitioner, patient: PatientIns, unique_id: str, call: _Call
+    ) -> DocumentEntry:
+        entry = await self._lookup(practitioner, patient, unique_id, call)
         if entry is None:
             raise BridgeError(ErrorCode.NOT_FOUND, "document")
         return entry
@@ -478,49 +432,47 @@ class DmpClient:
         hidden_from_patient: bool | None = None,
     ) -> DocumentEntry:
         """TD3.3a/b: mask to / unmask for professionals, hide from / show to the patient (None = unchanged)."""
-        entry = await self._current(practitioner, patient, unique_id)
-        add, remove = [], []
-        for flag, code in (
-            (hidden_from_professionals, Confidentiality.MASQUE_PS),
-            (hidden_from_patient, Confidentiality.INVISIBLE_PATIENT),
-        ):
-            if flag is True:
-                add.append(code)
-            elif flag is False:
-                remove.append(code)
-        changed = with_visibility(entry, add=add, remove=remove)
-        if changed.confidentiality == entry.confidentiality:
-            return entry
-        # The new version carries only what the registry keeps: its own slots come back from the DMP.
-        changed = dataclasses.replace(
-            changed, status=None, version=None, hash=None, size=None, repository_unique_id=None
-        )
-        body = update_visibility(self._update_lot(practitioner, patient), changed, entry.version or "1")
-        vihf = await self._vihf(practitioner, patient)
-        answer = await self._exchange(Transaction.TD3_3, body, vihf)
-        self._raise_on_failure(answer.body)
-        return changed
+        async with self._call("TD3.3") as call:
+            call.unique_ids = (unique_id,)
+            entry = await self._current(practitioner, patient, unique_id, call)
+            add, remove = [], []
+            for flag, code in (
+                (hidden_from_professionals, Confidentiality.MASQUE_PS),
+                (hidden_from_patient, Confidentiality.INVISIBLE_PATIENT),
+            ):
+                if flag is True:
+                    add.append(code)
+                elif flag is False:
+                    remove.append(code)
+            changed = with_visibility(entry, add=add, remove=remove)
+            if changed.confidentiality == entry.confidentiality:
+                return entry
+            # The new version carries only what the registry keeps: its own slots come back from the DMP.
+            changed = dataclasses.replace(
+                changed, status=None, version=None, hash=None, size=None, repository_unique_id=None
+            )
+            body = update_visibility(self._update_lot(practitioner, patient), changed, entry.version or "1")
+            vihf = await self._vihf(practitioner, patient, call)
+            answer = await self._exchange(Transaction.TD3_3, body, vihf, call)
+            self._raise_on_failure(answer.body)
+            return changed
 
     async def set_status(
         self, practitioner: Practitioner, patient: PatientIns, unique_id: str, status: AvailabilityStatus
     ) -> AvailabilityStatus:
         """TD3.3d archive/unarchive and TD3.3c delete (status Deleted); returns the previous status."""
-        entry = await self._current(practitioner, patient, unique_id)
-        original = entry.status or AvailabilityStatus.APPROVED
-        if original is status:
+        async with self._call("TD3.3") as call:
+            call.unique_ids = (unique_id,)
+            entry = await self._current(practitioner, patient, unique_id, call)
+            original = entry.status or AvailabilityStatus.APPROVED
+            if original is status:
+                return original
+            body = update_availability_status(self._update_lot(practitioner, patient), entry.entry_id, original, status)
+            vihf = await self._vihf(practitioner, patient, call)
+            answer = await self._exchange(Transaction.TD3_3, body, vihf, call)
+            self._raise_on_failure(answer.body)
             return original
-        body = update_availability_status(self._update_lot(practitioner, patient), entry.entry_id, original, status)
-        vihf = await self._vihf(practitioner, patient)
-        answer = await self._exchange(Transaction.TD3_3, body, vihf)
-        self._raise_on_failure(answer.body)
-        return original
 
     async def delete(self, practitioner: Practitioner, patient: PatientIns, unique_id: str) -> None:
         """TD3.3c: delete a document (its author only)."""
         await self.set_status(practitioner, patient, unique_id, AvailabilityStatus.DELETED)
-
-
-def _content_ids(entries: Sequence[DocumentEntry], parts: Sequence[MtomPart]) -> dict[str, str]:
-    ids = {e.entry_id: p.content_id for e, p in zip(entries, parts, strict=False)}
-    ids["Signature01"] = parts[-1].content_id
-    return ids

@@ -159,7 +159,10 @@ class DmpSettings:
     #: Name expected in the server certificate (default: the URL's host).
     server_name: str | None = None
     repository_id: str = DMP_REPOSITORY_ID
+    #: Longest wait for one socket operation, in seconds.
     io_timeout: float = 60.0
+    #: Total deadline of one DMP call (card signatures, connect, TLS, send, receive), in seconds.
+    call_timeout: float = 120.0
 
     def endpoint(self, identity: ClientIdentity) -> TlsEndpoint:
         """The TLS endpoint of the DMP for one client identity."""
@@ -200,6 +203,9 @@ class NewDocument:
     format: Code | None = None
     hidden_from_professionals: bool = False
     hidden_from_patient: bool = False
+    #: The document's uniqueId chosen by the caller (an idempotency key: the caller can look it up before
+    #: sending again after DMP_OUTCOME_UNKNOWN); None: a new one. A CDA must carry it as its own id.
+    unique_id: str | None = None
 
     def __repr__(self) -> str:
         return f"NewDocument({self.mime_type!r}, {len(self.content)} bytes)"

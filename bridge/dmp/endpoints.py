@@ -25,6 +25,9 @@ class Endpoint:
     path: str
     action: str
     mtom: bool
+    #: True only for reads: applying the request twice changes nothing, so it may be sent again
+    #: automatically. Writes (TD2.1, ITI-57, and TD0.3, TD1.3b, TD1.4 when added) stay False: at most once.
+    idempotent: bool = False
 
 
 class Transaction(enum.Enum):
@@ -44,8 +47,8 @@ class Transaction(enum.Enum):
         """Service path, Action and MTOM use of the transaction (official samples and kit)."""
         return {
             "TD2.1": Endpoint("repository", WsaAction.PROVIDE_AND_REGISTER.value, True),
-            "TD3.1": Endpoint("registry", WsaAction.REGISTRY_STORED_QUERY.value, False),
-            "TD3.2": Endpoint("repository", WsaAction.RETRIEVE_DOCUMENT_SET.value, False),
+            "TD3.1": Endpoint("registry", WsaAction.REGISTRY_STORED_QUERY.value, False, idempotent=True),
+            "TD3.2": Endpoint("repository", WsaAction.RETRIEVE_DOCUMENT_SET.value, False, idempotent=True),
             "TD3.3": Endpoint("registry", WsaAction.UPDATE_DOCUMENT_SET.value, False),
         }[self.value]
 

@@ -8,7 +8,10 @@ the events out to subscriber queues. Nothing a consumer does runs on the watcher
 
 When pcscd goes away the watcher reports `PcscUnavailable`, re-establishes its context with a bounded
 exponential backoff, then reports `PcscAvailable` and whatever changed in the meantime. Connections
-opened before the outage are dead after `PcscUnavailable` (their handles belonged to the old daemon).
+opened before the outage are dead after `PcscUnavailable` (their handles belonged to the old daemon),
+so every card seen before the outage is reported `CardRemoved` and, if it is there again,
+`CardInserted` — even the same card back in the same reader before the re-listing: its session and
+login were lost with the old daemon, and consumers must know.
 """
 
 from __future__ import annotations
@@ -315,6 +318,8 @@ class ReaderMonitor:
         pnp_state = scard.SCARD_STATE_UNAWARE
         names: list[str] | None = None
         pending: list[ReaderEvent] = [PcscAvailable()] if announce else []
+        # After an outage every card session of the old daemon is gone: the first report re-announces them.
+        sessions_lost = announce
         first = True
         while not self._stopping.is_set():
             if names is None:
@@ -360,6 +365,9 @@ class ReaderMonitor:
                 if present and name in counters and counter - counters[name] >= 2:
                     cycled.add(name)
                 counters[name] = counter
+            if sessions_lost:
+                cycled.update(n for n, before in known.items() if before.card_present and n in new)
+                sessions_lost = False
             events = pending + diff_states(known, new, frozenset(cycled))
             pending = []
             known.clear()

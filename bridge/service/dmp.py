@@ -8,6 +8,11 @@ service builds the `Practitioner` and picks the `DmpClient` of the right credent
 (TLS and VIHF signed by the card) and one for the establishment, each kept open for keep-alive and
 TLS session reuse.
 
+One client per credential set, built once: the lookup and creation happen with no await in between,
+so concurrent first calls share one client; the establishment's credentials are decrypted by one
+shared task. Every call holds a lease on its client; a client replaced by new credentials (a new
+`cps.login`) is closed only when its last call has finished.
+
 The card side is behind `DirectSource` (the logged-in CPS: its keys, holder and situations), so this
 module never talks PC/SC itself.
 """
@@ -15,8 +20,9 @@ module never talks PC/SC itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,9 +59,18 @@ class DirectIdentity:
     profession_code: str
     specialty_code: str
     situations: tuple[Situation, ...]
+    #: The reader holding the card (its per-card lock is held during each DMP call), if known.
+    reader: str | None = None
 
     def __repr__(self) -> str:
         return f"DirectIdentity({self.credentials.label!r}, {len(self.situations)} situations)"
+
+
+class ReaderLocks(Protocol):
+    """The per-card locks of the card methods (`SharedCardLocks`): DMP calls hold a card shared."""
+
+    def hold_shared(self, reader: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold `reader` alongside other DMP calls, never alongside a card method (CARD_BUSY)."""
 
 
 class DirectSource(Protocol):
@@ -90,6 +105,15 @@ class DmpContext:
     practitioner: IndirectPractitioner | None = None
 
 
+@dataclass(eq=False)
+class _Held:
+    """A DMP client and how many calls use it right now."""
+
+    client: DmpClient
+    users: int = 0
+    retired: bool = False
+
+
 class DmpService:
     """Contexts per caller, the DMP clients per credentials, and the document use cases."""
 
@@ -99,14 +123,18 @@ class DmpService:
         *,
         direct: DirectSource | None = None,
         settings: DmpSettings | None = None,
+        locks: ReaderLocks | None = None,
     ) -> None:
         self.config = config
         self.direct = direct
+        #: DIRECTE calls hold their card's lock (shared) from the card's identity to the DMP's answer.
+        self.locks = locks
         self._settings = settings
         self._contexts: weakref.WeakKeyDictionary[Any, DmpContext] = weakref.WeakKeyDictionary()
-        self._clients: dict[str, DmpClient] = {}
+        self._clients: dict[str, _Held] = {}
         self._establishment: DmpCredentials | None = None
-        self._lock = asyncio.Lock()
+        self._establishment_task: asyncio.Future[DmpCredentials] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     # -- configuration ----------------------------------------------------------------------------
 
@@ -125,6 +153,7 @@ class DmpService:
                 lps_homologation=cfg.lps_homologation,
                 server_name=cfg.server_name,
                 io_timeout=cfg.io_timeout,
+                call_timeout=cfg.call_timeout,
             )
         return self._settings
 
@@ -151,6 +180,21 @@ class DmpService:
             self._establishment = DmpCredentials("establishment", tls, sign.key, sign.chain)
         return self._establishment
 
+    async def _establishment_once(self) -> DmpCredentials:
+        """The establishment's credentials, decrypted once even when first calls race."""
+        if self._establishment is not None:
+            return self._establishment
+        if self._establishment_task is None:
+            # PKCS#12 decryption is file I/O and key derivation: off the event loop, in one shared task.
+            self._establishment_task = asyncio.ensure_future(asyncio.to_thread(self._establishment_credentials))
+        task = self._establishment_task
+        try:
+            return await asyncio.shield(task)
+        except BaseException:
+            if task.done() and self._establishment_task is task:
+                self._establishment_task = None  # a failure (bad file, password) is retried by the next call
+            raise
+
     # -- contexts -------------------------------------------------------------------------------
 
     def set_context(self, caller: Any, context: DmpContext) -> None:
@@ -167,18 +211,37 @@ class DmpService:
         return DmpContext(mode=AuthMode(self.config.default_mode))
 
     async def resolve(self, caller: Any) -> tuple[DmpClient, Practitioner]:
-        """The client and practitioner for a caller's context."""
+        """The client and practitioner for a caller's context (no lease: for tests and tools)."""
+        async with self.using(caller) as found:
+            return found
+
+    @contextlib.asynccontextmanager
+    async def using(self, caller: Any) -> AsyncIterator[tuple[DmpClient, Practitioner]]:
+        """The client and practitioner for a caller's context, leased for the duration of one call."""
         ctx = self.context(caller)
         settings = self.settings()
-        creds, practitioner = await self.acting_as(ctx)
-        return await self._client(creds, settings), practitioner
+        async with contextlib.AsyncExitStack() as stack:
+            if ctx.mode is AuthMode.DIRECTE and self.locks is not None and self.direct is not None:
+                # One card, one owner: no other caller's card method (logout, login, read) runs in the
+                # middle of this call; other DMP calls on the same card may.
+                reader = (await self.direct.direct_identity(ctx.reader)).reader
+                if reader is not None:
+                    await stack.enter_async_context(self.locks.hold_shared(reader))
+            creds, practitioner = await self.acting_as(ctx)
+            held = self._lease(creds, settings)
+            held.users += 1
+            try:
+                yield held.client, practitioner
+            finally:
+                held.users -= 1
+                if held.retired and not held.users:
+                    self._close_later(held)
 
     async def acting_as(self, ctx: DmpContext) -> tuple[DmpCredentials, Practitioner]:
         """Who acts in `ctx` and with which keys (no DMP connection is made)."""
         if ctx.mode is AuthMode.DIRECTE:
             return await self._direct(ctx)
-        # PKCS#12 decryption is file I/O and key derivation: off the event loop.
-        creds = await asyncio.to_thread(self._establishment_credentials)
+        creds = await self._establishment_once()
         cfg = self.config
         who = ctx.practitioner or (
             IndirectPractitioner(
@@ -236,22 +299,30 @@ class DmpService:
         )
         return identity.credentials, practitioner
 
-    async def _client(self, creds: DmpCredentials, settings: DmpSettings) -> DmpClient:
-        async with self._lock:
-            client = self._clients.get(creds.label)
-            if client is None or client.credentials is not creds:
-                if client is not None:
-                    await client.aclose()
-                client = DmpClient(settings, creds)
-                self._clients[creds.label] = client
-            return client
+    def _lease(self, creds: DmpCredentials, settings: DmpSettings) -> _Held:
+        # No await in here: concurrent first calls find the client the first one created.
+        held = self._clients.get(creds.label)
+        if held is not None and held.client.credentials == creds:
+            return held
+        if held is not None:  # new keys for this label (a new login): the old client goes once unused
+            held.retired = True
+            if not held.users:
+                self._close_later(held)
+        held = _Held(DmpClient(settings, creds))
+        self._clients[creds.label] = held
+        return held
+
+    def _close_later(self, held: _Held) -> None:
+        task = asyncio.create_task(held.client.aclose(), name="dmp-client-close")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
         """Close every DMP connection."""
-        async with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+        clients, self._clients = list(self._clients.values()), {}
+        for held in clients:
+            await held.client.aclose()
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     # -- use cases ------------------------------------------------------------------------------
 
@@ -265,22 +336,22 @@ class DmpService:
         progress: Progress | None = None,
     ) -> SubmitResult:
         """TD2.1 one document (optionally replacing the document with uniqueId `replaces`)."""
-        client, practitioner = await self.resolve(caller)
-        return await client.submit(
-            practitioner, patient, [document], replaces={0: replaces} if replaces else None, progress=progress
-        )
+        async with self.using(caller) as (client, practitioner):
+            return await client.submit(
+                practitioner, patient, [document], replaces={0: replaces} if replaces else None, progress=progress
+            )
 
     async def find(
         self, caller: Any, patient: PatientIns, statuses: Sequence[AvailabilityStatus], type_codes: Sequence[Code]
     ) -> tuple[DocumentEntry, ...]:
         """TD3.1."""
-        client, practitioner = await self.resolve(caller)
-        return await client.find(practitioner, patient, statuses=statuses, type_codes=type_codes)
+        async with self.using(caller) as (client, practitioner):
+            return await client.find(practitioner, patient, statuses=statuses, type_codes=type_codes)
 
     async def get(self, caller: Any, patient: PatientIns, unique_id: str) -> RetrievedDocument:
         """TD3.2."""
-        client, practitioner = await self.resolve(caller)
-        return await client.retrieve(practitioner, patient, unique_id)
+        async with self.using(caller) as (client, practitioner):
+            return await client.retrieve(practitioner, patient, unique_id)
 
     async def set_visibility(
         self,
@@ -292,18 +363,18 @@ class DmpService:
         hidden_from_patient: bool | None,
     ) -> DocumentEntry:
         """TD3.3a/b."""
-        client, practitioner = await self.resolve(caller)
-        return await client.set_visibility(
-            practitioner,
-            patient,
-            unique_id,
-            hidden_from_professionals=hidden_from_professionals,
-            hidden_from_patient=hidden_from_patient,
-        )
+        async with self.using(caller) as (client, practitioner):
+            return await client.set_visibility(
+                practitioner,
+                patient,
+                unique_id,
+                hidden_from_professionals=hidden_from_professionals,
+                hidden_from_patient=hidden_from_patient,
+            )
 
     async def set_status(
         self, caller: Any, patient: PatientIns, unique_id: str, status: AvailabilityStatus
     ) -> AvailabilityStatus:
         """TD3.3d (archive/unarchive) and TD3.3c (delete); the previous status."""
-        client, practitioner = await self.resolve(caller)
-        return await client.set_status(practitioner, patient, unique_id, status)
+        async with self.using(caller) as (client, practitioner):
+            return await client.set_status(practitioner, patient, unique_id, status)

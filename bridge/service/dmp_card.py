@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 
 from bridge.crypto.tls import ClientIdentity
 from bridge.dmp.context import DmpCredentials
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, ErrorCode
+from bridge.pcsc.monitor import MonitorState
 from bridge.service.dmp import DirectIdentity
 from bridge.service.pcsc_cards import PcscCardService
 
@@ -53,13 +54,27 @@ class CardServiceDirectSource:
     identity of a logged-in card once per session and hands out its card-backed keys.
     """
 
-    def __init__(self, cards: PcscCardService) -> None:
+    def __init__(self, cards: PcscCardService, monitor: object | None = None) -> None:
         self._cards = cards
+        #: The reader monitor (its `state`), to tell "pcscd is down" from "nobody logged in".
+        self._monitor = monitor
         self._known: dict[str, tuple[object, DirectIdentity]] = {}
 
     async def direct_identity(self, reader: str | None) -> DirectIdentity:
-        """The identity of the logged-in CPS in `reader` (or the only logged-in CPS); PIN_REQUIRED if none."""
-        card = await self._cards.practitioner(None if reader is None else await self._cards.resolve(reader, "cps"))
+        """The identity of the logged-in CPS in `reader` (or the only logged-in CPS).
+
+        Raises:
+            BridgeError: PIN_REQUIRED if no CPS is logged in; PCSC_UNAVAILABLE while pcscd is down (the
+                login was lost with it, but asking for a PIN would not help yet).
+        """
+        try:
+            card = await self._cards.practitioner(None if reader is None else await self._cards.resolve(reader, "cps"))
+        except BridgeError as exc:
+            if exc.code is ErrorCode.PIN_REQUIRED and getattr(self._monitor, "state", None) is (
+                MonitorState.PCSC_UNAVAILABLE
+            ):
+                raise BridgeError(ErrorCode.PCSC_UNAVAILABLE, "pcscd-unavailable") from exc
+            raise
         name = card.reader
         # The card service builds a session's keys once: same keys, same credentials object, so the DMP
         # service keeps its client (and its TLS session) for as long as the card stays logged in.
@@ -77,6 +92,7 @@ class CardServiceDirectSource:
             profession_code=info.professional.profession_code,
             specialty_code=info.professional.specialty_code,
             situations=card.situations,
+            reader=name,
         )
         self._known[name] = (card.auth_key, identity)
         return identity

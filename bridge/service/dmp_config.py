@@ -12,6 +12,8 @@ Example::
     lps_version = "0.1"
     lps_homologation = "HOMOLOGATION-ID"
     default_mode = "DIRECTE"                                    # when a connection did not call dmp.context.set
+    io_timeout = 60                                             # longest wait for one network read or write (s)
+    call_timeout = 120                                          # total deadline of one DMP call (s): TIMEOUT after
     # Indirect modes: the establishment's certificates and the practitioner used by default.
     establishment_auth_p12 = "/path/auth-cli.p12"
     establishment_sign_p12 = "/path/sign.p12"
@@ -70,6 +72,7 @@ class DmpConfig:
     practitioner_profession: str = "10"
     practitioner_specialty: str = ""
     io_timeout: float = 60.0
+    call_timeout: float = 120.0
 
     @property
     def indirect_ready(self) -> bool:
@@ -92,9 +95,9 @@ def parse_dmp_table(raw: Any) -> DmpConfig:
         raise DmpConfigError(f"config.toml: unknown key(s) in [dmp]: {', '.join(unknown)}")
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key == "io_timeout":
+        if key in ("io_timeout", "call_timeout"):
             if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 600:
-                raise DmpConfigError("config.toml: dmp.io_timeout must be a number of seconds (1-600)")
+                raise DmpConfigError(f"config.toml: dmp.{key} must be a number of seconds (1-600)")
             values[key] = float(value)
             continue
         if not isinstance(value, str):

@@ -254,3 +254,27 @@ async def test_access_rules_and_openrpc(daemon: Application) -> None:
         assert (no_card.value.code, no_card.value.detail) == (ErrorCode.UNSUPPORTED_CARD, "card-service-unavailable")
     finally:
         await client.__aexit__(None, None, None)
+
+
+async def test_submit_with_the_callers_unique_id_is_checkable_and_never_stored_twice(
+    daemon: Application,
+    dmp_sim: RunningSim,  # noqa: F811
+) -> None:
+    chosen = "1.2.250.1.999.7.1.3.777.1"
+    params = {
+        "patient": PATIENT_JSON, "content": base64.b64encode(PDF).decode(), "mimeType": "application/pdf",
+        "title": "Compte rendu", "typeCode": "11488-4", "uniqueId": chosen,
+    }  # fmt: skip
+    client = await _client(daemon, AUTHOR)
+    try:
+        assert (await client.call("dmp.documents.submit", params))["uniqueId"] == chosen
+        # A caller told DMP_OUTCOME_UNKNOWN looks the document up before sending it again...
+        found = await client.call("dmp.documents.find", {"patient": WHO})
+        assert chosen in [d["uniqueId"] for d in found["documents"]]
+        # ...and a resend with the same id is refused, not stored twice.
+        with pytest.raises(BridgeError) as again:
+            await client.call("dmp.documents.submit", params)
+        assert again.value.code is ErrorCode.DMP_FAULT
+    finally:
+        await client.__aexit__(None, None, None)
+    assert len(dmp_sim.sim.store.entries_by_unique_id(chosen)) == 1

@@ -97,3 +97,33 @@ async def test_monitor_started_before_pcscd(restartable_pcscd: PrivatePcscd, slo
         assert await next_event(queue) == CardInserted(READERS[1], ATR)
     finally:
         await monitor.stop()
+
+
+async def test_a_card_back_before_the_relisting_is_reported_removed_and_inserted(
+    restartable_pcscd: PrivatePcscd, slots: list[VirtualSlot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The card is in its reader again when the monitor reconnects: its session died with the old pcscd."""
+    import bridge.pcsc.monitor as monitor_module
+
+    for reader in READERS:
+        await asyncio.to_thread(wait_card_state, reader, False)
+    # The monitor waits this long before reconnecting, time enough for pcscd and the card to come back.
+    monkeypatch.setattr(monitor_module, "_BACKOFF_FIRST", 3.0)
+    monkeypatch.setattr(monitor_module, "_BACKOFF_MAX", 3.0)
+    monitor = ReaderMonitor()
+    await monitor.start()
+    try:
+        queue = monitor.subscribe()
+        slots[0].insert(ScriptedCard())
+        assert await next_event(queue) == CardInserted(READERS[0], ATR)
+        await asyncio.to_thread(restartable_pcscd.stop)
+        assert await next_event(queue) == PcscUnavailable()
+        await asyncio.to_thread(restartable_pcscd.start)
+        slots[0].insert(ScriptedCard())
+        await asyncio.to_thread(wait_card_state, READERS[0], True)
+        assert monitor.state is MonitorState.PCSC_UNAVAILABLE  # the monitor has not looked yet
+        assert await next_event(queue) == PcscAvailable()
+        assert await next_event(queue) == CardRemoved(READERS[0])
+        assert await next_event(queue) == CardInserted(READERS[0], ATR)
+    finally:
+        await monitor.stop()

@@ -284,12 +284,12 @@ async def test_idle_connection_closed_by_server_is_reopened_resumed(pki: MiniPki
     assert [h.resumed for h in client.handshakes] == [False, True, True]
 
 
-async def test_request_dropped_by_a_closing_server_is_sent_again_once(pki: MiniPki) -> None:
+async def test_read_dropped_by_a_closing_server_is_sent_again_once(pki: MiniPki) -> None:
     key = CountingKey(pki.client.key)
     with SslHttpServer(pki, drop_after=1) as srv:
         async with HttpsClient(endpoint(pki, srv.port, key)) as client:
-            first = await client.post("/", b"one", "text/plain")
-            second = await client.post("/", b"two", "text/plain")
+            first = await client.post("/", b"one", "text/plain", idempotent=True)
+            second = await client.post("/", b"two", "text/plain", idempotent=True)
     assert (
         json.loads(first.body)["length"] == 3
         and json.loads(second.body)["sha256"] == hashlib.sha256(b"two").hexdigest()
@@ -300,13 +300,28 @@ async def test_request_dropped_by_a_closing_server_is_sent_again_once(pki: MiniP
     assert key.sign_calls == 1
 
 
+async def test_a_write_without_answer_is_never_sent_again(pki: MiniPki) -> None:
+    # The server read the whole second request and closed without answering: it may have applied it.
+    key = CountingKey(pki.client.key)
+    with SslHttpServer(pki, drop_after=1) as srv:
+        async with HttpsClient(endpoint(pki, srv.port, key)) as client:
+            await client.post("/", b"one", "text/plain")
+            with pytest.raises(BridgeError) as err:
+                await client.post("/", b"two", "text/plain")
+    assert err.value.code is ErrorCode.DMP_OUTCOME_UNKNOWN
+    assert srv.stats.requests == 2  # the old client sent it a third time behind the caller's back
+
+
 async def test_a_fresh_connection_failing_is_not_retried(pki: MiniPki) -> None:
     key = CountingKey(pki.client.key)
     with SslHttpServer(pki, drop_after=0) as srv:
         async with HttpsClient(endpoint(pki, srv.port, key)) as client:
             with pytest.raises(TlsError, match="closed the connection without answering"):
-                await client.post("/", b"one", "text/plain")
-    assert srv.stats.requests == 1
+                await client.post("/", b"one", "text/plain", idempotent=True)
+            with pytest.raises(BridgeError) as err:
+                await client.post("/", b"two", "text/plain")
+    assert err.value.code is ErrorCode.DMP_OUTCOME_UNKNOWN
+    assert srv.stats.requests == 2
 
 
 @pytest.mark.parametrize("shape", ["bytes", "parts", "file"])
@@ -372,8 +387,8 @@ async def test_a_silent_server_times_out(pki: MiniPki) -> None:
         listener.close()
         for conn in accepted:
             conn.close()
-    assert err.value.code is ErrorCode.DMP_UNREACHABLE
-    assert "timeout" in (err.value.detail or "")
+    assert err.value.code is ErrorCode.TIMEOUT
+    assert err.value.extra["stage"] == "tls-handshake"
 
 
 def test_blocking_connection_reports_what_was_negotiated(pki: MiniPki, server: SslHttpServer) -> None:

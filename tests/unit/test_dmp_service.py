@@ -11,9 +11,9 @@ import pytest
 from bridge.api.handlers_dmp import dmp_handlers
 from bridge.api.methods import Registry
 from bridge.config import ConfigError, load_config
-from bridge.dmp.client import _ProgressReader
 from bridge.dmp.codes import AuthMode
 from bridge.dmp.context import Practitioner
+from bridge.dmp.submission import ProgressReader as _ProgressReader
 from bridge.errors import BridgeError, ErrorCode
 from bridge.service.dmp import DmpContext, DmpService
 from bridge.service.dmp_config import DmpConfig

@@ -7,7 +7,7 @@ export type ErrorCode =
   | "NO_READER" | "NO_CARD" | "CARD_REMOVED" | "CARD_RESET" | "UNSUPPORTED_CARD" | "CARD_ERROR"
   | "PIN_INCORRECT" | "PIN_BLOCKED" | "PIN_LAST_TRY" | "PIN_REQUIRED" | "CARD_BUSY" | "SHARING_VIOLATION"
   | "PCSC_UNAVAILABLE" | "TIMEOUT" | "ORIGIN_NOT_APPROVED" | "UNAUTHORIZED" | "DMP_UNREACHABLE" | "DMP_FAULT"
-  | "INVALID_PARAMS" | "INVALID_INPUT" | "NOT_FOUND" | "INTERNAL"
+  | "DMP_OUTCOME_UNKNOWN" | "INVALID_PARAMS" | "INVALID_INPUT" | "NOT_FOUND" | "INTERNAL"
   | "BRIDGE_UNREACHABLE" | "BRIDGE_BLOCKED" | "DISCONNECTED" | "PAIRING_DENIED";
 
 export interface ErrorData {
@@ -15,7 +15,36 @@ export interface ErrorData {
   message_fr: string;
   message_en: string;
   detail?: string;
+  /** TIMEOUT: what ran out ("queue", "connect", "tls-handshake", "send", "receive", "signature", ...). */
+  stage?: string;
+  /** DMP_OUTCOME_UNKNOWN: the uniqueId the write concerned (check it before sending again). */
+  uniqueId?: string;
+  /** DMP_OUTCOME_UNKNOWN: every uniqueId of the lot, and the transaction ("TD2.1", "TD3.3"). */
+  uniqueIds?: string[];
+  transaction?: string;
   [extra: string]: unknown;
+}
+
+/** dmp.documents.submit params (the `uniqueId` makes a retry after DMP_OUTCOME_UNKNOWN checkable). */
+export interface DmpSubmitParams {
+  patient: { ins: string; oid?: string; lastName?: string; firstName?: string; gender?: "M" | "F" | "U"; birthDate?: string };
+  content: string;
+  mimeType: "application/pdf" | "text/plain" | "text/rtf" | "image/jpeg" | "image/tiff" | "text/xml";
+  title: string;
+  typeCode: string;
+  typeDisplay?: string;
+  classCode?: string;
+  hiddenFromProfessionals?: boolean;
+  hiddenFromPatient?: boolean;
+  replaces?: string;
+  /** The document's uniqueId (an OID), chosen by the caller: an idempotency key. */
+  uniqueId?: string;
+  progressId?: string;
+}
+
+export interface DmpSubmitResult {
+  uniqueId: string;
+  submissionSetUniqueId: string;
 }
 
 export declare class BridgeError extends Error {
