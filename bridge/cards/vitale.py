@@ -102,7 +102,7 @@ _RUFUS = "Rufus lecteurvitale.cpp"
 class VitaleTag:
     """One data object the driver reads: where it sits, what it means, who says so, which JSON fields show it."""
 
-    template: int
+    template: int  # the enclosing template; 0 for a tag at the top level of its EF
     tag: int
     meaning: str
     source: str
@@ -134,7 +134,7 @@ TAGS: dict[str, VitaleTag] = {
     "validity_end": VitaleTag(
         0x66, 0x81, "date de fin de validité, ASCII YYYYMMDD (VITALE, SFI 2)", UNVERIFIED, ("validityEnd",)
     ),
-    "serial": VitaleTag(0x5A, 0x5A, "numéro de série, BCD F-padded (MF, EF 2F02)", UNVERIFIED, ("serial",)),
+    "serial": VitaleTag(0, 0x5A, "numéro de série, BCD F-padded (MF, EF 2F02)", UNVERIFIED, ("serial",)),
 }
 
 

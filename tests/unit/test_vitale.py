@@ -259,7 +259,7 @@ def test_nir_matches_birth(nir13: str, birth: str, fits: bool | None) -> None:
 def test_tag_table_marks_the_tags_without_public_source() -> None:
     """The one table of tags: rank, quality, end of validity and serial are unverified, the rest sourced."""
     unverified = {(t.template, t.tag) for t in TAGS.values() if not t.verified}
-    assert unverified == {(0x65, 0x84), (0x65, 0x85), (0x66, 0x81), (0x5A, 0x5A)}
+    assert unverified == {(0x65, 0x84), (0x65, 0x85), (0x66, 0x81), (0, 0x5A)}
     assert all("cardpeek" in t.source for t in TAGS.values() if t.verified)
     card, _ = read("famille")
     assert card.to_json()["unverified"] == ["rank", "quality", "isInsured", "validityEnd", "serial"]
@@ -272,3 +272,14 @@ def test_profile_extra_tags_and_optional_nir_are_validated() -> None:
     assert p.beneficiaries[0].nir is None and p.beneficiaries[0].coverage_tags == ((0x86, "01"),)
     with pytest.raises(ValueError, match="primitive"):
         _profile(beneficiaries=[{**base, "identity_tags": {"A0": "x"}}])
+
+
+def test_card_command_prints_unknown_quality_and_no_own_nir(capsys: pytest.CaptureFixture[str]) -> None:
+    """`dmp-bridge card` says when the quality is unknown and never prints a borrowed NIR as the person's."""
+    from bridge.commands.card import _print_human
+
+    card, _ = read("sans-qualite")
+    _print_human([{"reader": "R", "atr": "3B", "vitale": card.to_json()}])
+    lou, sophie = capsys.readouterr().out.splitlines()[1:]
+    assert "qualité non indiquée" in lou and "pas de NIR propre" in lou and "2850369123045" not in lou
+    assert "NIR 2850369123045 79" in sophie
