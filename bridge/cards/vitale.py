@@ -5,33 +5,35 @@ pure functions. The read follows the public traces (cardpeek ``vitale_2.lua``, R
 ``lecteurvitale.cpp``), with no PIN and no CPS:
 
 1. ``00 A4 00 00 02 3F00`` select the MF (a card without it is not a Vitale);
-2. ``00 B0 82 00 00`` READ BINARY by SFI 2: one ``65`` template per beneficiary with ``80`` last name,
-   ``81`` first name, ``82`` birth date (ASCII ``YYYYMMDD``);
-3. ``00 A4 02 0C 02 2F02`` then READ BINARY: EF "PAN" (optional, see below);
+2. ``00 B0 82 00 00`` READ BINARY by SFI 2: one ``65`` template per beneficiary (identity);
+3. ``00 A4 02 0C 02 2F02`` then READ BINARY: EF "PAN" (optional);
 4. ``00 A4 04 00 0B D250000002 "VITALE"`` select the VITALE application;
-5. ``00 B0 82 00 00`` READ BINARY by SFI 2: one ``65`` template per beneficiary, same order as in 2,
-   with ``93`` NIR (15 ASCII characters: 13 + key).
+5. ``00 B0 82 00 00`` READ BINARY by SFI 2: one ``65`` template per beneficiary (NIR), then ``66``.
 
 A file longer than 256 bytes is read on with ``00 B0 hh ll 00`` from offset 256 until a short read.
+Every tag read, its meaning and its source are in `TAGS`, the one table the parsers take their tags
+from; a tag marked `UNVERIFIED` has no public source and was checked against the bridge's own
+emulator only (``bridge/sim/vitale.py``). `VitaleCard.to_json` lists the fields that rest on them.
 
-Assumptions (verified on the virtual card only)
------------------------------------------------
-Public sources give the tags above and nothing on the beneficiary's quality, rank or the card's
-validity; the bridge's emulator (``bridge/sim/vitale.py``) encodes them as follows and this driver
-reads them the same way:
+Assumptions (public sources are silent; the emulator encodes them this way)
+---------------------------------------------------------------------------
+- ``65/84`` rang de naissance: ASCII digits. Anything else -> None.
+- ``65/85`` code qualité SESAM-Vitale, ASCII: ``"00"`` is the insured (assuré); any other value an
+  ayant droit. Absent -> nobody is known to be the insured (``isInsured: null``): the order of the
+  templates says nothing about it, so it is never guessed from position.
+- ``66/81`` end of validity, ASCII ``YYYYMMDD`` like ``66/80``.
+- EF ``2F02`` holds ``5A`` with the card serial number, BCD, ``F``-padded.
 
-- ``65/84``: rang de naissance, ASCII digit(s) (``"1"``; twins get ``"2"``...). Absent -> None.
-- ``65/85``: code qualité SESAM-Vitale, 2 ASCII digits: ``"00"`` assuré; ``"01"`` ascendant,
-  descendant, collatéral; ``"02"`` conjoint; ``"06"`` enfant; others are ayants droit too. Absent on
-  every template -> the first beneficiary is taken as the insured (the card opener), the others as
-  ayants droit.
-- ``66`` (card template, after the ``65`` templates of step 5): ``80`` start and ``81`` end of
-  validity, ASCII ``YYYYMMDD`` (cardpeek names ``66/80`` "date de début de validité"; ``81`` is ours).
-- EF ``2F02`` ("PAN" in cardpeek) holds ``5A`` with the card serial number, BCD, ``F``-padded.
-- ``93`` is the NIR under which the beneficiary is covered: for a child on a parent's card it is the
-  parent's NIR, so the NIR does not identify the beneficiary; ``is_insured`` comes from the quality.
-- The two lists of step 2 and 5 must have the same length; a mismatch is refused (pairing names with
-  the wrong NIR would be worse than no reading).
+Pairing and NIRs
+----------------
+The two lists of step 2 and 5 are paired by position, as Rufus does; the identity list leads. A
+shorter NIR list leaves the last beneficiaries without a NIR, a longer one has its extra templates
+ignored, and a template without ``93`` gives no NIR: readers in the field tolerate all three.
+``93`` may be the NIR of the person who opens the rights (a child on a parent's card), so the
+driver keeps it as ``card_nir`` and presents it as the beneficiary's own ``nir`` only when nothing
+contradicts that: its birth year and month (NIR characters 2-5, public INSEE structure) must agree
+with the card's birth date, and when several beneficiaries carry the same NIR and fit, only the one
+whose quality is ``00`` owns it (without qualities, none of them is said to).
 
 Birth dates: the raw card value is kept. "Lunar" dates (day or month 00 or out of range, used when
 the civil-status date is unknown) are flagged, and normalised best-effort by clamping the month to
@@ -55,12 +57,16 @@ __all__ = [
     "AID_VITALE",
     "AID_VITALE_MF",
     "QUALITY_INSURED",
+    "TAGS",
+    "UNVERIFIED",
     "Beneficiary",
     "BeneficiaryCoverage",
     "BeneficiaryIdentity",
     "VitaleCard",
+    "VitaleTag",
     "build_card",
     "nir_key",
+    "nir_matches_birth",
     "normalise_birth_date",
     "parse_card_template",
     "parse_identity_templates",
@@ -72,6 +78,7 @@ __all__ = [
     "select_fid",
     "select_mf",
     "split_nir",
+    "unverified_fields",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,6 +89,58 @@ SFI_BENEFICIARIES = 2
 FID_PAN = 0x2F02
 QUALITY_INSURED = "00"
 _MAX_EF_SIZE = 16 * 1024  # a Vitale 2 chip holds 32 KB in all; no single EF comes close
+
+
+# ---- the tags, their meaning and their source ---------------------------------------------------------
+
+UNVERIFIED = "unverified"
+_CARDPEEK = "cardpeek vitale_2.lua"
+_RUFUS = "Rufus lecteurvitale.cpp"
+
+
+@dataclass(frozen=True, slots=True)
+class VitaleTag:
+    """One data object the driver reads: where it sits, what it means, who says so, which JSON fields show it."""
+
+    template: int  # the enclosing template; 0 for a tag at the top level of its EF
+    tag: int
+    meaning: str
+    source: str
+    fields: tuple[str, ...]
+
+    @property
+    def verified(self) -> bool:
+        """True when a public source names this tag with this meaning."""
+        return self.source != UNVERIFIED
+
+
+# The only place tag numbers are written: the parsers below look them up here by name.
+TAGS: dict[str, VitaleTag] = {
+    "last_name": VitaleTag(0x65, 0x80, "nom (MF, SFI 2)", f"{_CARDPEEK}; {_RUFUS}", ("lastName",)),
+    "first_name": VitaleTag(0x65, 0x81, "prénom (MF, SFI 2)", f"{_CARDPEEK}; {_RUFUS}", ("firstName",)),
+    "birth_date": VitaleTag(
+        0x65, 0x82, "date de naissance, ASCII YYYYMMDD (MF, SFI 2)", f"{_CARDPEEK}; {_RUFUS}", ("birthDateRaw",)
+    ),
+    "nir": VitaleTag(
+        0x65, 0x93, "NIR, 15 ASCII characters (VITALE, SFI 2)", f"{_CARDPEEK}; {_RUFUS}", ("cardNir", "cardNirKey")
+    ),
+    "rank": VitaleTag(0x65, 0x84, "rang de naissance, ASCII digits (VITALE, SFI 2)", UNVERIFIED, ("rank",)),
+    "quality": VitaleTag(
+        0x65, 0x85, "code qualité, ASCII, 00 = assuré (VITALE, SFI 2)", UNVERIFIED, ("quality", "isInsured")
+    ),
+    "validity_start": VitaleTag(
+        0x66, 0x80, "date de début de validité, ASCII YYYYMMDD (VITALE, SFI 2)", _CARDPEEK, ("validityStart",)
+    ),
+    "validity_end": VitaleTag(
+        0x66, 0x81, "date de fin de validité, ASCII YYYYMMDD (VITALE, SFI 2)", UNVERIFIED, ("validityEnd",)
+    ),
+    "serial": VitaleTag(0, 0x5A, "numéro de série, BCD F-padded (MF, EF 2F02)", UNVERIFIED, ("serial",)),
+}
+
+
+def unverified_fields() -> list[str]:
+    """The JSON fields whose value comes from a tag no public source confirms."""
+    return [f for t in TAGS.values() if not t.verified for f in t.fields]
 
 
 # ---- model ------------------------------------------------------------------------------------------
@@ -96,12 +155,28 @@ class Beneficiary:
     birth_date_raw: str = field(repr=False)
     birth_date: date | None = field(repr=False)
     lunar: bool
-    nir: str = field(repr=False)
-    nir_key: str = field(repr=False)
-    nir_valid: bool
-    is_insured: bool
+    card_nir: str | None = field(repr=False)
+    card_nir_key: str | None = field(repr=False)
+    card_nir_valid: bool
+    own_nir: bool | None
+    is_insured: bool | None
     rank: int | None
     quality: str | None = None
+
+    @property
+    def nir(self) -> str | None:
+        """The beneficiary's own NIR (13 characters), None when the card shows none that is surely theirs."""
+        return self.card_nir if self.own_nir else None
+
+    @property
+    def nir_key(self) -> str | None:
+        """The key of `nir`, None with it."""
+        return self.card_nir_key if self.own_nir else None
+
+    @property
+    def nir_valid(self) -> bool:
+        """True when the beneficiary has an own NIR and its key is right."""
+        return bool(self.own_nir) and self.card_nir_valid
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (dates ISO 8601; ``birthDateRaw`` as on the card)."""
@@ -114,6 +189,8 @@ class Beneficiary:
             "nir": self.nir,
             "nirKey": self.nir_key,
             "nirValid": self.nir_valid,
+            "cardNir": self.card_nir,
+            "cardNirKey": self.card_nir_key,
             "isInsured": self.is_insured,
             "rank": self.rank,
             "quality": self.quality,
@@ -131,7 +208,7 @@ class VitaleCard:
 
     @property
     def insured(self) -> Beneficiary | None:
-        """The insured person (assuré), if the card names one."""
+        """The insured person (assuré) when a quality tag names one; None when the card does not say."""
         return next((b for b in self.beneficiaries if b.is_insured), None)
 
     def to_json(self) -> dict[str, object]:
@@ -141,6 +218,7 @@ class VitaleCard:
             "validityStart": self.validity_start.isoformat() if self.validity_start else None,
             "validityEnd": self.validity_end.isoformat() if self.validity_end else None,
             "beneficiaries": [b.to_json() for b in self.beneficiaries],
+            "unverified": unverified_fields(),
         }
 
 
@@ -191,8 +269,8 @@ def _templates(data: bytes, tag: int) -> list[Tlv]:
         raise BridgeError(ErrorCode.CARD_ERROR, f"vitale: malformed TLV ({exc})") from exc
 
 
-def _child(t: Tlv, tag: int) -> bytes | None:
-    c = t.find(tag)
+def _child(t: Tlv, name: str) -> bytes | None:
+    c = t.find(TAGS[name].tag)
     return c.value if c is not None else None
 
 
@@ -207,11 +285,11 @@ class BeneficiaryIdentity:
 
 @dataclass(frozen=True, slots=True)
 class BeneficiaryCoverage:
-    """One ``65`` template of the VITALE application's file (step 5)."""
+    """One ``65`` template of the VITALE application's file (step 5); None where a tag is absent."""
 
-    nir15: str = field(repr=False)
-    rank: int | None
-    quality: str | None
+    nir15: str | None = field(repr=False)
+    rank: int | None = None
+    quality: str | None = None
 
 
 def _raw_date(value: bytes) -> str:
@@ -220,25 +298,28 @@ def _raw_date(value: bytes) -> str:
 
 
 def parse_identity_templates(data: bytes) -> list[BeneficiaryIdentity]:
-    """The MF's SFI-2 file: ``65`` templates with ``80`` last name, ``81`` first name, ``82`` birth date."""
+    """The MF's SFI-2 file: one identity per ``65`` template, a missing tag read as empty."""
     return [
         BeneficiaryIdentity(
-            _text(_child(t, 0x80) or b""), _text(_child(t, 0x81) or b""), _raw_date(_child(t, 0x82) or b"")
+            _text(_child(t, "last_name") or b""),
+            _text(_child(t, "first_name") or b""),
+            _raw_date(_child(t, "birth_date") or b""),
         )
-        for t in _templates(data, 0x65)
+        for t in _templates(data, TAGS["last_name"].template)
     ]
 
 
 def parse_nir_templates(data: bytes) -> list[BeneficiaryCoverage]:
-    """The VITALE application's SFI-2 file: ``65`` templates with ``93`` NIR, ``84`` rank, ``85`` quality."""
+    """The VITALE application's SFI-2 file: one coverage per ``65`` template, a missing tag read as None."""
     out: list[BeneficiaryCoverage] = []
-    for t in _templates(data, 0x65):
-        rank_raw = _text(_child(t, 0x84) or b"")
-        quality = _child(t, 0x85)
+    for t in _templates(data, TAGS["nir"].template):
+        nir = _child(t, "nir")
+        rank = _text(_child(t, "rank") or b"")
+        quality = _child(t, "quality")
         out.append(
             BeneficiaryCoverage(
-                _text(_child(t, 0x93) or b"").replace(" ", ""),
-                int(rank_raw) if rank_raw.isdigit() else None,
+                (_text(nir).replace(" ", "") or None) if nir is not None else None,
+                int(rank) if rank.isdigit() else None,
                 _text(quality) if quality is not None else None,
             )
         )
@@ -246,19 +327,19 @@ def parse_nir_templates(data: bytes) -> list[BeneficiaryCoverage]:
 
 
 def parse_card_template(data: bytes) -> tuple[date | None, date | None]:
-    """Validity (start, end) from the ``66`` template (``80``/``81``), None where absent or invalid."""
-    card = next(iter(_templates(data, 0x66)), None)
+    """Validity (start, end) from the ``66`` template, None where absent or invalid."""
+    card = next(iter(_templates(data, TAGS["validity_start"].template)), None)
     if card is None:
         return None, None
 
-    def as_date(tag: int) -> date | None:
-        value = _child(card, tag)
+    def as_date(name: str) -> date | None:
+        value = _child(card, name)
         if value is None:
             return None
         parsed, lunar = normalise_birth_date(_raw_date(value))
         return None if lunar else parsed
 
-    return as_date(0x80), as_date(0x81)
+    return as_date("validity_start"), as_date("validity_end")
 
 
 def normalise_birth_date(raw: str) -> tuple[date | None, bool]:
@@ -290,22 +371,65 @@ def nir_key(nir13: str) -> int | None:
     return 97 - int(digits) % 97
 
 
-def _beneficiary(ident: BeneficiaryIdentity, cov: BeneficiaryCoverage, insured: bool) -> Beneficiary:
-    nir, key = split_nir(cov.nir15)
-    expected = nir_key(nir)
+def nir_matches_birth(nir13: str, birth_raw: str) -> bool | None:
+    """Whether the NIR's birth year and month (characters 2-5) agree with a raw birth date; None if unknown."""
+    if len(nir13) < 5 or not nir13[1:5].isdigit() or len(birth_raw) != 8 or not birth_raw.isdigit():
+        return None
+    if nir13[1:3] != birth_raw[2:4]:
+        return False
+    # NIR months 20-42 and 50-99 stand for an unknown or fictitious month, and a lunar 00 says nothing.
+    nir_month, card_month = int(nir13[3:5]), int(birth_raw[4:6])
+    return not (1 <= nir_month <= 12 and 1 <= card_month <= 12 and nir_month != card_month)
+
+
+def _is_insured(quality: str | None) -> bool | None:
+    # Only the quality tag says who the insured is; without it the card does not tell.
+    return None if quality is None else quality == QUALITY_INSURED
+
+
+def _ownership(pairs: Sequence[tuple[BeneficiaryIdentity, BeneficiaryCoverage | None]]) -> list[bool | None]:
+    """For each beneficiary, whether the template's NIR is their own (see "Pairing and NIRs")."""
+    nirs = [c.nir15 if c is not None else None for _, c in pairs]
+    qualities = [c.quality if c is not None else None for _, c in pairs]
+    # A NIR whose structure cannot be checked (None) is not contradicted by it.
+    fits = [
+        n is not None and nir_matches_birth(n[:13], i.birth_raw) is not False
+        for n, (i, _) in zip(nirs, pairs, strict=True)
+    ]
+    out: list[bool | None] = []
+    for n, nir in enumerate(nirs):
+        if nir is None:
+            out.append(None)
+            continue
+        rivals = [m for m in range(len(nirs)) if m != n and fits[m] and nirs[m] == nir]
+        if not fits[n]:
+            out.append(False)
+        elif not rivals or qualities[n] == QUALITY_INSURED:
+            out.append(True)
+        elif any(qualities[m] == QUALITY_INSURED for m in rivals):
+            out.append(False)
+        else:
+            out.append(None)  # several plausible owners and no quality to choose: nobody is said to own it
+    return out
+
+
+def _beneficiary(ident: BeneficiaryIdentity, cov: BeneficiaryCoverage | None, own: bool | None) -> Beneficiary:
     birth, lunar = normalise_birth_date(ident.birth_raw)
+    nir, key = split_nir(cov.nir15) if cov is not None and cov.nir15 else (None, None)
+    expected = nir_key(nir) if nir is not None else None
     return Beneficiary(
         last_name=ident.last_name,
         first_name=ident.first_name,
         birth_date_raw=ident.birth_raw,
         birth_date=birth,
         lunar=lunar,
-        nir=nir,
-        nir_key=key,
-        nir_valid=expected is not None and key.isdigit() and int(key) == expected,
-        is_insured=insured,
-        rank=cov.rank,
-        quality=cov.quality,
+        card_nir=nir,
+        card_nir_key=key,
+        card_nir_valid=expected is not None and key is not None and key.isdigit() and int(key) == expected,
+        own_nir=own,
+        is_insured=_is_insured(cov.quality if cov is not None else None),
+        rank=cov.rank if cov is not None else None,
+        quality=cov.quality if cov is not None else None,
     )
 
 
@@ -315,14 +439,13 @@ def build_card(
     serial: str | None,
     validity: tuple[date | None, date | None],
 ) -> VitaleCard:
-    """Pair the two beneficiary lists (same order on the card) into the model."""
+    """Pair the two beneficiary lists by position, the identity list leading, into the model."""
     if len(identities) != len(coverages):
-        raise BridgeError(ErrorCode.CARD_ERROR, "vitale: identity and NIR lists differ in length")
-    qualities_known = any(c.quality is not None for c in coverages)
-    beneficiaries = tuple(
-        _beneficiary(i, c, c.quality == QUALITY_INSURED if qualities_known else n == 0)
-        for n, (i, c) in enumerate(zip(identities, coverages, strict=True))
-    )
+        # Tolerated as Rufus does; only the counts are logged, never who is on the card.
+        log.warning("Vitale card: %d identities but %d NIR templates", len(identities), len(coverages))
+    pairs = [(ident, coverages[n] if n < len(coverages) else None) for n, ident in enumerate(identities)]
+    own = _ownership(pairs)
+    beneficiaries = tuple(_beneficiary(i, c, o) for (i, c), o in zip(pairs, own, strict=True))
     return VitaleCard(serial, validity[0], validity[1], beneficiaries)
 
 
@@ -348,7 +471,7 @@ def _read_serial(channel: CardChannel) -> str | None:
         return None
     try:
         pan = _read_ef(channel, read_binary(0), "vitale: read PAN")
-        value = next((t.value for t in parse_tlv(pan) if t.tag == 0x5A), None)
+        value = next((t.value for t in parse_tlv(pan) if t.tag == TAGS["serial"].tag), None)
     except (StatusWordError, TlvError):
         return None
     return value.hex().upper().rstrip("F") if value else None

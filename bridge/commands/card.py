@@ -156,9 +156,11 @@ def _print_human(cards: list[dict[str, Any]]) -> None:
             _print_cps(card)
         elif "vitale" in card:
             for b in card["vitale"]["beneficiaries"]:
-                role = "assuré" if b["isInsured"] else "ayant droit"
+                # isInsured is null when the card has no quality tag: say so rather than guess.
+                role = {True: "assuré", False: "ayant droit", None: "qualité non indiquée"}[b["isInsured"]]
                 name = f"{b['firstName']} {b['lastName']}"
-                print(f"  {name}, né(e) {b['birthDateRaw']}, {role}, NIR {b['nir']} {b['nirKey']}")
+                nir = f"NIR {b['nir']} {b['nirKey']}" if b["nir"] else "pas de NIR propre sur la carte"
+                print(f"  {name}, né(e) {b['birthDateRaw']}, {role}, {nir}")
         if "error" in card:
             error = card["error"]
             extra = f", {error['triesLeft']} essai(s) restant(s)" if "triesLeft" in error else ""

@@ -136,7 +136,6 @@ function displayBirth(yyyymmdd) {
 $("#read-vitale").addEventListener("click", (ev) =>
   guarded(ev.currentTarget, "Lecture de la carte Vitale", async () => {
     const card = await state.bridge.vitaleRead({ reader: await cardReader("VITALE2", "carte Vitale") });
-    const insured = card.beneficiaries.find((b) => b.isInsured);
     const list = $("#beneficiaries");
     list.replaceChildren();
     for (const b of card.beneficiaries) {
@@ -149,11 +148,12 @@ $("#read-vitale").addEventListener("click", (ev) =>
       const meta = document.createElement("span");
       meta.className = "muted";
       const birth = birthOf(b);
-      meta.textContent = `${b.isInsured ? "Assuré" : "Ayant droit"} · né(e) le ${displayBirth(birth)}`;
+      const role = b.isInsured === null ? "Qualité non indiquée" : b.isInsured ? "Assuré" : "Ayant droit";
+      meta.textContent = `${role} · né(e) le ${displayBirth(birth)}`;
       button.append(name, meta);
-      // A child on the insured's NIR has no INS of its own: the DMP needs the INS (INSi teleservice).
-      const ownNir = b.isInsured || !insured || b.nir !== insured.nir;
-      if (!ownNir || !b.nirValid) {
+      // The bridge gives nir only when it is the beneficiary's own (a child on a parent's NIR has
+      // none): without it the DMP needs the INS from the INSi teleservice.
+      if (b.nir === null || !b.nirValid) {
         button.disabled = true;
         const note = document.createElement("span");
         note.className = "note";

@@ -1,7 +1,7 @@
 """Virtual carte Vitale 2 on `CardOS`, built from a JSON profile (``bridge/sim/profiles/vitale-<name>.json``).
 
 Card layout (T=0, ATR ``3B 75 13 00 00 43 09 EA 90 00``; public parts from cardpeek/Rufus, the rest is
-the encoding documented in ``bridge/cards/vitale.py`` "Assumptions"):
+the encoding documented in ``bridge/cards/vitale.py`` "Assumptions"; tags there in ``TAGS``):
 
     3F00 MF, DF name "MF_VITALE" (D2500000024D465F564954414C45)
       2F00 EF.DIR: 61 { 4F AID, 50 label } per application
@@ -9,7 +9,8 @@ the encoding documented in ``bridge/cards/vitale.py`` "Assumptions"):
       2004 EF, SFI 2: 65 { 80 last name, 81 first name, 82 birth date YYYYMMDD } per beneficiary
       1000 DF "VITALE" (D250000002564954414C45)
         2001 EF "POINTERS" (cardpeek layout): E0 { A0 { 82 entry|0000|AID ... } 80 name8|entry|EF ... }
-        2002 EF, SFI 2: 65 { 93 NIR (15 chars), 84 rank, 85 quality } per beneficiary, then
+        2002 EF, SFI 2: 65 { 93 NIR (15 chars), 84 rank, 85 quality } per beneficiary, each tag only
+                        when the profile gives it (no template at all with "coverage": false), then
                         66 { 80 validity start, 81 validity end }
         2003 EF "DROITAMO": AMO rights, never readable here (6982), as protected files on real cards
 
@@ -23,9 +24,12 @@ Profile file format (JSON object, UTF-8; names are written Latin-1 on the card):
       "validity_end": "20290228",               optional, YYYYMMDD
       "beneficiaries": [
         {"last_name": "MARTIN", "first_name": "JEAN", "birth_date": "19780314",
-         "nir": "178037511501201",  15 characters as written on the card (13 + key, not checked here)
+         "nir": "178037511501201",  optional, 15 characters (13 + key, not checked here); absent: no 93
          "rank": 1,                 optional, rang de naissance
-         "quality": "00"}           optional, code qualité ("00" = assuré)
+         "quality": "00",           optional, code qualité ("00" = assuré)
+         "coverage": true,          optional; false: no 65 template in the VITALE file (shorter list)
+         "identity_tags": {"90": "FRA"},  optional, extra tags (hex) -> ASCII value, appended to the
+         "coverage_tags": {"86": "X"}}    identity / coverage template, to vary template lengths
       ]
     }
 
@@ -65,9 +69,12 @@ class ProfileBeneficiary:
     last_name: str
     first_name: str
     birth_date: str
-    nir: str
+    nir: str | None = None
     rank: int | None = None
     quality: str | None = None
+    coverage: bool = True
+    identity_tags: tuple[tuple[int, str], ...] = ()
+    coverage_tags: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +100,16 @@ class VitaleProfile:
                 last_name=str(b["last_name"]),
                 first_name=str(b["first_name"]),
                 birth_date=str(b["birth_date"]),
-                nir=str(b["nir"]),
+                nir=str(b["nir"]) if b.get("nir") is not None else None,
                 rank=int(b["rank"]) if b.get("rank") is not None else None,
                 quality=str(b["quality"]) if b.get("quality") is not None else None,
+                coverage=bool(b.get("coverage", True)),
+                identity_tags=_extra_tags(b.get("identity_tags")),
+                coverage_tags=_extra_tags(b.get("coverage_tags")),
             )
             if len(person.birth_date) != 8 or not person.birth_date.isdigit():
                 raise ValueError("birth_date must be 8 digits YYYYMMDD (00 allowed for lunar dates)")
-            if len(person.nir) != 15:
+            if person.nir is not None and len(person.nir) != 15:
                 raise ValueError("nir must be 15 characters (13 + key)")
             people.append(person)
         serial = data.get("serial")
@@ -113,6 +123,19 @@ class VitaleProfile:
             atr=bytes.fromhex(str(data["atr"]).replace(" ", "")) if data.get("atr") else VITALE2_ATR,
             description=str(data.get("description", "")),
         )
+
+
+def _extra_tags(raw: object) -> tuple[tuple[int, str], ...]:
+    """Validate a profile's extra tags: an object of one-byte hex tags to ASCII values."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ValueError("identity_tags/coverage_tags must be an object of hex tag -> text")
+    tags = tuple((int(str(tag), 16), str(value)) for tag, value in raw.items())
+    # One-byte primitive tags only: a constructed tag would make its ASCII value parse as nested TLV.
+    if any(not 0 < tag <= 0xFF or tag & 0x1F == 0x1F or tag & 0x20 for tag, _ in tags):
+        raise ValueError("extra tags must be one-byte primitive tags (hex)")
+    return tags
 
 
 def _latin1(text: str) -> bytes:
@@ -140,6 +163,7 @@ def _tree(p: VitaleProfile) -> DF:
                 encode_tlv(0x80, _latin1(b.last_name)),
                 encode_tlv(0x81, _latin1(b.first_name)),
                 encode_tlv(0x82, b.birth_date.encode()),
+                *(encode_tlv(tag, value.encode("ascii")) for tag, value in b.identity_tags),
             ],
         )
         for b in p.beneficiaries
@@ -148,12 +172,13 @@ def _tree(p: VitaleProfile) -> DF:
 
     app = mf.add(DF(fid=0x1000, name=AID_VITALE))
     coverage = b""
-    for b in p.beneficiaries:
-        items = [encode_tlv(0x93, b.nir.encode("ascii"))]
+    for b in (b for b in p.beneficiaries if b.coverage):
+        items = [encode_tlv(0x93, b.nir.encode("ascii"))] if b.nir is not None else []
         if b.rank is not None:
             items.append(encode_tlv(0x84, str(b.rank).encode()))
         if b.quality is not None:
             items.append(encode_tlv(0x85, b.quality.encode()))
+        items += [encode_tlv(tag, value.encode("ascii")) for tag, value in b.coverage_tags]
         coverage += encode_tlv(0x65, items)
     card = [encode_tlv(0x80, p.validity_start.encode())]
     if p.validity_end:

@@ -84,7 +84,8 @@ async def test_paired_page_reads_cps_and_vitale(browser: Any, slots: list[Virtua
 
                 vitale = await page.evaluate("window.bridge.vitaleRead()")
                 assert len(vitale["beneficiaries"]) == 3
-                assert all(b["nir"] and b["lastName"] for b in vitale["beneficiaries"])
+                assert all(b["cardNir"] and b["lastName"] for b in vitale["beneficiaries"])
+                assert [b["nir"] is not None for b in vitale["beneficiaries"]] == [True, True, False]
                 await page.close()
         finally:
             await sessions.close()

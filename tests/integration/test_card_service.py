@@ -199,7 +199,7 @@ async def test_vitale_and_unsupported_cards(
     assert len(vitale["beneficiaries"]) == 3
     assert "Vitale card read: 3 beneficiaries" in caplog.text  # the logs were captured...
     for person in vitale["beneficiaries"]:  # ...and hold nothing personal, even at DEBUG
-        for secret in (person["nir"], person["lastName"], person["firstName"]):
+        for secret in (person["cardNir"], person["lastName"], person["firstName"]):
             assert secret not in caplog.text
     assert sum(1 for b in vitale["beneficiaries"] if b["isInsured"]) == 1
     wrong = await error_of(raw, "cps.read", {"reader": READERS[1]})

@@ -185,19 +185,35 @@ export interface Beneficiary {
   birthDateRaw: string;
   birthDate: string | null;
   lunar: boolean;
-  nir: string;
-  nirKey: string;
+  /** The beneficiary's own NIR (13 characters), null when the card shows none that is surely theirs
+   * (no tag 93, a NIR whose birth year/month contradicts the birth date, e.g. a child on a parent's
+   * NIR, or a NIR shared with no quality tag to say whose it is). Use it, never cardNir, as an INS. */
+  nir: string | null;
+  /** Key of nir, null with it. */
+  nirKey: string | null;
+  /** True when nir is not null and its key is right. */
   nirValid: boolean;
-  isInsured: boolean;
+  /** The NIR written in this beneficiary's template (tag 93), whoever it belongs to; null without one. */
+  cardNir: string | null;
+  cardNirKey: string | null;
+  /** From the quality tag only (unverified): true for quality "00", null when the card has no quality
+   * tag for this beneficiary. Never inferred from the order of beneficiaries. */
+  isInsured: boolean | null;
+  /** Unverified tag 84. */
   rank: number | null;
+  /** Unverified tag 85. */
   quality: string | null;
 }
 
 export interface VitaleCard {
+  /** Unverified (EF 2F02 / 5A). */
   serial: string | null;
   validityStart: string | null;
+  /** Unverified tag 66/81. */
   validityEnd: string | null;
   beneficiaries: Beneficiary[];
+  /** JSON fields (card or beneficiary) read from tags that no public source confirms. */
+  unverified: string[];
 }
 
 export declare class Bridge {
