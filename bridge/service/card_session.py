@@ -16,6 +16,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from smartcard import scard
 
 from bridge.cards.cps_data import Situation
 from bridge.cards.cps_info import CpsCardInfo, Practitioner
@@ -23,7 +24,7 @@ from bridge.cards.cps_token import CpsToken
 from bridge.cards.identify import CardIdentity
 from bridge.pcsc.connection import CardConnection
 
-__all__ = ["CardPractitioner", "CardSession", "Issuers", "discard_result"]
+__all__ = ["CardPractitioner", "CardSession", "Issuers", "card_left", "discard_result"]
 
 Issuers = Callable[[x509.Certificate], Sequence[x509.Certificate]]
 """Intermediate CA certificates for a card certificate (leaf excluded), nearest first."""
@@ -77,3 +78,30 @@ def discard_result(job: asyncio.Future[Any]) -> None:
     """Retrieve an abandoned job's outcome so asyncio does not report it as never retrieved."""
     if not job.cancelled():
         job.exception()
+
+
+def card_left(reader: str, timeout: float) -> bool:
+    """Block until pcscd reports `reader` without a card (True), or `timeout` seconds pass (False).
+
+    For a failure whose cause a backend does not tell: the Cryptolib answers CKR_GENERAL_ERROR when the
+    card is pulled during C_Login, and pcscd notices the removal at its next poll, a moment later. This
+    waits on pcscd's own notification (SCardGetStatusChange), not on a timer.
+    """
+    hr, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hr != scard.SCARD_S_SUCCESS:
+        return False
+    try:
+        state = scard.SCARD_STATE_UNAWARE
+        remaining = int(timeout * 1000)
+        while True:
+            hr, states = scard.SCardGetStatusChange(context, remaining, [(reader, state)])
+            if hr != scard.SCARD_S_SUCCESS:
+                return hr == scard.SCARD_E_UNKNOWN_READER  # the reader itself went away
+            event = states[0][1]
+            if not event & scard.SCARD_STATE_PRESENT:
+                return True
+            if state != scard.SCARD_STATE_UNAWARE and event & scard.SCARD_STATE_CHANGED == 0:
+                return False
+            state = event & ~scard.SCARD_STATE_CHANGED
+    finally:
+        scard.SCardReleaseContext(context)

@@ -76,7 +76,7 @@ from bridge.pcsc.channel import CardChannel
 from bridge.pcsc.connection import CardConnection
 from bridge.pcsc.errors import PcscError
 from bridge.pcsc.monitor import CardRemoved, PcscUnavailable, ReaderRemoved, scan_readers
-from bridge.service.card_session import CardPractitioner, CardSession, Issuers, discard_result
+from bridge.service.card_session import CardPractitioner, CardSession, Issuers, card_left, discard_result
 from bridge.service.cards import CardKind, DigestName, KeyUsage
 from bridge.service.cps_backend import CpsBackend
 from bridge.service.readers import MonitorLike
@@ -89,6 +89,7 @@ T = TypeVar("T")
 
 STATUS_WAIT = 5.0  # diagnostics do not queue behind a long card operation for longer than this
 DEFAULT_OPERATION_TIMEOUT = 60.0  # a CPS read is ~0.1 s on a real reader; this only bounds a wedged one
+_REMOVAL_WAIT = 2.0  # after a card error: how long pcscd may take to report the card gone (it polls)
 _RELEASE_WAIT = 5.0  # how long closing a session waits for the token's logout (the card may be wedged)
 
 _WANTED: dict[CardKind, DriverKind] = {"cps": DriverKind.CPS3, "vitale": DriverKind.VITALE2}
@@ -312,7 +313,15 @@ class PcscCardService:
                 session.token = self.cps_backend.token(session.reader, session.atr, runner)
             return fn(session, session.token)
 
-        return await self._guard(session, asyncio.wrap_future(session.worker.submit(call)), status_wait=status_wait)
+        try:
+            return await self._guard(session, asyncio.wrap_future(session.worker.submit(call)), status_wait=status_wait)
+        except BridgeError as error:
+            # A backend may report a pulled card as a plain card error (the Cryptolib's CKR_GENERAL_ERROR):
+            # ask pcscd, so that callers get CARD_REMOVED whichever backend.
+            if error.code is ErrorCode.CARD_ERROR and await asyncio.to_thread(card_left, reader, _REMOVAL_WAIT):
+                await self.forget(reader)
+                raise BridgeError(ErrorCode.CARD_REMOVED) from None
+            raise
 
     # -- CardService --------------------------------------------------------------------------------
 
