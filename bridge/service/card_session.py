@@ -96,7 +96,7 @@ def card_left(reader: str, timeout: float) -> bool:
         while True:
             hr, states = scard.SCardGetStatusChange(context, remaining, [(reader, state)])
             if hr != scard.SCARD_S_SUCCESS:
-                return hr == scard.SCARD_E_UNKNOWN_READER  # the reader itself went away
+                return bool(hr == scard.SCARD_E_UNKNOWN_READER)  # the reader itself went away
             event = states[0][1]
             if not event & scard.SCARD_STATE_PRESENT:
                 return True
