@@ -1,8 +1,9 @@
 """The Application: builds and owns everything the daemon runs, and passes it down (no singletons).
 
 Owns the config, the local token, the approvals store and pairing manager, the reader feed (around
-the PC/SC ReaderMonitor), the card service (PcscCardService by default with the real monitor), the
-method registry and the HTTP/WebSocket server.
+the PC/SC ReaderMonitor), the card service (PcscCardService by default with the real monitor, its CPS
+backend chosen by the `[cards]` table: the ANS Cryptolib when installed, else PC/SC), the method
+registry and the HTTP/WebSocket server.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bridge.config import BridgeConfig
 from bridge.errors import BridgeError
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cards import CardService
+from bridge.service.cps_backend import select_cps_backend
 from bridge.service.dmp import DmpService
 from bridge.service.dmp_card import CardServiceDirectSource
 from bridge.service.dmp_locks import SharedCardLocks
@@ -78,7 +80,7 @@ class Application:
         self.readers = ReaderFeed(monitor)
         if cards is None and isinstance(monitor, ReaderMonitor):
             # The real PC/SC monitor means real cards: drive them with the drivers (tests pass their own).
-            cards = PcscCardService(monitor)
+            cards = PcscCardService(monitor, cps_backend=select_cps_backend(config.cards))
         self.cards = cards
         self.errors = RecentErrors()
         # Shared with the DMP service: a DIRECTE call holds its card against other callers' card methods.

@@ -9,6 +9,8 @@ Example::
     card_busy_wait = 3.0            # seconds a second caller waits for a card before CARD_BUSY
     pairing_ttl = 300               # seconds a pairing code stays valid
     [dmp]                           # DMP access, see bridge.service.dmp_config
+    [cards]                         # CPS backend: cps_backend = "auto"|"pkcs11"|"pcsc", pkcs11_module = "/path"
+                                    # (see bridge.service.cps_backend)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from bridge.service.cards_config import CardsConfig, CardsConfigError, parse_cards_table
 from bridge.service.dmp_config import DmpConfig, DmpConfigError, parse_dmp_table
 
 __all__ = ["DEFAULT_PORT", "BridgeConfig", "ConfigError", "config_path", "load_config"]
@@ -42,6 +45,8 @@ class BridgeConfig:
     pairing_ttl: float = 300.0
     #: The `[dmp]` table (see bridge.service.dmp_config).
     dmp: DmpConfig = field(default_factory=DmpConfig)
+    #: The `[cards]` table: which CPS backend (see bridge.service.cps_backend).
+    cards: CardsConfig = field(default_factory=CardsConfig)
 
 
 _BOUNDS: dict[str, tuple[float, float]] = {
@@ -65,6 +70,11 @@ def _coerce(name: str, value: Any) -> Any:
         try:
             return parse_dmp_table(value)
         except DmpConfigError as exc:
+            raise ConfigError(str(exc)) from None
+    if name == "cards":
+        try:
+            return parse_cards_table(value)
+        except CardsConfigError as exc:
             raise ConfigError(str(exc)) from None
     if name == "extra_allowed_hosts":
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):

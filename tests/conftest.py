@@ -22,7 +22,14 @@ _USE_SYSTEM = os.environ.get("DMP_BRIDGE_PCSCD") == "system" or os.geteuid() != 
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Enter the private namespace before any thread exists (unshare needs a single thread)."""
+    """Enter the private namespace before any thread exists (unshare needs a single thread).
+
+    Also: "auto" CPS backend means PC/SC in the suite unless a test names the Cryptolib's module itself
+    (tests/cryptolib_fixtures.py); otherwise the Cryptolib, once laid over /opt/santesocial by one test,
+    would change which backend later daemons and CLI subprocesses pick, and results would depend on
+    test order.
+    """
+    os.environ.setdefault("DMP_BRIDGE_PKCS11_MODULE", "/nonexistent/dmp-bridge-tests/no-cryptolib.so")
     if not _USE_SYSTEM and not os.environ.get("_DMP_BRIDGE_IN_PRIVATE_NS"):
         enter_private_namespace()
         os.environ["_DMP_BRIDGE_IN_PRIVATE_NS"] = "1"

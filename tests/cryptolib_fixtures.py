@@ -15,9 +15,10 @@ import pytest
 from pkcs11 import Slot, SlotFlag
 
 from bridge.cards.pkcs11_module import Pkcs11Module, load_module
+from bridge.service.cps_backend import CpsBackend
 from tests.cryptolib_harness import CryptolibInstall, CryptolibUnavailable, install_in_namespace, unpack
 
-__all__ = ["cryptolib", "cryptolib_install", "cryptolib_module", "token_slot"]
+__all__ = ["cps_backend", "cryptolib", "cryptolib_install", "cryptolib_module", "token_slot"]
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +57,12 @@ def token_slot(module: Pkcs11Module, reader: str) -> Slot:
     slot = module.slot_for_reader(reader)
     assert slot.flags & SlotFlag.TOKEN_PRESENT, f"the Cryptolib shows {reader} empty: it refused the card"
     return slot
+
+
+@pytest.fixture(params=["pcsc", "pkcs11"])
+def cps_backend(request: pytest.FixtureRequest) -> CpsBackend:
+    """Each CPS backend in turn: the bridge's PC/SC driver, then the official Cryptolib (skips without it)."""
+    if request.param == "pcsc":
+        return CpsBackend()
+    install = request.getfixturevalue("cryptolib")
+    return CpsBackend(load_module(install.module))

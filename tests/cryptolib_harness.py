@@ -147,10 +147,19 @@ def _tmpfs_over(target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
 
 
+_installed: dict[Path, CryptolibInstall] = {}
+
+
 def install_in_namespace(root: Path, *, tracing: bool = True) -> CryptolibInstall:
-    """Lay the unpacked Cryptolib over its system folders; only in a private mount namespace, as root."""
+    """Lay the unpacked Cryptolib over its system folders; only in a private mount namespace, as root.
+
+    Once per process: a second call returns the first install (a new tmpfs over the folders would hide
+    the configuration and cache of a module that is already loaded).
+    """
     if os.geteuid() != 0 or not os.environ.get("_DMP_BRIDGE_IN_PRIVATE_NS"):
         raise CryptolibUnavailable("the Cryptolib tests need root and the tests' private mount namespace")
+    if root in _installed:
+        return _installed[root]
     for rel in _TARGETS:
         target = Path("/") / rel
         _tmpfs_over(target)
@@ -162,7 +171,8 @@ def install_in_namespace(root: Path, *, tracing: bool = True) -> CryptolibInstal
         conf.write_text(_TRACING_CONF)
     log_dir = _mkdir(Path("/var/opt/santesocial/CPS/log"))
     cache_dir = _mkdir(Path("/etc/opt/santesocial/CPS/cache"))
-    return CryptolibInstall(Path("/") / MODULE_RELPATH, conf, log_dir, cache_dir)
+    install = _installed[root] = CryptolibInstall(Path("/") / MODULE_RELPATH, conf, log_dir, cache_dir)
+    return install
 
 
 def _main() -> int:

@@ -43,12 +43,17 @@ def stop_on_signals() -> asyncio.Event:
 async def start_application(
     config: BridgeConfig, *, approver: Approver, monitor: MonitorLike, notifier: Notifier | None = None
 ) -> Application | None:
-    """Build and start the daemon; None (reason printed, the daemon stopped) when its port is taken."""
+    """Build and start the daemon; None (reason printed) when its port is taken or its CPS backend is missing."""
     from bridge.api.ports import PortInUseError
     from bridge.app import Application
+    from bridge.errors import BridgeError
     from bridge.paths import data_dir
 
-    app = Application(config, data_dir=data_dir(), approver=approver, notifier=notifier, monitor=monitor)
+    try:
+        app = Application(config, data_dir=data_dir(), approver=approver, notifier=notifier, monitor=monitor)
+    except BridgeError as exc:  # [cards] cps_backend = "pkcs11" and the Cryptolib is missing or broken
+        print(exc.message_fr, file=sys.stderr)
+        return None
     try:
         await app.start()
     except PortInUseError as exc:

@@ -16,13 +16,25 @@ from typing import Any
 
 from bridge.cards.identify import CardKind, identify_atr
 from bridge.commands.readers import EXIT_PCSC_ERROR, EXIT_PCSC_UNAVAILABLE, scan_or_exit_code
+from bridge.config import ConfigError
 from bridge.errors import BridgeError, ErrorCode, to_bridge_error
+from bridge.service.cps_backend import BACKEND_LABELS_FR, CpsBackend, configured_cps_backend
 from bridge.service.pcsc_cards import PcscCardService
 
-__all__ = ["EXIT_CARD_ERROR", "EXIT_PCSC_ERROR", "EXIT_PCSC_UNAVAILABLE", "HELP", "configure", "read_pin", "run"]
+__all__ = [
+    "EXIT_CARD_ERROR",
+    "EXIT_CONFIG",
+    "EXIT_PCSC_ERROR",
+    "EXIT_PCSC_UNAVAILABLE",
+    "HELP",
+    "configure",
+    "read_pin",
+    "run",
+]
 
 HELP = "décrit la carte de chaque lecteur (CPS, Vitale) / describe the card in each reader"
 
+EXIT_CONFIG = 2  # config.toml is invalid
 EXIT_CARD_ERROR = 5  # a card could not be read, or the PIN was refused
 _MAX_PIN_LINE = 64
 
@@ -100,16 +112,19 @@ async def _describe(
     entry: dict[str, Any] = {"reader": reader, "atr": atr.hex().upper()}
     identity = await sessions.identify(reader)
     entry.update(kind=identity.kind.value, label=identity.label_fr, supported=identity.supported)
-    if identity.kind is CardKind.CPS3:
+    if sessions.is_cps(identity):
+        entry["supported"] = True  # a CPS4 is, through the Cryptolib
         entry.update(await _cps(sessions, reader, pin, force))
     elif identity.kind is CardKind.VITALE2:
         entry["vitale"] = await sessions.vitale_read(reader)
     return entry
 
 
-async def _collect(readers: list[tuple[str, bytes]], pin: bytearray | None, force: bool) -> list[dict[str, Any]]:
+async def _collect(
+    readers: list[tuple[str, bytes]], pin: bytearray | None, force: bool, backend: CpsBackend
+) -> list[dict[str, Any]]:
     # The daemon's card service, without a monitor: the same code paths as the API's card methods.
-    sessions = PcscCardService()
+    sessions = PcscCardService(cps_backend=backend)
     cards = []
     try:
         for name, atr in readers:
@@ -127,6 +142,8 @@ def _print_cps(card: dict[str, Any]) -> None:
     holder = cps["holder"]
     until = cps["validity"]["notAfter"]
     print(f"  Carte {cps['cardType']} n° {cps['cardNumber']} (série {cps['serial']}), valide jusqu'au {until}")
+    backend = BACKEND_LABELS_FR.get(cps["backend"], cps["backend"])
+    print(f"  Génération {cps['generation']}, lue par : {backend}")
     print(f"  Titulaire : {holder['civility']} {holder['firstName']} {holder['lastName']} ({holder['nationalId']})")
     print(f"  Profession {holder['professionCode'] or '-'}, spécialité {holder['specialtyCode'] or '-'}")
     for cert in cps["certificates"].values():
@@ -176,7 +193,7 @@ def _fail(err: BridgeError, as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Describe the cards; exit 3 without pcscd, 4 on another PC/SC failure, 5 when a card failed or refused the PIN."""
+    """Describe the cards; exit 2 on a bad config, 3 without pcscd, 4 on another PC/SC failure, 5 on a card failure."""
     states = scan_or_exit_code(_fail, args.json)
     if isinstance(states, int):
         return states
@@ -184,14 +201,22 @@ def run(args: argparse.Namespace) -> int:
         _fail(BridgeError(ErrorCode.NO_READER, args.reader), args.json)
         return EXIT_PCSC_ERROR
     readers = [(s.name, s.atr) for s in states if s.atr is not None and args.reader in (None, s.name)]
-    cps_readers = [name for name, atr in readers if identify_atr(atr).kind is CardKind.CPS3]
+    cps_readers = [name for name, atr in readers if identify_atr(atr).kind in (CardKind.CPS3, CardKind.CPS4)]
     if args.pin_stdin and len(cps_readers) > 1:
         # one PIN must not be tried on several cards: each wrong try costs that card one try
         _fail(BridgeError(ErrorCode.INVALID_PARAMS, "several CPS cards: choose one with --reader"), args.json)
         return EXIT_CARD_ERROR
+    try:
+        backend = configured_cps_backend()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    except BridgeError as err:  # cps_backend = "pkcs11" without a usable Cryptolib
+        _fail(err, args.json)
+        return EXIT_CARD_ERROR
     pin = _pin_from_stdin() if args.pin_stdin else None
     try:
-        cards = asyncio.run(_collect(readers, pin, args.force_last_try))
+        cards = asyncio.run(_collect(readers, pin, args.force_last_try, backend))
     finally:
         if pin is not None:
             for i in range(len(pin)):

@@ -52,6 +52,9 @@ async def _serve(config: Any, use_tray: bool) -> int:
     if app is None:
         return 4
     print(f"dmp-bridge {app.version} : http://127.0.0.1:{app.port}/ (ws://127.0.0.1:{app.port}/ws)", flush=True)
+    backend = getattr(app.cards, "cps_backend", None)
+    if backend is not None:
+        print(f"Cartes CPS : {backend.describe_fr()}", flush=True)
     try:
         await stop.wait()
     finally:

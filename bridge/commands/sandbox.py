@@ -2,7 +2,8 @@
 
 Starts, all wired together: a pcscd with the vpcd virtual readers (the running one, else one started
 here; `--pcscd private` hides it in a private mount namespace), virtual cards (a GP's CPS in the
-first reader, a family Vitale card in the second), the DMP
+first reader, a family Vitale card in the second; the CPS is read through the ANS Cryptolib when it is
+installed, else through the bridge's PC/SC driver, and the summary says which), the DMP
 simulator with the test PKI (bridge.sim.sandbox: the daemon's [dmp] settings point at it, in memory
 only), the daemon, and the demo page on a second port (bridge.demo). Prints what runs and where;
 Ctrl-C stops everything.
@@ -137,7 +138,8 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
                 print(f"Carte virtuelle {kind}/{profile} non insérée : {exc}", file=sys.stderr)
                 return 2
         await _cards_seen(monitor, events, len(cards))
-        print(_summary(app.port, pcscd, ports, cards), flush=True)
+        backend = getattr(app.cards, "cps_backend", None)
+        print(_summary(app.port, pcscd, ports, cards, backend), flush=True)
         print(_dmp_summary(dmp.url, args.dump, demo.url), flush=True)
         await stop.wait()
     return 0
@@ -157,7 +159,7 @@ async def _cards_seen(monitor: Any, events: asyncio.Queue[Any], count: int, time
         log.warning("pcscd has not reported every virtual card after %.0f s", timeout)
 
 
-def _summary(port: int, pcscd: Any, ports: list[int], cards: list[tuple[str, str]]) -> str:
+def _summary(port: int, pcscd: Any, ports: list[int], cards: list[tuple[str, str]], backend: Any = None) -> str:
     where = f"pcscd lancé par le bac à sable (journal {pcscd.log_path})" if pcscd else "pcscd du système"
     lines = [
         "dmp-bridge sandbox — bac à sable",
@@ -167,6 +169,9 @@ def _summary(port: int, pcscd: Any, ports: list[int], cards: list[tuple[str, str
     for index, ((kind, profile), slot_port) in enumerate(zip(cards, ports, strict=True)):
         lines.append(f"    Virtual PCD 00 {index:02d} (port vpcd {slot_port}) : carte {kind}, profil {profile}")
     lines.append("  Code porteur des CPS virtuelles : 1234")
+    if backend is not None:
+        # Which software reads the CPS: the Cryptolib when installed ([cards] cps_backend), else our driver.
+        lines.append(f"  CPS lue par : {backend.describe_fr()}")
     return "\n".join(lines)
 
 

@@ -1,11 +1,11 @@
 """DIRECTE mode's card side: a CPS logged in through the card service, as DMP credentials.
 
-The card service (`PcscCardService`) owns the card session: connection, driver state, PIN, keys.
-`CardServiceDirectSource` turns its logged-in CPS into DMP credentials: the authentication key
-(0x82) and certificate for the TLS client, the signature key (0x81) for the VIHF and the XAdES. Every
-card operation runs on the card's `CardConnection` worker thread, so the event loop never blocks on an
-APDU. The daemon logs the card in with `cps.login`; tools that run without the daemon (`dmp-bridge
-debug ...`) use `standalone_cps`.
+The card service (`PcscCardService`) owns the card session: connection, CPS backend token, PIN, keys.
+`CardServiceDirectSource` turns its logged-in CPS into DMP credentials: the authentication key and
+certificate for the TLS client, the signature key for the VIHF and the XAdES, whichever backend
+(Cryptolib PKCS#11 or PC/SC driver) holds them. Card operations run on worker threads, so the event
+loop never blocks on the card. The daemon logs the card in with `cps.login`; tools that run without
+the daemon (`dmp-bridge debug ...`) use `standalone_cps`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from bridge.crypto.tls import ClientIdentity
 from bridge.dmp.context import DmpCredentials
 from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.monitor import MonitorState
+from bridge.service.cps_backend import configured_cps_backend
 from bridge.service.dmp import DirectIdentity
 from bridge.service.pcsc_cards import PcscCardService
 
@@ -30,7 +31,11 @@ async def standalone_cps(pin: bytearray, reader: str | None = None) -> AsyncIter
     For tools that run without the daemon. `pin` is zeroed; the last PIN try is never spent; the card
     is logged out and its connection closed on exit.
     """
-    cards = PcscCardService()
+    try:
+        cards = PcscCardService(cps_backend=configured_cps_backend())
+    except BaseException:
+        pin[:] = bytes(len(pin))
+        raise
     try:
         try:
             name = await cards.resolve(reader, "cps")

@@ -1,20 +1,27 @@
-"""PcscCardService: the daemon's `CardService` on the real stack (pcscd -> CardConnection -> CPS3/Vitale drivers).
+"""PcscCardService: the daemon's `CardService` on the real stack (pcscd, the CPS backend, the Vitale driver).
+
+Cards are found, identified and followed over PC/SC. A CPS is then driven through its backend's
+`CpsToken` (`bridge.service.cps_backend`: the ANS Cryptolib through PKCS#11 when installed, else the
+bridge's own PC/SC driver), always the same way: each token call runs on the card session's worker
+thread (`bridge.service.card_session`), never on the event loop, one at a time per card. Vitale cards
+are read over PC/SC directly.
 
 One session per reader: the `CardConnection` (opened on first use), what identification said about the
-card, the CPS3 session state, and after `cps.login` the situations d'exercice and the card keys. A
+card, the CPS token, and after `cps.login` the situations d'exercice and the card keys. A
 session ends when the ReaderMonitor reports the card gone (`CardRemoved`, `ReaderRemoved`,
-`PcscUnavailable`): its connection is closed and a re-inserted card starts afresh. Every card
-operation is one function of a `CardChannel` run on the connection's worker thread inside one PC/SC
-transaction, so APDUs of two operations never interleave; the API layer additionally holds the
-per-reader `CardLocks` (bounded wait, then CARD_BUSY) around each method.
+`PcscUnavailable`): its connection is closed (a PKCS#11 token logged out) and a re-inserted card starts
+afresh. PC/SC operations are functions of a `CardChannel` run on the connection's worker thread inside
+one PC/SC transaction, so APDUs of two operations never interleave; the API layer additionally holds
+the per-reader `CardLocks` (bounded wait, then CARD_BUSY) around each method.
 
 A card pulled mid-operation: the waiting caller gets CARD_REMOVED as soon as the monitor reports the
 removal (or the PC/SC layer fails the exchange), whichever comes first; an operation that never ends
 (a wedged reader) fails with TIMEOUT after `operation_timeout` and its session is dropped. No caller
 hangs on a card.
 
-Errors are `BridgeError`s: UNSUPPORTED_CARD with the card's kind and ATR (unknown card, Vitale 1, CPS4,
-CPS3 through its contactless interface, or a Vitale where a CPS is expected), PIN_INCORRECT with
+Errors are `BridgeError`s, the same whichever CPS backend: UNSUPPORTED_CARD with the card's kind and ATR
+(unknown card, Vitale 1, CPS4 without the Cryptolib, CPS3 through its contactless interface, or a Vitale
+where a CPS is expected), PIN_INCORRECT with
 `triesLeft`, PIN_LAST_TRY (nothing sent), PIN_BLOCKED, PIN_REQUIRED (signing before login), ...
 Nothing here logs holder names, NIR or PIN: only card kinds and counts.
 
@@ -27,8 +34,8 @@ After a successful `cps_login(reader, ...)`, call::
     card.situation            # the selected Situation (first one, or `select_situation(reader, index)`)
     card.situations           # all situations read at login
     card.info                 # CpsCardInfo: holder, professional info, both certificates
-    card.auth_key             # CardRsaPrivateKey (0x82, INTERNAL AUTHENTICATE): TLS client auth
-    card.sign_key             # CardRsaMessageKey (0x81, PSO HASH/CDS): VIHF and XAdES signatures
+    card.auth_key             # RSAPrivateKey on the card's authentication key: TLS client auth
+    card.sign_key             # RSAPrivateKey on the signature key (message only): VIHF and XAdES signatures
     card.auth_chain, card.sign_chain   # (leaf, intermediates...) from the `issuers` callable given here
 
 `practitioner` raises PIN_REQUIRED when the card in `reader` is not logged in (or was logged out or
@@ -47,30 +54,31 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from bridge.cards.cps3 import CardState, Cps3Card, card_keys
 from bridge.cards.cps_data import Situation
-from bridge.cards.cps_info import CpsCardInfo, PinStatus, Practitioner
+from bridge.cards.cps_info import CpsCardInfo, PinStatus
+from bridge.cards.cps_token import CpsToken
 from bridge.cards.identify import CardIdentity, identify, identify_atr, require_supported
 from bridge.cards.identify import CardKind as DriverKind
 from bridge.cards.vitale import read_vitale
-from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
 from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.channel import CardChannel
 from bridge.pcsc.connection import CardConnection
 from bridge.pcsc.errors import PcscError
 from bridge.pcsc.monitor import CardRemoved, PcscUnavailable, ReaderRemoved, scan_readers
+from bridge.service.card_session import CardPractitioner, CardSession, Issuers, card_left, discard_result
 from bridge.service.cards import CardKind, DigestName, KeyUsage
+from bridge.service.cps_backend import CpsBackend
 from bridge.service.readers import MonitorLike
 
 __all__ = ["DEFAULT_OPERATION_TIMEOUT", "STATUS_WAIT", "CardPractitioner", "Issuers", "PcscCardService"]
@@ -81,8 +89,8 @@ T = TypeVar("T")
 
 STATUS_WAIT = 5.0  # diagnostics do not queue behind a long card operation for longer than this
 DEFAULT_OPERATION_TIMEOUT = 60.0  # a CPS read is ~0.1 s on a real reader; this only bounds a wedged one
-Issuers = Callable[[x509.Certificate], Sequence[x509.Certificate]]
-"""Intermediate CA certificates for a card certificate (leaf excluded), nearest first."""
+_REMOVAL_WAIT = 2.0  # after a card error: how long pcscd may take to report the card gone (it polls)
+_RELEASE_WAIT = 5.0  # how long closing a session waits for the token's logout (the card may be wedged)
 
 _WANTED: dict[CardKind, DriverKind] = {"cps": DriverKind.CPS3, "vitale": DriverKind.VITALE2}
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
@@ -92,48 +100,9 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 }
 
 
-@dataclass(frozen=True)
-class CardPractitioner:
-    """A logged-in CPS as the DMP service needs it: who, in which situation, and the card keys."""
-
-    reader: str
-    info: CpsCardInfo
-    situations: tuple[Situation, ...]
-    situation: Situation
-    practitioner: Practitioner
-    auth_key: CardRsaPrivateKey
-    sign_key: CardRsaMessageKey
-    auth_chain: tuple[x509.Certificate, ...]
-    sign_chain: tuple[x509.Certificate, ...]
-
-    def __repr__(self) -> str:  # names and identifiers stay out of logs
-        return f"CardPractitioner(reader={self.reader!r}, situation={self.situation.index})"
-
-
-@dataclass(eq=False)
-class _Session:
-    """An open card and what the drivers learnt about it."""
-
-    reader: str
-    connection: CardConnection
-    atr: bytes
-    gone: asyncio.Event = field(default_factory=asyncio.Event)  # set when the monitor reports the card left
-    identity: CardIdentity | None = None
-    cps: Cps3Card = field(default_factory=Cps3Card)
-    info: CpsCardInfo | None = None
-    situations: tuple[Situation, ...] | None = None  # set by a successful login, cleared by logout
-    selected: int | None = None  # index of the chosen situation
-    keys: tuple[CardRsaPrivateKey, CardRsaMessageKey] | None = None
-    cert_not_after: str | None = None  # diagnostics cache
-
-    def logged_out(self) -> None:
-        """Forget what only a verified PIN gave."""
-        self.situations, self.selected, self.keys = None, None, None
-
-
 def _cps_json(info: CpsCardInfo, identity: CardIdentity | None) -> dict[str, Any]:
     """The cps.read result: the one JSON form of a CPS (`CpsCardInfo.to_json`, as the CLI prints) and its kind."""
-    return {"kind": identity.kind.value if identity else DriverKind.CPS3.value, **info.to_json()}
+    return {"kind": identity.kind.value if identity else info.generation, **info.to_json()}
 
 
 class PcscCardService:
@@ -145,6 +114,8 @@ class PcscCardService:
         issuers: intermediates for a card certificate, for `CardPractitioner` chains (default: none).
         operation_timeout: bound on one card operation, in seconds.
         status_wait: how long `card_status` (diagnostics) waits behind another operation before CARD_BUSY.
+        cps_backend: what drives a CPS (`bridge.service.cps_backend.select_cps_backend`); default: the
+            bridge's PC/SC driver.
     """
 
     def __init__(
@@ -154,12 +125,14 @@ class PcscCardService:
         issuers: Issuers | None = None,
         operation_timeout: float = DEFAULT_OPERATION_TIMEOUT,
         status_wait: float = STATUS_WAIT,
+        cps_backend: CpsBackend | None = None,
     ) -> None:
         self._monitor = monitor
         self._issuers = issuers
         self._timeout = operation_timeout
         self._status_wait = status_wait
-        self._sessions: dict[str, _Session] = {}
+        self.cps_backend = cps_backend or CpsBackend()
+        self._sessions: dict[str, CardSession] = {}
         self._opening: dict[str, asyncio.Lock] = {}
         self._watch: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[Any] | None = None
@@ -199,14 +172,19 @@ class PcscCardService:
         session.gone.set()
         session.logged_out()
         # Closing waits for the operation in flight; callers were already released by `gone`.
-        task = asyncio.create_task(self._close_quietly(session.connection))
+        task = asyncio.create_task(self._close_quietly(session))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    @staticmethod
-    async def _close_quietly(connection: CardConnection) -> None:
+    async def _close_quietly(self, session: CardSession) -> None:
+        token = session.token
+        if token is not None and self.cps_backend.releases_tokens:
+            release = asyncio.wrap_future(session.worker.submit(self.cps_backend.release, token))
+            with contextlib.suppress(Exception):  # the card is gone or wedged: the session ends anyway
+                await asyncio.wait_for(release, _RELEASE_WAIT)
+        session.worker.shutdown(wait=False)
         try:
-            await connection.close()
+            await session.connection.close()
         except Exception:  # the card is gone: a failing disconnect changes nothing
             log.debug("card connection close failed", exc_info=True)
 
@@ -234,7 +212,7 @@ class PcscCardService:
             raise BridgeError(ErrorCode.NO_CARD)
         return row
 
-    async def _session(self, reader: str) -> _Session:
+    async def _session(self, reader: str) -> CardSession:
         self.start()
         async with self._opening.setdefault(reader, asyncio.Lock()):
             row = await self._row(reader)
@@ -243,11 +221,11 @@ class PcscCardService:
                 return session
             await self.forget(reader)
             connection = await CardConnection.open(reader)
-            session = _Session(reader, connection, bytes(row.atr))
+            session = CardSession(reader, connection, bytes(row.atr))
             self._sessions[reader] = session
             return session
 
-    async def _guard(self, session: _Session, work: Awaitable[T], *, status_wait: float | None = None) -> T:
+    async def _guard(self, session: CardSession, work: Awaitable[T], *, status_wait: float | None = None) -> T:
         """Await `work`, but give up with CARD_REMOVED as soon as the card leaves, or TIMEOUT.
 
         With `status_wait` (a diagnostics read), give up after that many seconds with CARD_BUSY instead,
@@ -266,11 +244,13 @@ class PcscCardService:
             except PcscError:
                 await self.forget(session.reader)  # the handle is dead (card pulled, reset, pcscd gone)
                 raise
-            except BridgeError:
+            except BridgeError as error:
                 if session.gone.is_set():  # failed because the connection was closed under it
                     raise BridgeError(ErrorCode.CARD_REMOVED) from None
+                if error.code is ErrorCode.CARD_REMOVED:  # the PKCS#11 module saw it before the monitor
+                    await self.forget(session.reader)
                 raise
-        job.add_done_callback(_discard_result)  # the worker ends on its own; nobody waits for it
+        job.add_done_callback(discard_result)  # the worker ends on its own; nobody waits for it
         if session.gone.is_set():
             raise BridgeError(ErrorCode.CARD_REMOVED)
         if status_wait is not None:
@@ -280,24 +260,68 @@ class PcscCardService:
         raise BridgeError(ErrorCode.TIMEOUT, "card-operation")
 
     async def _run(
-        self, reader: str, fn: Callable[[_Session, CardChannel], T], *, status_wait: float | None = None
+        self, reader: str, fn: Callable[[CardSession, CardChannel], T], *, status_wait: float | None = None
     ) -> T:
         session = await self._session(reader)
         job = asyncio.wrap_future(session.connection.submit(lambda ch: fn(session, ch)))
         return await self._guard(session, job, status_wait=status_wait)
 
     @staticmethod
-    def _identified(session: _Session, ch: CardChannel, wanted: DriverKind | None) -> CardIdentity:
+    def _identified(session: CardSession, ch: CardChannel, wanted: DriverKind | None) -> CardIdentity:
         """Identify once per session (ATR, then a probe when needed); UNSUPPORTED_CARD unless usable as `wanted`."""
         if session.identity is None:
             session.identity = identify(ch)
         require_supported(session.identity, wanted)
         return session.identity
 
-    def _cps_ready(self, session: _Session, ch: CardChannel) -> None:
-        self._identified(session, ch, DriverKind.CPS3)
-        if session.cps.state is CardState.NEW:
-            session.cps.identify(ch)
+    def _is_cps(self, identity: CardIdentity) -> bool:
+        """A CPS this service can drive: a CPS3, or a CPS4 when the Cryptolib (which knows it) is the backend."""
+        if identity.kind is DriverKind.CPS4:
+            return self.cps_backend.module is not None and identity.certain
+        return identity.kind is DriverKind.CPS3 and identity.supported
+
+    async def _cps(
+        self, reader: str, fn: Callable[[CardSession, CpsToken], T], *, status_wait: float | None = None
+    ) -> T:
+        """Run `fn(session, token)` on the card's worker thread, after checking over PC/SC that it is a CPS.
+
+        The one path to a CPS, whichever backend: token calls block, so they never run on the event loop,
+        and the session's single worker keeps them one at a time per card.
+        """
+        session = await self._session(reader)
+
+        def check(s: CardSession, ch: CardChannel) -> CardIdentity:
+            if s.identity is None:
+                s.identity = identify(ch)
+            if not self._is_cps(s.identity):
+                require_supported(s.identity, DriverKind.CPS3)
+            return s.identity
+
+        if session.identity is None:  # identified once per card: later calls send nothing over PC/SC
+            await self._guard(session, asyncio.wrap_future(session.connection.submit(lambda ch: check(session, ch))))
+        elif not self._is_cps(session.identity):
+            require_supported(session.identity, DriverKind.CPS3)
+        timeout = self._timeout
+
+        def runner(op: Callable[[CardChannel], Any]) -> Any:
+            # The guard below reports TIMEOUT at `timeout`; this longer bound only frees the thread of a
+            # wedged card, and must not win the race with the guard.
+            return session.connection.submit(op).result(2 * timeout)
+
+        def call() -> T:
+            if session.token is None:
+                session.token = self.cps_backend.token(session.reader, session.atr, runner)
+            return fn(session, session.token)
+
+        try:
+            return await self._guard(session, asyncio.wrap_future(session.worker.submit(call)), status_wait=status_wait)
+        except BridgeError as error:
+            # A backend may report a pulled card as a plain card error (the Cryptolib's CKR_GENERAL_ERROR):
+            # ask pcscd, so that callers get CARD_REMOVED whichever backend.
+            if error.code is ErrorCode.CARD_ERROR and await asyncio.to_thread(card_left, reader, _REMOVAL_WAIT):
+                await self.forget(reader)
+                raise BridgeError(ErrorCode.CARD_REMOVED) from None
+            raise
 
     # -- CardService --------------------------------------------------------------------------------
 
@@ -310,7 +334,7 @@ class PcscCardService:
         if reader is not None:
             return str((await self._row(reader)).name)
         present = [r for r in rows if r.card_present and r.atr]
-        matching = [r for r in present if identify_atr(bytes(r.atr)).kind is _WANTED[kind]]
+        matching = [r for r in present if self._matches(identify_atr(bytes(r.atr)), kind)]
         if len(matching) == 1:
             return str(matching[0].name)
         if len(matching) > 1:
@@ -319,28 +343,36 @@ class PcscCardService:
             return str(present[0].name)  # ATR not conclusive: the operation probes, and says what it found
         raise BridgeError(ErrorCode.NO_CARD)
 
+    def _matches(self, identity: CardIdentity, kind: CardKind) -> bool:
+        if kind == "cps" and identity.kind is DriverKind.CPS4:
+            return self._is_cps(identity)
+        return identity.kind is _WANTED[kind]
+
     async def identify(self, reader: str) -> CardIdentity:
         """What the card in `reader` is (ATR, then a probe when the ATR is not conclusive); cached per card."""
 
-        def op(session: _Session, ch: CardChannel) -> CardIdentity:
+        def op(session: CardSession, ch: CardChannel) -> CardIdentity:
             if session.identity is None:
                 session.identity = identify(ch)
             return session.identity
 
         return await self._run(reader, op)
 
-    async def cps_info(self, reader: str) -> CpsCardInfo:
-        """Everything a CPS3 shows without the PIN (the driver's model; `cps_read` is its JSON form)."""
+    def is_cps(self, identity: CardIdentity) -> bool:
+        """True when `identity` is a CPS this service drives with its backend (CPS4 needs the Cryptolib)."""
+        return self._is_cps(identity)
 
-        def op(session: _Session, ch: CardChannel) -> CpsCardInfo:
-            self._identified(session, ch, DriverKind.CPS3)
-            session.info = session.cps.read_public(ch)
+    async def cps_info(self, reader: str) -> CpsCardInfo:
+        """Everything a CPS shows without the PIN, and which backend and generation (`cps_read` is its JSON form)."""
+
+        def op(session: CardSession, token: CpsToken) -> CpsCardInfo:
+            session.info = token.read_public()
             return session.info
 
-        return await self._run(reader, op)
+        return await self._cps(reader, op)
 
     async def cps_read(self, reader: str) -> dict[str, Any]:
-        """Holder, card validity, both certificates (DER and summary), PIN counter."""
+        """Holder, card validity, both certificates (DER and summary), PIN counter, backend and generation."""
         info = await self.cps_info(reader)
         session = self._sessions.get(reader)
         return _cps_json(info, session.identity if session else None)
@@ -348,23 +380,22 @@ class PcscCardService:
     async def login(
         self, reader: str, pin: bytearray, *, allow_last_try: bool
     ) -> tuple[PinStatus, tuple[Situation, ...]]:
-        """VERIFY (refusing the last try unless allowed), then read the situations, in one transaction.
+        """Verify the PIN (refusing the last try unless allowed), then read the situations.
 
         `pin` is zeroed in every case. Raises PIN_INCORRECT (with triesLeft), PIN_LAST_TRY, PIN_BLOCKED.
         """
 
-        def op(session: _Session, ch: CardChannel) -> tuple[PinStatus, tuple[Situation, ...]]:
-            session.logged_out()  # a failed VERIFY resets the card's verified state too
-            self._identified(session, ch, DriverKind.CPS3)
+        def op(session: CardSession, token: CpsToken) -> tuple[PinStatus, tuple[Situation, ...]]:
+            session.logged_out()  # a failed login resets the card's verified state too
             if session.info is None:
-                session.info = session.cps.read_public(ch)
-            status = session.cps.verify_pin(ch, pin, force=allow_last_try)
-            return status, session.cps.read_situations(ch)
+                session.info = token.read_public()
+            status = token.login(pin, force=allow_last_try)
+            return status, token.read_situations()
 
         try:
-            status, situations = await self._run(reader, op)
+            status, situations = await self._cps(reader, op)
         finally:
-            pin[:] = b"\x00" * len(pin)  # the driver zeroes it too; this covers failures before VERIFY
+            pin[:] = b"\x00" * len(pin)  # the backends zero it too; this covers failures before the login
         session = self._sessions.get(reader)
         if session is not None:
             session.situations = situations
@@ -386,30 +417,28 @@ class PcscCardService:
     async def cps_logout(self, reader: str) -> dict[str, Any]:
         """Reset the card's verified state and forget the situations and keys."""
 
-        def op(session: _Session, ch: CardChannel) -> None:
+        def op(session: CardSession, token: CpsToken) -> None:
             session.logged_out()
-            self._cps_ready(session, ch)
-            if session.cps.state is not CardState.BLOCKED:  # a blocked PIN is not verified anyway
-                session.cps.logout(ch)
+            token.logout()
 
-        await self._run(reader, op)
+        await self._cps(reader, op)
         return {"authenticated": False}
 
     async def cps_sign(
         self, reader: str, data: bytes, *, digest: DigestName, prehashed: bool, key: KeyUsage
     ) -> dict[str, Any]:
-        """Authentication key: INTERNAL AUTHENTICATE over a DigestInfo; signature key: PSO HASH + CDS (message only)."""
+        """Authentication key: a DigestInfo signature (any digest); signature key: the message only (SHA-256)."""
         algorithm = _HASHES[digest]()
         session = await self._session(reader)
         auth_key, sign_key = await self._keys(session)
         card_key = auth_key if key == "authentication" else sign_key
         mode: Prehashed | hashes.HashAlgorithm = Prehashed(algorithm) if prehashed else algorithm
 
-        def sign() -> bytes:
+        def sign(_: CardSession, __: CpsToken) -> bytes:
             return card_key.sign(data, PKCS1v15(), mode)
 
         try:
-            signature = await self._guard(session, asyncio.to_thread(sign))
+            signature = await self._cps(reader, sign)
         except UnsupportedAlgorithm:
             detail = "prehashed: signature-key-needs-message" if prehashed else "digestAlgorithm: unsupported-by-key"
             raise BridgeError(ErrorCode.INVALID_PARAMS, detail) from None
@@ -423,67 +452,69 @@ class PcscCardService:
             "certificate": base64.b64encode(cert.public_bytes(Encoding.DER)).decode("ascii"),
         }
 
-    async def _keys(self, session: _Session) -> tuple[CardRsaPrivateKey, CardRsaMessageKey]:
-        """The card keys of `session` (built once; their operations run on the card's worker thread)."""
+    async def _keys(self, session: CardSession) -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
+        """The card keys of `session` (built once; their `sign` blocks on the card: call it off the loop)."""
         if session.keys is not None and session.info is not None:
             return session.keys
 
-        def prepare(s: _Session, ch: CardChannel) -> None:
-            self._cps_ready(s, ch)
+        def op(s: CardSession, token: CpsToken) -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
             if s.info is None:
-                s.info = s.cps.read_public(ch)
+                s.info = token.read_public()
+            return token.keys()
 
-        await self._guard(session, asyncio.wrap_future(session.connection.submit(lambda ch: prepare(session, ch))))
-        timeout = self._timeout
-
-        def runner(fn: Callable[[CardChannel], Any]) -> Any:
-            return session.connection.submit(fn).result(timeout)
-
-        # card_keys reads the certificates through the runner, which blocks: off the event loop.
-        keys = await self._guard(session, asyncio.to_thread(card_keys, runner, session.cps))
+        keys = await self._cps(session.reader, op)
         session.keys = keys
         return keys
 
     async def vitale_read(self, reader: str) -> dict[str, Any]:
         """Beneficiaries and validity of a Vitale 2 card (logged as a count only)."""
 
-        def op(session: _Session, ch: CardChannel) -> dict[str, Any]:
+        def op(session: CardSession, ch: CardChannel) -> dict[str, Any]:
             self._identified(session, ch, DriverKind.VITALE2)
             return read_vitale(ch).to_json()
 
         return await self._run(reader, op)
 
     async def card_status(self, reader: str) -> dict[str, Any] | None:
-        """Kind, label, support, and for a CPS the certificate end date and PIN tries; no personal data."""
+        """Kind, label, support; for a CPS its backend, generation, certificate end and PIN tries; nothing personal."""
 
-        def op(session: _Session, ch: CardChannel) -> dict[str, Any]:
+        def op(session: CardSession, ch: CardChannel) -> dict[str, Any]:
             if session.identity is None:
                 session.identity = identify(ch)
             identity = session.identity
             status: dict[str, Any] = {
                 "type": identity.label_fr,
                 "kind": identity.kind.value,
-                "supported": identity.supported,
+                "supported": identity.supported or self._is_cps(identity),
                 "atr": identity.atr_hex,
             }
-            if identity.kind is DriverKind.CPS3 and identity.supported:
-                self._cps_ready(session, ch)
-                if session.cert_not_after is None:
-                    auth, _ = session.cps.read_certificates(ch)
-                    session.cert_not_after = auth.not_valid_after_utc.date().isoformat()
-                status["certificateNotAfter"] = session.cert_not_after
-                status["pinTriesLeft"] = session.cps.pin_status(ch).tries_left
-                status["loggedIn"] = session.situations is not None
-            elif identity.kind is DriverKind.VITALE2:
+            if identity.kind is DriverKind.VITALE2:
                 end = read_vitale(ch).validity_end
                 status["validityEnd"] = end.isoformat() if end else None
             return status
 
-        return await self._run(reader, op, status_wait=self._status_wait)
+        status = await self._run(reader, op, status_wait=self._status_wait)
+        session = self._sessions.get(reader)
+        if session is None or session.identity is None or not self._is_cps(session.identity):
+            return status
+
+        def cps(s: CardSession, token: CpsToken) -> dict[str, Any]:
+            if s.info is None:
+                s.info = token.read_public()
+            return {
+                "backend": token.backend,
+                "generation": s.info.generation,
+                "certificateNotAfter": s.info.auth_certificate.not_valid_after_utc.date().isoformat(),
+                "pinTriesLeft": token.pin_status().tries_left,
+                "loggedIn": s.situations is not None,
+            }
+
+        status.update(await self._cps(reader, cps, status_wait=self._status_wait))
+        return status
 
     # -- for the DMP service ------------------------------------------------------------------------
 
-    def _logged_in(self, reader: str | None) -> _Session:
+    def _logged_in(self, reader: str | None) -> CardSession:
         if reader is not None:
             session = self._sessions.get(reader)
         else:
@@ -533,9 +564,3 @@ class PcscCardService:
 
     def _chain(self, leaf: x509.Certificate) -> tuple[x509.Certificate, ...]:
         return (leaf, *(self._issuers(leaf) if self._issuers is not None else ()))
-
-
-def _discard_result(job: asyncio.Future[Any]) -> None:
-    """Retrieve an abandoned job's outcome so asyncio does not report it as never retrieved."""
-    if not job.cancelled():
-        job.exception()

@@ -44,3 +44,43 @@ def test_errors_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         load_config(path)
+
+
+def test_cards_table(tmp_path: Path) -> None:
+    module = tmp_path / "libcps3_pkcs11_lux.so"
+    module.write_bytes(b"")
+    path = tmp_path / "config.toml"
+    path.write_text(f'[cards]\ncps_backend = "pkcs11"\npkcs11_module = "{module}"\n')
+    cards = load_config(path).cards
+    assert (cards.cps_backend, cards.pkcs11_module) == ("pkcs11", module)
+    assert load_config(tmp_path / "absent.toml").cards.cps_backend == "auto"
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        ('cps_backend = "opensc"', 'cps_backend doit valoir "auto", "pkcs11" ou "pcsc"'),
+        ('pkcs11_module = "/nulle/part/libcps3.so"', "n'est pas un fichier"),
+        ('pkcs11_module = "relatif.so"', "chemin absolu attendu"),
+        ("pkcs11_module = 3", "chemin du module PKCS#11"),
+        ("reader = 1", "clé(s) inconnue(s) dans [cards] : reader"),
+    ],
+)
+def test_cards_table_errors_are_french(tmp_path: Path, table: str, needle: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f"[cards]\n{table}\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert needle in str(error.value)
+
+
+def test_required_cryptolib_missing_is_a_french_error(tmp_path: Path) -> None:
+    from bridge.cards.pkcs11_module import CryptolibNotFound
+    from bridge.service.cards_config import CardsConfig
+    from bridge.service.cps_backend import select_cps_backend
+
+    missing = tmp_path / "absent.so"
+    with pytest.raises(CryptolibNotFound) as error:
+        select_cps_backend(CardsConfig(cps_backend="pkcs11", pkcs11_module=missing))
+    assert "Cryptolib CPS introuvable" in error.value.message_fr and str(missing) in error.value.message_fr
+    assert select_cps_backend(CardsConfig(cps_backend="pcsc")).name == "pcsc"

@@ -14,6 +14,7 @@ const TEXT = {
     pending: (n) => `${n} demande(s) d'appairage en attente : dmp-bridge origins pending`,
     copied: "Rapport copié dans le presse-papiers.", copyFailed: "Copie impossible : sélectionnez le texte ci-dessous.",
     noService: "pilotes de carte non chargés", other: "English",
+    backend: { pkcs11: "Cryptolib CPS (PKCS#11)", pcsc: "pilote PC/SC du pont" }, readBy: "lue par",
   },
   en: {
     title: "DMP bridge diagnostics", copy: "Copy report", bridge: "Bridge", readers: "Readers and cards",
@@ -26,6 +27,7 @@ const TEXT = {
     pending: (n) => `${n} pending pairing request(s): dmp-bridge origins pending`,
     copied: "Report copied to the clipboard.", copyFailed: "Copy failed: select the text below.",
     noService: "card drivers not loaded", other: "Français",
+    backend: { pkcs11: "Cryptolib CPS (PKCS#11)", pcsc: "bridge's PC/SC driver" }, readBy: "read by",
   },
 };
 
@@ -76,7 +78,9 @@ function render() {
   for (const r of report.readers) {
     const card = r.card || {};
     const tr = el("tr");
-    const kind = r.cardPresent ? `${t("present")}${card.type ? " — " + card.type : ""}` : t("absent");
+    // A CPS names its generation and the software that read it (the Cryptolib or the bridge's driver).
+    const via = card.backend ? ` (${card.generation}, ${t("readBy")} ${t("backend")[card.backend] || card.backend})` : "";
+    const kind = r.cardPresent ? `${t("present")}${card.type ? " — " + card.type : ""}${via}` : t("absent");
     const until = card.certificateNotAfter || card.validityEnd;
     const cert = until ? `→ ${until}` : card.error ? card.error : "—";
     const tries = card.pinTriesLeft ?? "—";
