@@ -75,15 +75,16 @@ class CpsCardInfo:
     def practitioner(self, situation: Situation) -> Practitioner:
         """What a DIRECTE VIHF says of the holder acting in `situation` (one of this card's situations).
 
-        Structure and sector come from the same situation (the DMP checks they belong together); the
-        profession and specialty are the situation's, else the card holder's (CPS_INFO_PS).
+        Structure and sector come from the same situation (the DMP checks they belong together). The
+        profession and specialty are the card holder's own (CPS_INFO_PS, what the certificates and the
+        RPPS say); a situation's codes only fill in when the card has none.
         """
         pro = self.professional
         return Practitioner(
             national_id=self.holder.national_id or pro.national_id,
             display_name=f"{self.holder.first_name} {self.holder.last_name}".strip(),
-            profession_code=situation.profession_code or pro.profession_code,
-            specialty_code=situation.specialty_code or pro.specialty_code,
+            profession_code=pro.profession_code or situation.profession_code,
+            specialty_code=pro.specialty_code or situation.specialty_code,
             structure_id=situation.structure_id,
             activity_sector=situation.activity_sector,
         )

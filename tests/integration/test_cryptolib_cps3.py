@@ -80,6 +80,8 @@ def _exercise_gp(module: Pkcs11Module, card: Cps3Emulator) -> None:
         sign_public = card.certs.sign.certificate.public_key()
         assert isinstance(sign_public, rsa.RSAPublicKey)
         sign_public.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+        sha1_signature = keys[b"\x02"].sign(message, mechanism=Mechanism.SHA1_RSA_PKCS)  # VIHF --sha1, XAdES SHA-1
+        sign_public.verify(sha1_signature, message, padding.PKCS1v15(), hashes.SHA1())
 
         digest_info = SHA256_DIGEST_INFO + hashlib.sha256(b"TLS handshake").digest()
         auth_signature = keys[b"\x01"].sign(digest_info, mechanism=Mechanism.RSA_PKCS)

@@ -488,3 +488,8 @@ def test_practitioner_for_a_vihf(card_factory: Callable[[str], tuple[Cps3Emulato
     assert (who.structure_id, who.activity_sector) == ("10B0123456", "SA05")
     assert info.practitioner(cabinet).structure_id == "481001234567801"
     assert "MARTIN" not in repr(who)
+    # a situation's own codes never override the holder's profession and specialty (CPS_INFO_PS)
+    from dataclasses import replace
+
+    other = info.practitioner(replace(centre, profession_code="21", specialty_code="SM26"))
+    assert (other.profession_code, other.specialty_code) == ("10", "SM54")
