@@ -40,6 +40,7 @@ CARD_KINDS: Mapping[str, CardFactory] = {
     "generic": _lazy("bridge.sim.generic"),
     "vitale": _lazy("bridge.sim.vitale"),
     "cps": _lazy("bridge.sim.cps3"),
+    "cps4": _lazy("bridge.sim.cps4"),
 }
 
 
