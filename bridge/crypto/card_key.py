@@ -14,7 +14,9 @@ Two shapes, because the two CPS3 keys do not take the same input:
   so the callable needs the *whole message*; `sign` with `Prehashed` raises `UnsupportedAlgorithm`
   ("the CPS3 signature key needs the message").
 
-Both are PKCS#1 v1.5 only (CPS3 has no RSA-PSS); every signature returned by the card is checked
+Both are PKCS#1 v1.5 only (CPS3 has no RSA-PSS). `CardRsaPssMessageKey` is the CPS4 signature key: a
+`CardRsaMessageKey` that also signs RSA-PSS (MGF1 with the message's hash, salt as long as the hash:
+the card pads). Every signature returned by the card is checked
 with the public key before it is handed out, so a card fault or a key/certificate mismatch becomes
 a `BridgeError` rather than a bad signature on the wire. Export and decryption raise
 `UnsupportedAlgorithm`; `repr` shows the label and size only.
@@ -33,7 +35,14 @@ from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehas
 
 from bridge.errors import BridgeError, ErrorCode
 
-__all__ = ["SUPPORTED_HASHES", "CardRsaMessageKey", "CardRsaPrivateKey", "SignDigest", "SignMessage"]
+__all__ = [
+    "SUPPORTED_HASHES",
+    "CardRsaMessageKey",
+    "CardRsaPrivateKey",
+    "CardRsaPssMessageKey",
+    "SignDigest",
+    "SignMessage",
+]
 
 SignDigest = Callable[[bytes, hashes.HashAlgorithm], bytes]
 """(digest, hash algorithm) -> raw PKCS#1 v1.5 signature, computed by the card."""
@@ -183,6 +192,65 @@ class CardRsaMessageKey(CardRsaPrivateKey):
         signature = self._sign_message(message, algorithm)
         self._check(signature, message, algorithm)
         return signature
+
+
+class CardRsaPssMessageKey(CardRsaMessageKey):
+    """A card signature key that signs the message with PKCS#1 v1.5 or RSA-PSS (CPS4 ChipDoc, PSO CDS).
+
+    PKCS#1 v1.5 behaves as `CardRsaMessageKey`. PSS is accepted with MGF1 over the message's hash and a
+    salt as long as the hash (``PSS.DIGEST_LENGTH`` or that number), the only form the card computes;
+    other parameters raise `UnsupportedAlgorithm` before the card is asked.
+
+    Args:
+        public_key: the key's public half, from the card's signature certificate.
+        sign_message: (message, algorithm) -> the card's PKCS#1 v1.5 signature.
+        sign_message_pss: (message, algorithm) -> the card's PSS signature.
+        label: a non-secret name for logs and repr.
+    """
+
+    def __init__(
+        self, public_key: rsa.RSAPublicKey, sign_message: SignMessage, sign_message_pss: SignMessage, *, label: str
+    ) -> None:
+        super().__init__(public_key, sign_message, label=label)
+        self._sign_message_pss = sign_message_pss
+
+    def sign(
+        self,
+        data: bytes,
+        padding: AsymmetricPadding,
+        algorithm: Prehashed | hashes.HashAlgorithm | NoDigestInfo,
+    ) -> bytes:
+        """Sign the whole message `data`: PKCS#1 v1.5 as the parent class, or PSS computed by the card."""
+        if not isinstance(padding, asym_padding.PSS):
+            return super().sign(data, padding, algorithm)
+        if not isinstance(algorithm, hashes.SHA256 | hashes.SHA1):
+            raise _unsupported(
+                f"{self._label}: the card signs PSS over a SHA-256 or SHA-1 message hash only",
+                _Reasons.UNSUPPORTED_HASH,
+            )
+        _require_card_pss(padding, algorithm, self._label)
+        message = bytes(data)
+        signature = self._sign_message_pss(message, algorithm)
+        try:
+            self._public_key.verify(
+                signature, message, asym_padding.PSS(asym_padding.MGF1(algorithm), algorithm.digest_size), algorithm
+            )
+        except InvalidSignature:
+            raise BridgeError(ErrorCode.CARD_ERROR, f"{self._label}: the card returned an invalid signature") from None
+        return signature
+
+
+def _require_card_pss(padding: asym_padding.PSS, algorithm: hashes.HashAlgorithm, label: str) -> None:
+    """The card computes PSS with MGF1(same hash) and salt length = hash length: refuse anything else."""
+    mgf = padding.mgf
+    mgf_hash = getattr(mgf, "_algorithm", None)
+    salt = padding._salt_length
+    salt_ok = salt is asym_padding.PSS.DIGEST_LENGTH or salt == algorithm.digest_size
+    if not isinstance(mgf, asym_padding.MGF1) or type(mgf_hash) is not type(algorithm) or not salt_ok:
+        raise _unsupported(
+            f"{label}: the card signs PSS with MGF1({algorithm.name}) and a {algorithm.digest_size}-byte salt only",
+            _Reasons.UNSUPPORTED_PADDING,
+        )
 
 
 def _no_digest_path(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
