@@ -44,11 +44,15 @@ CARD_KINDS: Mapping[str, CardFactory] = {
 }
 
 
+#: kinds that use another kind's profile files (a CPS4 is described as a CPS3 is).
+_PROFILES_OF: Mapping[str, str] = {"cps4": "cps"}
+
+
 def list_profiles(kind: str) -> list[str]:
     """Profile names of `kind`, sorted ("default" when the kind has no profile file)."""
     if kind not in CARD_KINDS:
         raise KeyError(kind)
-    prefix = f"{kind}-"
+    prefix = f"{_PROFILES_OF.get(kind, kind)}-"
     names = sorted(
         entry.name[len(prefix) : -len(".json")]
         for entry in resources.files(_PROFILES_PACKAGE).iterdir()
