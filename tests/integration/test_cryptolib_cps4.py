@@ -34,7 +34,7 @@ from bridge.sim.cps3_profile import load_profile
 from bridge.sim.cps4 import Cps4Emulator, create_card
 from bridge.sim.cps4_files import serial_of
 from tests.conftest import wait_card_state
-from tests.cryptolib_pkcs11 import CryptolibUnavailable, load_cryptolib
+from tests.cryptolib_pkcs11 import CryptolibUnavailable, opened_cryptolib
 
 PyKCS11 = pytest.importorskip("PyKCS11")
 pytestmark = pytest.mark.pcsc
@@ -71,12 +71,18 @@ class Token:
         return self.lib.openSession(self.slot, PyKCS11.CKF_SERIAL_SESSION | PyKCS11.CKF_RW_SESSION)
 
 
-@pytest.fixture
-def cryptolib() -> tuple[Any, Any]:
+@pytest.fixture(scope="module")
+def cryptolib() -> Iterator[tuple[Any, Any]]:
+    """The Cryptolib for this module's tests, unloaded after them (it would keep hold of the readers)."""
     try:
-        return load_cryptolib()
+        opened = opened_cryptolib()
+        pair = opened.__enter__()
     except CryptolibUnavailable as exc:
         pytest.skip(f"official Cryptolib not usable here: {exc}")
+    try:
+        yield pair
+    finally:
+        opened.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")
