@@ -16,6 +16,8 @@ from pkcs11 import Slot, SlotFlag
 
 from bridge.cards.pkcs11_module import Pkcs11Module, load_module
 from bridge.service.cps_backend import CpsBackend
+from bridge.sim.vpcd import VirtualSlot
+from tests.conftest import READER_PREFIX, wait_card_state
 from tests.cryptolib_harness import CryptolibInstall, CryptolibUnavailable, install_in_namespace, unpack
 
 __all__ = ["cps_backend", "cryptolib", "cryptolib_install", "cryptolib_module", "token_slot"]
@@ -41,15 +43,19 @@ def cryptolib(cryptolib_install: CryptolibInstall, request: pytest.FixtureReques
 
 
 @pytest.fixture
-def cryptolib_module(cryptolib: CryptolibInstall) -> Iterator[Pkcs11Module]:
-    """The Cryptolib's PKCS#11 module, loaded once per process, re-initialised after each test.
+def cryptolib_module(cryptolib: CryptolibInstall, slots: list[VirtualSlot]) -> Iterator[Pkcs11Module]:
+    """The Cryptolib's PKCS#11 module, loaded once per process; after the test the cards are taken out.
 
-    Re-initialising makes the module let go of its card handles, which would otherwise keep the
-    virtual readers busy for the tests that follow (seen as SCARD_E_SHARING_VIOLATION).
+    The module is then told of each removal (`notice_removal`), as the card service does, so that it
+    drops its handles before the next test's card.
     """
     module = load_module(cryptolib.module)
     yield module
-    module.reinitialize()
+    for index, slot in enumerate(slots):
+        slot.remove()
+        reader = f"{READER_PREFIX}{index:02d}"
+        wait_card_state(reader, present=False)
+        module.notice_removal(reader)
 
 
 def token_slot(module: Pkcs11Module, reader: str) -> Slot:

@@ -204,6 +204,7 @@ def _main() -> int:
     from tests.conftest import wait_card_state
 
     wait_card_state("Virtual PCD 00 00", present=True)
+    os.environ["P0"] = str(pcscd.slot_ports[1])  # a free slot for scripts that insert their own cards
     command = [str(install.module) if part == "MODULE" else part for part in args.command]
     rc = subprocess.run(command).returncode
     print(f"--- traces in {install.log_dir} (copied to {work}/traces.txt)")

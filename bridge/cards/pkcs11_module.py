@@ -28,6 +28,7 @@ Where the module is (first existing path wins; `configured` overrides all, and m
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
@@ -181,6 +182,17 @@ class Pkcs11Module:
                 return self._lib.get_slots(token_present=False)
             except p11e.PKCS11Error as exc:
                 raise map_pkcs11_error(exc, "C_GetSlotList") from None
+
+    def notice_removal(self, reader: str) -> None:
+        """Tell the module the card left `reader`, so that it lets go of its connection to it now.
+
+        The Cryptolib learns of a removal only at its next call for that slot. Until then it keeps its
+        handle to the old card, and a card inserted meanwhile may stay invisible to it: a CPS4 put in
+        after a CPS3 showed no token until the module was re-initialised (Cryptolib 5.2.2 over pcscd,
+        tests/integration/test_pkcs11_cps.py). Asking for the slot's state is that call.
+        """
+        with self.lock, contextlib.suppress(BridgeError):
+            self.slot_for_reader(reader)
 
     def slot_for_reader(self, reader: str) -> pkcs11.Slot:
         """The slot whose description is the PC/SC reader name (the Cryptolib names slots after readers).

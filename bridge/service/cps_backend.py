@@ -59,6 +59,11 @@ class CpsBackend:
         """True when a session's end must call `release` (a PKCS#11 login outlives our PC/SC handle)."""
         return self.module is not None
 
+    def card_left(self, reader: str) -> None:
+        """The card left `reader`: the PKCS#11 module must notice now, not at the next card (blocks)."""
+        if self.module is not None:
+            self.module.notice_removal(reader)
+
     def release(self, token: CpsToken) -> None:
         """The session of `token` ends: log the token out where closing the PC/SC connection would not.
 

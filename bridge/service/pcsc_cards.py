@@ -172,16 +172,20 @@ class PcscCardService:
         session.gone.set()
         session.logged_out()
         # Closing waits for the operation in flight; callers were already released by `gone`.
-        task = asyncio.create_task(self._close_quietly(session))
+        task = asyncio.create_task(self._close_quietly(reader, session))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    async def _close_quietly(self, session: CardSession) -> None:
+    async def _close_quietly(self, reader: str, session: CardSession) -> None:
         token = session.token
-        if token is not None and self.cps_backend.releases_tokens:
-            release = asyncio.wrap_future(session.worker.submit(self.cps_backend.release, token))
-            with contextlib.suppress(Exception):  # the card is gone or wedged: the session ends anyway
-                await asyncio.wait_for(release, _RELEASE_WAIT)
+        if self.cps_backend.releases_tokens:
+            if token is not None:
+                release = asyncio.wrap_future(session.worker.submit(self.cps_backend.release, token))
+                with contextlib.suppress(Exception):  # the card is gone or wedged: the session ends anyway
+                    await asyncio.wait_for(release, _RELEASE_WAIT)
+            notice = asyncio.wrap_future(session.worker.submit(self.cps_backend.card_left, reader))
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(notice, _RELEASE_WAIT)
         session.worker.shutdown(wait=False)
         try:
             await session.connection.close()

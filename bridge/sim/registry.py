@@ -40,14 +40,19 @@ CARD_KINDS: Mapping[str, CardFactory] = {
     "generic": _lazy("bridge.sim.generic"),
     "vitale": _lazy("bridge.sim.vitale"),
     "cps": _lazy("bridge.sim.cps3"),
+    "cps4": _lazy("bridge.sim.cps4"),
 }
+
+
+#: kinds that use another kind's profile files (a CPS4 is described as a CPS3 is).
+_PROFILES_OF: Mapping[str, str] = {"cps4": "cps"}
 
 
 def list_profiles(kind: str) -> list[str]:
     """Profile names of `kind`, sorted ("default" when the kind has no profile file)."""
     if kind not in CARD_KINDS:
         raise KeyError(kind)
-    prefix = f"{kind}-"
+    prefix = f"{_PROFILES_OF.get(kind, kind)}-"
     names = sorted(
         entry.name[len(prefix) : -len(".json")]
         for entry in resources.files(_PROFILES_PACKAGE).iterdir()
@@ -58,7 +63,7 @@ def list_profiles(kind: str) -> list[str]:
 
 def load_profile(kind: str, name: str) -> dict[str, Any]:
     """The JSON object of profile `name` of `kind`; KeyError when there is no such profile."""
-    entry = resources.files(_PROFILES_PACKAGE).joinpath(f"{kind}-{name}.json")
+    entry = resources.files(_PROFILES_PACKAGE).joinpath(f"{_PROFILES_OF.get(kind, kind)}-{name}.json")
     if not entry.is_file():
         raise KeyError(f"{kind}/{name}")
     data = json.loads(entry.read_text(encoding="utf-8"))

@@ -45,9 +45,20 @@ INS_VERIFY = 0x20
 class Bridge:
     """The daemon on the real monitor with the card service on one backend, and a token WebSocket."""
 
-    def __init__(self, sessions: PcscCardService, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(
+        self, sessions: PcscCardService, ws: aiohttp.ClientWebSocketResponse, events: asyncio.Queue[Any]
+    ) -> None:
         self.sessions = sessions
         self.ws = ws
+        self.events = events
+
+    async def seen(self, kind: str, reader: str, timeout: float = 15) -> None:
+        """Wait for the monitor's CardInserted/CardRemoved on `reader` (the daemon has then seen it too)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.events.get()
+                if type(event).__name__ == kind and getattr(event, "reader", None) == reader:
+                    return
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """The result of a call (the test fails on an error)."""
@@ -74,22 +85,22 @@ async def bridge(slots: list[VirtualSlot], cps_backend: CpsBackend) -> AsyncIter
     ):
         ws = await open_ws(http, app, token=app.token)
         try:
-            yield Bridge(sessions, ws)
+            yield Bridge(sessions, ws, monitor.subscribe())
         finally:
             await ws.close()
             await sessions.close()
 
 
-async def insert(slot: VirtualSlot, profile: str, pki: TestPki, reader: str) -> None:
-    """Insert a virtual CPS and wait until pcscd reports it (the monitor and the Cryptolib then see it)."""
+async def insert(bridge: Bridge, slot: VirtualSlot, profile: str, pki: TestPki, reader: str) -> None:
+    """Insert a virtual CPS and wait until the daemon's monitor reports it (pcscd and the Cryptolib see it)."""
     await asyncio.to_thread(slot.insert, create_card(profile, pki))
-    await asyncio.to_thread(wait_card_state, reader, True)
+    await bridge.seen("CardInserted", reader)
 
 
 async def test_read_login_sign_logout(
     bridge: Bridge, slots: list[VirtualSlot], pki: TestPki, cps_backend: CpsBackend
 ) -> None:
-    await insert(slots[0], "gp", pki, READERS[0])
+    await insert(bridge, slots[0], "gp", pki, READERS[0])
     read = await bridge.call("cps.read")
     assert (read["backend"], read["generation"], read["kind"]) == (cps_backend.name, "CPS3", "CPS3")
     assert read["holder"]["nationalId"] == "810012345678" and read["cardNumber"] == "2600000100"
@@ -121,8 +132,8 @@ async def test_read_login_sign_logout(
 
 
 async def test_last_try_guard_and_blocked_card(bridge: Bridge, slots: list[VirtualSlot], pki: TestPki) -> None:
-    await insert(slots[0], "last-try", pki, READERS[0])
-    await insert(slots[1], "blocked", pki, READERS[1])
+    await insert(bridge, slots[0], "last-try", pki, READERS[0])
+    await insert(bridge, slots[1], "blocked", pki, READERS[1])
     guarded = await bridge.error("cps.login", {"pin": "1234", "reader": READERS[0]})
     assert (guarded["code"], guarded["triesLeft"]) == ("PIN_LAST_TRY", 1)
     assert (await bridge.call("cps.read", {"reader": READERS[0]}))["pin"]["triesLeft"] == 1  # nothing was sent
@@ -141,7 +152,7 @@ async def test_card_removed_during_login(
 ) -> None:
     vicc = GatedVicc(create_card("gp", pki), slot_ports[0])
     try:
-        await asyncio.to_thread(wait_card_state, READERS[0], True)
+        await bridge.seen("CardInserted", READERS[0])
         await bridge.call("cps.read")
         vicc.arm(INS_VERIFY)  # whichever backend sends VERIFY, it waits there
         login = asyncio.create_task(bridge.error("cps.login", {"pin": "1234"}))
