@@ -80,7 +80,9 @@ class Application:
         self.readers = ReaderFeed(monitor)
         if cards is None and isinstance(monitor, ReaderMonitor):
             # The real PC/SC monitor means real cards: drive them with the drivers (tests pass their own).
-            cards = PcscCardService(monitor, cps_backend=select_cps_backend(config.cards))
+            cards = PcscCardService(
+                monitor, operation_timeout=config.card_timeout, cps_backend=select_cps_backend(config.cards)
+            )
         self.cards = cards
         self.errors = RecentErrors()
         # Shared with the DMP service: a DIRECTE call holds its card against other callers' card methods.

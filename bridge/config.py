@@ -7,6 +7,7 @@ Example::
     max_in_flight = 8               # concurrent calls per connection; more frames wait
     extra_allowed_hosts = []        # extra Host names accepted (e.g. a name mapped to 127.0.0.1 in /etc/hosts)
     card_busy_wait = 3.0            # seconds a second caller waits for a card before CARD_BUSY
+    card_timeout = 60.0             # seconds one card operation may take before TIMEOUT (stage "card")
     pairing_ttl = 300               # seconds a pairing code stays valid
     [dmp]                           # DMP access, see bridge.service.dmp_config
     [cards]                         # CPS backend: cps_backend = "auto"|"pkcs11"|"pcsc", pkcs11_module = "/path"
@@ -42,6 +43,8 @@ class BridgeConfig:
     max_in_flight: int = 8
     extra_allowed_hosts: tuple[str, ...] = ()
     card_busy_wait: float = 3.0
+    #: Bound on one card operation (cps.*, vitale.read, the DMP's card keys): a wedged card gives TIMEOUT.
+    card_timeout: float = 60.0
     pairing_ttl: float = 300.0
     #: The `[dmp]` table (see bridge.service.dmp_config).
     dmp: DmpConfig = field(default_factory=DmpConfig)
@@ -54,6 +57,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "max_message_size": (1024, 256 * 1024 * 1024),
     "max_in_flight": (1, 256),
     "card_busy_wait": (0, 600),
+    "card_timeout": (0.1, 600),
     "pairing_ttl": (10, 3600),
 }
 
@@ -85,7 +89,7 @@ def _coerce(name: str, value: Any) -> Any:
     low, high = _BOUNDS[name]
     if not low <= value <= high:
         raise ConfigError(f"config.toml: {name} must be between {low:g} and {high:g}")
-    return value if name in ("card_busy_wait", "pairing_ttl") else int(value)
+    return float(value) if name in ("card_busy_wait", "card_timeout", "pairing_ttl") else int(value)
 
 
 def load_config(path: Path | None = None) -> BridgeConfig:

@@ -9,7 +9,8 @@
   The writer task is woken for events and task results; an inline call's response is sent by the
   reader loop itself right after the call (a task wake-up per status call would cost more than the call).
   Events are dropped (and counted) when a client does not read; responses never are.
-- `close()` cancels all running calls: a page that goes away does not keep a card busy.
+- `close()` cancels all running calls: a page that goes away does not keep a card busy (its lock is
+  released, its queued card operations never start, a running one sends no further APDU).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bridge.api import jsonrpc
 from bridge.api.methods import CallContext, Registry, Scope, Services
 from bridge.api.security import Caller, CallerKind
 from bridge.errors import BridgeError, ErrorCode, to_bridge_error
+from bridge.pcsc.abandon import caller_scope
 
 __all__ = ["MAX_QUEUED", "Connection", "Outbox", "scopes_for"]
 
@@ -165,7 +167,9 @@ class Connection:
 
     async def _run(self, call: jsonrpc.Request | jsonrpc.Notification) -> None:
         try:
-            result = await self.execute(call.method, call.params)
+            # Cancelled by close(): the call's card work stops at its current APDU (bridge.pcsc.abandon).
+            with caller_scope():
+                result = await self.execute(call.method, call.params)
             if isinstance(call, jsonrpc.Request):
                 self.send(jsonrpc.result_response(call.id, result))
         except asyncio.CancelledError:

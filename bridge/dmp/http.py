@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import io
 import socket
@@ -225,7 +226,9 @@ class HttpsClient:
         delay = max(0.0, deadline - time.monotonic()) + _WATCHDOG_GRACE
         watchdog = loop.call_later(delay, attempt.abort)
         try:
-            return await loop.run_in_executor(self._executor, functools.partial(func, *args, **kwargs))
+            # In the caller's context: a card signature (TLS client auth) of a gone caller stops at its APDU.
+            work = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
+            return await loop.run_in_executor(self._executor, work)
         finally:
             watchdog.cancel()
 

@@ -4,7 +4,8 @@ pcsc-lite wants one SCARDCONTEXT per thread, so a connection owns a single-threa
 PC/SC call for this card (connect, transactions, transmit, disconnect) runs on that thread. An
 operation is a plain synchronous function of a `CardChannel` (what the card drivers are); the executor
 queues operations so that APDUs of two callers never interleave, and SCardBeginTransaction keeps
-other programs (and other connections) out for the operation's whole APDU sequence.
+other programs (and other connections) out for the operation's whole APDU sequence. An operation whose
+caller gave up (`bridge.pcsc.abandon`) sends no further APDU: the card is free for the next one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TypeVar
 from smartcard import scard
 
 from bridge.errors import BridgeError
+from bridge.pcsc.abandon import WorkAbandoned, WorkFlag, current_flag
 from bridge.pcsc.apdu import Command, Response
 from bridge.pcsc.channel import CardChannel
 from bridge.pcsc.errors import (
@@ -98,6 +100,7 @@ class CardConnection:
         self._released = False  # set on the worker once the PC/SC handles are gone
         self._lost: PcscError | None = None  # why the handle is dead (card pulled, pcscd gone)
         self._operation_thread: int | None = None  # the worker's thread id while an operation runs
+        self._abandoned: WorkFlag | None = None  # the running operation's caller flag
         self._channel = _PcscChannel(self)
 
     @classmethod
@@ -135,21 +138,28 @@ class CardConnection:
         """The negotiated protocol (SCARD_PROTOCOL_T0 or _T1)."""
         return self._protocol
 
-    def submit(self, fn: Callable[[CardChannel], T]) -> concurrent.futures.Future[T]:
+    def submit(
+        self, fn: Callable[[CardChannel], T], *, abandoned: WorkFlag | None = None
+    ) -> concurrent.futures.Future[T]:
         """Queue `fn(channel)` on the card's worker thread, inside a PC/SC transaction; callable from any thread.
 
         The future fails with a PcscError subclass when PC/SC does (e.g. CardRemovedError when the card
-        is pulled mid-operation), or with whatever `fn` raised.
+        is pulled mid-operation), or with whatever `fn` raised. Once `abandoned` (default: the submitting
+        context's flag, `bridge.pcsc.abandon`) is set, no further APDU of `fn` is sent (WorkAbandoned).
         """
         if self._operation_thread == threading.get_ident():
             # The single worker would wait for itself: a nested operation must use the channel it was given.
             raise RuntimeError("submit() called from inside an operation on the same connection")
+        flag = abandoned if abandoned is not None else current_flag()
+        failed: concurrent.futures.Future[T] = concurrent.futures.Future()
+        if flag is not None and flag.is_set():
+            failed.set_exception(WorkAbandoned())
+            return failed
         if not self._closed:
             try:
-                return self._executor.submit(self._run, fn)
+                return self._executor.submit(self._run, fn, flag)
             except RuntimeError:
                 pass  # the executor was shut down by close() in between
-        failed: concurrent.futures.Future[T] = concurrent.futures.Future()
         failed.set_exception(NoCardError(f"{self._reader}: connection closed"))
         return failed
 
@@ -169,7 +179,9 @@ class CardConnection:
 
     # --- worker thread side -------------------------------------------------------------------------
 
-    def _run(self, fn: Callable[[CardChannel], T]) -> T:
+    def _run(self, fn: Callable[[CardChannel], T], abandoned: WorkFlag | None) -> T:
+        if abandoned is not None and abandoned.is_set():
+            raise WorkAbandoned()  # its caller left while it was queued: the card is not even touched
         if self._released:
             raise NoCardError(f"{self._reader}: connection closed")
         if self._lost is not None:
@@ -180,15 +192,18 @@ class CardConnection:
             if isinstance(err, CardResetError):
                 self._reconnect()  # the next operation can start afresh; this one must know the state is gone
             raise err
-        self._operation_thread = threading.get_ident()
+        self._operation_thread, self._abandoned = threading.get_ident(), abandoned
         try:
             return fn(self._channel)
         finally:
-            self._operation_thread = None
+            self._operation_thread, self._abandoned = None, None
             # Fails harmlessly when the card is gone; the transaction dies with the handle then.
             scard.SCardEndTransaction(self._card, scard.SCARD_LEAVE_CARD)
 
     def _send(self, apdu: bytes) -> bytes:
+        if self._abandoned is not None and self._abandoned.is_set():
+            # Checked before each raw APDU (GET RESPONSE and chained parts too): not one more for a gone caller.
+            raise WorkAbandoned()
         hr, response = scard.SCardTransmit(self._card, self._protocol, list(apdu))
         if hr != scard.SCARD_S_SUCCESS:
             raise self._failure(hr, "SCardTransmit")

@@ -54,7 +54,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from cryptography import x509
@@ -72,10 +72,12 @@ from bridge.cards.identify import CardIdentity, identify, identify_atr, require_
 from bridge.cards.identify import CardKind as DriverKind
 from bridge.cards.vitale import read_vitale
 from bridge.errors import BridgeError, ErrorCode
+from bridge.pcsc.abandon import WorkAbandoned, WorkFlag, current_flag, in_context
 from bridge.pcsc.channel import CardChannel
 from bridge.pcsc.connection import CardConnection
 from bridge.pcsc.errors import PcscError
 from bridge.pcsc.monitor import CardRemoved, PcscUnavailable, ReaderRemoved, scan_readers
+from bridge.service.card_errors import CardTimeout, NoCardOfKind
 from bridge.service.card_session import CardPractitioner, CardSession, Issuers, card_left, discard_result
 from bridge.service.cards import CardKind, DigestName, KeyUsage
 from bridge.service.cps_backend import CpsBackend
@@ -98,6 +100,13 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "SHA-384": hashes.SHA384,
     "SHA-512": hashes.SHA512,
 }
+
+
+def _family(kind: DriverKind) -> str:
+    """The family ("cps", "vitale" or "other") a driver kind belongs to."""
+    if kind in (DriverKind.CPS3, DriverKind.CPS3_CONTACTLESS, DriverKind.CPS4):
+        return "cps"
+    return "vitale" if kind in (DriverKind.VITALE2, DriverKind.VITALE1) else "other"
 
 
 def _cps_json(info: CpsCardInfo, identity: CardIdentity | None) -> dict[str, Any]:
@@ -216,8 +225,18 @@ class PcscCardService:
             raise BridgeError(ErrorCode.NO_CARD)
         return row
 
-    async def _session(self, reader: str) -> CardSession:
+    async def _session(self, reader: str, operation: str) -> CardSession:
+        """The session of the card in `reader`, opened on first use; CardTimeout when opening does not end in time."""
         self.start()
+        try:
+            # pcscd answers SCardConnect only once the reader is free: a card wedged in an exchange holds it.
+            async with asyncio.timeout(self._timeout):
+                return await self._open_session(reader)
+        except TimeoutError:
+            log.warning("card: %s could not connect within %g s", operation, self._timeout)
+            raise CardTimeout(operation, self._timeout) from None
+
+    async def _open_session(self, reader: str) -> CardSession:
         async with self._opening.setdefault(reader, asyncio.Lock()):
             row = await self._row(reader)
             session = self._sessions.get(reader)
@@ -229,17 +248,33 @@ class PcscCardService:
             self._sessions[reader] = session
             return session
 
-    async def _guard(self, session: CardSession, work: Awaitable[T], *, status_wait: float | None = None) -> T:
-        """Await `work`, but give up with CARD_REMOVED as soon as the card leaves, or TIMEOUT.
+    async def _guard(
+        self,
+        session: CardSession,
+        job: asyncio.Future[T],
+        flag: WorkFlag,
+        operation: str,
+        *,
+        status_wait: float | None = None,
+    ) -> T:
+        """Await `job`, but give up with CARD_REMOVED as soon as the card leaves, or CardTimeout (TIMEOUT).
 
         With `status_wait` (a diagnostics read), give up after that many seconds with CARD_BUSY instead,
         leaving the card and its session alone: the wait was most likely behind another operation.
+        Whenever this stops waiting early (cancelled caller included), `flag` is set: the job sends no
+        further APDU and, still queued, never starts, so the card is free for the next caller.
         """
-        job = asyncio.ensure_future(work)
         gone = asyncio.create_task(session.gone.wait())
         bound = self._timeout if status_wait is None else status_wait
         try:
-            done, _ = await asyncio.wait({job, gone}, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
+            waited: set[asyncio.Future[Any]] = {job, gone}
+            done, _ = await asyncio.wait(waited, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            flag.set()
+            job.cancel()  # still queued: it will not run; already running: it stops at its current APDU
+            job.add_done_callback(discard_result)
+            log.info("card: %s abandoned by its caller", operation)
+            raise
         finally:
             gone.cancel()
         if job in done:
@@ -254,21 +289,40 @@ class PcscCardService:
                 if error.code is ErrorCode.CARD_REMOVED:  # the PKCS#11 module saw it before the monitor
                     await self.forget(session.reader)
                 raise
-        job.add_done_callback(discard_result)  # the worker ends on its own; nobody waits for it
+        # Nobody waits for the job any more: it sends no further APDU (a wedged one ends when the card answers).
+        flag.set()
+        job.cancel()
+        job.add_done_callback(discard_result)
         if session.gone.is_set():
             raise BridgeError(ErrorCode.CARD_REMOVED)
         if status_wait is not None:
-            job.cancel()  # still queued: it will not run; already running: it ends on its own
             raise BridgeError(ErrorCode.CARD_BUSY, waitSeconds=status_wait)
         await self.forget(session.reader)
-        raise BridgeError(ErrorCode.TIMEOUT, "card-operation")
+        log.warning("card: %s not done within %g s", operation, bound)
+        raise CardTimeout(operation, bound)
 
     async def _run(
-        self, reader: str, fn: Callable[[CardSession, CardChannel], T], *, status_wait: float | None = None
+        self,
+        reader: str,
+        fn: Callable[[CardSession, CardChannel], T],
+        operation: str,
+        *,
+        status_wait: float | None = None,
     ) -> T:
-        session = await self._session(reader)
-        job = asyncio.wrap_future(session.connection.submit(lambda ch: fn(session, ch)))
-        return await self._guard(session, job, status_wait=status_wait)
+        """Run `fn(session, channel)` as one PC/SC operation on the card in `reader`, guarded by `_guard`."""
+        return await self._on_channel(await self._session(reader, operation), fn, operation, status_wait=status_wait)
+
+    async def _on_channel(
+        self,
+        session: CardSession,
+        fn: Callable[[CardSession, CardChannel], T],
+        operation: str,
+        *,
+        status_wait: float | None = None,
+    ) -> T:
+        flag = WorkFlag(current_flag())
+        job = asyncio.wrap_future(session.connection.submit(lambda ch: fn(session, ch), abandoned=flag))
+        return await self._guard(session, job, flag, operation, status_wait=status_wait)
 
     @staticmethod
     def _identified(session: CardSession, ch: CardChannel, wanted: DriverKind | None) -> CardIdentity:
@@ -285,14 +339,19 @@ class PcscCardService:
         return identity.kind is DriverKind.CPS3 and identity.supported
 
     async def _cps(
-        self, reader: str, fn: Callable[[CardSession, CpsToken], T], *, status_wait: float | None = None
+        self,
+        reader: str,
+        fn: Callable[[CardSession, CpsToken], T],
+        operation: str,
+        *,
+        status_wait: float | None = None,
     ) -> T:
         """Run `fn(session, token)` on the card's worker thread, after checking over PC/SC that it is a CPS.
 
         The one path to a CPS, whichever backend: token calls block, so they never run on the event loop,
         and the session's single worker keeps them one at a time per card.
         """
-        session = await self._session(reader)
+        session = await self._session(reader, operation)
 
         def check(s: CardSession, ch: CardChannel) -> CardIdentity:
             if s.identity is None:
@@ -302,7 +361,7 @@ class PcscCardService:
             return s.identity
 
         if session.identity is None:  # identified once per card: later calls send nothing over PC/SC
-            await self._guard(session, asyncio.wrap_future(session.connection.submit(lambda ch: check(session, ch))))
+            await self._on_channel(session, check, operation)
         elif not self._is_cps(session.identity):
             require_supported(session.identity, DriverKind.CPS3)
         timeout = self._timeout
@@ -317,8 +376,18 @@ class PcscCardService:
                 session.token = self.cps_backend.token(session.reader, session.atr, runner)
             return fn(session, session.token)
 
+        # The token's PC/SC operations are submitted from the worker thread: they see this operation's flag there.
+        flag = WorkFlag(current_flag())
+        context = in_context(flag)
+
+        def flagged() -> T:
+            if flag.is_set():
+                raise WorkAbandoned()  # its caller left while it was queued
+            return context.run(call)
+
         try:
-            return await self._guard(session, asyncio.wrap_future(session.worker.submit(call)), status_wait=status_wait)
+            job = asyncio.wrap_future(session.worker.submit(flagged))
+            return await self._guard(session, job, flag, operation, status_wait=status_wait)
         except BridgeError as error:
             # A backend may report a pulled card as a plain card error (the Cryptolib's CKR_GENERAL_ERROR):
             # ask pcscd, so that callers get CARD_REMOVED whichever backend.
@@ -337,15 +406,18 @@ class PcscCardService:
             raise BridgeError(ErrorCode.NO_READER)
         if reader is not None:
             return str((await self._row(reader)).name)
-        present = [r for r in rows if r.card_present and r.atr]
-        matching = [r for r in present if self._matches(identify_atr(bytes(r.atr)), kind)]
+        present = [(r, identify_atr(bytes(r.atr))) for r in rows if r.card_present and r.atr]
+        matching = [r for r, identity in present if self._matches(identity, kind)]
         if len(matching) == 1:
             return str(matching[0].name)
         if len(matching) > 1:
             raise BridgeError(ErrorCode.INVALID_PARAMS, "reader: several-cards", readers=[r.name for r in matching])
-        if len(present) == 1:
-            return str(present[0].name)  # ATR not conclusive: the operation probes, and says what it found
-        raise BridgeError(ErrorCode.NO_CARD)
+        # A card whose ATR surely says another family (a Vitale when a CPS is asked) is not a candidate: the
+        # caller is told the card it wants is missing, not that the other one is unsupported.
+        candidates = [r for r, identity in present if not (identity.certain and _family(identity.kind) != kind)]
+        if len(candidates) == 1:
+            return str(candidates[0].name)  # ATR not conclusive: the operation probes, and says what it found
+        raise NoCardOfKind(kind)
 
     def _matches(self, identity: CardIdentity, kind: CardKind) -> bool:
         if kind == "cps" and identity.kind is DriverKind.CPS4:
@@ -360,7 +432,7 @@ class PcscCardService:
                 session.identity = identify(ch)
             return session.identity
 
-        return await self._run(reader, op)
+        return await self._run(reader, op, "identify")
 
     def is_cps(self, identity: CardIdentity) -> bool:
         """True when `identity` is a CPS this service drives with its backend (CPS4 needs the Cryptolib)."""
@@ -373,7 +445,7 @@ class PcscCardService:
             session.info = token.read_public()
             return session.info
 
-        return await self._cps(reader, op)
+        return await self._cps(reader, op, "cps.read")
 
     async def cps_read(self, reader: str) -> dict[str, Any]:
         """Holder, card validity, both certificates (DER and summary), PIN counter, backend and generation."""
@@ -397,7 +469,7 @@ class PcscCardService:
             return status, token.read_situations()
 
         try:
-            status, situations = await self._cps(reader, op)
+            status, situations = await self._cps(reader, op, "cps.login")
         finally:
             pin[:] = b"\x00" * len(pin)  # the backends zero it too; this covers failures before the login
         session = self._sessions.get(reader)
@@ -425,7 +497,7 @@ class PcscCardService:
             session.logged_out()
             token.logout()
 
-        await self._cps(reader, op)
+        await self._cps(reader, op, "cps.logout")
         return {"authenticated": False}
 
     async def cps_sign(
@@ -433,8 +505,8 @@ class PcscCardService:
     ) -> dict[str, Any]:
         """Authentication key: a DigestInfo signature (any digest); signature key: the message only (SHA-256)."""
         algorithm = _HASHES[digest]()
-        session = await self._session(reader)
-        auth_key, sign_key = await self._keys(session)
+        session = await self._session(reader, "cps.sign")
+        auth_key, sign_key = await self._keys(session, "cps.sign")
         card_key = auth_key if key == "authentication" else sign_key
         mode: Prehashed | hashes.HashAlgorithm = Prehashed(algorithm) if prehashed else algorithm
 
@@ -442,7 +514,7 @@ class PcscCardService:
             return card_key.sign(data, PKCS1v15(), mode)
 
         try:
-            signature = await self._cps(reader, sign)
+            signature = await self._cps(reader, sign, "cps.sign")
         except UnsupportedAlgorithm:
             detail = "prehashed: signature-key-needs-message" if prehashed else "digestAlgorithm: unsupported-by-key"
             raise BridgeError(ErrorCode.INVALID_PARAMS, detail) from None
@@ -456,7 +528,7 @@ class PcscCardService:
             "certificate": base64.b64encode(cert.public_bytes(Encoding.DER)).decode("ascii"),
         }
 
-    async def _keys(self, session: CardSession) -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
+    async def _keys(self, session: CardSession, operation: str) -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
         """The card keys of `session` (built once; their `sign` blocks on the card: call it off the loop)."""
         if session.keys is not None and session.info is not None:
             return session.keys
@@ -466,7 +538,7 @@ class PcscCardService:
                 s.info = token.read_public()
             return token.keys()
 
-        keys = await self._cps(session.reader, op)
+        keys = await self._cps(session.reader, op, operation)
         session.keys = keys
         return keys
 
@@ -477,7 +549,7 @@ class PcscCardService:
             self._identified(session, ch, DriverKind.VITALE2)
             return read_vitale(ch).to_json()
 
-        return await self._run(reader, op)
+        return await self._run(reader, op, "vitale.read")
 
     async def card_status(self, reader: str) -> dict[str, Any] | None:
         """Kind, label, support; for a CPS its backend, generation, certificate end and PIN tries; nothing personal."""
@@ -497,7 +569,7 @@ class PcscCardService:
                 status["validityEnd"] = end.isoformat() if end else None
             return status
 
-        status = await self._run(reader, op, status_wait=self._status_wait)
+        status = await self._run(reader, op, "diagnostics", status_wait=self._status_wait)
         session = self._sessions.get(reader)
         if session is None or session.identity is None or not self._is_cps(session.identity):
             return status
@@ -513,7 +585,7 @@ class PcscCardService:
                 "loggedIn": s.situations is not None,
             }
 
-        status.update(await self._cps(reader, cps, status_wait=self._status_wait))
+        status.update(await self._cps(reader, cps, "diagnostics", status_wait=self._status_wait))
         return status
 
     # -- for the DMP service ------------------------------------------------------------------------
@@ -553,7 +625,7 @@ class PcscCardService:
         situation = next((s for s in situations if s.index == session.selected), None)
         if situation is None:
             raise BridgeError(ErrorCode.INVALID_PARAMS, "no-situation-on-card")
-        auth_key, sign_key = await self._keys(session)
+        auth_key, sign_key = await self._keys(session, "dmp.card-keys")
         return CardPractitioner(
             reader=session.reader,
             info=info,

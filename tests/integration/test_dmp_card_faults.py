@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
+import threading
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 from smartcard.System import readers
 
@@ -26,7 +29,7 @@ from bridge.service.pcsc_cards import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.pcscd import PrivatePcscd
 from bridge.sim.vpcd import VirtualSlot
-from tests.api_helpers import FakeApprover
+from tests.api_helpers import FakeApprover, open_ws, rpc
 from tests.conftest import wait_card_state
 from tests.dmp_fixtures import PATIENT, RunningSim, dmp_pki, dmp_sim  # noqa: F401
 from tests.faults import Fault, FaultProxy
@@ -180,3 +183,65 @@ async def test_a_dmp_call_owns_its_card_against_another_callers_card_methods(
         finally:
             await app.stop()
     assert len(dmp_sim.sim.store.entries_by_unique_id(uid)) == 1
+
+
+class _Logged(logging.Handler):
+    """Sets `event` on a log record whose message contains `text` (the daemon saying it did a thing)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.text = text
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+
+async def test_a_dmp_call_whose_connection_closes_sends_no_further_apdu(
+    slots: list[VirtualSlot],
+    slot_ports: list[int],
+    dmp_sim: RunningSim,  # noqa: F811
+    dmp_pki: TestPki,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path / "home"))
+    caplog.set_level(logging.INFO, logger="bridge.api.server")
+    closed = _Logged("closed")
+    logging.getLogger("bridge.api.server").addHandler(closed)
+    vicc = GatedVicc(create_card("gp", dmp_pki), slot_ports[0])
+    reader = sorted(str(r) for r in readers() if str(r).startswith("Virtual PCD"))[0]
+    await asyncio.to_thread(wait_card_state, reader, True)
+    monitor = ReaderMonitor()
+    app = Application(
+        BridgeConfig(port=0, dmp=_config(dmp_sim), card_busy_wait=10), data_dir=data_dir(), approver=FakeApprover(),
+        monitor=monitor, cards=PcscCardService(monitor),
+    )  # fmt: skip
+    await app.start(hosts=("127.0.0.1",))
+    try:
+        async with aiohttp.ClientSession() as http, LocalClient(app.port, app.token) as other:
+            await other.call("cps.read")
+            vicc.clear()
+            await other.call("cps.read")
+            one_read = vicc.log()
+            dead = await open_ws(http, app, token=app.token)
+            assert "result" in await rpc(dead, "cps.login", {"pin": "1234"}, timeout=15)
+            assert "result" in await rpc(dead, "dmp.context.set", {"authMode": "DIRECTE"})
+            vicc.clear()
+            vicc.arm(INS_PSO)  # the VIHF signature: PSO HASH held, PSO CDS would follow
+            params = {"patient": {"ins": PATIENT.value}}
+            await dead.send_json({"jsonrpc": "2.0", "id": "find", "method": "dmp.documents.find", "params": params})
+            assert await asyncio.to_thread(vicc.held.wait, 15)
+            held = len(vicc.log())
+            await dead.close()
+            assert await asyncio.to_thread(closed.event.wait, 10)  # its calls were cancelled
+            waiting = asyncio.create_task(other.call("cps.read"))
+            vicc.release()
+            assert (await asyncio.wait_for(waiting, 10))["cardType"] == "CPS"
+        assert vicc.log()[held:] == one_read  # before: the dead call's PSO CDS (and TLS signature) first
+    finally:
+        logging.getLogger("bridge.api.server").removeHandler(closed)
+        await app.stop()
+        vicc.close()

@@ -18,7 +18,9 @@ def test_missing_file_gives_defaults(tmp_path: Path) -> None:
 
 def test_overrides(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('port = 30001\nmax_in_flight = 2\nextra_allowed_hosts = ["Dpi.Local"]\ncard_busy_wait = 0.5\n')
+    path.write_text(
+        'port = 30001\nmax_in_flight = 2\nextra_allowed_hosts = ["Dpi.Local"]\ncard_busy_wait = 0.5\ncard_timeout = 2\n'
+    )
     config = load_config(path)
     assert (config.port, config.max_in_flight, config.extra_allowed_hosts, config.card_busy_wait) == (
         30001,
@@ -26,6 +28,8 @@ def test_overrides(tmp_path: Path) -> None:
         ("dpi.local",),
         0.5,
     )
+    assert config.card_timeout == 2.0 and isinstance(config.card_timeout, float)
+    assert BridgeConfig().card_timeout == 60.0
 
 
 @pytest.mark.parametrize(
@@ -36,6 +40,7 @@ def test_overrides(tmp_path: Path) -> None:
         ('port = "x"\n', "port must be a number"),
         ("max_in_flight = true\n", "max_in_flight must be a number"),
         ("extra_allowed_hosts = 3\n", "extra_allowed_hosts must be a list"),
+        ("card_timeout = 0\n", "card_timeout must be between"),
         ("port = \n", "c.toml"),
     ],
 )

@@ -15,8 +15,10 @@ export interface ErrorData {
   message_fr: string;
   message_en: string;
   detail?: string;
-  /** TIMEOUT: what ran out ("queue", "connect", "tls-handshake", "send", "receive", "signature", ...). */
+  /** TIMEOUT: what ran out ("queue", "connect", "tls-handshake", "send", "receive", "signature", "card", ...). */
   stage?: string;
+  /** TIMEOUT with stage "card": the card operation that did not end ("cps.read", "cps.login", "vitale.read", ...). */
+  operation?: string;
   /** DMP_OUTCOME_UNKNOWN: the uniqueId the write concerned (check it before sending again). */
   uniqueId?: string;
   /** DMP_OUTCOME_UNKNOWN: every uniqueId of the lot, and the transaction ("TD2.1", "TD3.3"). */
