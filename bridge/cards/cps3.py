@@ -22,10 +22,8 @@ nothing (the card stays verified) and VERIFY P1=FF is not a CPS3 command.
 
 from __future__ import annotations
 
-import enum
 import logging
-from collections.abc import Callable
-from typing import NoReturn, Protocol, TypeVar
+from typing import NoReturn, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -42,6 +40,7 @@ from bridge.cards.cps_data import (
     parse_sn_icc,
 )
 from bridge.cards.cps_info import CpsCardInfo, PinStatus
+from bridge.cards.cps_session import CardState, CardStateError, Operation, Runner
 from bridge.cards.pkcs15 import AuthObject, DirectoryError, PrivateKeyObject
 from bridge.cards.pkcs15_layout import CardLayout, discover
 from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
@@ -56,11 +55,7 @@ __all__ = [
     "CPS3_ATR",
     "IAS_AID",
     "PIN_REF",
-    "CardState",
-    "CardStateError",
     "Cps3Card",
-    "Operation",
-    "Runner",
     "card_keys",
     "digest_info",
     "fcp_file_size",
@@ -215,31 +210,6 @@ def parse_pin_status(data: bytes) -> PinStatus:
 # ---- session state --------------------------------------------------------------------------------
 
 
-class CardState(enum.Enum):
-    """Where a CPS3 session stands (as this driver knows it)."""
-
-    #: Nothing read yet: not known to be a CPS3.
-    NEW = "new"
-    #: Identified; the PIN is not verified by this session (another may have: the card decides).
-    READY = "ready"
-    #: The PIN was verified by this session.
-    AUTHENTICATED = "authenticated"
-    #: The PIN is blocked: only public data can be read.
-    BLOCKED = "blocked"
-
-
-class Operation(enum.Enum):
-    """What a caller can ask of the card."""
-
-    IDENTIFY = "identify"
-    READ_PUBLIC = "read_public"
-    PIN_STATUS = "pin_status"
-    VERIFY_PIN = "verify_pin"
-    LOGOUT = "logout"
-    READ_SITUATIONS = "read_situations"
-    SIGN = "sign"
-
-
 _ALL = frozenset(Operation)
 #: Allowed operations per state. In READY, PIN-protected operations are still sent: the PIN may have
 #: been verified through another session on the same connection, and the card answers 6982 if not.
@@ -251,27 +221,7 @@ ALLOWED: dict[CardState, frozenset[Operation]] = {
 }
 
 
-class CardStateError(BridgeError):
-    """An operation asked in a state that does not allow it (blocked card, or a caller's bug)."""
-
-    def __init__(self, state: CardState, operation: Operation) -> None:
-        detail = f"{operation.value} not allowed in state {state.value}"
-        if state is CardState.BLOCKED:
-            super().__init__(ErrorCode.PIN_BLOCKED, detail, triesLeft=0)
-        else:
-            super().__init__(ErrorCode.INTERNAL, detail)  # the caller skipped a step: our bug
-        self.state = state
-        self.operation = operation
-
-
 T = TypeVar("T")
-
-
-class Runner(Protocol):
-    """Runs a function on the card's worker thread and blocks the calling (non-loop) thread for its result."""
-
-    def __call__(self, fn: Callable[[CardChannel], T], /) -> T:
-        """Run `fn(channel)` on the card and return its result (or raise its error)."""
 
 
 def _pin_error(sw: StatusWord, what: str) -> BridgeError:

@@ -21,11 +21,9 @@ Choices where the Cryptolib does something else, and why:
 
 from __future__ import annotations
 
-import enum
 import logging
 import re
-from collections.abc import Callable
-from typing import NoReturn, Protocol, TypeVar
+from typing import NoReturn, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -65,6 +63,7 @@ from bridge.cards.cps_data import (
     parse_situation,
 )
 from bridge.cards.cps_info import CpsCardInfo, PinStatus
+from bridge.cards.cps_session import CardState, CardStateError, Operation, Runner
 from bridge.cards.pkcs15 import DirectoryError, PrivateKeyObject
 from bridge.cards.pkcs15_layout import CardLayout, discover
 from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
@@ -72,37 +71,12 @@ from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.apdu import Command, Response, StatusWord
 from bridge.pcsc.channel import CardChannel, StatusWordError, check
 
-__all__ = ["ALLOWED", "CardState", "CardStateError", "Cps4Card", "Operation", "Runner", "card_keys"]
+__all__ = ["ALLOWED", "Cps4Card", "card_keys"]
 
 log = logging.getLogger(__name__)
 
 _SW_SECURITY, _SW_BLOCKED, _SW_NOT_FOUND, _SW_CHANNEL = 0x6982, 0x6983, 0x6A82, 0x6881
 _SITUATION_LABEL = re.compile(r"CPS_ACTIVITY_(\d{2})_PS")
-
-
-class CardState(enum.Enum):
-    """Where a CPS4 session stands (as this driver knows it)."""
-
-    #: Nothing read yet: not known to be a CPS4.
-    NEW = "new"
-    #: Identified; the PIN is not verified by this session (the card decides for PIN-protected calls).
-    READY = "ready"
-    #: The PIN was verified by this session.
-    AUTHENTICATED = "authenticated"
-    #: The PIN is blocked: only public data can be read.
-    BLOCKED = "blocked"
-
-
-class Operation(enum.Enum):
-    """What a caller can ask of the card."""
-
-    IDENTIFY = "identify"
-    READ_PUBLIC = "read_public"
-    PIN_STATUS = "pin_status"
-    VERIFY_PIN = "verify_pin"
-    LOGOUT = "logout"
-    READ_SITUATIONS = "read_situations"
-    SIGN = "sign"
 
 
 _ALL = frozenset(Operation)
@@ -115,31 +89,11 @@ ALLOWED: dict[CardState, frozenset[Operation]] = {
 }
 
 
-class CardStateError(BridgeError):
-    """An operation asked in a state that does not allow it (blocked card, or a caller's bug)."""
-
-    def __init__(self, state: CardState, operation: Operation) -> None:
-        detail = f"{operation.value} not allowed in state {state.value}"
-        if state is CardState.BLOCKED:
-            super().__init__(ErrorCode.PIN_BLOCKED, detail, triesLeft=0)
-        else:
-            super().__init__(ErrorCode.INTERNAL, detail)  # the caller skipped a step: our bug
-        self.state = state
-        self.operation = operation
-
-
 class _FileMissing(StatusWordError):
     """6A82 on a SELECT (EF.DIR may be absent: discovery then falls back to 3F00/5015)."""
 
 
 T = TypeVar("T")
-
-
-class Runner(Protocol):
-    """Runs a function on the card's worker thread and blocks the calling (non-loop) thread for its result."""
-
-    def __call__(self, fn: Callable[[CardChannel], T], /) -> T:
-        """Run `fn(channel)` on the card and return its result (or raise its error)."""
 
 
 class Cps4Card:

@@ -46,7 +46,7 @@ class CardKind(enum.Enum):
     CPS3 = "CPS3"
     #: CPS3 seen through its contactless interface: identity only, no PIN, no signature.
     CPS3_CONTACTLESS = "CPS3_CONTACTLESS"
-    #: CPS4 (NXP ChipDoc): recognised, not driven by this version.
+    #: CPS4 (NXP ChipDoc applet on logical channel 1).
     CPS4 = "CPS4"
     #: Carte Vitale 2 (and later batches): beneficiaries and NIR readable without PIN.
     VITALE2 = "VITALE2"
@@ -143,18 +143,14 @@ _NOTES = {
         "Identification seulement : l'interface sans contact n'a ni code porteur ni signature. "
         "Insérez la carte dans un lecteur à contact pour vous connecter ou signer."
     ),
-    CardKind.CPS4: (
-        "CPS4 reconnue mais pas encore prise en charge : authentification et signature (applet ChipDoc, "
-        "RSA-PSS, sans INTERNAL AUTHENTICATE) non disponibles dans cette version. Utilisez une CPS3 "
-        "ou la e-CPS (Pro Santé Connect)."
-    ),
+    CardKind.CPS4: "Authentification, signature (PKCS#1 v1.5 et RSA-PSS) et lecture d'identité prises en charge.",
     CardKind.VITALE2: "Lecture des bénéficiaires (nom, prénom, date de naissance, NIR) prise en charge.",
     CardKind.VITALE1: (
         "Carte Vitale 1 non prise en charge : son protocole n'est pas public. Le bénéficiaire doit "
         "faire renouveler sa carte (Vitale 2) ; en attendant, saisissez son identité manuellement."
     ),
 }
-_SUPPORTED = frozenset({CardKind.CPS3, CardKind.VITALE2})
+_SUPPORTED = frozenset({CardKind.CPS3, CardKind.CPS4, CardKind.VITALE2})
 
 
 def _identity(kind: CardKind, atr: bytes, certain: bool, label: str = "") -> CardIdentity:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from bridge.cards.cps3 import Runner
+from bridge.cards.cps_session import Runner
 from bridge.cards.cps_token import CpsToken
+from bridge.cards.identify import CardKind, identify_atr
 from bridge.cards.pcsc_cps import PcscCpsToken
 from bridge.cards.pkcs11_cps import Pkcs11CpsToken
 from bridge.cards.pkcs11_module import CryptolibNotFound, Pkcs11Module, find_module, load_module
@@ -51,7 +52,8 @@ class CpsBackend:
         `runner` runs a function on the card's PC/SC connection (used by the "pcsc" backend only).
         """
         if self.module is None:
-            return PcscCpsToken(runner)
+            generation = "CPS4" if identify_atr(atr).kind is CardKind.CPS4 else "CPS3"
+            return PcscCpsToken(runner, generation=generation)
         return Pkcs11CpsToken(self.module, self.module.slot_for_reader(reader), atr=atr)
 
     @property

@@ -20,7 +20,7 @@ removal (or the PC/SC layer fails the exchange), whichever comes first; an opera
 hangs on a card.
 
 Errors are `BridgeError`s, the same whichever CPS backend: UNSUPPORTED_CARD with the card's kind and ATR
-(unknown card, Vitale 1, CPS4 without the Cryptolib, CPS3 through its contactless interface, or a Vitale
+(unknown card, Vitale 1, CPS3 through its contactless interface, or a Vitale
 where a CPS is expected), PIN_INCORRECT with
 `triesLeft`, PIN_LAST_TRY (nothing sent), PIN_BLOCKED, PIN_REQUIRED (signing before login), ...
 Nothing here logs holder names, NIR or PIN: only card kinds and counts.
@@ -333,9 +333,9 @@ class PcscCardService:
         return session.identity
 
     def _is_cps(self, identity: CardIdentity) -> bool:
-        """A CPS this service can drive: a CPS3, or a CPS4 when the Cryptolib (which knows it) is the backend."""
+        """A CPS this service can drive: a CPS3 or a CPS4 (both backends know both)."""
         if identity.kind is DriverKind.CPS4:
-            return self.cps_backend.module is not None and identity.certain
+            return identity.certain
         return identity.kind is DriverKind.CPS3 and identity.supported
 
     async def _cps(
@@ -435,7 +435,7 @@ class PcscCardService:
         return await self._run(reader, op, "identify")
 
     def is_cps(self, identity: CardIdentity) -> bool:
-        """True when `identity` is a CPS this service drives with its backend (CPS4 needs the Cryptolib)."""
+        """True when `identity` is a CPS this service drives with its backend."""
         return self._is_cps(identity)
 
     async def cps_info(self, reader: str) -> CpsCardInfo:

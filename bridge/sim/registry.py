@@ -39,13 +39,15 @@ def _lazy(module: str, attr: str = "make_card") -> CardFactory:
 CARD_KINDS: Mapping[str, CardFactory] = {
     "generic": _lazy("bridge.sim.generic"),
     "vitale": _lazy("bridge.sim.vitale"),
-    "cps": _lazy("bridge.sim.cps3"),
+    # "cps" is the card issued since 2025, the CPS4; the CPS3 stays available by name.
+    "cps": _lazy("bridge.sim.cps4"),
+    "cps3": _lazy("bridge.sim.cps3"),
     "cps4": _lazy("bridge.sim.cps4"),
 }
 
 
-#: kinds that use another kind's profile files (a CPS4 is described as a CPS3 is).
-_PROFILES_OF: Mapping[str, str] = {"cps4": "cps"}
+#: kinds that use another kind's profile files (every CPS generation reads the cps-*.json profiles).
+_PROFILES_OF: Mapping[str, str] = {"cps3": "cps", "cps4": "cps"}
 
 
 def list_profiles(kind: str) -> list[str]:

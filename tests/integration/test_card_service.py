@@ -214,7 +214,6 @@ async def test_vitale_and_unsupported_cards(
 @pytest.mark.parametrize(
     ("atr", "kind", "words"),
     [
-        ("3B9B188001001225006480040100009044", "CPS4", "CPS4"),
         ("3B8F800100 31B86404B0ECC17394018082 90000E".replace(" ", ""), "CPS3_CONTACTLESS", "sans contact"),
     ],
 )

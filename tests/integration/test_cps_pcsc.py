@@ -11,7 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from bridge.cards.cps3 import CardState, Cps3Card, card_keys
+from bridge.cards.cps3 import Cps3Card, card_keys
+from bridge.cards.cps_session import CardState
 from bridge.cards.identify import CardKind, identify
 from bridge.crypto.pki import TestPki
 from bridge.errors import BridgeError, ErrorCode

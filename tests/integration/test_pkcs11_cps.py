@@ -35,8 +35,8 @@ __all__ = ["private_home"]
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.cryptolib]
 READER0 = "Virtual PCD 00 00"
-# Kinds of virtual CPS to try: "cps" (the default virtual CPS) and "cps4" once the emulators add it.
-KINDS = ("cps", "cps4")
+# Both generations of virtual CPS (the default kind "cps" is a CPS4).
+KINDS = ("cps3", "cps4")
 Insert = Callable[[str, str], tuple[Pkcs11CpsToken, dict[str, object], bytes]]
 
 
@@ -87,7 +87,7 @@ def test_a_cps4_after_a_cps3_in_the_same_reader(
 ) -> None:
     """Swapping cards: told of the CPS3's removal, the Cryptolib sees the CPS4 that follows (else it shows none)."""
     generations = []
-    for kind in ("cps", "cps4"):
+    for kind in ("cps3", "cps4"):
         cryptolib.clear()
         slots[0].insert(make_card(kind, "gp"))
         atr = wait_card_state(READER0, present=True)

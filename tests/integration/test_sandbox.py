@@ -52,7 +52,7 @@ async def test_sandbox_starts_cards_and_daemon(tmp_path: Path) -> None:
         token = token_path(tmp_path / "data").read_text().strip()
         result = await call_daemon(port, token, "readers.list")
         atrs = [reader["atr"] for reader in result["readers"] if reader["cardPresent"]]
-        assert atrs == ["3BAC00402A001225006480000310009000", "3B751300004309EA9000"]
+        assert atrs == ["3B9B188001001225006480040100009044", "3B751300004309EA9000"]  # a CPS4 and a Vitale
 
         # The DMP simulator runs with the test PKI, and the daemon's DMP service points at it.
         sim_url = re.search(r"Simulateur DMP : (https://127\.0\.0\.1:\d+/si-dmp-server/v2/services)", text)

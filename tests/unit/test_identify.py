@@ -27,9 +27,9 @@ from bridge.sim.registry import make_card
         ("3BAC00402A001225006480820212009000", CardKind.CPS3, False, False),  # OpenSC mask only
         ("3B8F80010031B86404B0ECC173940180829000 0E", CardKind.CPS3_CONTACTLESS, False, True),
         ("3B8F80010031B86411B0ECC173940180829000 1B", CardKind.CPS3_CONTACTLESS, False, False),
-        ("3B9B188001001225006480040100009044", CardKind.CPS4, False, True),
-        ("3B9B1880010012250064800004010090 44", CardKind.CPS4, False, True),
-        ("3BDC18FF0000122500648000040100 9000", CardKind.CPS4, False, True),
+        ("3B9B188001001225006480040100009044", CardKind.CPS4, True, True),
+        ("3B9B1880010012250064800004010090 44", CardKind.CPS4, True, True),
+        ("3BDC18FF0000122500648000040100 9000", CardKind.CPS4, True, True),
         ("3B751300004309EA9000", CardKind.VITALE2, True, True),
         ("3B751300004409EA9000", CardKind.VITALE2, True, True),
         ("3B751300004509FA9000", CardKind.VITALE2, True, True),
@@ -57,7 +57,8 @@ def test_require_supported_messages() -> None:
         require_supported(identify_atr(bytes.fromhex("3F6525002C09699000")))
     assert err.value.code is ErrorCode.UNSUPPORTED_CARD and "Vitale 1" in (err.value.detail or "")
     cps4 = identify_atr(bytes.fromhex("3B9B188001001225006480040100009044"))
-    assert "ChipDoc" in cps4.note and "non disponibles" in cps4.note
+    assert cps4.supported and "RSA-PSS" in cps4.note
+    require_supported(cps4, CardKind.CPS4)
     vitale = identify_atr(bytes.fromhex("3B751300004309EA9000"))
     require_supported(vitale, CardKind.VITALE2)
     with pytest.raises(BridgeError) as err:

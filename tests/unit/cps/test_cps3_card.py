@@ -19,8 +19,6 @@ from lxml import etree
 from signxml import XMLSigner, XMLVerifier
 
 from bridge.cards.cps3 import (
-    CardState,
-    CardStateError,
     Cps3Card,
     card_keys,
     get_data_chv,
@@ -30,6 +28,7 @@ from bridge.cards.cps3 import (
     select_path,
 )
 from bridge.cards.cps_data import SN_ICC_PATH
+from bridge.cards.cps_session import CardState, CardStateError
 from bridge.crypto.pki import TestPki
 from bridge.crypto.sha256_state import split_for_card
 from bridge.errors import BridgeError, ErrorCode
@@ -398,13 +397,13 @@ def test_identified_as_cps3_and_registered(card_factory: Callable[[str], tuple[C
     assert identify(ch).kind is CardKind.CPS3
     assert set(list_profiles("cps")) >= {"gp", "gp2", "secretary-cpe", "last-try", "blocked", "expired"}
     with pytest.raises(KeyError):
-        make_card("cps", "nope")
+        make_card("cps3", "nope")
 
 
 def test_registry_card_uses_the_per_user_test_pki(private_home: Path) -> None:
     from bridge.sim.registry import make_card
 
-    card = make_card("cps")
+    card = make_card("cps3")
     assert isinstance(card, Cps3Emulator) and card.profile.name == "gp"
     assert (private_home / "data" / "test-pki" / "ca-bundle.pem").is_file()
 

@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from bridge.cards.cps4 import CardState, CardStateError, Cps4Card, card_keys
+from bridge.cards.cps4 import Cps4Card, card_keys
 from bridge.cards.cps4_apdu import Scheme
+from bridge.cards.cps_session import CardState, CardStateError
 from bridge.crypto.pki import TestPki
 from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.apdu import Command, Response, StatusWord

@@ -1,0 +1,63 @@
+"""What a PC/SC CPS session knows, for both drivers (CPS3 IAS-ECC and CPS4 ChipDoc): its state, the operations.
+
+Each driver keeps its own table of allowed operations per state (`ALLOWED` in `bridge.cards.cps3`
+and `bridge.cards.cps4`): the cards differ in what they answer before identification or when blocked.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from bridge.errors import BridgeError, ErrorCode
+from bridge.pcsc.channel import CardChannel
+
+__all__ = ["CardState", "CardStateError", "Operation", "Runner"]
+
+T = TypeVar("T")
+
+
+class CardState(enum.Enum):
+    """Where a CPS session stands (as the driver knows it)."""
+
+    #: Nothing read yet: not known to be a CPS of this generation.
+    NEW = "new"
+    #: Identified; the PIN is not verified by this session (another may have: the card decides).
+    READY = "ready"
+    #: The PIN was verified by this session.
+    AUTHENTICATED = "authenticated"
+    #: The PIN is blocked: only public data can be read.
+    BLOCKED = "blocked"
+
+
+class Operation(enum.Enum):
+    """What a caller can ask of the card."""
+
+    IDENTIFY = "identify"
+    READ_PUBLIC = "read_public"
+    PIN_STATUS = "pin_status"
+    VERIFY_PIN = "verify_pin"
+    LOGOUT = "logout"
+    READ_SITUATIONS = "read_situations"
+    SIGN = "sign"
+
+
+class CardStateError(BridgeError):
+    """An operation asked in a state that does not allow it (blocked card, or a caller's bug)."""
+
+    def __init__(self, state: CardState, operation: Operation) -> None:
+        detail = f"{operation.value} not allowed in state {state.value}"
+        if state is CardState.BLOCKED:
+            super().__init__(ErrorCode.PIN_BLOCKED, detail, triesLeft=0)
+        else:
+            super().__init__(ErrorCode.INTERNAL, detail)  # the caller skipped a step: our bug
+        self.state = state
+        self.operation = operation
+
+
+class Runner(Protocol):
+    """Runs a function on the card's worker thread and blocks the calling (non-loop) thread for its result."""
+
+    def __call__(self, fn: Callable[[CardChannel], T], /) -> T:
+        """Run `fn(channel)` on the card and return its result (or raise its error)."""
