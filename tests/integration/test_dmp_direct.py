@@ -32,7 +32,7 @@ from bridge.service.dmp import DmpContext, DmpService
 from bridge.service.dmp_card import CardServiceDirectSource
 from bridge.service.dmp_config import DmpConfig
 from bridge.service.pcsc_cards import PcscCardService
-from bridge.sim.cps3 import create_card
+from bridge.sim import cps3, cps4
 from bridge.sim.vpcd import VirtualSlot
 from bridge.xmlsafe import parse_xml
 from tests.api_helpers import FakeApprover, next_notification, open_ws, rpc
@@ -47,21 +47,23 @@ class Caller:
     """A context key (stands for one WebSocket connection)."""
 
 
-async def _insert(slot: VirtualSlot, profile: str, pki: TestPki, index: int) -> str:
-    slot.insert(create_card(profile, pki))
+async def _insert(slot: VirtualSlot, profile: str, pki: TestPki, index: int, generation: str = "CPS3") -> str:
+    slot.insert((cps4.create_card if generation == "CPS4" else cps3.create_card)(profile, pki))
     names = sorted(str(r) for r in readers() if str(r).startswith("Virtual PCD"))
     await asyncio.to_thread(wait_card_state, names[index], True)
     return names[index]
 
 
 @pytest.mark.pcsc
+@pytest.mark.parametrize("generation", ["CPS3", "CPS4"])
 async def test_direct_mode_with_virtual_cps(
     slots: list[VirtualSlot],
     dmp_sim: RunningSim,  # noqa: F811
     dmp_pki: TestPki,  # noqa: F811
+    generation: str,
 ) -> None:
-    gp_reader = await _insert(slots[0], "gp", dmp_pki, 0)
-    gp2_reader = await _insert(slots[1], "gp2", dmp_pki, 1)
+    gp_reader = await _insert(slots[0], "gp", dmp_pki, 0, generation)
+    gp2_reader = await _insert(slots[1], "gp2", dmp_pki, 1, generation)
     cards = PcscCardService()
     config = DmpConfig(
         url=dmp_sim.url, ca_bundle=dmp_sim.ca_file, server_name="localhost", ins_oid=InsOid.NIR_TEST.value
@@ -169,8 +171,8 @@ async def test_direct_mode_through_cps_login_json_rpc_and_cli(
         gp = await open_ws(session, card_daemon, token=card_daemon.token)
         gp2 = await open_ws(session, card_daemon, token=card_daemon.token)
         await rpc(gp, "bridge.info")
-        await _insert_seen(gp, slots[0], create_card("gp", dmp_pki), READERS[0])
-        await _insert_seen(gp, slots[1], create_card("gp2", dmp_pki), READERS[1])
+        await _insert_seen(gp, slots[0], cps3.create_card("gp", dmp_pki), READERS[0])
+        await _insert_seen(gp, slots[1], cps3.create_card("gp2", dmp_pki), READERS[1])
 
         _result(await rpc(gp, "dmp.context.set", {"authMode": "DIRECTE", "reader": READERS[0], "situation": 0}))
         refused = await rpc(gp, "dmp.documents.find", {"patient": WHO}, timeout=30)

@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from bridge.app import Application
+from bridge.cards.pkcs11_module import load_module
 from bridge.config import BridgeConfig
 from bridge.crypto.pki import TestPki
 from bridge.dmp.codes import InsOid
@@ -27,7 +28,7 @@ from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cards_config import CardsConfig
 from bridge.service.dmp_config import DmpConfig
 from bridge.service.pcsc_cards import PcscCardService
-from bridge.sim.cps3 import create_card
+from bridge.sim import cps3, cps4
 from bridge.sim.vpcd import VirtualSlot
 from tests.api_helpers import FakeApprover, next_notification, open_ws, rpc
 from tests.conftest import wait_card_state
@@ -62,6 +63,10 @@ async def pkcs11_daemon(
         yield app
     finally:
         await app.stop()
+        # The card leaves after the daemon: tell the module, shared by this process, for the next test's card.
+        slots[0].remove()
+        await asyncio.to_thread(wait_card_state, READER, False)
+        load_module(cryptolib.module).notice_removal(READER)
 
 
 def _result(answer: dict[str, Any]) -> Any:
@@ -71,19 +76,21 @@ def _result(answer: dict[str, Any]) -> Any:
 
 @pytest.mark.pcsc
 @pytest.mark.cryptolib
+@pytest.mark.parametrize("generation", ["CPS3", "CPS4"])
 async def test_dmp_flow_through_the_cryptolib(
-    pkcs11_daemon: Application, slots: list[VirtualSlot], dmp_pki: TestPki, dmp_sim: RunningSim
+    pkcs11_daemon: Application, slots: list[VirtualSlot], dmp_pki: TestPki, dmp_sim: RunningSim, generation: str
 ) -> None:
     cards = pkcs11_daemon.cards
     assert isinstance(cards, PcscCardService) and cards.cps_backend.name == "pkcs11"
     async with aiohttp.ClientSession() as session:
         ws = await open_ws(session, pkcs11_daemon, token=pkcs11_daemon.token)
         await rpc(ws, "bridge.info")
+        create_card = cps4.create_card if generation == "CPS4" else cps3.create_card
         await asyncio.to_thread(slots[0].insert, create_card("gp", dmp_pki))
         while (await next_notification(ws, "card.inserted", timeout=15))["reader"] != READER:
             pass
         read = _result(await rpc(ws, "cps.read", {"reader": READER}, timeout=30))
-        assert (read["backend"], read["generation"]) == ("pkcs11", "CPS3")
+        assert (read["backend"], read["generation"]) == ("pkcs11", generation)
         _result(await rpc(ws, "cps.login", {"pin": "1234", "reader": READER}, timeout=30))
         _result(await rpc(ws, "dmp.context.set", {"authMode": "DIRECTE", "reader": READER, "situation": 0}))
 
