@@ -163,9 +163,13 @@ class Cps4Card:
 
     # -- identification and PKCS#15
     def identify(self, ch: CardChannel) -> str:
-        """Select ChipDoc on channel 1 and read EF.SN.ICC: the serial the Cryptolib reports (NEW -> READY)."""
+        """Select ChipDoc on channel 1 (first time only) and read EF.SN.ICC: the serial the Cryptolib reports.
+
+        Selecting the applet again would drop a verified PIN (ChipDoc resets its security status), so
+        an identified session keeps its selection, as the Cryptolib does; a 6E00/6A86 still re-selects.
+        """
         self._require(Operation.IDENTIFY)
-        if not ch.transmit(select_chipdoc()).sw.ok:
+        if self.state is CardState.NEW and not ch.transmit(select_chipdoc()).sw.ok:
             raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "no ChipDoc applet on channel 1")
         try:
             serial = parse_serial(self.read_file(ch, SN_ICC_PATH, "EF.SN.ICC"))

@@ -135,7 +135,7 @@ function displayBirth(yyyymmdd) {
 
 $("#read-vitale").addEventListener("click", (ev) =>
   guarded(ev.currentTarget, "Lecture de la carte Vitale", async () => {
-    const card = await state.bridge.vitaleRead({ reader: await cardReader("VITALE2", "carte Vitale") });
+    const card = await state.bridge.vitaleRead({ reader: await cardReader(["VITALE2"], "carte Vitale") });
     const list = $("#beneficiaries");
     list.replaceChildren();
     for (const b of card.beneficiaries) {
@@ -197,10 +197,13 @@ function holderName(info) {
   return [h.civility, h.firstName, h.lastName].filter(Boolean).join(" ");
 }
 
-/** The reader holding a card of `kind` (CPS3, VITALE2): calls then name it, so a second card never confuses them. */
-async function cardReader(kind, label) {
+/** Both CPS generations: the CPS4 (issued since 2025) and the CPS3. */
+const CPS_KINDS = ["CPS4", "CPS3"];
+
+/** The reader holding a card of one of `kinds` (CPS3/CPS4, VITALE2): calls then name it, so a second card never confuses them. */
+async function cardReader(kinds, label) {
   const { readers } = await state.bridge.readersList();
-  const found = readers.filter((r) => r.cardPresent && r.kind === kind);
+  const found = readers.filter((r) => r.cardPresent && kinds.includes(r.kind));
   if (found.length === 0) {
     throw { code: "NO_CARD", messageFr: `Aucune ${label} n'est insérée dans un lecteur.` };
   }
@@ -209,7 +212,7 @@ async function cardReader(kind, label) {
 
 $("#read-cps").addEventListener("click", (ev) =>
   guarded(ev.currentTarget, "Lecture de la CPS", async () => {
-    const reader = await cardReader("CPS3", "carte CPS");
+    const reader = await cardReader(CPS_KINDS, "carte CPS");
     const info = await state.bridge.cpsRead({ reader });
     $("#cps-holder").textContent = `${holderName(info)} — essais restants : ${info.pin.triesLeft}/${info.pin.triesMax}`;
   }),
@@ -221,7 +224,7 @@ $("#login-form").addEventListener("submit", (ev) => {
   guarded($("#login"), "Identification CPS", async () => {
     const pin = input.value;
     input.value = ""; // the PIN stays in this page as briefly as possible
-    const reader = await cardReader("CPS3", "carte CPS");
+    const reader = await cardReader(CPS_KINDS, "carte CPS");
     await state.bridge.cpsLogin({ pin, reader });
     const info = await state.bridge.cpsRead({ reader });
     // DIRECTE: the DMP calls are authenticated and signed by this card (in this reader).

@@ -28,7 +28,7 @@ from bridge.demo import DemoServer
 from bridge.paths import data_dir
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.dmp_config import DmpConfig
-from bridge.sim.cps3 import create_card
+from bridge.sim.cps4 import create_card  # the sandbox's default virtual CPS
 from bridge.sim.registry import make_card
 from bridge.sim.sandbox import SandboxDmp
 from bridge.sim.vpcd import VirtualSlot

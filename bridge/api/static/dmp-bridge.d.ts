@@ -130,8 +130,14 @@ export interface CertificateSummary {
 
 /** cps.read (and `dmp-bridge card --json` under "cps"): the one JSON form of a CPS/CPE card. */
 export interface CpsCard {
-  kind: "CPS3";
+  /** The card as identified over PC/SC. */
+  kind: "CPS3" | "CPS4";
+  /** The token serial, as the ANS Cryptolib derives it (8 digits). */
   serial: string;
+  /** Card generation: CPS3 (IAS-ECC) or CPS4 (ChipDoc, issued since 2025). */
+  generation: "CPS3" | "CPS4";
+  /** Who read it: the ANS Cryptolib (PKCS#11) or the bridge's own PC/SC driver. */
+  backend: "pkcs11" | "pcsc";
   cardType: string;
   cardNumber: string;
   validity: { notBefore: string | null; notAfter: string | null };

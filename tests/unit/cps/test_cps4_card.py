@@ -260,3 +260,16 @@ def test_a_cps3_is_not_a_cps4(pki: TestPki) -> None:
     with pytest.raises(BridgeError) as info:
         Cps4Card().identify(DirectChannel(create_cps3("gp", pki)))
     assert info.value.code is ErrorCode.UNSUPPORTED_CARD
+
+
+def test_reading_the_card_after_login_keeps_the_pin_verified(card_factory: Factory) -> None:
+    """A page re-reads the card after cps.login: re-selecting ChipDoc there would log the holder out."""
+    _, ch = card_factory("gp")
+    session = Cps4Card()
+    session.read_public(ch)
+    session.verify_pin(ch, _pin())
+    assert session.read_public(ch).pin.tries_left == 3
+    _, sign = card_keys(lambda fn: fn(ch), session)
+    sign.public_key().verify(
+        sign.sign(b"m", padding.PKCS1v15(), hashes.SHA256()), b"m", padding.PKCS1v15(), hashes.SHA256()
+    )
