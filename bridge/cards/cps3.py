@@ -29,6 +29,29 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bridge.cards.cps3_apdu import (
+    ALGO_HASH,
+    ALGO_RSA_HASH,
+    ALGO_RSA_PKCS1,
+    CRT_AT,
+    CRT_DST,
+    CRT_HT,
+    MAX_READ,
+    SW_BLOCKED,
+    SW_NOT_FOUND,
+    SW_SECURITY,
+    fcp_file_size,
+    get_data_chv,
+    internal_authenticate,
+    mse_set,
+    parse_pin_status,
+    pso_cds,
+    pso_hash,
+    read_binary,
+    select_path,
+    situation_index,
+    verify_command,
+)
 from bridge.cards.cps_data import (
     SN_ICC_PATH,
     CardDataError,
@@ -41,172 +64,20 @@ from bridge.cards.cps_data import (
 )
 from bridge.cards.cps_info import CpsCardInfo, PinStatus
 from bridge.cards.cps_session import CardState, CardStateError, Operation, Runner
-from bridge.cards.pkcs15 import AuthObject, DirectoryError, PrivateKeyObject
+from bridge.cards.pkcs15 import DirectoryError, PrivateKeyObject, pin_block
 from bridge.cards.pkcs15_layout import CardLayout, discover
 from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
+from bridge.crypto.digest_info import digest_info
 from bridge.crypto.sha256_state import split_for_card, split_for_card_sha1
 from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.apdu import Command, Response, StatusWord
 from bridge.pcsc.channel import CardChannel, StatusWordError, check
-from bridge.tlv import TlvError, find_first, parse_tlv
 
-__all__ = [
-    "ALLOWED",
-    "CPS3_ATR",
-    "IAS_AID",
-    "PIN_REF",
-    "Cps3Card",
-    "card_keys",
-    "digest_info",
-    "fcp_file_size",
-    "get_data_chv",
-    "internal_authenticate",
-    "mse_set",
-    "parse_pin_status",
-    "pin_block",
-    "pso_cds",
-    "pso_hash",
-    "read_binary",
-    "select_path",
-    "situation_index",
-    "verify_command",
-]
+__all__ = ["ALLOWED", "CPS3_ATR", "Cps3Card", "card_keys"]
 
 log = logging.getLogger(__name__)
 
 CPS3_ATR = bytes.fromhex("3BAC00402A001225006480000310009000")
-IAS_AID = bytes.fromhex("E828BD080F8025000001FF0010")  # contact IAS-ECC application
-PIN_REF = 0x01
-MAX_READ = 0xE7  # the ANS driver's max_recv_size for CPS3
-
-# Algorithm references (cards.md §1.6).
-_ALGO_RSA_PKCS1 = 0x02
-_ALGO_HASH = {"sha1": 0x10, "sha256": 0x40}
-_ALGO_RSA_HASH = {"sha1": 0x12, "sha256": 0x42}
-_CRT_AT, _CRT_HT, _CRT_DST = 0xA4, 0xAA, 0xB6
-
-# DER DigestInfo prefixes (RFC 8017 §9.2 note 1): the card pads, the host sends DigestInfo || hash.
-_DIGEST_INFO = {
-    "sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
-    "sha224": bytes.fromhex("302d300d06096086480165030402040500041c"),
-    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
-    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
-    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
-}
-
-_SW_SECURITY = 0x6982
-_SW_BLOCKED = 0x6983
-_SW_NOT_FOUND = 0x6A82
-
-
-# ---- APDU builders (pure) -------------------------------------------------------------------------
-
-
-def select_path(path: bytes, *, fcp: bool = True) -> Command:
-    """SELECT by path from the MF (P1=09, path including 3F00); P2=04 asks for the FCP, 0C for nothing."""
-    return Command(0x00, 0xA4, 0x09, 0x04 if fcp else 0x0C, path)
-
-
-def read_binary(offset: int, length: int) -> Command:
-    """READ BINARY of `length` (1..256) bytes at a 15-bit offset of the current EF."""
-    if not 0 <= offset <= 0x7FFF:
-        raise ValueError("offset out of range")
-    return Command(0x00, 0xB0, offset >> 8, offset & 0xFF, le=length)
-
-
-def get_data_chv(ref: int = PIN_REF) -> Command:
-    """GET DATA on the CHV SDO (class 1, `ref`): tries max (9A) and remaining (9B)."""
-    return Command(0x00, 0xCB, 0x3F, 0xFF, bytes((0x4D, 0x08, 0x70, 0x06, 0xBF, 0x81, ref, 0x02, 0xA0, 0x80)))
-
-
-def verify_command(pin: bytes | bytearray, ref: int = PIN_REF) -> Command:
-    """VERIFY with the PIN as ASCII digits (empty `pin`: ask the tries counter)."""
-    return Command(0x00, 0x20, 0x00, ref, bytes(pin))
-
-
-def mse_set(crt: int, algorithm: int, key_ref: int | None = None) -> Command:
-    """MSE SET (P1=41) of one control reference template: 80 = algorithm, 84 = key reference."""
-    body = bytes((0x80, 0x01, algorithm))
-    if key_ref is not None:
-        body += bytes((0x84, 0x01, key_ref))
-    return Command(0x00, 0x22, 0x41, crt, body)
-
-
-def digest_info(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
-    """DER DigestInfo of `digest` (what INTERNAL AUTHENTICATE receives)."""
-    prefix = _DIGEST_INFO.get(algorithm.name)
-    if prefix is None or len(digest) != algorithm.digest_size:
-        raise ValueError(f"no DigestInfo for {algorithm.name} with a {len(digest)}-byte digest")
-    return prefix + digest
-
-
-def internal_authenticate(data: bytes) -> Command:
-    """INTERNAL AUTHENTICATE: the card PKCS#1-pads `data` (a DigestInfo) and signs with the AT key."""
-    return Command(0x00, 0x88, 0x00, 0x00, data, le=256)
-
-
-def pso_hash(state: bytes, bits_hashed: int, remainder: bytes) -> Command:
-    """PSO HASH: 90 = intermediate state || bit count (empty when nothing was hashed), 80 = last 1..64 bytes."""
-    if len(remainder) > 64:
-        raise ValueError("at most 64 bytes are left for the card")
-    intermediate = state + bits_hashed.to_bytes(8, "big") if bits_hashed else b""
-    body = bytes((0x90, len(intermediate))) + intermediate + bytes((0x80, len(remainder))) + remainder
-    return Command(0x00, 0x2A, 0x90, 0xA0, body)
-
-
-def pso_cds() -> Command:
-    """PSO COMPUTE DIGITAL SIGNATURE over the hash the card finished (case 2, Le=00)."""
-    return Command(0x00, 0x2A, 0x9E, 0x9A, le=256)
-
-
-def pin_block(pin: bytes | bytearray, pin_object: AuthObject) -> bytearray:
-    """The VERIFY data the PIN object asks for: BCD (type 0) or ASCII, padded to storedLength if it says so."""
-    if pin_object.pin_type == 0:  # BCD: two digits a byte
-        digits = bytes(pin)
-        block = bytearray(int(digits[i : i + 2].decode().ljust(2, "F"), 16) for i in range(0, len(digits), 2))
-        size = (pin_object.stored_length + 1) // 2
-    else:
-        block, size = bytearray(pin), pin_object.stored_length
-    if pin_object.needs_padding and len(block) < size:
-        block += bytes((pin_object.pad_char or 0,)) * (size - len(block))
-    return block
-
-
-def situation_index(label: str) -> int | None:
-    """0..15 for a ``CPS_ACTIVITY_nn_PS`` label, else None."""
-    if label.startswith("CPS_ACTIVITY_") and label.endswith("_PS") and label[13:15].isdigit():
-        index = int(label[13:15]) - 1
-        return index if 0 <= index < 16 else None
-    return None
-
-
-# ---- response parsers (pure) ----------------------------------------------------------------------
-
-
-def fcp_file_size(fcp: bytes) -> int | None:
-    """The EF size from an FCP template (62 { 80 size }), or None."""
-    try:
-        size = find_first(parse_tlv(fcp), 0x80)
-    except TlvError:
-        return None
-    return int.from_bytes(size.value, "big") if size is not None and size.value else None
-
-
-def parse_pin_status(data: bytes) -> PinStatus:
-    """GET DATA CHV answer: 70 { BF81xx { A0 { 9A max, 9B remaining, [9D usage counter] } } }."""
-    try:
-        tlvs = parse_tlv(data)
-    except TlvError as exc:
-        raise CardDataError(f"PIN status: {exc}") from None
-    max_tlv, left_tlv, usage = find_first(tlvs, 0x9A), find_first(tlvs, 0x9B), find_first(tlvs, 0x9D)
-    if max_tlv is None or left_tlv is None:
-        raise CardDataError("PIN status: counters missing")
-    left = int.from_bytes(left_tlv.value, "big")
-    if usage is not None and usage.value and int.from_bytes(usage.value, "big") == 0:
-        left = 0  # usage counter exhausted: unusable (cards.md §1.5)
-    return PinStatus(tries_left=left, tries_max=int.from_bytes(max_tlv.value, "big"))
-
-
 # ---- session state --------------------------------------------------------------------------------
 
 
@@ -226,9 +97,9 @@ T = TypeVar("T")
 
 def _pin_error(sw: StatusWord, what: str) -> BridgeError:
     """Map a PIN-related refusal to the caller's error code."""
-    if sw.value == _SW_SECURITY:
+    if sw.value == SW_SECURITY:
         return BridgeError(ErrorCode.PIN_REQUIRED, what)
-    if sw.value == _SW_BLOCKED:
+    if sw.value == SW_BLOCKED:
         return BridgeError(ErrorCode.PIN_BLOCKED, what, triesLeft=0)
     return StatusWordError(sw, what)
 
@@ -263,9 +134,9 @@ class Cps3Card:
 
     def _read(self, ch: CardChannel, path: bytes, what: str, *, missing_ok: bool) -> bytes | None:
         response = ch.transmit(select_path(path))
-        if missing_ok and response.sw.value == _SW_NOT_FOUND:
+        if missing_ok and response.sw.value == SW_NOT_FOUND:
             return None
-        if response.sw.value in (_SW_SECURITY, _SW_BLOCKED):
+        if response.sw.value in (SW_SECURITY, SW_BLOCKED):
             self._lost_pin(response.sw, what)
         size = fcp_file_size(check(response, f"SELECT {what}"))
         data = bytearray()
@@ -274,7 +145,7 @@ class Cps3Card:
             part = ch.transmit(read_binary(len(data), want))
             if size is None and part.sw.value == 0x6B00:
                 break  # no size in the FCP: read until the end of the EF
-            if part.sw.value in (_SW_SECURITY, _SW_BLOCKED):
+            if part.sw.value in (SW_SECURITY, SW_BLOCKED):
                 self._lost_pin(part.sw, what)
             chunk = check(part, f"READ BINARY {what}")
             data += chunk
@@ -288,7 +159,7 @@ class Cps3Card:
         try:
             raw = self.read_file(ch, SN_ICC_PATH, "EF.SN.ICC")
         except StatusWordError as exc:
-            if exc.sw.value in (_SW_NOT_FOUND, 0x6A86, 0x6D00, 0x6E00):
+            if exc.sw.value in (SW_NOT_FOUND, 0x6A86, 0x6D00, 0x6E00):
                 raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "no CPS3 EF.SN.ICC") from None
             raise
         serial = parse_sn_icc(raw)
@@ -402,7 +273,7 @@ class Cps3Card:
             log.info("CPS PIN refused, %d tries left", left)
             code = ErrorCode.PIN_BLOCKED if left == 0 else ErrorCode.PIN_INCORRECT
             raise BridgeError(code, triesLeft=left)
-        if sw.value == _SW_BLOCKED:
+        if sw.value == SW_BLOCKED:
             self.state = CardState.BLOCKED
             raise BridgeError(ErrorCode.PIN_BLOCKED, triesLeft=0)
         raise StatusWordError(sw, "VERIFY")
@@ -435,7 +306,7 @@ class Cps3Card:
 
     def _lost_pin(self, sw: StatusWord, what: str) -> NoReturn:
         """The card refused for lack of PIN (or a blocked one): update the state and raise."""
-        if sw.value == _SW_BLOCKED:
+        if sw.value == SW_BLOCKED:
             self.state = CardState.BLOCKED
         elif self.state is CardState.AUTHENTICATED:
             self.state = CardState.READY  # the card forgot the PIN (reset by someone else)
@@ -443,7 +314,7 @@ class Cps3Card:
 
     def _run_signing(self, ch: CardChannel, command: Command, what: str) -> bytes:
         response: Response = ch.transmit(command)
-        if response.sw.value in (_SW_SECURITY, _SW_BLOCKED):
+        if response.sw.value in (SW_SECURITY, SW_BLOCKED):
             self._lost_pin(response.sw, what)
         return check(response, what)
 
@@ -464,22 +335,22 @@ class Cps3Card:
         self._require(Operation.SIGN)
         payload = digest_info(digest, algorithm)
         reference = self._select_key(ch, self.key(ch, signature=False))
-        self._run_signing(ch, mse_set(_CRT_AT, _ALGO_RSA_PKCS1, reference), "MSE SET AT")
+        self._run_signing(ch, mse_set(CRT_AT, ALGO_RSA_PKCS1, reference), "MSE SET AT")
         return self._run_signing(ch, internal_authenticate(payload), "INTERNAL AUTHENTICATE")
 
     def sign_message(self, ch: CardChannel, message: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
         """Signature key: MSE SET HT, PSO HASH (intermediate state + last bytes), MSE SET DST, PSO CDS."""
         self._require(Operation.SIGN)
-        if algorithm.name not in _ALGO_HASH:
+        if algorithm.name not in ALGO_HASH:
             raise ValueError(f"the CPS3 signature key hashes with SHA-256 or SHA-1, not {algorithm.name}")
         split = split_for_card if algorithm.name == "sha256" else split_for_card_sha1
         state, bits, remainder = split(message)
         key = self.key(ch, signature=True)
         self._run_signing(ch, select_path(self.layout(ch).app_path, fcp=False), "SELECT application")
-        self._run_signing(ch, mse_set(_CRT_HT, _ALGO_HASH[algorithm.name]), "MSE SET HT")
+        self._run_signing(ch, mse_set(CRT_HT, ALGO_HASH[algorithm.name]), "MSE SET HT")
         self._run_signing(ch, pso_hash(state, bits, remainder), "PSO HASH")
         reference = self._select_key(ch, key)
-        self._run_signing(ch, mse_set(_CRT_DST, _ALGO_RSA_HASH[algorithm.name], reference), "MSE SET DST")
+        self._run_signing(ch, mse_set(CRT_DST, ALGO_RSA_HASH[algorithm.name], reference), "MSE SET DST")
         return self._run_signing(ch, pso_cds(), "PSO CDS")
 
 

@@ -37,8 +37,6 @@ from bridge.cards.cps4_apdu import (
     TRIES_MAX,
     Scheme,
     algorithm_id,
-    digest_info,
-    encode_pin,
     mse_decipher,
     mse_sign,
     needs_reselect,
@@ -64,9 +62,10 @@ from bridge.cards.cps_data import (
 )
 from bridge.cards.cps_info import CpsCardInfo, PinStatus
 from bridge.cards.cps_session import CardState, CardStateError, Operation, Runner
-from bridge.cards.pkcs15 import DirectoryError, PrivateKeyObject
+from bridge.cards.pkcs15 import DirectoryError, PrivateKeyObject, pin_block
 from bridge.cards.pkcs15_layout import CardLayout, discover
 from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
+from bridge.crypto.digest_info import digest_info
 from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.apdu import Command, Response, StatusWord
 from bridge.pcsc.channel import CardChannel, StatusWordError, check
@@ -268,7 +267,7 @@ class Cps4Card:
                 raise BridgeError(ErrorCode.INVALID_PARAMS, "the PIN must be digits")
             obj = self.layout(ch).user_pin
             try:
-                block = encode_pin(pin, obj)
+                block = pin_block(pin, obj)
             except ValueError as exc:
                 raise BridgeError(ErrorCode.INVALID_PARAMS, str(exc)) from None
             status = self.pin_status(ch)

@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives import hashes
 
 from bridge.cards.cps_data import ANS_ISSUER, CardDataError
 from bridge.cards.cps_info import PinStatus
-from bridge.cards.pkcs15 import AuthObject
 from bridge.pcsc.apdu import Command, StatusWord
 from bridge.tlv import TlvError, parse_tlv
 
@@ -32,8 +31,6 @@ __all__ = [
     "TRIES_MAX",
     "Scheme",
     "algorithm_id",
-    "digest_info",
-    "encode_pin",
     "mse_decipher",
     "mse_sign",
     "needs_reselect",
@@ -65,13 +62,6 @@ TRIES_MAX = 3  # _cps4_get_pin_counter: the card tells tries left only; the modu
 MAX_READ = 256  # max_recv_size; READ BINARY with Le=00
 _SN_ICC_SIZE = 12
 _SW_BLOCKED = 0x6983
-_DIGEST_INFO = {
-    "sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
-    "sha224": bytes.fromhex("302d300d06096086480165030402040500041c"),
-    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
-    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
-    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
-}
 
 
 class Scheme(enum.Enum):
@@ -135,32 +125,6 @@ def verify(block: bytes | bytearray, reference: int) -> Command:
     if not block:
         raise ValueError("an empty VERIFY asks the counter: use pin_counter")
     return Command(CLA, 0x20, 0x00, reference, bytes(block))
-
-
-def encode_pin(pin: bytes | bytearray, obj: AuthObject) -> bytearray:
-    """The PIN block the AODF entry asks for (pkcs15-pin.c + sec.c:sc_build_pin), or ValueError.
-
-    pinType 0 (bcd): packed nibbles, an odd length ends with the low nibble of padChar; any other
-    type: the ASCII digits. With the needs-padding flag the block is padded with padChar (00 when
-    absent) to storedLength bytes (bcd: storedLength/2). The length must be within min/maxLength
-    (maxLength defaults to storedLength, twice that in bcd).
-    """
-    bcd = obj.pin_type == 0
-    max_length = obj.max_length or (2 * obj.stored_length if bcd else obj.stored_length) or 8
-    if not obj.min_length <= len(pin) <= max_length:
-        raise ValueError(f"the PIN must have {obj.min_length} to {max_length} digits")
-    pad = obj.pad_char if obj.pad_char is not None else 0x00
-    block = bytearray()
-    if bcd:
-        for i in range(0, len(pin), 2):
-            low = pin[i + 1] & 0x0F if i + 1 < len(pin) else pad & 0x0F
-            block.append(((pin[i] & 0x0F) << 4) | low)
-    else:
-        block += pin
-    if obj.needs_padding:
-        target = obj.stored_length // 2 if bcd else obj.stored_length
-        block += bytes((pad,)) * max(0, target - len(block))
-    return block
 
 
 def mse_sign(algorithm: int, key_reference: int) -> Command:
@@ -234,14 +198,6 @@ def parse_pin_counter(sw: StatusWord) -> PinStatus | None:
     if sw.value == _SW_BLOCKED:
         return PinStatus(tries_left=0, tries_max=TRIES_MAX)
     raise ValueError(f"no PIN counter in SW {sw}")
-
-
-def digest_info(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
-    """DER DigestInfo of `digest` (RFC 8017 §9.2 note 1)."""
-    prefix = _DIGEST_INFO.get(algorithm.name)
-    if prefix is None or len(digest) != algorithm.digest_size:
-        raise ValueError(f"no DigestInfo for {algorithm.name} with a {len(digest)}-byte digest")
-    return prefix + digest
 
 
 def pkcs1_type1(payload: bytes, size: int) -> bytes:

@@ -39,7 +39,8 @@ from bridge.cards.cps_data import Situation, parse_id_card, parse_info_ps, parse
 from bridge.cards.cps_info import CpsCardInfo, PinStatus
 from bridge.cards.cps_token import CpsToken
 from bridge.cards.pkcs11_module import Pkcs11Module, map_pkcs11_error
-from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey, digest_info
+from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
+from bridge.crypto.digest_info import digest_info
 from bridge.errors import BridgeError, ErrorCode
 
 __all__ = [

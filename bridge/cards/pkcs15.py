@@ -40,6 +40,7 @@ __all__ = [
     "parse_odf",
     "parse_prkdf",
     "parse_token_info",
+    "pin_block",
 ]
 
 #: ODF choice tag -> the kind of directory file it points to.
@@ -375,3 +376,29 @@ def parse_dodf(data: bytes) -> list[DataObject]:
             )
         )
     return objects
+
+
+def pin_block(pin: bytes | bytearray, obj: AuthObject) -> bytearray:
+    """The PIN block the AODF entry asks for (pkcs15-pin.c + sec.c:sc_build_pin), or ValueError.
+
+    pinType 0 (bcd): packed nibbles, an odd length ends with the low nibble of padChar; any other
+    type: the ASCII digits. With the needs-padding flag the block is padded with padChar (00 when
+    absent) to storedLength bytes (bcd: storedLength/2). The length must be within min/maxLength
+    (maxLength defaults to storedLength, twice that in bcd).
+    """
+    bcd = obj.pin_type == 0
+    max_length = obj.max_length or (2 * obj.stored_length if bcd else obj.stored_length) or 8
+    if not obj.min_length <= len(pin) <= max_length:
+        raise ValueError(f"the PIN must have {obj.min_length} to {max_length} digits")
+    pad = obj.pad_char if obj.pad_char is not None else 0x00
+    block = bytearray()
+    if bcd:
+        for i in range(0, len(pin), 2):
+            low = pin[i + 1] & 0x0F if i + 1 < len(pin) else pad & 0x0F
+            block.append(((pin[i] & 0x0F) << 4) | low)
+    else:
+        block += pin
+    if obj.needs_padding:
+        target = obj.stored_length // 2 if bcd else obj.stored_length
+        block += bytes((pad,)) * max(0, target - len(block))
+    return block

@@ -41,7 +41,6 @@ __all__ = [
     "SignDigest",
     "SignMessage",
     "SignMessagePss",
-    "digest_info",
 ]
 
 SignDigest = Callable[[bytes, hashes.HashAlgorithm], bytes]
@@ -54,13 +53,6 @@ SignMessagePss = Callable[[bytes, hashes.HashAlgorithm, int], bytes]
 """(whole message, hash algorithm, salt length in bytes) -> raw RSA-PSS signature (MGF1 with the same hash)."""
 
 # DER DigestInfo headers (RFC 8017 §9.2 note 1): the digest follows.
-_DIGEST_INFO: dict[str, bytes] = {
-    "sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
-    "sha224": bytes.fromhex("302d300d06096086480165030402040500041c"),
-    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
-    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
-    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
-}
 
 # DigestInfo prefixes exist for these; the CPS3 algorithm references cover SHA-1 and SHA-256.
 SUPPORTED_HASHES: tuple[type[hashes.HashAlgorithm], ...] = (
@@ -70,14 +62,6 @@ SUPPORTED_HASHES: tuple[type[hashes.HashAlgorithm], ...] = (
     hashes.SHA384,
     hashes.SHA512,
 )
-
-
-def digest_info(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
-    """The DER DigestInfo of `digest` that CKM_RSA_PKCS / INTERNAL AUTHENTICATE pad and sign."""
-    header = _DIGEST_INFO.get(algorithm.name)
-    if header is None or len(digest) != algorithm.digest_size:
-        raise ValueError(f"no DigestInfo for a {len(digest)}-byte {algorithm.name} digest")
-    return header + digest
 
 
 def _unsupported(message: str, reason: _Reasons = _Reasons.UNSUPPORTED_PUBLIC_KEY_ALGORITHM) -> UnsupportedAlgorithm:

@@ -21,25 +21,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from tlslite.errors import TLSInternalError
 from tlslite.utils.rsakey import RSAKey
 
-__all__ = ["DIGEST_INFO_PREFIXES", "ExternalRsaKey", "split_digest_info"]
-
-# DER DigestInfo prefixes (RFC 8017 §9.2 note 1), keyed by the prefix; the hash value follows.
-DIGEST_INFO_PREFIXES: dict[bytes, hashes.HashAlgorithm] = {
-    bytes.fromhex("3021300906052b0e03021a05000414"): hashes.SHA1(),
-    bytes.fromhex("3031300d060960864801650304020105000420"): hashes.SHA256(),
-    bytes.fromhex("3041300d060960864801650304020205000430"): hashes.SHA384(),
-    bytes.fromhex("3051300d060960864801650304020305000440"): hashes.SHA512(),
-}
+from bridge.crypto.digest_info import DIGEST_INFO_PREFIXES, split_digest_info
 
 _BY_NAME: dict[str, hashes.HashAlgorithm] = {h.name: h for h in DIGEST_INFO_PREFIXES.values()}
 
-
-def split_digest_info(digest_info: bytes) -> tuple[hashes.HashAlgorithm, bytes]:
-    """Split a DER DigestInfo into (hash algorithm, digest); ValueError if it is not one we allow."""
-    for prefix, algorithm in DIGEST_INFO_PREFIXES.items():
-        if digest_info.startswith(prefix) and len(digest_info) == len(prefix) + algorithm.digest_size:
-            return algorithm, digest_info[len(prefix) :]
-    raise ValueError("not a SHA-1/SHA-256/SHA-384/SHA-512 DigestInfo")
+__all__ = ["ExternalRsaKey"]
 
 
 class ExternalRsaKey(RSAKey):  # type: ignore[misc]  # tlslite is untyped

@@ -26,9 +26,9 @@ from pkcs11 import MGF, Attribute, Mechanism, ObjectClass, Session, Token, Token
 from pkcs11 import exceptions as p11e
 
 from bridge.cards.cps4 import Cps4Card
-from bridge.cards.cps4_apdu import digest_info
 from bridge.cards.cps_info import CpsCardInfo
 from bridge.cards.pkcs11_module import Pkcs11Module
+from bridge.crypto.digest_info import digest_info
 from bridge.crypto.pki import TestPki
 from bridge.pcsc.channel import CardChannel
 from bridge.pcsc.connection import CardConnection

@@ -14,8 +14,9 @@ from tlslite.recordlayer import RecordLayer
 from tlslite.utils.cipherfactory import createAES, createAESGCM, createCHACHA20
 from tlslite.utils.rsakey import RSAKey
 
+from bridge.crypto.digest_info import split_digest_info
 from bridge.crypto.tls_aead import AeadCipher, CbcCipher, FastRecordLayer
-from bridge.crypto.tls_key import ExternalRsaKey, split_digest_info
+from bridge.crypto.tls_key import ExternalRsaKey
 from tests.tls_peers import CountingKey
 
 

@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehas
 from lxml import etree
 from signxml import XMLSigner, XMLVerifier
 
-from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey, digest_info
+from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
+from bridge.crypto.digest_info import digest_info
 from bridge.crypto.pki import PersonCerts, TestPki
 from bridge.crypto.sha256_state import Sha1State, Sha256State, split_for_card, split_for_card_sha1
 from bridge.errors import BridgeError, ErrorCode

@@ -18,15 +18,8 @@ from cryptography.x509 import verification
 from lxml import etree
 from signxml import XMLSigner, XMLVerifier
 
-from bridge.cards.cps3 import (
-    Cps3Card,
-    card_keys,
-    get_data_chv,
-    mse_set,
-    pso_cds,
-    pso_hash,
-    select_path,
-)
+from bridge.cards.cps3 import Cps3Card, card_keys
+from bridge.cards.cps3_apdu import get_data_chv, mse_set, pso_cds, pso_hash, select_path
 from bridge.cards.cps_data import SN_ICC_PATH
 from bridge.cards.cps_session import CardState, CardStateError
 from bridge.crypto.pki import TestPki

@@ -9,8 +9,6 @@ from bridge.cards.cps4_apdu import (
     CPS4_ATRS,
     Scheme,
     algorithm_id,
-    digest_info,
-    encode_pin,
     mse_decipher,
     mse_sign,
     needs_reselect,
@@ -28,7 +26,8 @@ from bridge.cards.cps4_apdu import (
 )
 from bridge.cards.cps_data import CardDataError
 from bridge.cards.cps_info import PinStatus
-from bridge.cards.pkcs15 import AuthObject
+from bridge.cards.pkcs15 import AuthObject, pin_block
+from bridge.crypto.digest_info import digest_info
 from bridge.pcsc.apdu import StatusWord
 
 
@@ -110,14 +109,14 @@ def test_algorithm_ids() -> None:
     ],
 )
 def test_pin_block_follows_the_aodf(changes: dict[str, object], pin: bytes, block: str) -> None:
-    assert encode_pin(pin, _pin_object(**changes)).hex() == block
+    assert pin_block(pin, _pin_object(**changes)).hex() == block
 
 
 def test_pin_length_is_checked_against_the_aodf() -> None:
     with pytest.raises(ValueError):
-        encode_pin(b"123", _pin_object())
+        pin_block(b"123", _pin_object())
     with pytest.raises(ValueError):
-        encode_pin(b"123456789", _pin_object())
+        pin_block(b"123456789", _pin_object())
 
 
 def test_serial_is_the_pan_without_issuer_nor_luhn_byte() -> None:

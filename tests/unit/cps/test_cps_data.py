@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from bridge.cards.cps3 import fcp_file_size, parse_pin_status
+from bridge.cards.cps3_apdu import fcp_file_size, parse_pin_status
 from bridge.cards.cps_data import (
     CardDataError,
     parse_id_card,
