@@ -27,7 +27,6 @@ from typing import NoReturn, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bridge.cards.cps3_apdu import (
     ALGO_HASH,
@@ -63,7 +62,7 @@ from bridge.cards.cps_data import (
     parse_sn_icc,
 )
 from bridge.cards.cps_info import CpsCardInfo, PinStatus
-from bridge.cards.cps_session import CardState, CardStateError, Operation, Runner
+from bridge.cards.cps_session import CardState, CardStateError, Operation, Runner, card_key_pair
 from bridge.cards.pkcs15 import DirectoryError, PrivateKeyObject, pin_block
 from bridge.cards.pkcs15_layout import CardLayout, discover
 from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
@@ -368,10 +367,7 @@ def card_keys(runner: Runner, card: Cps3Card | None = None) -> tuple[CardRsaPriv
             session.identify(ch)
         return session.read_certificates(ch)
 
-    auth_cert, sign_cert = runner(read)
-    auth_public, sign_public = auth_cert.public_key(), sign_cert.public_key()
-    if not isinstance(auth_public, rsa.RSAPublicKey) or not isinstance(sign_public, rsa.RSAPublicKey):
-        raise BridgeError(ErrorCode.UNSUPPORTED_CARD, "CPS3 keys are RSA")
+    certificates = runner(read)
 
     def sign_digest(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
         return runner(lambda ch: session.sign_digest(ch, digest, algorithm))
@@ -379,7 +375,4 @@ def card_keys(runner: Runner, card: Cps3Card | None = None) -> tuple[CardRsaPriv
     def sign_message(message: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
         return runner(lambda ch: session.sign_message(ch, message, algorithm))
 
-    return (
-        CardRsaPrivateKey(auth_public, sign_digest, label="CPS authentication"),
-        CardRsaMessageKey(sign_public, sign_message, label="CPS signature"),
-    )
+    return card_key_pair(certificates, sign_digest, sign_message, generation="CPS3")

@@ -10,10 +10,14 @@ import enum
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey, SignDigest, SignMessage, SignMessagePss
 from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.channel import CardChannel
 
-__all__ = ["CardState", "CardStateError", "Operation", "Runner"]
+__all__ = ["CardState", "CardStateError", "Operation", "Runner", "card_key_pair"]
 
 T = TypeVar("T")
 
@@ -61,3 +65,27 @@ class Runner(Protocol):
 
     def __call__(self, fn: Callable[[CardChannel], T], /) -> T:
         """Run `fn(channel)` on the card and return its result (or raise its error)."""
+
+
+def card_key_pair(
+    certificates: tuple[x509.Certificate, x509.Certificate],
+    sign_digest: SignDigest,
+    sign_message: SignMessage,
+    *,
+    generation: str,
+    sign_message_pss: SignMessagePss | None = None,
+) -> tuple[CardRsaPrivateKey, CardRsaMessageKey]:
+    """The (authentication, signature) keys of a card as `cryptography` objects, from its two certificates.
+
+    The callables run the card operations (each blocks on the card's worker thread: never call the
+    keys' `sign` from the event loop). UNSUPPORTED_CARD when a certificate's key is not RSA.
+    """
+    auth_public, sign_public = certificates[0].public_key(), certificates[1].public_key()
+    if not isinstance(auth_public, rsa.RSAPublicKey) or not isinstance(sign_public, rsa.RSAPublicKey):
+        raise BridgeError(ErrorCode.UNSUPPORTED_CARD, f"{generation} keys are RSA")
+    return (
+        CardRsaPrivateKey(auth_public, sign_digest, label=f"{generation} authentication"),
+        CardRsaMessageKey(
+            sign_public, sign_message, label=f"{generation} signature", sign_message_pss=sign_message_pss
+        ),
+    )

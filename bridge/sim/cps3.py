@@ -13,7 +13,6 @@ verified status does not. CPS, CPE, CPF and CPA cards differ by their data only.
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 from dataclasses import dataclass
 
@@ -47,6 +46,7 @@ from bridge.sim.cps3_profile import (
     encode_sit_fact,
     encode_situation,
     encode_sn_icc,
+    issue_certificates,
     load_profile,
 )
 from bridge.tlv import TlvError, encode_tlv, parse_tlv
@@ -80,36 +80,13 @@ class _Computed:
     digest: bytes
 
 
-def _validity(expired: bool) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """Certificate dates: default, or expired ones aligned on the day (stable for the PKI cache)."""
-    if not expired:
-        return None, None
-    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - dt.timedelta(days=3 * 365), today - dt.timedelta(days=30)
-
-
 class Cps3Emulator(CardOS):
     """A CPS3 described by a `CpsProfile`, holding the two key pairs issued by the test PKI."""
 
     def __init__(self, profile: CpsProfile, pki: TestPki | None = None) -> None:
         self.profile = profile
         pki = pki if pki is not None else TestPki.load_or_create()
-        not_before, not_after = _validity(profile.certificates_expired)
-        self.certs: PersonCerts = pki.person(
-            f"cps-{profile.name}",
-            last_name=profile.holder.last_name,
-            first_name=profile.holder.first_name,
-            national_id=profile.holder.national_id,
-            profession_code=profile.profession_code,
-            specialty_code=profile.specialty_code,
-            card_type=profile.card_type,
-            not_before=not_before,
-            not_after=not_after,
-            card_number=profile.card_number,
-            organization=profile.organization,
-            structure_id=profile.structure_id,
-            department=profile.department,
-        )
+        self.certs: PersonCerts = issue_certificates(profile, pki, f"cps-{profile.name}")
         self._pin = profile.pin.encode("ascii")
         self.tries_max = profile.pin_tries_max
         self.tries_left = profile.pin_tries_left

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bridge.crypto.pki import PersonCerts, TestPki
 from bridge.sim.registry import list_profiles
 from bridge.sim.registry import load_profile as registry_load_profile
 from bridge.tlv import encode_tlv
@@ -40,6 +41,7 @@ __all__ = [
     "encode_sit_fact",
     "encode_situation",
     "encode_sn_icc",
+    "issue_certificates",
     "load_profile",
 ]
 
@@ -165,6 +167,34 @@ def load_profile(name_or_path: str | Path) -> CpsProfile:
     if path.suffix == ".json" and path.is_file():
         return CpsProfile.from_dict(json.loads(path.read_text(encoding="utf-8")))
     return CpsProfile.from_dict(registry_load_profile("cps", str(name_or_path)))
+
+
+def issue_certificates(profile: CpsProfile, pki: TestPki, key_id: str) -> PersonCerts:
+    """The card's two key pairs and certificates from the test PKI (`key_id` names them in its cache).
+
+    An "expired" profile gets certificates that ended 30 days ago, aligned on the day so the PKI
+    cache holds for the day.
+    """
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+    if profile.certificates_expired:
+        today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        not_before, not_after = today - dt.timedelta(days=3 * 365), today - dt.timedelta(days=30)
+    return pki.person(
+        key_id,
+        last_name=profile.holder.last_name,
+        first_name=profile.holder.first_name,
+        national_id=profile.holder.national_id,
+        profession_code=profile.profession_code,
+        specialty_code=profile.specialty_code,
+        card_type=profile.card_type,
+        not_before=not_before,
+        not_after=not_after,
+        card_number=profile.card_number,
+        organization=profile.organization,
+        structure_id=profile.structure_id,
+        department=profile.department,
+    )
 
 
 # ---- data objects (the virtual card's layout) -----------------------------------------------------

@@ -53,7 +53,6 @@ Assumptions (no public source settles them; a real card's trace would correct th
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import os
 
@@ -64,7 +63,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from bridge.crypto.pki import PersonCerts, TestPki
 from bridge.pcsc.apdu import Command
 from bridge.sim.cardos import CardConfig, CardOS, ISOError, Reply, Transport, handles
-from bridge.sim.cps3_profile import CpsProfile, load_profile
+from bridge.sim.cps3_profile import CpsProfile, issue_certificates, load_profile
 from bridge.sim.cps4_files import AUTH_KEY_REF, PIN_FLAG, PIN_REF, PIN_STORED_LENGTH, SIGN_KEY_REF, build_tree
 from bridge.tlv import encode_tlv
 
@@ -85,37 +84,14 @@ ALGORITHMS: dict[int, tuple[type[hashes.HashAlgorithm], bool]] = {
 }
 
 
-def _validity(expired: bool) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """Certificate dates: the PKI's default, or expired 30 days ago (aligned on the day, so the PKI cache holds)."""
-    if not expired:
-        return None, None
-    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - dt.timedelta(days=3 * 365), today - dt.timedelta(days=30)
-
-
 class Cps4Emulator(CardOS):
     """A CPS4 described by a `CpsProfile`, holding two RSA-2048 key pairs issued by the test PKI."""
 
     def __init__(self, profile: CpsProfile, pki: TestPki | None = None) -> None:
         self.profile = profile
         pki = pki if pki is not None else TestPki.load_or_create()
-        not_before, not_after = _validity(profile.certificates_expired)
         # Own key pairs ("cps4-" id): a CPS4 is a new card, not a copy of the same holder's CPS3.
-        self.certs: PersonCerts = pki.person(
-            f"cps4-{profile.name}",
-            last_name=profile.holder.last_name,
-            first_name=profile.holder.first_name,
-            national_id=profile.holder.national_id,
-            profession_code=profile.profession_code,
-            specialty_code=profile.specialty_code,
-            card_type=profile.card_type,
-            not_before=not_before,
-            not_after=not_after,
-            card_number=profile.card_number,
-            organization=profile.organization,
-            structure_id=profile.structure_id,
-            department=profile.department,
-        )
+        self.certs: PersonCerts = issue_certificates(profile, pki, f"cps4-{profile.name}")
         self._pin = profile.pin.encode("ascii")
         self.tries_max = profile.pin_tries_max
         self.tries_left = profile.pin_tries_left
