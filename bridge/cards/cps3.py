@@ -62,7 +62,7 @@ from bridge.cards.cps_data import (
     parse_sn_icc,
 )
 from bridge.cards.cps_info import CpsCardInfo, PinStatus
-from bridge.cards.cps_session import CardState, CardStateError, Operation, Runner, card_key_pair
+from bridge.cards.cps_session import CardState, CardStateError, Operation, Runner, card_keys_of
 from bridge.cards.pkcs15 import DirectoryError, PrivateKeyObject, pin_block
 from bridge.cards.pkcs15_layout import CardLayout, discover
 from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
@@ -354,25 +354,5 @@ class Cps3Card:
 
 
 def card_keys(runner: Runner, card: Cps3Card | None = None) -> tuple[CardRsaPrivateKey, CardRsaMessageKey]:
-    """The card's (authentication, signature) keys as cryptography key objects.
-
-    Each private operation calls `runner`, which runs it on the card's worker thread and blocks the
-    caller: never call these keys' `sign` from the event loop thread. `card` is the session whose
-    state the operations follow (a fresh one is identified when omitted). Reads the certificates now.
-    """
-    session = card if card is not None else Cps3Card()
-
-    def read(ch: CardChannel) -> tuple[x509.Certificate, x509.Certificate]:
-        if session.state is CardState.NEW:
-            session.identify(ch)
-        return session.read_certificates(ch)
-
-    certificates = runner(read)
-
-    def sign_digest(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
-        return runner(lambda ch: session.sign_digest(ch, digest, algorithm))
-
-    def sign_message(message: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
-        return runner(lambda ch: session.sign_message(ch, message, algorithm))
-
-    return card_key_pair(certificates, sign_digest, sign_message, generation="CPS3")
+    """The card's (authentication, signature) keys (`card`: the session they follow; a fresh one if omitted)."""
+    return card_keys_of(runner, card if card is not None else Cps3Card(), generation="CPS3")

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey, SignDigest, SignMessage, SignMessagePss
+from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey, SignMessagePss
 from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.channel import CardChannel
 
-__all__ = ["CardState", "CardStateError", "Operation", "Runner", "card_key_pair"]
+__all__ = ["CardState", "CardStateError", "KeyCard", "Operation", "Runner", "card_keys_of"]
 
 T = TypeVar("T")
 
@@ -67,22 +68,50 @@ class Runner(Protocol):
         """Run `fn(channel)` on the card and return its result (or raise its error)."""
 
 
-def card_key_pair(
-    certificates: tuple[x509.Certificate, x509.Certificate],
-    sign_digest: SignDigest,
-    sign_message: SignMessage,
-    *,
-    generation: str,
-    sign_message_pss: SignMessagePss | None = None,
-) -> tuple[CardRsaPrivateKey, CardRsaMessageKey]:
-    """The (authentication, signature) keys of a card as `cryptography` objects, from its two certificates.
+class KeyCard(Protocol):
+    """What a CPS driver session offers for its keys (`Cps3Card`, `Cps4Card`)."""
 
-    The callables run the card operations (each blocks on the card's worker thread: never call the
-    keys' `sign` from the event loop). UNSUPPORTED_CARD when a certificate's key is not RSA.
+    state: CardState
+
+    def identify(self, ch: CardChannel) -> str:
+        """Read EF.SN.ICC (NEW -> READY)."""
+
+    def read_certificates(self, ch: CardChannel) -> tuple[x509.Certificate, x509.Certificate]:
+        """The (authentication, signature) certificates."""
+
+    def sign_digest(self, ch: CardChannel, digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+        """Sign a digest with the authentication key."""
+
+    def sign_message(self, ch: CardChannel, message: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+        """Sign a whole message with the signature key (PKCS#1 v1.5)."""
+
+
+def card_keys_of(
+    runner: Runner, session: KeyCard, *, generation: str, sign_message_pss: SignMessagePss | None = None
+) -> tuple[CardRsaPrivateKey, CardRsaMessageKey]:
+    """The (authentication, signature) keys of `session`'s card as `cryptography` objects; reads the certificates now.
+
+    Each private operation calls `runner`, which runs it on the card's worker thread and blocks the
+    caller: never call these keys' `sign` from the event loop thread. UNSUPPORTED_CARD when a
+    certificate's key is not RSA.
     """
-    auth_public, sign_public = certificates[0].public_key(), certificates[1].public_key()
+
+    def read(ch: CardChannel) -> tuple[x509.Certificate, x509.Certificate]:
+        if session.state is CardState.NEW:
+            session.identify(ch)
+        return session.read_certificates(ch)
+
+    auth_cert, sign_cert = runner(read)
+    auth_public, sign_public = auth_cert.public_key(), sign_cert.public_key()
     if not isinstance(auth_public, rsa.RSAPublicKey) or not isinstance(sign_public, rsa.RSAPublicKey):
         raise BridgeError(ErrorCode.UNSUPPORTED_CARD, f"{generation} keys are RSA")
+
+    def sign_digest(digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+        return runner(lambda ch: session.sign_digest(ch, digest, algorithm))
+
+    def sign_message(message: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+        return runner(lambda ch: session.sign_message(ch, message, algorithm))
+
     return (
         CardRsaPrivateKey(auth_public, sign_digest, label=f"{generation} authentication"),
         CardRsaMessageKey(
