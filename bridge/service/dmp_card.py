@@ -19,7 +19,7 @@ from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.monitor import MonitorState
 from bridge.service.cps_backend import configured_cps_backend
 from bridge.service.dmp import DirectIdentity
-from bridge.service.pcsc_cards import PcscCardService
+from bridge.service.pcsc_cards.service import PcscCardService
 
 __all__ = ["CardServiceDirectSource", "standalone_cps"]
 
