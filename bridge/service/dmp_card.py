@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from bridge.crypto.tls import ClientIdentity
+from bridge.crypto.tls_endpoint import ClientIdentity
 from bridge.dmp.context import DmpCredentials
 from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.monitor import MonitorState
