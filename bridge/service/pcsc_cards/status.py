@@ -7,7 +7,7 @@ from typing import Any
 from bridge.cards.cps_token import CpsToken
 from bridge.cards.identify import CardKind as DriverKind
 from bridge.cards.identify import identify
-from bridge.cards.vitale import read_vitale
+from bridge.cards.vitale_reader import read_vitale
 from bridge.pcsc.channel import CardChannel
 from bridge.service.pcsc_cards.card_session import CardSession
 from bridge.service.pcsc_cards.sessions import CardSessions, drivable_cps
