@@ -32,7 +32,7 @@ from bridge.service.cps_backend import select_cps_backend
 from bridge.service.dmp import DmpService
 from bridge.service.dmp_card import CardServiceDirectSource
 from bridge.service.dmp_locks import SharedCardLocks
-from bridge.service.pcsc_cards import PcscCardService
+from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
 from bridge.tray import Approver, Notifier
 

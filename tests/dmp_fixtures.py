@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bridge.crypto.pki import EstablishmentCerts, TestPki
-from bridge.crypto.tls import ClientIdentity, ServerTrust
+from bridge.crypto.tls_endpoint import ClientIdentity, ServerTrust
 from bridge.dmp.cda import CdaPatient
 from bridge.dmp.codes import AuthMode, InsOid
 from bridge.dmp.context import PRACTICE_ETABLISSEMENT, DmpCredentials, DmpSettings, Practitioner

@@ -19,7 +19,7 @@ from bridge.commands.readers import EXIT_PCSC_ERROR, EXIT_PCSC_UNAVAILABLE, scan
 from bridge.config import ConfigError
 from bridge.errors import BridgeError, ErrorCode, to_bridge_error
 from bridge.service.cps_backend import BACKEND_LABELS_FR, CpsBackend, configured_cps_backend
-from bridge.service.pcsc_cards import PcscCardService
+from bridge.service.pcsc_cards.service import PcscCardService
 
 __all__ = [
     "EXIT_CARD_ERROR",

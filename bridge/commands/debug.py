@@ -57,7 +57,7 @@ async def load_card_client_identity(pin: bytearray, reader: str | None = None) -
     """The CPS card's TLS identity (authentication certificate + card-backed key), PIN presented.
 
     Finds the one CPS card (or the one in `reader`), presents `pin` (refused when a single try is
-    left), and yields a `bridge.crypto.tls.ClientIdentity` whose key signs with INTERNAL AUTHENTICATE;
+    left), and yields a `bridge.crypto.tls_endpoint.ClientIdentity` whose key signs with INTERNAL AUTHENTICATE;
     the card is logged out and closed on exit.
     """
     from bridge.service.dmp_card import CardServiceDirectSource, standalone_cps
@@ -110,7 +110,7 @@ def _run_tls_probe(args: argparse.Namespace) -> int:
 
 
 async def _probe(args: argparse.Namespace, host: str, port: int, path: str, secret: bytearray) -> dict[str, Any]:
-    from bridge.crypto.tls import ClientIdentity, ServerTrust, TlsEndpoint
+    from bridge.crypto.tls_endpoint import ClientIdentity, ServerTrust, TlsEndpoint
 
     trust = ServerTrust.from_pem_file(args.cafile or _default_cafile())
     async with contextlib.AsyncExitStack() as stack:

@@ -32,7 +32,7 @@ from typing import Any
 
 from lxml import etree
 
-from bridge.crypto.tls import TlsSessionCache
+from bridge.crypto.tls_sessions import TlsSessionCache
 from bridge.dmp.codes import AvailabilityStatus, Confidentiality
 from bridge.dmp.context import (
     CONTENT_TYPE_DEFAULT,

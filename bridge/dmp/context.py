@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bridge.crypto.tls import ClientIdentity, ServerTrust, TlsEndpoint
+from bridge.crypto.tls_endpoint import ClientIdentity, ServerTrust, TlsEndpoint
 from bridge.dmp.cda import CdaPatient
 from bridge.dmp.codes import (
     PROFESSION_LABELS,

@@ -35,15 +35,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, ParamSpec, TypeVar, cast
 
-from bridge.crypto.tls import (
-    RECORD_PAYLOAD,
-    HandshakeInfo,
-    TlsConnection,
-    TlsEndpoint,
-    TlsError,
-    TlsSessionCache,
-    TlsTimeout,
-)
+from bridge.crypto.tls_connection import RECORD_PAYLOAD, TlsConnection
+from bridge.crypto.tls_endpoint import TlsEndpoint
+from bridge.crypto.tls_errors import TlsError, TlsTimeout
+from bridge.crypto.tls_handshake import HandshakeInfo
+from bridge.crypto.tls_sessions import TlsSessionCache
 from bridge.dmp.http_wire import HttpResponse, ResponseParser, build_request_head
 from bridge.errors import BridgeError, ErrorCode
 

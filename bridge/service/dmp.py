@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bridge.cards.cps_data import Situation
-from bridge.crypto.tls import ClientIdentity, ServerTrust
+from bridge.crypto.tls_endpoint import ClientIdentity, ServerTrust
 from bridge.dmp.client import DmpClient
 from bridge.dmp.codes import AuthMode, AvailabilityStatus, InsOid, PurposeOfUse
 from bridge.dmp.context import (

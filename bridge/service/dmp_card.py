@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from bridge.crypto.tls import ClientIdentity
+from bridge.crypto.tls_endpoint import ClientIdentity
 from bridge.dmp.context import DmpCredentials
 from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.monitor import MonitorState
 from bridge.service.cps_backend import configured_cps_backend
 from bridge.service.dmp import DirectIdentity
-from bridge.service.pcsc_cards import PcscCardService
+from bridge.service.pcsc_cards.service import PcscCardService
 
 __all__ = ["CardServiceDirectSource", "standalone_cps"]
 

@@ -24,7 +24,7 @@ from bridge.config import BridgeConfig
 from bridge.crypto.pki import TestPki
 from bridge.pcsc.connection import CardConnection
 from bridge.pcsc.monitor import CardInserted, ReaderMonitor
-from bridge.service.pcsc_cards import PcscCardService
+from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.pcscd import PrivatePcscd, enter_private_namespace, free_port_pair
 from bridge.sim.registry import make_card

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from bridge.cards.cps3 import Cps3Card, card_keys
 from bridge.crypto.pki import TestPki
-from bridge.crypto.tls import ClientIdentity
+from bridge.crypto.tls_endpoint import ClientIdentity
 from bridge.dmp.client import DmpClient
 from bridge.dmp.codes import AuthMode
 from bridge.dmp.context import MAX_WRAPPED_BYTES, DmpCredentials, NewDocument, Practitioner

@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bridge.crypto.tls import ClientIdentity, ServerTrust, TlsEndpoint, TlsSessionCache
+from bridge.crypto.tls_endpoint import ClientIdentity, ServerTrust, TlsEndpoint
+from bridge.crypto.tls_sessions import TlsSessionCache
 from bridge.dmp.http import HttpsClient
 from tests.tls_peers import CountingKey, MiniPki, SslHttpServer, openssl_s_server
 
@@ -93,7 +94,7 @@ def stdlib_upload(pki: MiniPki, port: int, body: bytes) -> float:
 
 def raw_send_rates(pki: MiniPki, body: bytes) -> tuple[float, float]:
     """MB/s pushing `body` as application data into `openssl s_server` (a C sink, not the bottleneck)."""
-    from bridge.crypto.tls import TlsConnection
+    from bridge.crypto.tls_connection import TlsConnection
 
     ours, stdlib = [], []
     with openssl_s_server(pki, ("-naccept", str(2 * ROUNDS))) as (port, _proc):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from bridge.cards.vitale import read_vitale
+from bridge.cards.vitale_reader import read_vitale
 from bridge.sim.cardos import Transport
 from bridge.sim.direct import DirectChannel
 from bridge.sim.registry import list_profiles, load_profile

@@ -20,7 +20,7 @@ import pytest
 
 from bridge.app import Application
 from bridge.pcsc.monitor import ReaderMonitor
-from bridge.service.pcsc_cards import PcscCardService
+from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.vpcd import VirtualSlot
 from tests.api_helpers import CardInserted, CardRemoved, FakeMonitor, Row, running_bridge

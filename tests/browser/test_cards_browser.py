@@ -15,7 +15,7 @@ import pytest
 from bridge.config import BridgeConfig
 from bridge.crypto.pki import TestPki
 from bridge.pcsc.monitor import ReaderMonitor
-from bridge.service.pcsc_cards import PcscCardService
+from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.registry import make_card
 from bridge.sim.vpcd import VirtualSlot

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from bridge.app import Application
 from bridge.pcsc.monitor import ReaderMonitor
-from bridge.service.pcsc_cards import PcscCardService
+from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.vitale import make_card as make_vitale
 from bridge.sim.vpcd import VirtualSlot

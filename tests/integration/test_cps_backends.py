@@ -25,7 +25,7 @@ from bridge.config import BridgeConfig
 from bridge.crypto.pki import TestPki
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cps_backend import CpsBackend
-from bridge.service.pcsc_cards import PcscCardService
+from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.vpcd import VirtualSlot
 from tests.api_helpers import open_ws, rpc, running_bridge

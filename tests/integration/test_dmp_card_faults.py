@@ -25,7 +25,7 @@ from bridge.pcsc.monitor import CardInserted, CardRemoved, PcscAvailable, PcscUn
 from bridge.service.dmp import DmpContext, DmpService
 from bridge.service.dmp_card import CardServiceDirectSource
 from bridge.service.dmp_config import DmpConfig
-from bridge.service.pcsc_cards import PcscCardService
+from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.pcscd import PrivatePcscd
 from bridge.sim.vpcd import VirtualSlot

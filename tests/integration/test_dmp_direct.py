@@ -31,7 +31,7 @@ from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.dmp import DmpContext, DmpService
 from bridge.service.dmp_card import CardServiceDirectSource
 from bridge.service.dmp_config import DmpConfig
-from bridge.service.pcsc_cards import PcscCardService
+from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.sim import cps3, cps4
 from bridge.sim.vpcd import VirtualSlot
 from bridge.xmlsafe import parse_xml

@@ -20,7 +20,8 @@ from bridge.api.client import LocalClient
 from bridge.app import Application
 from bridge.config import BridgeConfig
 from bridge.crypto.pki import TestPki
-from bridge.crypto.tls import ClientIdentity, TlsSessionCache
+from bridge.crypto.tls_endpoint import ClientIdentity
+from bridge.crypto.tls_sessions import TlsSessionCache
 from bridge.dmp.client import DmpClient
 from bridge.dmp.codes import AuthMode, InsOid
 from bridge.dmp.context import DmpCredentials, DmpSettings, NewDocument, Practitioner
@@ -129,7 +130,7 @@ def test_a_session_is_not_offered_past_its_age() -> None:
         def valid(self) -> bool:
             return True
 
-    from bridge.crypto.tls import ServerTrust, TlsEndpoint
+    from bridge.crypto.tls_endpoint import ServerTrust, TlsEndpoint
 
     endpoint = TlsEndpoint("127.0.0.1", 1, ServerTrust(()))
     session = Session()

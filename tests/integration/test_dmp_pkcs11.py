@@ -27,7 +27,7 @@ from bridge.paths import data_dir
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cards_config import CardsConfig
 from bridge.service.dmp_config import DmpConfig
-from bridge.service.pcsc_cards import PcscCardService
+from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.sim import cps3, cps4
 from bridge.sim.vpcd import VirtualSlot
 from tests.api_helpers import FakeApprover, next_notification, open_ws, rpc

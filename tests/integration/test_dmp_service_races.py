@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bridge.cards.cps_data import Situation
 from bridge.crypto.pki import TestPki
-from bridge.crypto.tls import ClientIdentity
+from bridge.crypto.tls_endpoint import ClientIdentity
 from bridge.dmp.codes import AuthMode, AvailabilityStatus, InsOid
 from bridge.dmp.context import DmpCredentials
 from bridge.errors import BridgeError

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bridge.cards.cps3 import Cps3Card, card_keys
 from bridge.cards.identify import CardKind, identify
-from bridge.cards.vitale import read_vitale
+from bridge.cards.vitale_reader import read_vitale
 from bridge.pcsc.channel import CardChannel
 from bridge.pcsc.connection import CardConnection
 from bridge.sim.cps3 import create_card

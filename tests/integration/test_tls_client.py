@@ -18,15 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from bridge.crypto.tls import (
-    DMP_CIPHER_SUITES,
-    ClientIdentity,
-    ServerTrust,
-    TlsConnection,
-    TlsEndpoint,
-    TlsError,
-    TlsSessionCache,
-)
+from bridge.crypto.tls_connection import TlsConnection
+from bridge.crypto.tls_endpoint import ClientIdentity, ServerTrust, TlsEndpoint
+from bridge.crypto.tls_errors import TlsError
+from bridge.crypto.tls_handshake import DMP_CIPHER_SUITES
+from bridge.crypto.tls_sessions import TlsSessionCache
 from bridge.dmp.http import HttpsClient
 from bridge.errors import BridgeError, ErrorCode
 from tests.tls_peers import CountingKey, MiniPki, SslHttpServer, openssl_s_server

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from bridge.crypto.card_key import CardRsaPrivateKey
 from bridge.crypto.pki import TestPki
-from bridge.crypto.tls import ClientIdentity, ServerTrust, TlsEndpoint, TlsSessionCache
+from bridge.crypto.tls_endpoint import ClientIdentity, ServerTrust, TlsEndpoint
+from bridge.crypto.tls_sessions import TlsSessionCache
 from bridge.dmp.http import HttpsClient
 from bridge.errors import BridgeError, ErrorCode
 from tests.tls_peers import CountingKey, ServerFiles, SslHttpServer

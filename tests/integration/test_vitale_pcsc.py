@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from bridge.cards.identify import CardKind, identify
-from bridge.cards.vitale import read_vitale
+from bridge.cards.vitale_reader import read_vitale
 from bridge.pcsc.connection import CardConnection
 from bridge.sim.registry import make_card
 from bridge.sim.vpcd import VirtualSlot

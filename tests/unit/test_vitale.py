@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bridge.cards.vitale import (
-    TAGS,
+from bridge.cards.vitale import TAGS
+from bridge.cards.vitale_parse import (
     BeneficiaryCoverage,
     BeneficiaryIdentity,
     build_card,
@@ -19,8 +19,8 @@ from bridge.cards.vitale import (
     normalise_birth_date,
     parse_identity_templates,
     parse_nir_templates,
-    read_vitale,
 )
+from bridge.cards.vitale_reader import read_vitale
 from bridge.errors import BridgeError, ErrorCode
 from bridge.sim.direct import DirectChannel
 from bridge.sim.generic import GenericCard
