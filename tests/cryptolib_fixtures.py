@@ -67,8 +67,13 @@ def token_slot(module: Pkcs11Module, reader: str) -> Slot:
 
 @pytest.fixture(params=["pcsc", "pkcs11"])
 def cps_backend(request: pytest.FixtureRequest) -> CpsBackend:
-    """Each CPS backend in turn: the bridge's PC/SC driver, then the official Cryptolib (skips without it)."""
+    """Each CPS backend in turn: the bridge's PC/SC driver, then the official Cryptolib (skips without it).
+
+    The Cryptolib comes from `cryptolib_module`, whose teardown runs after the daemon's: the daemon can
+    no longer tell the module that the test's cards left, and a CPS4 in a reader that last held a CPS3
+    unknown to be gone is invisible to it.
+    """
     if request.param == "pcsc":
         return CpsBackend()
-    install = request.getfixturevalue("cryptolib")
-    return CpsBackend(load_module(install.module))
+    module: Pkcs11Module = request.getfixturevalue("cryptolib_module")
+    return CpsBackend(module)

@@ -2,7 +2,8 @@
 
 `arm(ins)`: the next command with that INS is held unanswered (`held` is set) until `release()` answers
 it or `yank()` closes the socket instead (a card pulled out while its reader waits for the answer);
-`arm(ins, yank=True)` drops that command's connection at once.
+`arm(ins, yank=True)` drops that command's connection at once; `arm(ins, with_data=True)` waits for a
+command of that INS carrying data (a VERIFY with the PIN, not the empty VERIFY that reads the counter).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class GatedVicc:
         self.apdus: list[bytes] = []
         self.held = threading.Event()
         self._armed: int | None = None
+        self._with_data = False
         self._release = threading.Event()
         self._yank = False
         self._lock = threading.Lock()
@@ -33,11 +35,12 @@ class GatedVicc:
         self._thread = threading.Thread(target=self._serve, name=f"gated-vicc-{port}", daemon=True)
         self._thread.start()
 
-    def arm(self, ins: int, *, yank: bool = False) -> None:
-        """Hold the next command with instruction byte `ins`; with `yank`, drop the connection instead at once."""
+    def arm(self, ins: int, *, yank: bool = False, with_data: bool = False) -> None:
+        """Hold the next command with instruction byte `ins` (and data, with `with_data`); `yank`: drop it at once."""
         with self._lock:
             self.held.clear()
             self._yank = yank
+            self._with_data = with_data
             if yank:
                 self._release.set()
             else:
@@ -84,7 +87,9 @@ class GatedVicc:
                 if len(msg) >= 4:
                     with self._lock:
                         self.apdus.append(msg)
-                        hold = self._armed is not None and msg[1] == self._armed
+                        # a command APDU is CLA INS P1 P2 [Lc data] [Le]: more than 5 bytes means data
+                        wanted = msg[1] == self._armed and (len(msg) > 5 or not self._with_data)
+                        hold = self._armed is not None and wanted
                         if hold:
                             self._armed = None
                     if hold:

@@ -1,18 +1,19 @@
 """The card service behaves the same whichever CPS backend: the bridge's PC/SC driver or the official Cryptolib.
 
-Each test runs twice (`cps_backend` fixture): through `PcscCardService` with the PC/SC driver, and with
-the ANS Cryptolib CPS (PKCS#11) laid over its folders in the tests' private mount namespace (skips
-where the Cryptolib RPM, rpm2cpio/cpio or root are missing). Same daemon, same JSON-RPC calls, same
-error codes: PIN_INCORRECT with triesLeft, PIN_LAST_TRY (nothing sent), PIN_BLOCKED, PIN_REQUIRED
-after logout, CARD_REMOVED when the card leaves during a login, and the backend named in cps.read
-and in the diagnostics summary.
+Each test runs for every backend × card generation pair (`cps_backend` and `generation` fixtures):
+through `PcscCardService` with the PC/SC driver, and with the ANS Cryptolib CPS (PKCS#11) laid over its
+folders in the tests' private mount namespace (skips where the Cryptolib RPM, rpm2cpio/cpio or root are
+missing), each on a virtual CPS3 and a virtual CPS4. Same daemon, same JSON-RPC calls, same error
+codes: PIN_INCORRECT with triesLeft, PIN_LAST_TRY (nothing sent), PIN_BLOCKED, PIN_REQUIRED after
+logout, CARD_REMOVED when the card leaves during a login (held at the VERIFY carrying the PIN), and the
+backend and generation named in cps.read and in the diagnostics summary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -26,20 +27,21 @@ from bridge.crypto.pki import TestPki
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cps_backend import CpsBackend
 from bridge.service.pcsc_cards.service import PcscCardService
-from bridge.sim.cps3 import create_card
-from bridge.sim.vpcd import VirtualSlot
+from bridge.sim import cps3, cps4
+from bridge.sim.vpcd import VirtualCard, VirtualSlot
 from tests.api_helpers import open_ws, rpc, running_bridge
 from tests.conftest import wait_card_state
 from tests.cps_fixtures import pki
-from tests.cryptolib_fixtures import cps_backend, cryptolib, cryptolib_install
+from tests.cryptolib_fixtures import cps_backend, cryptolib, cryptolib_install, cryptolib_module
 from tests.gated_vicc import GatedVicc
 
-__all__ = ["cps_backend", "cryptolib", "cryptolib_install", "pki"]
+__all__ = ["cps_backend", "cryptolib", "cryptolib_install", "cryptolib_module", "pki"]
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.cryptolib, pytest.mark.usefixtures("home")]
 
 READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
 INS_VERIFY = 0x20
+CARDS: dict[str, Callable[[str, TestPki], VirtualCard]] = {"CPS3": cps3.create_card, "CPS4": cps4.create_card}
 
 
 class Bridge:
@@ -73,6 +75,12 @@ class Bridge:
         return dict(answer["error"]["data"])
 
 
+@pytest.fixture(params=sorted(CARDS))
+def generation(request: pytest.FixtureRequest) -> str:
+    """Each card generation in turn: a virtual CPS3 (IAS-ECC), then a virtual CPS4 (ChipDoc)."""
+    return str(request.param)
+
+
 @pytest.fixture
 async def bridge(slots: list[VirtualSlot], cps_backend: CpsBackend) -> AsyncIterator[Bridge]:
     for reader in READERS:
@@ -91,18 +99,18 @@ async def bridge(slots: list[VirtualSlot], cps_backend: CpsBackend) -> AsyncIter
             await sessions.close()
 
 
-async def insert(bridge: Bridge, slot: VirtualSlot, profile: str, pki: TestPki, reader: str) -> None:
+async def insert(bridge: Bridge, slot: VirtualSlot, generation: str, profile: str, pki: TestPki, reader: str) -> None:
     """Insert a virtual CPS and wait until the daemon's monitor reports it (pcscd and the Cryptolib see it)."""
-    await asyncio.to_thread(slot.insert, create_card(profile, pki))
+    await asyncio.to_thread(slot.insert, CARDS[generation](profile, pki))
     await bridge.seen("CardInserted", reader)
 
 
 async def test_read_login_sign_logout(
-    bridge: Bridge, slots: list[VirtualSlot], pki: TestPki, cps_backend: CpsBackend
+    bridge: Bridge, slots: list[VirtualSlot], pki: TestPki, cps_backend: CpsBackend, generation: str
 ) -> None:
-    await insert(bridge, slots[0], "gp", pki, READERS[0])
+    await insert(bridge, slots[0], generation, "gp", pki, READERS[0])
     read = await bridge.call("cps.read")
-    assert (read["backend"], read["generation"], read["kind"]) == (cps_backend.name, "CPS3", "CPS3")
+    assert (read["backend"], read["generation"], read["kind"]) == (cps_backend.name, generation, generation)
     assert read["holder"]["nationalId"] == "810012345678" and read["cardNumber"] == "2600000100"
     assert read["pin"] == {"triesLeft": 3, "triesMax": 3, "blocked": False}
 
@@ -123,7 +131,7 @@ async def test_read_login_sign_logout(
 
     status = await bridge.sessions.card_status(READERS[0])
     assert status is not None
-    assert (status["backend"], status["generation"], status["loggedIn"]) == (cps_backend.name, "CPS3", True)
+    assert (status["backend"], status["generation"], status["loggedIn"]) == (cps_backend.name, generation, True)
     assert status["pinTriesLeft"] == 3 and "MARTIN" not in str(status)
 
     assert await bridge.call("cps.logout") == {"authenticated": False}
@@ -131,9 +139,11 @@ async def test_read_login_sign_logout(
     assert refused["code"] == "PIN_REQUIRED"
 
 
-async def test_last_try_guard_and_blocked_card(bridge: Bridge, slots: list[VirtualSlot], pki: TestPki) -> None:
-    await insert(bridge, slots[0], "last-try", pki, READERS[0])
-    await insert(bridge, slots[1], "blocked", pki, READERS[1])
+async def test_last_try_guard_and_blocked_card(
+    bridge: Bridge, slots: list[VirtualSlot], pki: TestPki, generation: str
+) -> None:
+    await insert(bridge, slots[0], generation, "last-try", pki, READERS[0])
+    await insert(bridge, slots[1], generation, "blocked", pki, READERS[1])
     guarded = await bridge.error("cps.login", {"pin": "1234", "reader": READERS[0]})
     assert (guarded["code"], guarded["triesLeft"]) == ("PIN_LAST_TRY", 1)
     assert (await bridge.call("cps.read", {"reader": READERS[0]}))["pin"]["triesLeft"] == 1  # nothing was sent
@@ -148,13 +158,14 @@ async def test_last_try_guard_and_blocked_card(bridge: Bridge, slots: list[Virtu
 
 
 async def test_card_removed_during_login(
-    bridge: Bridge, slots: list[VirtualSlot], slot_ports: list[int], pki: TestPki
+    bridge: Bridge, slots: list[VirtualSlot], slot_ports: list[int], pki: TestPki, generation: str
 ) -> None:
-    vicc = GatedVicc(create_card("gp", pki), slot_ports[0])
+    vicc = GatedVicc(CARDS[generation]("gp", pki), slot_ports[0])
     try:
         await bridge.seen("CardInserted", READERS[0])
         await bridge.call("cps.read")
-        vicc.arm(INS_VERIFY)  # whichever backend sends VERIFY, it waits there
+        # whichever backend sends the PIN, it waits there (a CPS4 also reads its counter with an empty VERIFY)
+        vicc.arm(INS_VERIFY, with_data=True)
         login = asyncio.create_task(bridge.error("cps.login", {"pin": "1234"}))
         assert await asyncio.to_thread(vicc.held.wait, 15)
         vicc.yank()
