@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from bridge.api import jsonrpc
 from bridge.api.methods import CallContext, Handler, Scope, object_schema
+from bridge.dmp import valuesets
 from bridge.dmp.cda import CdaPatient
 from bridge.dmp.codes import AuthMode, AvailabilityStatus, Confidentiality, PurposeOfUse
 from bridge.dmp.context import CLASS_COMPTE_RENDU, NewDocument
@@ -241,13 +242,21 @@ class DmpDocumentsSubmit(_DmpHandler):
             identity = CdaPatient(
                 ins=patient, family=p["lastName"], given=p["firstName"], gender=p["gender"], birth_date=p["birthDate"]
             )
-        class_code = Code(params["classCode"], CLASS_COMPTE_RENDU.scheme) if "classCode" in params else None
+        # Codes from the official value sets, refused before anything is sent; classCode follows typeCode (ASS_X04).
+        derived = valuesets.class_of_type(params["typeCode"])
+        if params.get("classCode", derived) != derived:
+            valuesets.validate(valuesets.CLASS, params["classCode"], field="classCode")
+            raise BridgeError(
+                ErrorCode.INVALID_PARAMS,
+                f"classCode: {params['classCode']!r} contradicts typeCode (ASS_X04: {derived})",
+            )
+        class_code = Code(derived, CLASS_COMPTE_RENDU.scheme, valuesets.label(valuesets.CLASS, derived) or derived)
         document = NewDocument(
             content=content,
             mime_type=params["mimeType"],
             title=params["title"],
             type_code=Code(params["typeCode"], _LOINC, params.get("typeDisplay", params["title"])),
-            class_code=class_code or CLASS_COMPTE_RENDU,
+            class_code=class_code,
             patient_identity=identity,
             hidden_from_professionals=bool(params.get("hiddenFromProfessionals", False)),
             hidden_from_patient=bool(params.get("hiddenFromPatient", False)),
@@ -300,7 +309,7 @@ class DmpDocumentsFind(_DmpHandler):
         """See summary."""
         patient = _patient(self.service, params)
         statuses = [_STATUSES[s] for s in params.get("statuses", ["approved"])]
-        types = [Code(c, _LOINC) for c in params.get("typeCodes", [])]
+        types = [Code(valuesets.validate(_LOINC, c, field="typeCodes"), _LOINC) for c in params.get("typeCodes", [])]
         entries = await self.service.find(_caller(ctx), patient, statuses, types)
         return {"documents": [document_json(e) for e in entries]}
 

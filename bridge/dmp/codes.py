@@ -7,8 +7,10 @@ so a code read from the wire or from a caller fails with our error taxonomy.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any
 
+from bridge.dmp import valuesets
 from bridge.dmp.failures import DmpInputError
 
 __all__ = [
@@ -39,14 +41,9 @@ RPPS_OID = "1.2.250.1.71.4.2.1"
 STRUCTURE_OID = "1.2.250.1.71.4.2.2"
 #: Code system of activity sectors (SAxx, JDV_J61 healthcareFacilityTypeCode).
 SECTOR_OID = "1.2.250.1.71.4.2.4"
-#: TRE_G15 (ProfessionSante) display names of the common professions, by code.
-PROFESSION_LABELS = {
-    "10": "Médecin",
-    "21": "Pharmacien",
-    "40": "Chirurgien-Dentiste",
-    "50": "Sage-Femme",
-    "60": "Infirmier",
-    "70": "Masseur-Kinésithérapeute",
+#: TRE_G15 (ProfessionSante) display names, by code: the shipped value set (bridge.dmp.valuesets), one source.
+PROFESSION_LABELS: Mapping[str, str] = {
+    code: name for code, name in valuesets.table("profession").systems[valuesets.PROFESSION].items() if name
 }
 
 

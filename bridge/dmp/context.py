@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bridge.crypto.tls_endpoint import ClientIdentity, ServerTrust, TlsEndpoint
+from bridge.dmp import valuesets
 from bridge.dmp.cda import CdaPatient
 from bridge.dmp.codes import (
     PROFESSION_LABELS,
@@ -60,8 +61,9 @@ CLASS_COMPTE_RENDU = Code("10", "1.2.250.1.213.1.1.4.1", "Compte rendu")
 #: practiceSettingCode values (TRE_A01 / JDV_J04).
 PRACTICE_AMBULATOIRE = Code("AMBULATOIRE", "1.2.250.1.213.1.1.4.9", "Ambulatoire")
 PRACTICE_ETABLISSEMENT = Code("ETABLISSEMENT", "1.2.250.1.213.1.1.4.9", "Etablissement de santé")
-#: SubmissionSet contentTypeCode (TRE_A04 / JDV_J59) used when the caller gives none: a consultation.
-CONTENT_TYPE_DEFAULT = Code("01", "1.2.250.1.213.2.2", "Consultation")
+#: SubmissionSet contentTypeCode (JDV_J59, TRE_R209 codes) used when the caller gives none: a consultation.
+#: Not "01", which is outside JDV_J59 (issue 11): "07" is the value set's consultation activity.
+CONTENT_TYPE_DEFAULT = Code("07", "1.2.250.1.213.2.2", "Consultations soins externes")
 #: Largest content wrapped in a CDA: a 20 MiB document, whose base64 still fits the API's 32 MiB message.
 #: Its base64 is one XML text node over libxml2's default 10 MB limit, so the CDA is parsed with
 #: `parse_xml(..., large_text=True)` (entities and DTDs still refused, size still bounded).
@@ -121,9 +123,8 @@ class Practitioner:
         label = PROFESSION_LABELS.get(self.profession_code, self.profession_code)  # else shown as its code
         roles = [Role(code=self.profession_code, code_system=_PROFESSION_SYSTEM, display_name=label)]
         if self.specialty_code:
-            roles.append(
-                Role(code=self.specialty_code, code_system=_SPECIALTY_ROLE_SYSTEM, display_name=self.specialty_code)
-            )
+            specialty = valuesets.label(valuesets.SPECIALTY, self.specialty_code) or self.specialty_code
+            roles.append(Role(code=self.specialty_code, code_system=_SPECIALTY_ROLE_SYSTEM, display_name=specialty))
         return tuple(roles)
 
     def person(self) -> Person:
@@ -141,7 +142,7 @@ class Practitioner:
 
     def facility(self) -> Code:
         """healthcareFacilityTypeCode: the activity sector."""
-        return Code(self.sector, SECTOR_OID, self.sector)
+        return Code(self.sector, SECTOR_OID, valuesets.label(SECTOR_OID, self.sector) or self.sector)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -99,6 +99,54 @@ async def test_submit_checks_content_and_identity_before_the_dmp(registry: Regis
         assert (refused.value.code, refused.value.detail) == (ErrorCode.INVALID_PARAMS, detail)
 
 
+async def test_unknown_codes_are_refused_before_the_dmp(registry: Registry) -> None:
+    """typeCode outside JDV_J07, classCode contradicting ASS_X04, unknown search type: INVALID_PARAMS naming the code.
+
+    The service has no DMP configured: reaching it would be DMP_UNREACHABLE, so these are refused before sending.
+    """
+    submit, find = registry.get("dmp.documents.submit"), registry.get("dmp.documents.find")
+    assert submit is not None and find is not None
+    identity = {**PATIENT, "lastName": "MARTIN", "firstName": "JEAN", "gender": "M", "birthDate": "19780314"}
+    base = {"patient": identity, "mimeType": "application/pdf", "title": "t", "content": "AAAA"}
+
+    class Conn:
+        """A connection stand-in (DMP contexts are weakly keyed by it)."""
+
+    class Ctx:
+        connection = Conn()
+
+    for handler, params, detail in (
+        (
+            submit,
+            {**base, "typeCode": "12345-6"},
+            "typeCode: unknown code '12345-6' (ASS_X04_CorrespondanceType_Classe_CISIS)",
+        ),
+        (
+            submit,
+            {**base, "typeCode": "11488-4", "classCode": "77"},
+            "classCode: unknown code '77' (TRE_A03_ClasseDocument)",
+        ),
+        (
+            submit,
+            {**base, "typeCode": "11488-4", "classCode": "11"},
+            "classCode: '11' contradicts typeCode (ASS_X04: 10)",
+        ),
+        (
+            find,
+            {"patient": PATIENT, "typeCodes": ["11488-4", "0000-0"]},
+            "typeCodes: unknown code '0000-0' (ASS_X04_CorrespondanceType_Classe_CISIS)",
+        ),
+    ):
+        with pytest.raises(BridgeError) as refused:
+            await handler.call(Ctx(), params)  # type: ignore[arg-type]
+        assert (refused.value.code, refused.value.detail) == (ErrorCode.INVALID_PARAMS, detail)
+    # A known type with its class, or no class at all, goes on to the DMP (here: not configured).
+    for params in ({**base, "typeCode": "11488-4", "classCode": "10"}, {**base, "typeCode": "34133-9"}):
+        with pytest.raises(BridgeError) as unreachable:
+            await submit.call(Ctx(), params)  # type: ignore[arg-type]
+        assert unreachable.value.code is ErrorCode.DMP_UNREACHABLE
+
+
 async def test_unconfigured_dmp_is_unreachable() -> None:
     service = DmpService(DmpConfig())
 
