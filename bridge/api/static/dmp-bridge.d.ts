@@ -33,8 +33,10 @@ export interface DmpSubmitParams {
   content: string;
   mimeType: "application/pdf" | "text/plain" | "text/rtf" | "image/jpeg" | "image/tiff" | "text/xml";
   title: string;
+  /** LOINC type of JDV_J07 (ASS_X04); an unknown code is INVALID_PARAMS naming it. */
   typeCode: string;
   typeDisplay?: string;
+  /** TRE_A03 class; derived from typeCode (ASS_X04) when absent, refused when it differs. */
   classCode?: string;
   hiddenFromProfessionals?: boolean;
   hiddenFromPatient?: boolean;
