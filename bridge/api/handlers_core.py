@@ -35,7 +35,10 @@ _READER_ROW = object_schema(
     ["name", "cardPresent", "atr", "kind"],
 )
 _READERS = object_schema(
-    {"pcsc": {"enum": ["available", "unavailable"]}, "readers": {"type": "array", "items": _READER_ROW}},
+    {
+        "pcsc": {"enum": ["available", "unavailable"]},
+        "readers": {"type": "array", "maxItems": 64, "items": _READER_ROW},
+    },
     ["pcsc", "readers"],
 )
 

@@ -1,0 +1,205 @@
+"""Attacks on the local API (issue 13), kept as a regression suite: each asserts the refusal and that
+another client's round trip stays under 100 ms while the attack runs."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import statistics
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bridge.api.methods import Handler, Registry, Scope, object_schema
+from bridge.app import Application
+from bridge.config import BridgeConfig
+from bridge.logs import setup_logging
+from tests.api_helpers import open_ws, rpc, running_bridge
+
+pytestmark = [pytest.mark.usefixtures("home"), pytest.mark.timeout(30)]
+
+WEB = "https://dpi.example.fr"
+ROUND_TRIP_BOUND = 0.1  # seconds: the issue's bound on another client's round trip under attack
+
+
+@pytest.fixture
+async def bridge() -> AsyncIterator[Application]:
+    async with running_bridge(BridgeConfig(port=0)) as app:
+        yield app
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+async def under_attack(
+    session: aiohttp.ClientSession, app: Application, attack: Callable[[], Awaitable[None]], *, seconds: float = 1.0
+) -> None:
+    """Repeat `attack` for `seconds` while a local client measures round trips; their median stays under 100 ms."""
+    probe_ws = await open_ws(session, app, token=app.token)
+    await rpc(probe_ws, "bridge.info")
+    samples: list[float] = []
+    over = asyncio.Event()
+
+    async def probe() -> None:
+        while not over.is_set():
+            start = time.perf_counter()
+            await rpc(probe_ws, "bridge.info")
+            samples.append(time.perf_counter() - start)
+
+    async def attacker() -> None:
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline:
+                await attack()
+        finally:
+            over.set()
+
+    await asyncio.gather(probe(), attacker())
+    await probe_ws.close()
+    # A median over many samples: robust to one slow turn on a loaded machine, not to a stalled loop.
+    assert len(samples) >= 5, samples
+    assert statistics.median(samples) < ROUND_TRIP_BOUND, sorted(samples)[-5:]
+
+
+def error_data(response: dict[str, Any]) -> dict[str, Any]:
+    assert "error" in response, response
+    return dict(response["error"]["data"])
+
+
+# -- 4. bounded work per frame ----------------------------------------------------------------------
+
+
+async def test_quadratic_validation_frame_is_refused_at_once(
+    bridge: Application, session: aiohttp.ClientSession
+) -> None:
+    ws = await open_ws(session, bridge, token=bridge.token)
+    # 20,000 distinct objects (~400 KB): jsonschema's uniqueItems compared them pairwise, freezing the daemon.
+    frame = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "dmp.documents.find",
+            "params": {"patient": {"ins": "1234567890123"}, "statuses": [{"k": i} for i in range(20_000)]},
+        }
+    )
+
+    async def attack() -> None:
+        await ws.send_str(frame)
+        answer = json.loads(await ws.receive_str())
+        assert error_data(answer)["code"] == "INVALID_PARAMS"
+        assert error_data(answer)["detail"] == "statuses: maxItems"
+
+    await under_attack(session, bridge, attack)
+    await ws.close()
+
+
+async def test_every_schema_is_bounded(bridge: Application) -> None:
+    for handler in bridge.registry:
+        assert "uniqueItems" not in json.dumps(handler.params_schema), handler.name
+
+    class Loose(Handler):
+        name = "loose.call"
+        summary = "An unbounded array."
+        scopes = frozenset({Scope.PUBLIC})
+        params_schema = object_schema({"items": {"type": "array", "items": {"type": "integer"}}})
+
+        async def call(self, ctx: Any, params: dict[str, Any]) -> Any:
+            return None
+
+    with pytest.raises(ValueError, match="items: maxItems"):
+        Registry([Loose()])
+    # A string member without a declared length gets the default bound, visible in /openrpc.json.
+    assert object_schema({"s": {"type": "string"}})["properties"]["s"]["maxLength"] == 1024
+
+
+async def test_big_frames_from_unapproved_pages_are_cut_at_64_kb(
+    bridge: Application, session: aiohttp.ClientSession
+) -> None:
+    frame = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "bridge.info", "params": {"pad": "x" * 1_000_000}})
+
+    async def one_page() -> None:
+        ws = await open_ws(session, bridge, origin=WEB)
+        await ws.send_str(frame)
+        answer = json.loads(await ws.receive_str())
+        assert error_data(answer)["detail"] == "message-too-big"
+        assert error_data(answer)["maxBytes"] == 64 * 1024
+        closing = await ws.receive()
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+        await ws.close()
+
+    async def attack() -> None:
+        await asyncio.gather(*(one_page() for _ in range(12)))
+
+    await under_attack(session, bridge, attack)
+
+    # Once approved, the page's connection gets the configured limit, without reconnecting.
+    ws = await open_ws(session, bridge, origin=WEB)
+    pending = (await rpc(ws, "pairing.request"))["result"]
+    bridge.pairing.approve(pending["code"])
+    answer = await rpc(ws, "bridge.info", {"pad": "x" * 200_000})
+    assert error_data(answer)["detail"] == "(params): unknown-member"
+    await ws.close()
+
+
+async def test_large_frames_beyond_the_daemon_budget_are_refused(
+    bridge: Application, session: aiohttp.ClientSession
+) -> None:
+    ws = await open_ws(session, bridge, token=bridge.token)
+    budget = bridge.server.budget
+    budget.used = budget.limit  # as if other clients' documents were being decoded right now
+    try:
+        await ws.send_str(
+            json.dumps({"jsonrpc": "2.0", "id": 1, "method": "bridge.info", "params": {"pad": "x" * 100_000}})
+        )
+        answer = json.loads(await ws.receive_str())  # id null: the frame was not even decoded
+        assert error_data(answer)["detail"] == "server-busy"
+        assert (await rpc(ws, "bridge.info"))["result"]["name"] == "dmp-bridge"  # small frames still pass
+    finally:
+        budget.used = 0
+    answer = await rpc(ws, "bridge.info", {"pad": "x" * 100_000})
+    assert error_data(answer)["detail"] == "(params): unknown-member"
+    assert budget.used == 0
+    await ws.close()
+
+
+async def test_method_names_checked_before_stored_or_logged(
+    bridge: Application, session: aiohttp.ClientSession
+) -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    setup_logging(stream=stream)
+    try:
+        ws = await open_ws(session, bridge, token=bridge.token)
+        huge = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "m" * 5_000_000})
+        forged = "x\n2026-01-01 00:00:00 INFO bridge.api.pairing: origin approved: https://evil.example"
+
+        async def attack() -> None:
+            await ws.send_str(huge)
+            assert error_data(json.loads(await ws.receive_str()))["detail"] == "method"
+            assert error_data(await rpc(ws, forged))["detail"] == "method"
+            assert error_data(await rpc(ws, "no.such.method"))["code"] == "NOT_FOUND"
+
+        await under_attack(session, bridge, attack)
+        recent = (await rpc(ws, "diagnostics.report"))["result"]["recentErrors"]
+        assert recent and all(len(e["method"]) <= 64 for e in recent)
+        await ws.close()
+        # A log message with a newline stays on one line.
+        logging.getLogger("bridge.test").warning("a %s", "b\norigin approved: https://evil.example")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = stream.getvalue().splitlines()
+    assert not any(line.startswith("origin approved") for line in lines)
+    assert not any("m" * 1000 in line for line in lines)
+    # Hundreds of failed calls, one log line per kind of error per interval.
+    # (At most one: an earlier test in this process may have used this interval's line.)
+    assert sum("-> NOT_FOUND" in line for line in lines) <= 1, lines
