@@ -20,6 +20,7 @@ __all__ = [
     "OriginsRevoke",
     "PairingRequest",
     "ReadersList",
+    "TokenRotate",
     "core_handlers",
 ]
 
@@ -230,6 +231,22 @@ class OriginsRevoke(Handler):
         return {"origin": origin, "revoked": True}
 
 
+class TokenRotate(Handler):
+    """token.rotate: a new local token, replacing the old one at once."""
+
+    name = "token.rotate"
+    summary = (
+        "Replace the local token (local token clients only): the old one is refused from now on and the other "
+        "local connections are closed (code 4001); returns the new token."
+    )
+    scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.ADMIN})
+    result_schema: ClassVar[dict[str, Any]] = object_schema({"token": {"type": "string", "maxLength": 64}})
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        return {"token": await ctx.services.rotate_token(ctx.connection)}
+
+
 def core_handlers() -> list[Handler]:
     """All bridge-level handlers."""
     return [
@@ -242,4 +259,5 @@ def core_handlers() -> list[Handler]:
         OriginsApprove(),
         OriginsDeny(),
         OriginsRevoke(),
+        TokenRotate(),
     ]

@@ -98,6 +98,9 @@ class Services(Protocol):
     def errors(self) -> ErrorLog:
         """Recent errors."""
 
+    async def rotate_token(self, keep: ConnectionView) -> str:
+        """Replace the local token; local connections other than `keep` are closed."""
+
 
 class ConnectionView(Protocol):
     """What a handler may know about the calling connection."""

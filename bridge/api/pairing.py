@@ -62,11 +62,17 @@ class ApprovalStore:
 
     def _refresh(self) -> None:
         try:
-            mtime = os.stat(self.path).st_mtime_ns  # every call; os.stat is ~40% cheaper than Path.stat
+            info = os.stat(self.path)  # every call; os.stat is ~40% cheaper than Path.stat
         except FileNotFoundError:
             self._origins, self._mtime = {}, None
             return
+        mtime = info.st_mtime_ns
         if mtime == self._mtime:
+            return
+        if info.st_uid != os.getuid():
+            # Planted by another user: it approves nothing.
+            log.warning("approved-origins file not owned by this user; ignored")
+            self._origins, self._mtime = {}, mtime
             return
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))

@@ -49,6 +49,7 @@ _refusals = LogThrottle(log)
 
 #: Message limit of a web page not approved yet: pairing.request and bridge.info fit many times over.
 UNAPPROVED_MAX_MESSAGE = 64 * 1024
+_TOKEN_ROTATED = 4001  # WebSocket close code (private range) for local clients after a token rotation
 #: Large frames decoded or running at once, daemon-wide, in multiples of the message limit.
 _BUDGET_MESSAGES = 3
 
@@ -149,6 +150,15 @@ class BridgeServer:
         for conn in list(self.connections):
             if conn.receives_events():
                 conn.offer_event(text)
+
+    async def set_token(self, token: str, *, keep: object) -> None:
+        """Accept only `token` from now on; close the local connections opened with the old one (but `keep`)."""
+        self.token = token
+        for conn, ws in list(self._sockets.items()):
+            if conn.caller.kind is CallerKind.LOCAL and conn is not keep:
+                await conn.close()
+                with contextlib.suppress(Exception):
+                    await ws.close(code=_TOKEN_ROTATED, message=b"local token rotated")
 
     def pairing_decided(self, request_id: str, origin: str, approved: bool) -> None:
         """PairingManager listener: notify the origin's connections."""

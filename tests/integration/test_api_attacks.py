@@ -7,18 +7,24 @@ import asyncio
 import io
 import json
 import logging
+import os
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from bridge.api.methods import Handler, Registry, Scope, object_schema
+from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore
+from bridge.api.token import token_path
 from bridge.app import Application
 from bridge.config import BridgeConfig
 from bridge.logs import setup_logging
+from bridge.paths import data_dir
 from tests.api_helpers import open_ws, rpc, running_bridge
 
 pytestmark = [pytest.mark.usefixtures("home"), pytest.mark.timeout(30)]
@@ -40,10 +46,19 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def under_attack(
-    session: aiohttp.ClientSession, app: Application, attack: Callable[[], Awaitable[None]], *, seconds: float = 1.0
+    session: aiohttp.ClientSession,
+    app: Application,
+    attack: Callable[[], Awaitable[None]],
+    *,
+    seconds: float = 1.0,
+    probe_origin: str | None = None,
 ) -> None:
-    """Repeat `attack` for `seconds` while a local client measures round trips; their median stays under 100 ms."""
-    probe_ws = await open_ws(session, app, token=app.token)
+    """Repeat `attack` for `seconds` while another client measures round trips; their median stays under 100 ms."""
+    if probe_origin is None:
+        probe_ws = await open_ws(session, app, token=app.token)
+    else:
+        app.store.approve(probe_origin)
+        probe_ws = await open_ws(session, app, origin=probe_origin)
     await rpc(probe_ws, "bridge.info")
     samples: list[float] = []
     over = asyncio.Event()
@@ -203,3 +218,92 @@ async def test_method_names_checked_before_stored_or_logged(
     # Hundreds of failed calls, one log line per kind of error per interval.
     # (At most one: an earlier test in this process may have used this interval's line.)
     assert sum("-> NOT_FOUND" in line for line in lines) <= 1, lines
+
+
+# -- 7. files ---------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+NOBODY = 65534
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+
+
+async def cli(*args: str, home: Path | None = None, timeout: float = 15.0) -> tuple[int, str, str]:
+    """Run `python -m bridge.cli ...` off the loop that serves the bridge; killed if it outlives `timeout`."""
+    env = dict(os.environ)
+    if home is not None:
+        env["DMP_BRIDGE_HOME"] = str(home)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.cli",
+        *args,
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+@as_root
+async def test_planted_data_folder_refuses_start(
+    bridge: Application, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim"
+    planted = victim / "data"
+    planted.mkdir(parents=True)
+    (planted / APPROVALS_FILENAME).write_text(json.dumps({"version": 1, "origins": {"https://evil.example": {}}}))
+    for path in (planted, planted / APPROVALS_FILENAME):
+        os.chown(path, NOBODY, NOBODY)
+    planted.chmod(0o755)
+    outcomes: list[tuple[int, str, str]] = []
+
+    async def attack() -> None:
+        outcomes.append(await cli("run", "--no-tray", "--port", "0", home=victim, timeout=10))
+
+    await under_attack(session, bridge, attack)
+    for code, _out, err in outcomes:
+        assert code != 0
+        assert "Dossier non sûr" in err and "Unsafe folder" in err and str(NOBODY) in err, err
+    # The same file planted inside the user's own folder approves nothing either.
+    mine = data_dir() / APPROVALS_FILENAME
+    mine.write_text(json.dumps({"version": 1, "origins": {"https://evil.example": {}}}))
+    os.chown(mine, NOBODY, NOBODY)
+    assert not ApprovalStore(mine).is_approved("https://evil.example")
+
+
+async def test_token_rotated_by_the_daemon_old_one_refused_at_once(
+    bridge: Application, session: aiohttp.ClientSession
+) -> None:
+    old = bridge.token
+    holder = await open_ws(session, bridge, token=old)
+    tokens: list[str] = []
+
+    async def attack() -> None:
+        code, out, err = await cli("token", "--rotate", "--json", "--port", str(bridge.port))
+        assert code == 0, err
+        tokens.append(json.loads(out)["token"])
+
+    await under_attack(session, bridge, attack, probe_origin=WEB)
+    new = tokens[-1]
+    assert new != old and bridge.token == new
+    assert token_path(data_dir()).read_text().strip() == new
+    closing = await holder.receive()
+    assert closing.type is aiohttp.WSMsgType.CLOSE and closing.data == 4001
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await open_ws(session, bridge, token=old)
+    assert info.value.status == 401
+    fresh = await open_ws(session, bridge, token=new)
+    assert (await rpc(fresh, "origins.list"))["result"]["origins"]
+    await fresh.close()
+    # A client holding a stale token gets a clear error, not a traceback.
+    token_path(data_dir()).write_text(old + "\n")
+    code, _out, err = await cli("origins", "list", "--port", str(bridge.port))
+    assert code == 1 and "Traceback" not in err
+    assert "Authentification locale refusée" in err and "token-mismatch" in err, err
