@@ -255,6 +255,8 @@ class Connection:
     async def close(self) -> None:
         """Cancel running calls and stop the writer."""
         self._closed = True
+        # Its pairing requests die with it: a flood of held-then-dropped requests cannot lock others out.
+        self.services.pairing.release(self)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

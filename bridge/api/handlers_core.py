@@ -103,7 +103,7 @@ class PairingRequest(Handler):
         if origin in own_origins(ctx.services.port):
             # The diagnostics page has its fixed, read-only rights; approving it would change nothing.
             raise BridgeError(ErrorCode.INVALID_INPUT, "own-origin")
-        pending = ctx.services.pairing.request(origin)
+        pending = ctx.services.pairing.request(origin, ctx.connection)
         ctx.connection.remember_pairing(pending.request_id)
         # The code is no secret from the page: only the person (tray, or the token-holding CLI) can approve.
         return {

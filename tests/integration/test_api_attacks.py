@@ -307,3 +307,61 @@ async def test_token_rotated_by_the_daemon_old_one_refused_at_once(
     code, _out, err = await cli("origins", "list", "--port", str(bridge.port))
     assert code == 1 and "Traceback" not in err
     assert "Authentification locale refusée" in err and "token-mismatch" in err, err
+
+
+# -- 6. pairing that cannot be flooded --------------------------------------------------------------
+
+
+async def test_pairing_flood_locks_out_nobody(bridge: Application, session: aiohttp.ClientSession) -> None:
+    approver: Any = bridge.approver
+    approved = "https://approved.example"
+    bridge.store.approve(approved)
+    app_ws = await open_ws(session, bridge, origin=approved)
+    flood = [await open_ws(session, bridge, origin=f"https://flood{i}.example") for i in range(40)]
+    refusals: set[str] = set()
+
+    async def attack() -> None:
+        answers = await asyncio.gather(*(rpc(ws, "pairing.request") for ws in flood))
+        for answer in answers:
+            if "error" in answer:
+                refusals.add(error_data(answer)["detail"])
+        # An approved origin is never locked out by the flood.
+        assert "result" in await rpc(app_ws, "readers.list")
+        assert (await rpc(app_ws, "pairing.request"))["result"]["status"] == "approved"
+
+    await under_attack(session, bridge, attack)
+    assert refusals == {"too-many-pairing-requests"}
+    assert len(bridge.pairing.pending()) == 16
+    # The person is shown one request at a time, not forty.
+    assert approver.requests.qsize() == 1
+    # The flood ends (its pages go away): its requests go with it, and a new origin pairs at once.
+    for ws in flood:
+        await ws.close()
+    legit = await open_ws(session, bridge, origin="https://legit.example")
+    answer = (await rpc(legit, "pairing.request"))["result"]
+    assert answer["status"] == "pending"
+    await rpc(legit, "bridge.info")  # a round trip: the last flood connections are closed server-side by now
+    assert [p.origin for p in bridge.pairing.pending()] == ["https://legit.example"]
+    shown = [approver.requests.get_nowait()[0] for _ in range(approver.requests.qsize())]
+    # Each shown once its predecessor went away, one at a time; the legitimate one is on screen now.
+    assert shown[-1].code == answer["code"]
+    assert len({p.code for p in shown}) == len(shown)
+    await legit.close()
+    await app_ws.close()
+
+
+async def test_pairing_rate_limited_per_origin(bridge: Application, session: aiohttp.ClientSession) -> None:
+    origin = "https://churn.example"
+    details: list[str] = []
+    for _ in range(5):
+        # A page reconnecting in a loop: each request dies with its connection, so each would be new.
+        ws = await open_ws(session, bridge, origin=origin)
+        answer = await rpc(ws, "pairing.request")
+        details.append(answer["result"]["status"] if "result" in answer else error_data(answer)["detail"])
+        if "error" in answer:
+            assert error_data(answer)["retryAfter"] >= 1
+        await ws.close()
+    assert details == ["pending"] * 3 + ["pairing-rate-limited"] * 2
+    other = await open_ws(session, bridge, origin="https://other.example")
+    assert (await rpc(other, "pairing.request"))["result"]["status"] == "pending"
+    await other.close()
