@@ -20,10 +20,10 @@ from bridge import __version__
 from bridge.api.handlers_cards import card_handlers
 from bridge.api.handlers_core import core_handlers
 from bridge.api.handlers_dmp import dmp_handlers
-from bridge.api.methods import Registry
+from bridge.api.methods import ConnectionView, Registry
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore, PairingManager, PendingPairing
 from bridge.api.server import BridgeServer
-from bridge.api.token import load_or_create_token
+from bridge.api.token import load_or_create_token, rotate_token
 from bridge.config import BridgeConfig
 from bridge.errors import BridgeError
 from bridge.pcsc.monitor import ReaderMonitor
@@ -73,6 +73,7 @@ class Application:
     ) -> None:
         self.config = config
         self.version = __version__
+        self.data_dir = data_dir
         self.token = load_or_create_token(data_dir)
         self.store = ApprovalStore(data_dir / APPROVALS_FILENAME)
         self.pairing = PairingManager(self.store, ttl=config.pairing_ttl)
@@ -145,6 +146,13 @@ class Application:
             self.notifier.notify("Lecteurs de carte", "Le service carte à puce (PC/SC) répond de nouveau.")
         else:
             self.notifier.notify("Lecteurs de carte", "Le service carte à puce (PC/SC) ne répond plus.")
+
+    async def rotate_token(self, keep: ConnectionView) -> str:
+        """Write a new local token and accept only it from now on (the CLI asks for this; see `token --rotate`)."""
+        self.token = rotate_token(self.data_dir)
+        await self.server.set_token(self.token, keep=keep)
+        log.info("local token rotated")
+        return self.token
 
     def _show_pairing(self, pending: PendingPairing) -> None:
         loop = asyncio.get_running_loop()

@@ -6,9 +6,20 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
-__all__ = ["config_dir", "data_dir", "ensure_private_dir"]
+__all__ = ["UnsafeFolderError", "check_private_dirs", "config_dir", "data_dir", "ensure_private_dir"]
+
+
+class UnsafeFolderError(Exception):
+    """A private folder that another user owns or may write: the daemon must not trust what it holds."""
+
+    def __init__(self, path: Path, reason_fr: str, reason_en: str) -> None:
+        super().__init__(f"{path}: {reason_fr} / {reason_en}")
+        self.path = path
+        self.message_fr = f"Dossier non sûr {path} : {reason_fr} ; le pont refuse de démarrer."
+        self.message_en = f"Unsafe folder {path}: {reason_en}; the bridge refuses to start."
 
 
 def _home_override() -> Path | None:
@@ -35,7 +46,25 @@ def config_dir() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) readable by the user only, and return it."""
+    """Create `path` (and parents) readable by the user only, or check an existing one is; return it."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.chmod(0o700)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeFolderError(path, "ce n'est pas un dossier (lien ?)", "not a folder (a link?)")
+    if info.st_uid != os.getuid():
+        # Whoever owns it could have planted approvals or a token there (issue 13).
+        raise UnsafeFolderError(
+            path, f"appartient à l'utilisateur {info.st_uid}", f"owned by user {info.st_uid}, not {os.getuid()}"
+        )
+    if stat.S_IMODE(info.st_mode) & 0o022:
+        # Writable by others until now: its content cannot be trusted, and chmod would not undo a plant.
+        raise UnsafeFolderError(path, "modifiable par d'autres utilisateurs", "writable by other users")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(path, 0o700)
     return path
+
+
+def check_private_dirs() -> None:
+    """Create or check the data and configuration folders (the daemon's start-up gate)."""
+    ensure_private_dir(data_dir())
+    ensure_private_dir(config_dir())

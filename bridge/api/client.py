@@ -37,6 +37,12 @@ class LocalClient:
         except aiohttp.ClientConnectorError:
             await self._session.close()
             raise DaemonNotRunning(self.url) from None
+        except aiohttp.WSServerHandshakeError as exc:
+            await self._session.close()
+            if exc.status == 401:
+                # The daemon holds another token (rotated, or the file replaced by hand): say so, no traceback.
+                raise BridgeError(ErrorCode.UNAUTHORIZED, "token-mismatch") from None
+            raise BridgeError(ErrorCode.UNAUTHORIZED, f"http-{exc.status}") from None
         except BaseException:
             await self._session.close()
             raise

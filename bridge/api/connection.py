@@ -25,14 +25,39 @@ from bridge.api import jsonrpc
 from bridge.api.methods import CallContext, Registry, Scope, Services
 from bridge.api.security import Caller, CallerKind
 from bridge.errors import BridgeError, ErrorCode, to_bridge_error
+from bridge.logs import LogThrottle
 from bridge.pcsc.abandon import caller_scope
 
-__all__ = ["MAX_QUEUED", "Connection", "Outbox", "scopes_for"]
+__all__ = ["LARGE_FRAME", "MAX_QUEUED", "Connection", "FrameBudget", "Outbox", "scopes_for"]
 
 log = logging.getLogger(__name__)
+# A client looping on bad calls must not write one line per call.
+_call_errors = LogThrottle(log)
 
 MAX_QUEUED = 1000  # frames waiting for a slow client before events are dropped
-_BIG_FRAME = 1024 * 1024
+#: From this size a frame is decoded off the event loop and counted in the daemon-wide budget.
+LARGE_FRAME = 64 * 1024
+
+
+class FrameBudget:
+    """Characters of large frames being decoded or run, daemon-wide: many big frames at once are refused, not held."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> bool:
+        """Reserve `size`; False when the budget cannot hold it."""
+        if self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+    def give(self, size: int) -> None:
+        """Return a reservation."""
+        self.used -= size
+
+
 _ids = itertools.count(1)
 
 
@@ -90,7 +115,15 @@ class Outbox:
 class Connection:
     """Per-connection state and the dispatch of its calls."""
 
-    def __init__(self, caller: Caller, services: Services, registry: Registry, *, max_in_flight: int) -> None:
+    def __init__(
+        self,
+        caller: Caller,
+        services: Services,
+        registry: Registry,
+        *,
+        max_in_flight: int,
+        budget: FrameBudget | None = None,
+    ) -> None:
         self.id = next(_ids)
         self.caller = caller
         self.services = services
@@ -103,6 +136,7 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._pairings: set[str] = set()
         self._closed = False
+        self._budget = budget if budget is not None else FrameBudget(1 << 62)
 
     @property
     def origin(self) -> str | None:
@@ -142,30 +176,40 @@ class Connection:
 
         An inline call's answer is queued without waking the writer: the caller flushes the outbox next.
         """
-        # A document-sized frame takes ~0.1 s to decode: off the loop, so other clients' events keep flowing.
-        call = (
-            jsonrpc.parse_frame(text) if len(text) < _BIG_FRAME else await asyncio.to_thread(jsonrpc.parse_frame, text)
-        )
-        if isinstance(call, jsonrpc.FrameError):
-            data = call.response["error"]["data"]
-            self.services.errors.record("-", data["code"])
-            self.send(call.response)
+        held = len(text) if len(text) >= LARGE_FRAME else 0
+        if held and not self._budget.take(held):
+            error = BridgeError(ErrorCode.INVALID_INPUT, "server-busy")
+            self.services.errors.record("-", error.code.value)
+            self.send(jsonrpc.error_response(None, error, jsonrpc.INVALID_REQUEST))
             return
-        await self._slots.acquire()
+        started = False
+        try:
+            # A large frame (a document: ~0.1 s for 20 MB) is decoded off the loop, so other clients keep flowing.
+            call = jsonrpc.parse_frame(text) if not held else await asyncio.to_thread(jsonrpc.parse_frame, text)
+            if isinstance(call, jsonrpc.FrameError):
+                data = call.response["error"]["data"]
+                self.services.errors.record("-", data["code"])
+                self.send(call.response)
+                return
+            await self._slots.acquire()
+            started = True
+        finally:
+            if held and not started:
+                self._budget.give(held)
         handler = self.registry.get(call.method)
         if handler is not None and handler.inline:
             # Never suspends: no task, no extra loop turn; the reader loop sends the response next.
             self._inline = True
             try:
-                await self._run(call)
+                await self._run(call, held)
             finally:
                 self._inline = False
             return
-        task = asyncio.create_task(self._run(call), name=f"ws{self.id}:{call.method}")
+        task = asyncio.create_task(self._run(call, held), name=f"ws{self.id}:{call.method}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, call: jsonrpc.Request | jsonrpc.Notification) -> None:
+    async def _run(self, call: jsonrpc.Request | jsonrpc.Notification, held: int = 0) -> None:
         try:
             # Cancelled by close(): the call's card work stops at its current APDU (bridge.pcsc.abandon).
             with caller_scope():
@@ -178,12 +222,14 @@ class Connection:
             # The one place a call's failure is mapped and logged (to_bridge_error logs the unexpected).
             error = to_bridge_error(exc)
             self.services.errors.record(call.method, error.code.value)
-            log.info("ws%d %s -> %s", self.id, call.method, error.code.value)
+            _call_errors.log(logging.INFO, error.code.value, "ws%d %s -> %s", self.id, call.method, error.code.value)
             if isinstance(call, jsonrpc.Request):
                 numeric = jsonrpc.METHOD_NOT_FOUND if error.detail == "method-not-found" else None
                 self.send(jsonrpc.error_response(call.id, error, numeric))
         finally:
             self._slots.release()
+            if held:
+                self._budget.give(held)
 
     async def execute(self, method: str, params: dict[str, Any]) -> Any:
         """Check access and params, then run the handler."""
@@ -209,6 +255,8 @@ class Connection:
     async def close(self) -> None:
         """Cancel running calls and stop the writer."""
         self._closed = True
+        # Its pairing requests die with it: a flood of held-then-dropped requests cannot lock others out.
+        self.services.pairing.release(self)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

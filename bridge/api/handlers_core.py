@@ -20,6 +20,7 @@ __all__ = [
     "OriginsRevoke",
     "PairingRequest",
     "ReadersList",
+    "TokenRotate",
     "core_handlers",
 ]
 
@@ -35,7 +36,10 @@ _READER_ROW = object_schema(
     ["name", "cardPresent", "atr", "kind"],
 )
 _READERS = object_schema(
-    {"pcsc": {"enum": ["available", "unavailable"]}, "readers": {"type": "array", "items": _READER_ROW}},
+    {
+        "pcsc": {"enum": ["available", "unavailable"]},
+        "readers": {"type": "array", "maxItems": 64, "items": _READER_ROW},
+    },
     ["pcsc", "readers"],
 )
 
@@ -99,7 +103,7 @@ class PairingRequest(Handler):
         if origin in own_origins(ctx.services.port):
             # The diagnostics page has its fixed, read-only rights; approving it would change nothing.
             raise BridgeError(ErrorCode.INVALID_INPUT, "own-origin")
-        pending = ctx.services.pairing.request(origin)
+        pending = ctx.services.pairing.request(origin, ctx.connection)
         ctx.connection.remember_pairing(pending.request_id)
         # The code is no secret from the page: only the person (tray, or the token-holding CLI) can approve.
         return {
@@ -227,6 +231,22 @@ class OriginsRevoke(Handler):
         return {"origin": origin, "revoked": True}
 
 
+class TokenRotate(Handler):
+    """token.rotate: a new local token, replacing the old one at once."""
+
+    name = "token.rotate"
+    summary = (
+        "Replace the local token (local token clients only): the old one is refused from now on and the other "
+        "local connections are closed (code 4001); returns the new token."
+    )
+    scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.ADMIN})
+    result_schema: ClassVar[dict[str, Any]] = object_schema({"token": {"type": "string", "maxLength": 64}})
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        return {"token": await ctx.services.rotate_token(ctx.connection)}
+
+
 def core_handlers() -> list[Handler]:
     """All bridge-level handlers."""
     return [
@@ -239,4 +259,5 @@ def core_handlers() -> list[Handler]:
         OriginsApprove(),
         OriginsDeny(),
         OriginsRevoke(),
+        TokenRotate(),
     ]

@@ -62,6 +62,7 @@ _PATIENT = object_schema(
 )
 # A 20 MB document in base64 is ~27 MB; the WebSocket frame limit (config) bounds it first anyway.
 _MAX_B64 = 28 * 1024 * 1024
+_MAX_DOCUMENTS = 10_000  # documented bound of a find result (a patient's DMP holds far fewer)
 _STATUSES = {"approved": AvailabilityStatus.APPROVED, "archived": AvailabilityStatus.ARCHIVED}
 _STATUS_NAMES = {
     AvailabilityStatus.APPROVED: "approved",
@@ -304,19 +305,26 @@ class DmpDocumentsFind(_DmpHandler):
                 "type": "array",
                 "items": {"enum": list(_STATUSES)},
                 "minItems": 1,
-                "uniqueItems": True,
+                # No uniqueItems: jsonschema checks it in quadratic time; a repeated status is simply ignored.
+                "maxItems": len(_STATUSES),
                 "default": ["approved"],
             },
-            "typeCodes": {"type": "array", "items": {"type": "string", "pattern": "^[0-9A-Za-z.-]{1,20}$"}},
+            "typeCodes": {
+                "type": "array",
+                "maxItems": 32,
+                "items": {"type": "string", "pattern": "^[0-9A-Za-z.-]{1,20}$", "maxLength": 20},
+            },
         },
         ["patient"],
     )
-    result_schema: ClassVar[dict[str, Any]] = object_schema({"documents": {"type": "array", "items": _DOCUMENT}})
+    result_schema: ClassVar[dict[str, Any]] = object_schema(
+        {"documents": {"type": "array", "maxItems": _MAX_DOCUMENTS, "items": _DOCUMENT}}
+    )
 
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
         """See summary."""
         patient = _patient(self.service, params)
-        statuses = [_STATUSES[s] for s in params.get("statuses", ["approved"])]
+        statuses = [_STATUSES[s] for s in dict.fromkeys(params.get("statuses", ["approved"]))]
         types = [Code(valuesets.validate(_LOINC, c, field="typeCodes"), _LOINC) for c in params.get("typeCodes", [])]
         entries = await self.service.find(_caller(ctx), patient, statuses, types)
         return {"documents": [document_json(e) for e in entries]}

@@ -12,6 +12,7 @@ Rules of this module:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,10 @@ SERVER_ERROR = -32000  # application errors: the symbolic code is in data.code
 _NOT_APPROVED = -32001  # origin/token refusals, so clients can branch without reading data
 
 RequestId = str | int | None
+
+# Checked before a method name is looked up, stored (recent errors) or logged: short, no control characters.
+MAX_METHOD_LENGTH = 64
+_METHOD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
 
 # json.dumps with options builds a new JSONEncoder per call; this one is stateless and reused.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -146,7 +151,7 @@ def parse_frame(text: str) -> Request | Notification | FrameError:
     if message.get("jsonrpc") != "2.0":
         return _invalid(reply_id, "jsonrpc-version")
     method = message.get("method")
-    if not isinstance(method, str) or not method:
+    if not isinstance(method, str) or len(method) > MAX_METHOD_LENGTH or not _METHOD_NAME.fullmatch(method):
         return _invalid(reply_id, "method")
     params = message.get("params", {})
     if isinstance(params, list):

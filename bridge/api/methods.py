@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bridge.service.readers import ReaderFeed
 
 __all__ = [
+    "MAX_STRING",
     "CallContext",
     "ConnectionView",
     "ErrorLog",
@@ -36,7 +37,11 @@ __all__ = [
     "Scope",
     "Services",
     "object_schema",
+    "unbounded",
 ]
+
+#: Length given to a string member that declares none (maxLength, enum or const), so every string is bounded.
+MAX_STRING = 1024
 
 
 class Scope(enum.Enum):
@@ -93,6 +98,9 @@ class Services(Protocol):
     def errors(self) -> ErrorLog:
         """Recent errors."""
 
+    async def rotate_token(self, keep: ConnectionView) -> str:
+        """Replace the local token; local connections other than `keep` are closed."""
+
 
 class ConnectionView(Protocol):
     """What a handler may know about the calling connection."""
@@ -113,11 +121,23 @@ class CallContext:
     connection: ConnectionView
 
 
+def _is_type(schema: Mapping[str, Any], name: str) -> bool:
+    kind = schema.get("type")
+    return kind == name or (isinstance(kind, list) and name in kind)
+
+
+def _bounded_member(schema: Any) -> Any:
+    # A string member without a bound gets MAX_STRING: the limit then shows in /openrpc.json too.
+    if isinstance(schema, dict) and _is_type(schema, "string") and "maxLength" not in schema:
+        return {**schema, "maxLength": MAX_STRING}
+    return schema
+
+
 def object_schema(properties: Mapping[str, Any] | None = None, required: Iterable[str] = ()) -> dict[str, Any]:
     """A closed JSON object schema (unknown members are refused: a typo must not be silently ignored)."""
     return {
         "type": "object",
-        "properties": dict(properties or {}),
+        "properties": {name: _bounded_member(member) for name, member in (properties or {}).items()},
         "required": list(required),
         "additionalProperties": False,
     }
@@ -150,6 +170,52 @@ def _detail(error: Any) -> str:
     return f"{path}: {error.validator}"
 
 
+def unbounded(schema: Any, path: str = "") -> list[str]:
+    """Where a schema lets a string or array grow without limit, or asks for a uniqueness check (quadratic)."""
+    if not isinstance(schema, dict):
+        return []
+    found: list[str] = []
+    if _is_type(schema, "string") and "maxLength" not in schema:
+        found.append(f"{path or '/'}: maxLength")
+    if _is_type(schema, "array") and "maxItems" not in schema:
+        found.append(f"{path or '/'}: maxItems")
+    if "uniqueItems" in schema:
+        found.append(f"{path or '/'}: uniqueItems")
+    for name, member in schema.get("properties", {}).items():
+        found += unbounded(member, f"{path}/{name}")
+    if "items" in schema:
+        found += unbounded(schema["items"], f"{path}/items")
+    for key in ("anyOf", "oneOf", "allOf"):
+        for i, member in enumerate(schema.get(key, [])):
+            found += unbounded(member, f"{path}/{key}/{i}")
+    return found
+
+
+def check_sizes(schema: Mapping[str, Any], value: Any, path: str = "") -> None:
+    """Refuse an over-long string or array before full validation, without looking inside it (linear, cheap)."""
+    if isinstance(value, str):
+        limit = schema.get("maxLength")
+        if limit is not None and len(value) > limit:
+            raise BridgeError(ErrorCode.INVALID_PARAMS, f"{path or '(params)'}: maxLength")
+    elif isinstance(value, list):
+        limit = schema.get("maxItems")
+        if limit is not None and len(value) > limit:
+            raise BridgeError(ErrorCode.INVALID_PARAMS, f"{path or '(params)'}: maxItems")
+        items = schema.get("items")
+        if isinstance(items, dict):
+            for i, item in enumerate(value):
+                check_sizes(items, item, f"{path}/{i}" if path else str(i))
+    elif isinstance(value, dict):
+        members = schema.get("properties", {})
+        if schema.get("additionalProperties") is False and len(value) > len(members):
+            # More members than the schema knows: at least one is unknown; no need to look at their values.
+            raise BridgeError(ErrorCode.INVALID_PARAMS, f"{path or '(params)'}: unknown-member")
+        for name, member in value.items():
+            sub = members.get(name)
+            if isinstance(sub, dict):
+                check_sizes(sub, member, f"{path}/{name}" if path else name)
+
+
 class Registry:
     """Method name -> handler, with compiled validators."""
 
@@ -159,6 +225,10 @@ class Registry:
         self._empty_ok: set[str] = set()
         for handler in handlers:
             Draft202012Validator.check_schema(handler.params_schema)
+            # Bounded work per frame: a method whose schema lets a frame cost more than linear time is a bug.
+            loose = unbounded(handler.params_schema) + unbounded(handler.result_schema)
+            if loose:
+                raise ValueError(f"{handler.name}: unbounded schema at {', '.join(loose)}")
             self._handlers[handler.name] = handler
             validator = Draft202012Validator(handler.params_schema)
             self._validators[handler.name] = validator
@@ -176,6 +246,8 @@ class Registry:
         """Raise INVALID_PARAMS when `params` do not match the method's schema."""
         if not params and name in self._empty_ok:
             return
+        schema = self._handlers[name].params_schema
+        check_sizes(schema, params)
         error = best_match(self._validators[name].iter_errors(params))
         if error is not None:
             raise BridgeError(ErrorCode.INVALID_PARAMS, _detail(error))

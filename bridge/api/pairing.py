@@ -38,6 +38,36 @@ log = logging.getLogger(__name__)
 APPROVALS_FILENAME = "approved-origins.json"
 PAIRING_TTL = 300.0  # seconds a code stays valid: long enough to walk to the tray, short enough to forget
 MAX_PENDING = 16  # a page flooding requests cannot bury the person in prompts
+# New requests per origin: a burst of 3 (reloads, tabs closing), then one per 10 s.
+ORIGIN_BURST, ORIGIN_REFILL = 3.0, 0.1
+# New requests overall: a burst of 20, then 10 per second; a flood that stops is forgotten within a second.
+OVERALL_BURST, OVERALL_REFILL = 20.0, 10.0
+
+
+class _Bucket:
+    """A token bucket: `burst` at once, then `refill` per second."""
+
+    def __init__(self, burst: float, refill: float, now: float) -> None:
+        self.burst, self.refill = burst, refill
+        self.tokens, self.at = burst, now
+
+    def _update(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.refill)
+        self.at = now
+
+    def wait(self, now: float) -> float:
+        """Seconds until one token is available (0 when one is)."""
+        self._update(now)
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.refill
+
+    def spend(self) -> None:
+        """Take one token (after `wait` said 0)."""
+        self.tokens -= 1
+
+    def full(self, now: float) -> bool:
+        """Whether the bucket has refilled completely (it can then be forgotten)."""
+        self._update(now)
+        return self.tokens >= self.burst
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,11 +92,17 @@ class ApprovalStore:
 
     def _refresh(self) -> None:
         try:
-            mtime = os.stat(self.path).st_mtime_ns  # every call; os.stat is ~40% cheaper than Path.stat
+            info = os.stat(self.path)  # every call; os.stat is ~40% cheaper than Path.stat
         except FileNotFoundError:
             self._origins, self._mtime = {}, None
             return
+        mtime = info.st_mtime_ns
         if mtime == self._mtime:
+            return
+        if info.st_uid != os.getuid():
+            # Planted by another user: it approves nothing.
+            log.warning("approved-origins file not owned by this user; ignored")
+            self._origins, self._mtime = {}, mtime
             return
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
@@ -135,6 +171,8 @@ class PendingPairing:
     code: str
     expires_at: float  # monotonic clock
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    #: The connections waiting for it; it is dropped when the last one closes.
+    owners: set[object] = field(default_factory=set, repr=False, compare=False)
 
     def to_json(self, now: float) -> dict[str, Any]:
         """JSON form for `origins pending --json`."""
@@ -166,9 +204,12 @@ class PairingManager:
         self.store = store
         self.ttl = ttl
         self._clock = clock
-        self._pending: dict[str, PendingPairing] = {}  # by code
+        self._pending: dict[str, PendingPairing] = {}  # by code, oldest first
         self._listeners: list[DecisionListener] = []
         self._request_listeners: list[RequestListener] = []
+        self._shown: str | None = None  # the code shown to the person: one request at a time
+        self._overall = _Bucket(OVERALL_BURST, OVERALL_REFILL, clock())
+        self._per_origin: dict[str, _Bucket] = {}
 
     def add_listener(self, listener: DecisionListener) -> None:
         """Be told of every approval/denial."""
@@ -183,28 +224,68 @@ class PairingManager:
         for code in [c for c, p in self._pending.items() if p.expires_at <= now]:
             expired = self._pending.pop(code)
             self._emit(expired.request_id, expired.origin, False)
+        self._show_next()
+
+    def _show_next(self) -> None:
+        # The person sees the oldest live request; the next one only once it is decided, expired or dropped.
+        if self._shown in self._pending:
+            return
+        self._shown = next(iter(self._pending), None)
+        if self._shown is not None:
+            pending = self._pending[self._shown]
+            for listener in list(self._request_listeners):
+                listener(pending)
+
+    def _rate_limit(self, origin: str) -> None:
+        now = self._clock()
+        for key in [o for o, b in self._per_origin.items() if b.full(now)]:
+            del self._per_origin[key]  # bounded memory: only origins seen recently are remembered
+        bucket = self._per_origin.get(origin) or _Bucket(ORIGIN_BURST, ORIGIN_REFILL, now)
+        wait = max(bucket.wait(now), self._overall.wait(now))
+        if wait > 0:
+            raise BridgeError(ErrorCode.INVALID_INPUT, "pairing-rate-limited", retryAfter=round(wait + 0.5))
+        bucket.spend()
+        self._overall.spend()
+        self._per_origin[origin] = bucket
+
+    def release(self, owner: object) -> None:
+        """A connection closed: its requests that nobody else waits for are dropped."""
+        for code in [c for c, p in self._pending.items() if owner in p.owners]:
+            pending = self._pending[code]
+            pending.owners.discard(owner)
+            if not pending.owners:
+                del self._pending[code]
+                log.info("pairing request dropped: its page went away")
+        self._prune()
 
     def _emit(self, request_id: str, origin: str, approved: bool) -> None:
         for listener in list(self._listeners):
             listener(request_id, origin, approved)
 
-    def request(self, origin: str) -> PendingPairing:
-        """Open a pairing request for `origin`, or return its live one (a reloading page prompts once)."""
+    def request(self, origin: str, owner: object = None) -> PendingPairing:
+        """Open a pairing request for `origin`, or return its live one (a reloading page prompts once).
+
+        `owner` (the requesting connection) keeps it alive; without one it lives until it expires.
+        """
         self._prune()
         for pending in self._pending.values():
             if pending.origin == origin:
+                if owner is not None:
+                    pending.owners.add(owner)
                 return pending
         if len(self._pending) >= MAX_PENDING:
             raise BridgeError(ErrorCode.INVALID_INPUT, "too-many-pairing-requests")
+        self._rate_limit(origin)
         code = f"{secrets.randbelow(1_000_000):06d}"
         while code in self._pending:
             code = f"{secrets.randbelow(1_000_000):06d}"
         pending = PendingPairing(
             request_id=secrets.token_hex(8), origin=origin, code=code, expires_at=self._clock() + self.ttl
         )
+        if owner is not None:
+            pending.owners.add(owner)
         self._pending[code] = pending
-        for listener in list(self._request_listeners):
-            listener(pending)
+        self._show_next()
         return pending
 
     def pending(self) -> list[PendingPairing]:
@@ -229,6 +310,7 @@ class PairingManager:
         self.store.approve(pending.origin)
         log.info("origin approved: %s", pending.origin)
         self._emit(pending.request_id, pending.origin, True)
+        self._show_next()
         return pending
 
     def deny(self, code: str) -> PendingPairing:
@@ -236,4 +318,5 @@ class PairingManager:
         pending = self._take(code)
         log.info("pairing denied: %s", pending.origin)
         self._emit(pending.request_id, pending.origin, False)
+        self._show_next()
         return pending

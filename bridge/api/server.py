@@ -19,14 +19,18 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp._websocket.reader_py import WebSocketDataQueue as PyWebSocketDataQueue
+from aiohttp._websocket.reader_py import WebSocketReader as PyWebSocketReader
+from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
 from bridge.api import jsonrpc
-from bridge.api.connection import Connection
+from bridge.api.connection import Connection, FrameBudget
 from bridge.api.methods import Registry, Services
 from bridge.api.openrpc import openrpc_document
 from bridge.api.ports import PortInUseError, port_holder
 from bridge.api.security import (
     Caller,
+    CallerKind,
     Refusal,
     check_host,
     classify_caller,
@@ -35,10 +39,19 @@ from bridge.api.security import (
     own_origins,
 )
 from bridge.errors import BridgeError, ErrorCode
+from bridge.logs import LogThrottle
 
-__all__ = ["BridgeServer"]
+__all__ = ["UNAPPROVED_MAX_MESSAGE", "BridgeServer"]
 
 log = logging.getLogger(__name__)
+# Refused requests come in floods (rebinding probes, forged origins): one line per reason per interval.
+_refusals = LogThrottle(log)
+
+#: Message limit of a web page not approved yet: pairing.request and bridge.info fit many times over.
+UNAPPROVED_MAX_MESSAGE = 64 * 1024
+_TOKEN_ROTATED = 4001  # WebSocket close code (private range) for local clients after a token rotation
+#: Large frames decoded or running at once, daemon-wide, in multiples of the message limit.
+_BUDGET_MESSAGES = 3
 
 _PUBLIC_PATHS = ("/sdk/dmp-bridge.js", "/sdk/dmp-bridge.d.ts", "/openrpc.json")
 _PAGES = {
@@ -56,7 +69,41 @@ def _refusal(status: int, code: ErrorCode, detail: str) -> web.Response:
 
 
 class _BridgeWebSocket(web.WebSocketResponse):
-    """Sends a JSON-RPC error before aiohttp closes an oversized message with 1009."""
+    """Sends a JSON-RPC error before aiohttp closes an oversized message with 1009; its limit can grow once."""
+
+    def __init__(self, *, max_msg_size: int, raised_max_msg_size: int, heartbeat: float) -> None:
+        super().__init__(max_msg_size=max_msg_size, heartbeat=heartbeat, compress=False)
+        self._raised_max_msg_size = raised_max_msg_size
+
+    def _post_start(self, request: Any, protocol: str | None, writer: Any) -> None:
+        if not self.limited:
+            super()._post_start(request, protocol, writer)
+            return
+        # aiohttp's own set-up with the pure-Python reader: the compiled reader's limit cannot be raised later.
+        self._ws_protocol = protocol
+        self._writer = writer
+        self._reset_heartbeat()
+        assert self._loop is not None
+        self._reader = PyWebSocketDataQueue(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
+        self._parser = PyWebSocketReader(
+            self._reader, self._max_msg_size, compress=False, decode_text=self._decode_text
+        )
+        callback = None if self._heartbeat is None else self._on_data_received
+        request.protocol.set_parser(self._parser, data_received_cb=callback)
+        request.protocol.keep_alive(False)
+
+    @property
+    def limited(self) -> bool:
+        """Whether the small, not-yet-approved message limit applies."""
+        return self._max_msg_size < self._raised_max_msg_size
+
+    def raise_limit(self) -> None:
+        """Give an approved page the configured message limit."""
+        limit = self._raised_max_msg_size
+        self._max_msg_size = limit
+        parser: Any = self._parser
+        parser._max_msg_size = limit
+        parser._max_fragments = max(1024, limit // 256)
 
     async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
         """Close; on 1009 tell the client why first."""
@@ -90,7 +137,8 @@ class BridgeServer:
         self.max_in_flight = max_in_flight
         self.extra_hosts = extra_hosts
         self.connections: set[Connection] = set()
-        self._sockets: dict[Connection, web.WebSocketResponse] = {}
+        self._sockets: dict[Connection, _BridgeWebSocket] = {}
+        self.budget = FrameBudget(_BUDGET_MESSAGES * max_message_size)
         self._runner: web.AppRunner | None = None
         self._static = resources.files("bridge.api") / "static"
 
@@ -103,17 +151,33 @@ class BridgeServer:
             if conn.receives_events():
                 conn.offer_event(text)
 
+    async def set_token(self, token: str, *, keep: object) -> None:
+        """Accept only `token` from now on; close the local connections opened with the old one (but `keep`)."""
+        self.token = token
+        for conn, ws in list(self._sockets.items()):
+            if conn.caller.kind is CallerKind.LOCAL and conn is not keep:
+                await conn.close()
+                with contextlib.suppress(Exception):
+                    await ws.close(code=_TOKEN_ROTATED, message=b"local token rotated")
+
     def pairing_decided(self, request_id: str, origin: str, approved: bool) -> None:
         """PairingManager listener: notify the origin's connections."""
         for conn in list(self.connections):
+            if approved and conn.origin == origin:
+                self._raise_limit(conn)
             conn.pairing_decided(request_id, origin, approved)
+
+    def _raise_limit(self, conn: Connection) -> None:
+        ws = self._sockets.get(conn)
+        if ws is not None and ws.limited and conn.receives_events():
+            ws.raise_limit()
 
     # -- HTTP ---------------------------------------------------------------------------------
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if not check_host(request.headers.get("Host"), self.port, self.extra_hosts):
-            log.warning("refused request with Host %r", request.headers.get("Host", "")[:80])
+            _refusals.log(logging.WARNING, "host", "refused request with Host %r", request.headers.get("Host", "")[:80])
             return _refusal(403, ErrorCode.UNAUTHORIZED, Refusal.BAD_HOST.value)
         raw_origin = request.headers.get("Origin")
         if request.path in _PUBLIC_PATHS:
@@ -153,18 +217,23 @@ class BridgeServer:
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         decision = classify_caller(request.headers, port=self.port, token=self.token, extra_hosts=self.extra_hosts)
         if isinstance(decision, Refusal):
-            log.warning("refused WebSocket: %s", decision.value)
+            _refusals.log(logging.WARNING, decision.value, "refused WebSocket: %s", decision.value)
             if decision is Refusal.BAD_TOKEN:
                 return _refusal(401, ErrorCode.UNAUTHORIZED, decision.value)
             return _refusal(403, ErrorCode.ORIGIN_NOT_APPROVED, decision.value)
         # No permessage-deflate: on loopback it only costs CPU (it was ~10% of a status call).
-        ws = _BridgeWebSocket(max_msg_size=self.max_message_size, heartbeat=30.0, compress=False)
+        limit = self.max_message_size
+        if decision.kind is CallerKind.WEB and not (
+            decision.origin is not None and self.services.store.is_approved(decision.origin)
+        ):
+            limit = min(limit, UNAPPROVED_MAX_MESSAGE)
+        ws = _BridgeWebSocket(max_msg_size=limit, raised_max_msg_size=self.max_message_size, heartbeat=30.0)
         await ws.prepare(request)
         await self._serve(ws, decision)
         return ws
 
-    async def _serve(self, ws: web.WebSocketResponse, caller: Caller) -> None:
-        conn = Connection(caller, self.services, self.registry, max_in_flight=self.max_in_flight)
+    async def _serve(self, ws: _BridgeWebSocket, caller: Caller) -> None:
+        conn = Connection(caller, self.services, self.registry, max_in_flight=self.max_in_flight, budget=self.budget)
         self.connections.add(conn)
         self._sockets[conn] = ws
         writer = asyncio.create_task(self._write(ws, conn), name=f"ws{conn.id}:writer")
@@ -176,6 +245,9 @@ class BridgeServer:
                 elif msg.type is WSMsgType.BINARY:
                     error = BridgeError(ErrorCode.INVALID_INPUT, "binary-frame")
                     conn.send(jsonrpc.error_response(None, error, jsonrpc.INVALID_REQUEST))
+                if ws.limited:
+                    # An approval made outside this daemon (CLI editing the file) is seen on the next frame.
+                    self._raise_limit(conn)
                 # Inline answers (and anything queued meanwhile) go out now, without a writer wake-up.
                 await self._flush(ws, conn)
         finally:

@@ -12,7 +12,7 @@ import secrets
 import stat
 from pathlib import Path
 
-__all__ = ["TOKEN_FILENAME", "load_or_create_token", "token_path"]
+__all__ = ["TOKEN_FILENAME", "client_token", "load_or_create_token", "rotate_token", "token_path"]
 
 TOKEN_FILENAME = "local-token"
 
@@ -50,3 +50,21 @@ def load_or_create_token(data_dir: Path) -> str:
         return _write_new(path)
     token = path.read_text(encoding="ascii").strip()
     return token if token else _write_new(path)
+
+
+def rotate_token(data_dir: Path) -> str:
+    """Replace the token with a new one (the daemon does this; the CLI asks it)."""
+    from bridge.paths import ensure_private_dir
+
+    ensure_private_dir(data_dir)
+    return _write_new(token_path(data_dir))
+
+
+def client_token(data_dir: Path) -> str:
+    """The token as a client reads it: never replaced here, since the running daemon would keep the old one."""
+    path = token_path(data_dir)
+    try:
+        token = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        token = ""
+    return token if token else load_or_create_token(data_dir)

@@ -27,10 +27,10 @@ def daemon_port(option: int | None) -> int | None:
 
 def local_token() -> str:
     """The local token the daemon accepts from this user's processes (created on first use)."""
-    from bridge.api.token import load_or_create_token
+    from bridge.api.token import client_token
     from bridge.paths import data_dir
 
-    return load_or_create_token(data_dir())
+    return client_token(data_dir())
 
 
 def print_error(exc: BridgeError, *, as_json: bool) -> None:

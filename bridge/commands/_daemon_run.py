@@ -20,7 +20,14 @@ __all__ = ["config_with_port", "start_application", "stop_on_signals"]
 def config_with_port(port: int | None) -> BridgeConfig | None:
     """The user's configuration, `--port` replacing its port when given; None (reason printed) if it is invalid."""
     from bridge.config import ConfigError, load_config
+    from bridge.paths import UnsafeFolderError, check_private_dirs
 
+    try:
+        check_private_dirs()  # before reading anything from them
+    except UnsafeFolderError as exc:
+        print(exc.message_fr, file=sys.stderr)
+        print(exc.message_en, file=sys.stderr)
+        return None
     try:
         config = load_config()
     except ConfigError as exc:
