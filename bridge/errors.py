@@ -104,9 +104,9 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
 _DETAIL_MESSAGES: dict[tuple[ErrorCode, str], tuple[str, str]] = {
     (ErrorCode.PIN_LAST_TRY, "confirm-at-workstation"): (
         "Un seul essai restant : une page web ne peut pas l'utiliser. La personne doit le confirmer au poste "
-        "de travail (par exemple `dmp-bridge card login --force-last-try`), ou débloquer la carte.",
+        "de travail (par exemple `dmp-bridge card --pin-stdin --force-last-try`), ou débloquer la carte.",
         "One PIN try left: a web page cannot spend it. The person must confirm it at the workstation "
-        "(e.g. `dmp-bridge card login --force-last-try`), or unblock the card.",
+        "(e.g. `dmp-bridge card --pin-stdin --force-last-try`), or unblock the card.",
     ),
     (ErrorCode.INVALID_PARAMS, "prehashed: local-programs-only"): (
         "Une page web ne peut pas faire signer une empreinte arbitraire par la clé d'authentification : "
