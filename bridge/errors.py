@@ -100,6 +100,23 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
 }
 
 
+#: Messages more precise than their code's, for a (code, detail) pair the caller must act on differently.
+_DETAIL_MESSAGES: dict[tuple[ErrorCode, str], tuple[str, str]] = {
+    (ErrorCode.PIN_LAST_TRY, "confirm-at-workstation"): (
+        "Un seul essai restant : une page web ne peut pas l'utiliser. La personne doit le confirmer au poste "
+        "de travail (par exemple `dmp-bridge card --pin-stdin --force-last-try`), ou débloquer la carte.",
+        "One PIN try left: a web page cannot spend it. The person must confirm it at the workstation "
+        "(e.g. `dmp-bridge card --pin-stdin --force-last-try`), or unblock the card.",
+    ),
+    (ErrorCode.INVALID_PARAMS, "prehashed: local-programs-only"): (
+        "Une page web ne peut pas faire signer une empreinte arbitraire par la clé d'authentification : "
+        "envoyez les données elles-mêmes, ou passez par un programme local (jeton).",
+        "A web page cannot have the authentication key sign an arbitrary digest: send the data itself, "
+        "or use a local program (token).",
+    ),
+}
+
+
 class BridgeError(Exception):
     """An error with a stable code, safe to show to any caller.
 
@@ -116,12 +133,12 @@ class BridgeError(Exception):
     @property
     def message_fr(self) -> str:
         """The French message."""
-        return _MESSAGES[self.code][0]
+        return _DETAIL_MESSAGES.get((self.code, self.detail or ""), _MESSAGES[self.code])[0]
 
     @property
     def message_en(self) -> str:
         """The English message."""
-        return _MESSAGES[self.code][1]
+        return _DETAIL_MESSAGES.get((self.code, self.detail or ""), _MESSAGES[self.code])[1]
 
     def to_data(self) -> dict[str, Any]:
         """The JSON-RPC `error.data` object."""

@@ -83,7 +83,10 @@ class CpsLogin(_CardHandler):
     """cps.login: verify the PIN; refuses the last try unless `allowLastTry` is true."""
 
     name = "cps.login"
-    summary = "Verify the card holder PIN. With one try left the call fails with PIN_LAST_TRY unless allowLastTry."
+    summary = (
+        "Verify the card holder PIN. With one try left the call fails with PIN_LAST_TRY unless allowLastTry"
+        " (local programs only). After a wrong PIN the next attempt on that card waits (1 s, 2 s, 4 s...)."
+    )
     kind: ClassVar[CardKind] = "cps"
     params_schema: ClassVar[dict[str, Any]] = object_schema(
         {
@@ -99,6 +102,13 @@ class CpsLogin(_CardHandler):
         ErrorCode.PIN_BLOCKED,
         ErrorCode.PIN_LAST_TRY,
     )
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """Refuse a page's request to spend the last try (any origin: only the person at the workstation may)."""
+        if params.get("allowLastTry", False) and ctx.connection.origin is not None:
+            # An Origin is a claim and a page's script runs unattended: blocking the card is the person's call.
+            raise BridgeError(ErrorCode.PIN_LAST_TRY, "confirm-at-workstation")
+        return await super().call(ctx, params)
 
     async def operate(self, cards: CardService, reader: str, params: dict[str, Any]) -> Any:
         """See summary."""
@@ -128,7 +138,10 @@ class CpsSign(_CardHandler):
     """cps.sign: sign data or a digest with the card key."""
 
     name = "cps.sign"
-    summary = "Sign base64 data (or a digest when prehashed) with the CPS signature or authentication key."
+    summary = (
+        "Sign base64 data (or a digest when prehashed) with the CPS signature or authentication key;"
+        " a prehashed digest for the authentication key only from local programs."
+    )
     kind: ClassVar[CardKind] = "cps"
     params_schema: ClassVar[dict[str, Any]] = object_schema(
         {
@@ -150,7 +163,11 @@ class CpsSign(_CardHandler):
         except (binascii.Error, ValueError):
             raise BridgeError(ErrorCode.INVALID_PARAMS, "data: base64") from None
         digest = params.get("digestAlgorithm", "SHA-256")
-        if params.get("prehashed", False) and len(data) != self._DIGEST_SIZES[digest]:
+        prehashed = params.get("prehashed", False)
+        if prehashed and params.get("key") == "authentication" and ctx.connection.origin is not None:
+            # An arbitrary digest signed by the authentication key is a TLS client signature in the doctor's name.
+            raise BridgeError(ErrorCode.INVALID_PARAMS, "prehashed: local-programs-only")
+        if prehashed and len(data) != self._DIGEST_SIZES[digest]:
             raise BridgeError(ErrorCode.INVALID_PARAMS, "data: digest-length")
         return await super().call(ctx, {**params, "_bytes": data})
 

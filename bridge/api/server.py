@@ -25,6 +25,7 @@ from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
 from bridge.api import jsonrpc
 from bridge.api.connection import Connection, FrameBudget
+from bridge.api.http_guard import ConnectionGuard, GuardedRunner, lift_deadline
 from bridge.api.methods import Registry, Services
 from bridge.api.openrpc import openrpc_document
 from bridge.api.ports import PortInUseError, port_holder
@@ -139,6 +140,8 @@ class BridgeServer:
         self.connections: set[Connection] = set()
         self._sockets: dict[Connection, _BridgeWebSocket] = {}
         self.budget = FrameBudget(_BUDGET_MESSAGES * max_message_size)
+        #: Same OS user only, the plain-HTTP deadline, file-descriptor exhaustion (tests shorten the deadline).
+        self.guard = ConnectionGuard()
         self._runner: web.AppRunner | None = None
         self._static = resources.files("bridge.api") / "static"
 
@@ -227,6 +230,7 @@ class BridgeServer:
             decision.origin is not None and self.services.store.is_approved(decision.origin)
         ):
             limit = min(limit, UNAPPROVED_MAX_MESSAGE)
+        lift_deadline(request)  # the heartbeat bounds a WebSocket from here on
         ws = _BridgeWebSocket(max_msg_size=limit, raised_max_msg_size=self.max_message_size, heartbeat=30.0)
         await ws.prepare(request)
         await self._serve(ws, decision)
@@ -307,8 +311,9 @@ class BridgeServer:
 
     async def start(self, hosts: tuple[str, ...] = ("127.0.0.1", "::1")) -> None:
         """Listen on the loopback addresses; port 0 picks a free port (the first host decides)."""
-        runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
+        runner = GuardedRunner(self.build_app(), self.guard, access_log=None, handle_signals=False)
         await runner.setup()
+        self.guard.install(asyncio.get_running_loop())
         self._runner = runner
         try:
             for host in hosts:
@@ -329,6 +334,7 @@ class BridgeServer:
         except BaseException:
             await runner.cleanup()
             self._runner = None
+            self.guard.uninstall()
             raise
         log.info("listening on http://127.0.0.1:%d", self.port)
 
@@ -337,3 +343,4 @@ class BridgeServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            self.guard.uninstall()

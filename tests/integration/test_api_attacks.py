@@ -4,10 +4,13 @@ another client's round trip stays under 100 ms while the attack runs."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import io
 import json
 import logging
 import os
+import socket
 import statistics
 import sys
 import time
@@ -20,6 +23,7 @@ import pytest
 
 from bridge.api.methods import Handler, Registry, Scope, object_schema
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore
+from bridge.api.peer import peer_uid
 from bridge.api.token import token_path
 from bridge.app import Application
 from bridge.config import BridgeConfig
@@ -365,3 +369,252 @@ async def test_pairing_rate_limited_per_origin(bridge: Application, session: aio
     other = await open_ws(session, bridge, origin="https://other.example")
     assert (await rpc(other, "pairing.request"))["result"]["status"] == "pending"
     await other.close()
+
+
+# -- 3. PIN handling a script cannot abuse ----------------------------------------------------------
+
+CPS_READER = "Virtual PCD 00 00"
+PIN_UNIT = 0.3  # seconds: the test's delay unit after a first wrong PIN (1 s in the daemon)
+
+
+@pytest.mark.pcsc
+async def test_pin_exhaustion_from_a_page_no_longer_blocks_the_card(
+    session: aiohttp.ClientSession, slots: list[Any]
+) -> None:
+    from bridge.pcsc.monitor import ReaderMonitor
+    from bridge.service.pcsc_cards.service import PcscCardService
+    from bridge.sim.cps3 import create_card
+    from tests.api_helpers import next_notification
+    from tests.conftest import wait_card_state
+
+    await asyncio.to_thread(wait_card_state, CPS_READER, False)
+    monitor = ReaderMonitor()
+    cards = PcscCardService(monitor, pin_delay_unit=PIN_UNIT)
+    async with running_bridge(monitor=monitor, cards=cards) as app:
+        local = await open_ws(session, app, token=app.token)
+        await rpc(local, "bridge.info")
+        await asyncio.to_thread(slots[0].insert, create_card("gp"))
+        while (await next_notification(local, "card.inserted", timeout=15))["reader"] != CPS_READER:
+            pass
+        app.store.approve(WEB)
+        page = await open_ws(session, app, origin=WEB)
+        codes: list[tuple[str, str | None]] = []
+        elapsed: list[float] = []
+
+        async def login(ws: Any, params: dict[str, Any]) -> dict[str, Any]:
+            start = time.monotonic()
+            answer = await rpc(ws, "cps.login", params, timeout=30)
+            elapsed.append(time.monotonic() - start)
+            return answer
+
+        async def attack() -> None:
+            # The sequence that blocked the card in 13 ms: two wrong PINs, the guarded try, then allowLastTry.
+            for params in ({"pin": "0000"}, {"pin": "0000"}, {"pin": "0000"}, {"pin": "0000", "allowLastTry": True}):
+                data = error_data(await login(page, params))
+                codes.append((data["code"], data.get("detail")))
+                assert data["code"] != "PIN_BLOCKED", data
+
+        await under_attack(session, app, attack, seconds=0.5)
+        assert codes[:4] == [
+            ("PIN_INCORRECT", None),
+            ("PIN_INCORRECT", None),
+            ("PIN_LAST_TRY", None),
+            ("PIN_LAST_TRY", "confirm-at-workstation"),
+        ], codes
+        # Growing delay across calls: the second wrong PIN waited one unit, the guarded try two.
+        assert elapsed[1] >= PIN_UNIT * 0.9, elapsed
+        assert elapsed[2] >= PIN_UNIT * 1.8, elapsed
+        refusal = error_data(await rpc(page, "cps.login", {"pin": "1234", "allowLastTry": True}))
+        assert "poste de travail" in refusal["message_fr"] and "workstation" in refusal["message_en"]
+        read = (await rpc(local, "cps.read", timeout=30))["result"]
+        assert read["pin"] == {"triesLeft": 1, "triesMax": 3, "blocked": False}
+        # The person at the workstation (local token, as the CLI's --force-last-try) still may; it resets the delay.
+        ok = (await rpc(local, "cps.login", {"pin": "1234", "allowLastTry": True}, timeout=30))["result"]
+        assert (ok["authenticated"], ok["triesLeft"]) == (True, 3)
+        assert cards._cps.throttle.delay(read["serial"]) == 0.0
+        # The authentication key signs no arbitrary digest for a page; a local program still may.
+        digest = {"data": base64.b64encode(b"d" * 32).decode(), "prehashed": True, "key": "authentication"}
+        assert error_data(await rpc(page, "cps.sign", digest))["detail"] == "prehashed: local-programs-only"
+        assert "signature" in (await rpc(local, "cps.sign", digest, timeout=30))["result"]
+        await page.close()
+        await local.close()
+
+
+# -- 5. timeouts ------------------------------------------------------------------------------------
+
+
+async def test_slowloris_sockets_are_cut_and_clients_get_through(
+    bridge: Application, session: aiohttp.ClientSession
+) -> None:
+    bridge.server.guard.http_deadline = 0.5  # 10 s in the daemon
+    request = f"GET /openrpc.json HTTP/1.1\r\nHost: 127.0.0.1:{bridge.port}\r\nX-Pad: ".encode() + b"a" * 1000
+    cut: list[float] = []
+
+    async def slow_client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", bridge.port)
+        start = time.monotonic()
+
+        async def drip() -> None:
+            # One header byte at a time, never finishing the header block (the attack's own pace).
+            with contextlib.suppress(ConnectionError):
+                for byte in request:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+
+        dripping = asyncio.create_task(drip())
+        try:
+            with contextlib.suppress(ConnectionError):
+                assert await asyncio.wait_for(reader.read(), 10) == b""
+            cut.append(time.monotonic() - start)
+        finally:
+            dripping.cancel()
+            writer.close()
+
+    async def attack() -> None:
+        slow = [asyncio.create_task(slow_client()) for _ in range(200)]
+        # A legitimate client still gets its round trip while 200 sockets drip.
+        ws = await open_ws(session, bridge, token=bridge.token)
+        assert (await rpc(ws, "bridge.info"))["result"]["name"] == "dmp-bridge"
+        await ws.close()
+        async with session.get(f"http://127.0.0.1:{bridge.port}/openrpc.json") as response:
+            assert response.status == 200
+        await asyncio.gather(*slow)
+
+    await under_attack(session, bridge, attack)
+    assert len(cut) >= 200 and max(cut) < 5, max(cut)
+
+
+REPO_ROOT = REPO
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_NOFILE and /proc/<pid>/fd: Linux")
+async def test_fd_exhaustion_refuses_new_connections_without_tracebacks(tmp_path: Path) -> None:
+    import resource
+
+    def low_fd_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96))
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.cli",
+        "run",
+        "--no-tray",
+        "--port",
+        "0",
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=low_fd_limit,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        banner = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
+        port = int(banner.split("http://127.0.0.1:")[1].split("/")[0])
+        clients: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        for _ in range(150):
+            clients.append(await asyncio.open_connection("127.0.0.1", port))
+
+        async def refused(reader: asyncio.StreamReader) -> bool:
+            try:
+                return await asyncio.wait_for(reader.read(), 4) == b""
+            except ConnectionError:
+                return True
+            except TimeoutError:
+                return False  # accepted and kept: it holds one of the daemon's descriptors
+
+        outcomes = await asyncio.gather(*(refused(reader) for reader, _ in clients))
+        # Beyond the descriptor limit, clients are refused at once instead of hanging in the backlog.
+        assert sum(outcomes) >= 150 - 96, sum(outcomes)
+        for _, writer in clients:
+            writer.close()
+        # Once they are gone, the daemon serves again.
+        token = token_path(data_dir()).read_text().strip()
+        async with aiohttp.ClientSession() as client:
+            for _attempt in range(50):
+                try:
+                    ws = await client.ws_connect(
+                        f"http://127.0.0.1:{port}/ws", headers={"Authorization": f"Bearer {token}"}
+                    )
+                    break
+                except (aiohttp.ClientError, ConnectionError):
+                    await asyncio.sleep(0.1)  # the daemon closes the last held sockets at its own pace
+            start = time.perf_counter()
+            assert (await rpc(ws, "bridge.info"))["result"]["name"] == "dmp-bridge"
+            assert time.perf_counter() - start < ROUND_TRIP_BOUND
+            await ws.close()
+    finally:
+        proc.terminate()
+        _, err_bytes = await asyncio.wait_for(proc.communicate(), 15)
+    err = err_bytes.decode()
+    assert "Traceback" not in err, err[-3000:]
+    # One line per interval, not one per failed accept.
+    assert 1 <= err.count("out of file descriptors") <= 3, err[-3000:]
+
+
+# -- 2. same OS user only ---------------------------------------------------------------------------
+
+_RAW_CLIENT = """
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.create_connection((host, port), 5)
+s.settimeout(5)
+try:
+    s.sendall(b"GET /openrpc.json HTTP/1.1\\r\\nHost: 127.0.0.1:%d\\r\\nConnection: close\\r\\n\\r\\n" % port)
+    head = s.recv(12)
+except ConnectionError:
+    head = b""
+print(head.decode() or "refused")
+"""
+
+
+async def raw_client(port: int, host: str, *user: str) -> str:
+    """Run a stdlib HTTP client (as `user` when given); its first answer bytes, or 'refused'."""
+    proc = await asyncio.create_subprocess_exec(
+        *user,
+        "/usr/bin/python3",
+        "-c",
+        _RAW_CLIENT,
+        host,
+        str(port),
+        cwd="/",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 0, err
+    return out.decode().strip()
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not sys.platform.startswith("linux"), reason="runs a client as nobody: root on Linux"
+)
+async def test_another_os_user_is_refused_before_http(bridge: Application, session: aiohttp.ClientSession) -> None:
+    nobody = ("runuser", "-u", "nobody", "--")
+    answers: list[str] = []
+
+    async def attack() -> None:
+        answers.append(await raw_client(bridge.port, "127.0.0.1", *nobody))
+
+    await under_attack(session, bridge, attack)
+    assert answers and set(answers) == {"refused"}, answers
+    # The daemon's own user is served.
+    assert await raw_client(bridge.port, "127.0.0.1") == "HTTP/1.1 200"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/net/tcp{,6}: Linux")
+@pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_peer_owner_found_over_ipv4_and_ipv6(family: socket.AddressFamily, host: str) -> None:
+    try:
+        listener = socket.socket(family)
+        listener.bind((host, 0))
+    except OSError:
+        pytest.skip(f"{host} unavailable")
+    with listener:
+        listener.listen()
+        with socket.socket(family) as client:
+            client.connect(listener.getsockname()[:2])
+            accepted, _ = listener.accept()
+            with accepted:
+                assert peer_uid(accepted) == os.geteuid()

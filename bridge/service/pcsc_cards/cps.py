@@ -29,6 +29,7 @@ from bridge.errors import BridgeError, ErrorCode
 from bridge.service.cards import DigestName, KeyUsage
 from bridge.service.pcsc_cards.card_session import CardSession
 from bridge.service.pcsc_cards.sessions import CardSessions
+from bridge.service.pin_throttle import PinThrottle
 
 __all__ = ["CardPractitioner", "CpsCards", "Issuers"]
 
@@ -73,9 +74,10 @@ def _cps_json(info: CpsCardInfo, identity: CardIdentity | None) -> dict[str, Any
 class CpsCards:
     """The CPS operations on the cards of `sessions`; `issuers` completes the chains of `practitioner`."""
 
-    def __init__(self, sessions: CardSessions, issuers: Issuers | None) -> None:
+    def __init__(self, sessions: CardSessions, issuers: Issuers | None, throttle: PinThrottle | None = None) -> None:
         self._sessions = sessions
         self._issuers = issuers
+        self.throttle = throttle or PinThrottle()
 
     async def cps_info(self, reader: str) -> CpsCardInfo:
         """Everything a CPS shows without the PIN, and which backend and generation (`cps_read` is its JSON form)."""
@@ -97,7 +99,9 @@ class CpsCards:
     ) -> tuple[PinStatus, tuple[Situation, ...]]:
         """Verify the PIN (refusing the last try unless allowed), then read the situations.
 
-        `pin` is zeroed in every case. Raises PIN_INCORRECT (with triesLeft), PIN_LAST_TRY, PIN_BLOCKED.
+        After a wrong PIN the next attempt on the same card (by serial, whoever calls) waits first:
+        `throttle`. `pin` is zeroed in every case. Raises PIN_INCORRECT (with triesLeft), PIN_LAST_TRY,
+        PIN_BLOCKED.
         """
 
         def op(session: CardSession, token: CpsToken) -> tuple[PinStatus, tuple[Situation, ...]]:
@@ -108,7 +112,15 @@ class CpsCards:
             return status, token.read_situations()
 
         try:
-            status, situations = await self._sessions.cps(reader, op, "cps.login")
+            serial = (await self.cps_info(reader)).serial if self._needs_info(reader) else self._serial(reader)
+            await self.throttle.wait(serial)
+            try:
+                status, situations = await self._sessions.cps(reader, op, "cps.login")
+            except BridgeError as exc:
+                if exc.code in (ErrorCode.PIN_INCORRECT, ErrorCode.PIN_BLOCKED):
+                    self.throttle.failed(serial)
+                raise
+            self.throttle.succeeded(serial)
         finally:
             pin[:] = b"\x00" * len(pin)  # the backends zero it too; this covers failures before the login
         session = self._sessions.get(reader)
@@ -117,6 +129,15 @@ class CpsCards:
             session.selected = situations[0].index if situations else None
         log.info("CPS login: %d situation(s)", len(situations))
         return status, situations
+
+    def _needs_info(self, reader: str) -> bool:
+        session = self._sessions.get(reader)
+        return session is None or session.info is None
+
+    def _serial(self, reader: str) -> str:
+        session = self._sessions.get(reader)
+        assert session is not None and session.info is not None  # checked by _needs_info
+        return session.info.serial
 
     async def cps_login(self, reader: str, pin: bytearray, *, allow_last_try: bool) -> dict[str, Any]:
         """`login`, as the cps.login result: tries and the situations d'exercice (the first one selected)."""

@@ -69,6 +69,7 @@ from bridge.service.pcsc_cards.cps import CardPractitioner, CpsCards, Issuers
 from bridge.service.pcsc_cards.sessions import CardSessions, drivable_cps
 from bridge.service.pcsc_cards.status import card_status
 from bridge.service.pcsc_cards.vitale import vitale_read
+from bridge.service.pin_throttle import DEFAULT_PIN_DELAY_UNIT, PinThrottle
 from bridge.service.readers import MonitorLike
 
 __all__ = ["DEFAULT_OPERATION_TIMEOUT", "STATUS_WAIT", "PcscCardService"]
@@ -98,6 +99,8 @@ class PcscCardService:
         status_wait: how long `card_status` (diagnostics) waits behind another operation before CARD_BUSY.
         cps_backend: what drives a CPS (`bridge.service.cps_backend.select_cps_backend`); default: the
             bridge's PC/SC driver.
+        pin_delay_unit: wait after a first wrong PIN on a card, doubled after each further one (tests
+            shorten it).
     """
 
     def __init__(
@@ -108,9 +111,10 @@ class PcscCardService:
         operation_timeout: float = DEFAULT_OPERATION_TIMEOUT,
         status_wait: float = STATUS_WAIT,
         cps_backend: CpsBackend | None = None,
+        pin_delay_unit: float = DEFAULT_PIN_DELAY_UNIT,
     ) -> None:
         self._sessions = CardSessions(monitor, operation_timeout, cps_backend or CpsBackend())
-        self._cps = CpsCards(self._sessions, issuers)
+        self._cps = CpsCards(self._sessions, issuers, PinThrottle(pin_delay_unit))
         self._status_wait = status_wait
 
     @property
