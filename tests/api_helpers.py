@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -171,3 +173,26 @@ async def next_notification(ws: aiohttp.ClientWebSocketResponse, method: str, ti
             message = json.loads(await ws.receive_str())
             if message.get("method") == method and "id" not in message:
                 return dict(message["params"])
+
+
+class LogSeen(logging.Handler):
+    """Sets `event` when a log record's message contains `text` (the daemon's own word that it did a thing)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.text = text
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Set the event on a matching record."""
+        if self.text in record.getMessage():
+            self.event.set()
+
+
+async def monitor_event(events: asyncio.Queue[Any], kind: str, reader: str, timeout: float = 15) -> None:
+    """Wait for the monitor's `kind` event (CardInserted, CardRemoved…) on `reader` from a subscribed queue."""
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await events.get()
+            if type(event).__name__ == kind and getattr(event, "reader", None) == reader:
+                return

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,7 +26,7 @@ from bridge.pcsc.monitor import ReaderMonitor
 from bridge.sim.cps3 import create_card
 from bridge.sim.registry import make_card
 from bridge.sim.vpcd import VirtualSlot
-from tests.api_helpers import open_ws, rpc, running_bridge, wait_for_id
+from tests.api_helpers import LogSeen, open_ws, rpc, running_bridge, wait_for_id
 from tests.conftest import wait_card_state
 from tests.cps_fixtures import pki
 from tests.gated_vicc import GatedVicc
@@ -41,19 +40,6 @@ INS_VERIFY = 0x20
 INS_PSO = 0x2A
 INS_READ_BINARY = 0xB0
 INS_GET_DATA = 0xCB
-
-
-class _Seen(logging.Handler):
-    """Sets `event` when a log record's message contains `text` (the daemon's own word that it did a thing)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(logging.DEBUG)
-        self.text = text
-        self.event = threading.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.text in record.getMessage():
-            self.event.set()
 
 
 @asynccontextmanager
@@ -81,7 +67,7 @@ async def test_a_closed_connection_abandons_its_card_work_and_frees_the_card(
     slots: list[VirtualSlot], slot_ports: list[int], pki: TestPki, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="bridge.service.pcsc_cards")
-    abandoned = _Seen("abandoned by its caller")
+    abandoned = LogSeen("abandoned by its caller")
     logging.getLogger("bridge.service.pcsc_cards").addHandler(abandoned)
     vicc = GatedVicc(create_card("gp", pki), slot_ports[0])
     try:

@@ -31,7 +31,7 @@ from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.registry import make_card
 from bridge.sim.vpcd import VirtualCard, VirtualSlot
-from tests.api_helpers import next_notification, open_ws, rpc, running_bridge
+from tests.api_helpers import monitor_event, next_notification, open_ws, rpc, running_bridge
 from tests.conftest import wait_card_state
 from tests.cps_fixtures import pki
 from tests.gated_vicc import GatedVicc
@@ -56,11 +56,7 @@ class Daemon:
 
     async def seen(self, kind: str, reader: str, timeout: float = 15) -> None:
         """Wait for the monitor's CardInserted/CardRemoved on `reader` (the daemon has then seen it too)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                event = await self.events.get()
-                if type(event).__name__ == kind and getattr(event, "reader", None) == reader:
-                    return
+        await monitor_event(self.events, kind, reader, timeout)
 
     async def insert(self, slot: VirtualSlot, card: VirtualCard, reader: str) -> None:
         """Insert a virtual card and wait until the daemon knows it."""

@@ -29,7 +29,7 @@ from bridge.service.cps_backend import CpsBackend
 from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.sim import cps3, cps4
 from bridge.sim.vpcd import VirtualCard, VirtualSlot
-from tests.api_helpers import open_ws, rpc, running_bridge
+from tests.api_helpers import monitor_event, open_ws, rpc, running_bridge
 from tests.conftest import wait_card_state
 from tests.cps_fixtures import pki
 from tests.cryptolib_fixtures import cps_backend, cryptolib, cryptolib_install, cryptolib_module
@@ -56,11 +56,7 @@ class Bridge:
 
     async def seen(self, kind: str, reader: str, timeout: float = 15) -> None:
         """Wait for the monitor's CardInserted/CardRemoved on `reader` (the daemon has then seen it too)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                event = await self.events.get()
-                if type(event).__name__ == kind and getattr(event, "reader", None) == reader:
-                    return
+        await monitor_event(self.events, kind, reader, timeout)
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """The result of a call (the test fails on an error)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import threading
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.pcscd import PrivatePcscd
 from bridge.sim.vpcd import VirtualSlot
-from tests.api_helpers import FakeApprover, open_ws, rpc
+from tests.api_helpers import FakeApprover, LogSeen, open_ws, rpc
 from tests.conftest import wait_card_state
 from tests.dmp_fixtures import PATIENT, RunningSim, dmp_pki, dmp_sim  # noqa: F401
 from tests.faults import Fault, FaultProxy
@@ -185,19 +184,6 @@ async def test_a_dmp_call_owns_its_card_against_another_callers_card_methods(
     assert len(dmp_sim.sim.store.entries_by_unique_id(uid)) == 1
 
 
-class _Logged(logging.Handler):
-    """Sets `event` on a log record whose message contains `text` (the daemon saying it did a thing)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(logging.DEBUG)
-        self.text = text
-        self.event = threading.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.text in record.getMessage():
-            self.event.set()
-
-
 async def test_a_dmp_call_whose_connection_closes_sends_no_further_apdu(
     slots: list[VirtualSlot],
     slot_ports: list[int],
@@ -209,7 +195,7 @@ async def test_a_dmp_call_whose_connection_closes_sends_no_further_apdu(
 ) -> None:
     monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path / "home"))
     caplog.set_level(logging.INFO, logger="bridge.api.server")
-    closed = _Logged("closed")
+    closed = LogSeen("closed")
     logging.getLogger("bridge.api.server").addHandler(closed)
     vicc = GatedVicc(create_card("gp", dmp_pki), slot_ports[0])
     reader = sorted(str(r) for r in readers() if str(r).startswith("Virtual PCD"))[0]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 
 from bridge.api.client import LocalClient, call_daemon
 from bridge.api.token import token_path
+from tests.sandbox_process import running_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,30 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.pcsc
 @pytest.mark.skipif(os.geteuid() != 0, reason="the private pcscd needs root")
 async def test_sandbox_starts_cards_and_daemon(tmp_path: Path) -> None:
-    with socket.socket() as probe, socket.socket() as probe2:
-        probe.bind(("127.0.0.1", 0))
-        probe2.bind(("127.0.0.1", 0))
-        port, demo_port = probe.getsockname()[1], probe2.getsockname()[1]
-    env = {**os.environ, "DMP_BRIDGE_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     dump = tmp_path / "dump"
-    options = ["--pcscd", "private", "--port", str(port), "--no-tray", "--demo-port", str(demo_port)]
-    options += ["--dump", str(dump)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "sandbox", *options],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        summary = []
-        for line in proc.stdout:  # the summary ends with the Ctrl-C hint; EOF means the sandbox died
-            summary.append(line)
-            if "Ctrl-C" in line:
-                break
-        text = "".join(summary)
+    env = {**os.environ, "DMP_BRIDGE_HOME": str(tmp_path)}  # the CLI below finds the sandbox's token there
+    with running_sandbox(tmp_path, "--dump", str(dump)) as sandbox:
+        port, demo_port, text = sandbox.port, sandbox.demo_port, sandbox.summary
         assert f"http://127.0.0.1:{port}/" in text, text
         assert "carte cps, profil gp" in text and "carte vitale, profil famille" in text
         token = token_path(tmp_path / "data").read_text().strip()
@@ -90,7 +69,3 @@ async def test_sandbox_starts_cards_and_daemon(tmp_path: Path) -> None:
             assert page.status == 200
             html = await page.text()
         assert f'content="{port}"' in html and "/demo.js" in html
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, rest
