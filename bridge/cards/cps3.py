@@ -62,7 +62,7 @@ from bridge.cards.cps_data import (
     parse_sn_icc,
 )
 from bridge.cards.cps_info import CpsCardInfo, PinStatus
-from bridge.cards.cps_session import CardState, CardStateError, Operation, Runner, card_keys_of
+from bridge.cards.cps_session import CardState, CpsSession, Operation, Runner, card_keys_of
 from bridge.cards.pkcs15 import DirectoryError, PrivateKeyObject, pin_block
 from bridge.cards.pkcs15_layout import CardLayout, discover
 from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
@@ -103,26 +103,10 @@ def _pin_error(sw: StatusWord, what: str) -> BridgeError:
     return StatusWordError(sw, what)
 
 
-class Cps3Card:
+class Cps3Card(CpsSession):
     """One CPS3 session: the state machine and the card operations, each run on a given channel."""
 
-    def __init__(self) -> None:
-        self.state = CardState.NEW
-        self.serial: str | None = None
-        self._layout: CardLayout | None = None
-
-    def __repr__(self) -> str:
-        return f"Cps3Card(state={self.state.value})"
-
-    def _require(self, operation: Operation) -> None:
-        if operation not in ALLOWED[self.state]:
-            raise CardStateError(self.state, operation)
-
-    def reset(self) -> None:
-        """The card was reset or re-inserted: forget what we knew (the PIN status is gone)."""
-        self.state = CardState.NEW
-        self.serial = None
-        self._layout = None
+    allowed = ALLOWED
 
     # -- reading
     def read_file(self, ch: CardChannel, path: bytes, what: str) -> bytes:

@@ -60,7 +60,7 @@ from bridge.cards.cps_data import (
     parse_situation,
 )
 from bridge.cards.cps_info import CpsCardInfo, PinStatus
-from bridge.cards.cps_session import CardState, CardStateError, Operation, Runner, card_keys_of
+from bridge.cards.cps_session import CardState, CpsSession, Operation, Runner, card_keys_of
 from bridge.cards.pkcs15 import DirectoryError, PrivateKeyObject, pin_block
 from bridge.cards.pkcs15_layout import CardLayout, discover
 from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey
@@ -94,28 +94,12 @@ class _FileMissing(StatusWordError):
 T = TypeVar("T")
 
 
-class Cps4Card:
+class Cps4Card(CpsSession):
     """One CPS4 session: the state machine and the card operations, each run on a given channel."""
 
     generation = "CPS4"
 
-    def __init__(self) -> None:
-        self.state = CardState.NEW
-        self.serial: str | None = None
-        self._layout: CardLayout | None = None
-
-    def __repr__(self) -> str:
-        return f"Cps4Card(state={self.state.value})"
-
-    def _require(self, operation: Operation) -> None:
-        if operation not in ALLOWED[self.state]:
-            raise CardStateError(self.state, operation)
-
-    def reset(self) -> None:
-        """The card was reset or re-inserted: forget what we knew (the PIN status and channel 1 are gone)."""
-        self.state = CardState.NEW
-        self.serial = None
-        self._layout = None
+    allowed = ALLOWED
 
     # -- transport
     def _transmit(self, ch: CardChannel, command: Command) -> Response:

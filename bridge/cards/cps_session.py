@@ -7,18 +7,19 @@ and `bridge.cards.cps4`): the cards differ in what they answer before identifica
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Mapping
+from typing import ClassVar, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bridge.cards.pkcs15_layout import CardLayout
 from bridge.crypto.card_key import CardRsaMessageKey, CardRsaPrivateKey, SignMessagePss
 from bridge.errors import BridgeError, ErrorCode
 from bridge.pcsc.channel import CardChannel
 
-__all__ = ["CardState", "CardStateError", "KeyCard", "Operation", "Runner", "card_keys_of"]
+__all__ = ["CardState", "CardStateError", "CpsSession", "KeyCard", "Operation", "Runner", "card_keys_of"]
 
 T = TypeVar("T")
 
@@ -59,6 +60,34 @@ class CardStateError(BridgeError):
             super().__init__(ErrorCode.INTERNAL, detail)  # the caller skipped a step: our bug
         self.state = state
         self.operation = operation
+
+
+class CpsSession:
+    """What a driver session knows of its card, and the check of each operation against its state.
+
+    Each driver gives its table of allowed operations per state (`allowed`): the cards differ in what
+    they answer before identification or when blocked.
+    """
+
+    allowed: ClassVar[Mapping[CardState, frozenset[Operation]]]
+
+    def __init__(self) -> None:
+        self.state = CardState.NEW
+        self.serial: str | None = None
+        self._layout: CardLayout | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(state={self.state.value})"
+
+    def _require(self, operation: Operation) -> None:
+        if operation not in self.allowed[self.state]:
+            raise CardStateError(self.state, operation)
+
+    def reset(self) -> None:
+        """The card was reset or re-inserted: forget what we knew (the PIN status, the selections)."""
+        self.state = CardState.NEW
+        self.serial = None
+        self._layout = None
 
 
 class Runner(Protocol):
