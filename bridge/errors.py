@@ -37,6 +37,7 @@ class ErrorCode(enum.Enum):
     DMP_UNREACHABLE = "DMP_UNREACHABLE"
     DMP_FAULT = "DMP_FAULT"
     DMP_OUTCOME_UNKNOWN = "DMP_OUTCOME_UNKNOWN"
+    NOT_PERMITTED_FOR_ACTOR = "NOT_PERMITTED_FOR_ACTOR"
     INVALID_PARAMS = "INVALID_PARAMS"
     INVALID_INPUT = "INVALID_INPUT"
     NOT_FOUND = "NOT_FOUND"
@@ -92,6 +93,12 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "compte. Vérifiez dans le DMP (identifiant uniqueId fourni) avant de la renvoyer.",
         "The request was sent to the DMP but its answer did not arrive: it may have been applied. Check the "
         "DMP (uniqueId given) before sending it again.",
+    ),
+    ErrorCode.NOT_PERMITTED_FOR_ACTOR: (
+        "Cette opération n'est pas permise au DMP pour ce type d'acteur dans ce mode d'accès (matrice des "
+        "droits PDT-INF-526) : faites-la avec une carte ou un mode d'accès qui y a droit.",
+        "The DMP does not permit this operation for this kind of actor in this access mode (rights matrix "
+        "PDT-INF-526): do it with a card or an access mode entitled to it.",
     ),
     ErrorCode.INVALID_PARAMS: ("Paramètres invalides.", "Invalid parameters."),
     ErrorCode.INVALID_INPUT: ("Données reçues invalides.", "Invalid input data."),

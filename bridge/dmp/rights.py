@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from bridge.errors import BridgeError, ErrorCode
+
 __all__ = [
     "COLUMNS",
     "MATRIX",
@@ -29,10 +31,12 @@ __all__ = [
     "AccessMode",
     "Actor",
     "Decision",
+    "NotPermitted",
     "Note",
     "Operation",
     "Verdict",
     "check",
+    "require",
 ]
 
 
@@ -323,3 +327,47 @@ def check(
     open_notes = [n for n in cell.notes if (n in settled and settled[n] is None) or n is Note.N1]
     verdict = Verdict.CONDITIONAL if open_notes else Verdict.ALLOWED
     return Decision(verdict, operation, actor, mode, cell.notes)
+
+
+class NotPermitted(BridgeError):
+    """The matrix refuses this operation to this actor in this mode (NOT_PERMITTED_FOR_ACTOR)."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(
+            ErrorCode.NOT_PERMITTED_FOR_ACTOR,
+            f"{decision.operation.transaction} {decision.operation.label}",
+            transaction=decision.operation.transaction,
+            operation=decision.operation.label,
+            actor=decision.actor.value,
+            accessMode=decision.mode.value,
+            reason=decision.reason,
+            notes=[note.text for note in decision.notes],
+        )
+        self.decision = decision
+
+
+def require(
+    actor: Actor,
+    mode: AccessMode,
+    operation: Operation,
+    *,
+    own_document: bool | None = None,
+    structure_document: bool | None = None,
+    patient_document: bool | None = None,
+    patient_authorised: bool | None = None,
+    dmp_mes: bool | None = None,
+) -> Decision:
+    """`check`, raising NotPermitted when refused; the one place client and simulator enforce the sheet."""
+    decision = check(
+        actor,
+        mode,
+        operation,
+        own_document=own_document,
+        structure_document=structure_document,
+        patient_document=patient_document,
+        patient_authorised=patient_authorised,
+        dmp_mes=dmp_mes,
+    )
+    if not decision.allowed:
+        raise NotPermitted(decision)
+    return decision

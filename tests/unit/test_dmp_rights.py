@@ -184,3 +184,15 @@ def test_medecin_du_travail_has_no_access_mode() -> None:
 def test_undefined_note_1_is_left_to_the_dmp() -> None:
     """The sheet uses note (1) without a legend: conditional, never silently allowed."""
     assert check(Actor.CPE, AccessMode.NORMAL, Operation.TD0_3_DECLARE).verdict is Verdict.CONDITIONAL
+
+
+def test_require_raises_the_actor_error_naming_transaction_and_mode() -> None:
+    """`require` turns a refusal into NOT_PERMITTED_FOR_ACTOR with the transaction, actor and mode."""
+    from bridge.dmp.rights import NotPermitted, require
+
+    with pytest.raises(NotPermitted) as refused:
+        require(Actor.CERTIFICAT_ES, AccessMode.NORMAL, Operation.TD3_2_UNMASKED)
+    data = refused.value.to_data()
+    assert data["code"] == "NOT_PERMITTED_FOR_ACTOR"
+    assert (data["transaction"], data["actor"], data["accessMode"]) == ("TD3.2", "Certificat ES", "normal")
+    assert require(Actor.MEDECIN, AccessMode.NORMAL, Operation.TD2_1).allowed
