@@ -9,7 +9,14 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["UnsafeFolderError", "check_private_dirs", "config_dir", "data_dir", "ensure_private_dir"]
+__all__ = [
+    "UnsafeFolderError",
+    "check_private_dirs",
+    "config_dir",
+    "data_dir",
+    "ensure_private_dir",
+    "private_dir_problem",
+]
 
 
 class UnsafeFolderError(Exception):
@@ -45,21 +52,31 @@ def config_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".config") / "dmp-bridge"
 
 
+def private_dir_problem(path: Path) -> tuple[str, str] | None:
+    """Why an existing `path` cannot hold private files (French, English), or None when it can.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+    """
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        return ("ce n'est pas un dossier (lien ?)", "not a folder (a link?)")
+    if info.st_uid != os.getuid():
+        # Whoever owns it could have planted approvals or a token there (issue 13).
+        return (f"appartient à l'utilisateur {info.st_uid}", f"owned by user {info.st_uid}, not {os.getuid()}")
+    if stat.S_IMODE(info.st_mode) & 0o022:
+        # Writable by others until now: its content cannot be trusted, and chmod would not undo a plant.
+        return ("modifiable par d'autres utilisateurs", "writable by other users")
+    return None
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create `path` (and parents) readable by the user only, or check an existing one is; return it."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode):
-        raise UnsafeFolderError(path, "ce n'est pas un dossier (lien ?)", "not a folder (a link?)")
-    if info.st_uid != os.getuid():
-        # Whoever owns it could have planted approvals or a token there (issue 13).
-        raise UnsafeFolderError(
-            path, f"appartient à l'utilisateur {info.st_uid}", f"owned by user {info.st_uid}, not {os.getuid()}"
-        )
-    if stat.S_IMODE(info.st_mode) & 0o022:
-        # Writable by others until now: its content cannot be trusted, and chmod would not undo a plant.
-        raise UnsafeFolderError(path, "modifiable par d'autres utilisateurs", "writable by other users")
-    if stat.S_IMODE(info.st_mode) != 0o700:
+    problem = private_dir_problem(path)
+    if problem is not None:
+        raise UnsafeFolderError(path, *problem)
+    if stat.S_IMODE(os.lstat(path).st_mode) != 0o700:
         os.chmod(path, 0o700)
     return path
 

@@ -17,9 +17,9 @@ from typing import Any
 from bridge.cards.identify import CardKind, identify_atr
 from bridge.commands.readers import EXIT_PCSC_ERROR, EXIT_PCSC_UNAVAILABLE, scan_or_exit_code
 from bridge.config import ConfigError
-from bridge.errors import BridgeError, ErrorCode, to_bridge_error
-from bridge.service.cps_backend import BACKEND_LABELS_FR, CpsBackend, configured_cps_backend
-from bridge.service.pcsc_cards.service import PcscCardService
+from bridge.errors import BridgeError, ErrorCode
+from bridge.service.card_report import describe_cards
+from bridge.service.cps_backend import BACKEND_LABELS_FR, configured_cps_backend
 
 __all__ = [
     "EXIT_CARD_ERROR",
@@ -90,51 +90,6 @@ def _pin_from_stdin() -> bytearray:
     finally:
         termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
         print(file=sys.stderr)
-
-
-async def _cps(sessions: PcscCardService, reader: str, pin: bytearray | None, force: bool) -> dict[str, Any]:
-    info = await sessions.cps_info(reader)
-    result: dict[str, Any] = {"cps": info.to_json(), "situations": None}
-    if pin is not None:
-        try:
-            _, situations = await sessions.login(reader, pin, allow_last_try=force)
-        except BridgeError as err:  # keep what was read; say why the situations are missing
-            result["error"] = err.to_data()
-            return result
-        result["situations"] = [s.to_json() for s in situations]
-        await sessions.cps_logout(reader)
-    return result
-
-
-async def _describe(
-    sessions: PcscCardService, reader: str, atr: bytes, pin: bytearray | None, force: bool
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {"reader": reader, "atr": atr.hex().upper()}
-    identity = await sessions.identify(reader)
-    entry.update(kind=identity.kind.value, label=identity.label_fr, supported=identity.supported)
-    if sessions.is_cps(identity):
-        entry["supported"] = True  # a CPS4 is, through the Cryptolib
-        entry.update(await _cps(sessions, reader, pin, force))
-    elif identity.kind is CardKind.VITALE2:
-        entry["vitale"] = await sessions.vitale_read(reader)
-    return entry
-
-
-async def _collect(
-    readers: list[tuple[str, bytes]], pin: bytearray | None, force: bool, backend: CpsBackend
-) -> list[dict[str, Any]]:
-    # The daemon's card service, without a monitor: the same code paths as the API's card methods.
-    sessions = PcscCardService(cps_backend=backend)
-    cards = []
-    try:
-        for name, atr in readers:
-            try:
-                cards.append(await _describe(sessions, name, atr, pin, force))
-            except Exception as exc:  # one card failing must not hide the others
-                cards.append({"reader": name, "atr": atr.hex().upper(), "error": to_bridge_error(exc).to_data()})
-    finally:
-        await sessions.close()
-    return cards
 
 
 def _print_cps(card: dict[str, Any]) -> None:
@@ -216,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CARD_ERROR
     pin = _pin_from_stdin() if args.pin_stdin else None
     try:
-        cards = asyncio.run(_collect(readers, pin, args.force_last_try, backend))
+        cards = asyncio.run(describe_cards(readers, pin, args.force_last_try, backend))
     finally:
         if pin is not None:
             for i in range(len(pin)):
