@@ -1,8 +1,8 @@
 """The `dmp-bridge` command line.
 
-Each sub-command is a module of `bridge.commands` with `HELP` (one line), `configure(parser)` and
-`run(args) -> int`; it is found by its module name (no registration), and imported only when its
-command runs, so the CLI starts fast.
+Each sub-command is a module of `bridge.commands` with `HELP` (one line), `configure(parser)`,
+`run(args) -> int` and, when it logs more than warnings by default, `LOG_LEVEL`; it is found by its
+module name (no registration), and imported only when its command runs, so the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -64,10 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    import logging
+
     from bridge.logs import setup_logging
 
-    setup_logging(verbose=args.verbose)
-    result: int = _load(args.command).run(args)
+    command = _load(args.command)
+    # A one-shot command speaks through its output: its log shows warnings only, unless -v.
+    # Long-running ones (daemon, sandbox, simulator) declare LOG_LEVEL = logging.INFO.
+    setup_logging(verbose=args.verbose, level=getattr(command, "LOG_LEVEL", logging.WARNING))
+    result: int = command.run(args)
     return result
 
 

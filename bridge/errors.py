@@ -115,6 +115,14 @@ _DETAIL_MESSAGES: dict[tuple[ErrorCode, str], tuple[str, str]] = {
         "One PIN try left: a web page cannot spend it. The person must confirm it at the workstation "
         "(e.g. `dmp-bridge card --pin-stdin --force-last-try`), or unblock the card.",
     ),
+    (ErrorCode.NO_READER, "unknown-reader"): (
+        "Ce lecteur n'existe pas : choisissez un des lecteurs présents (« dmp-bridge readers » les liste).",
+        "No such reader: choose one of the readers present (`dmp-bridge readers` lists them).",
+    ),
+    (ErrorCode.NO_CARD, "no-cps"): (
+        "Aucune carte CPS dans les lecteurs : le code porteur ne sert qu'à une carte CPS (ou CPE, CPF).",
+        "No CPS card in the readers: the PIN is only for a CPS (or CPE, CPF) card.",
+    ),
     (ErrorCode.INVALID_PARAMS, "prehashed: local-programs-only"): (
         "Une page web ne peut pas faire signer une empreinte arbitraire par la clé d'authentification : "
         "envoyez les données elles-mêmes, ou passez par un programme local (jeton).",
@@ -148,8 +156,17 @@ class BridgeError(Exception):
         return _DETAIL_MESSAGES.get((self.code, self.detail or ""), _MESSAGES[self.code])[1]
 
     def to_data(self) -> dict[str, Any]:
-        """The JSON-RPC `error.data` object."""
-        data: dict[str, Any] = {"code": self.code.value, "message_fr": self.message_fr, "message_en": self.message_en}
+        """The JSON-RPC `error.data` object: code, messages, the next step (hint), detail and extras."""
+        from bridge.error_hints import hint  # the hints table imports ErrorCode from here
+
+        hint_fr, hint_en = hint(self.code, self.extra)
+        data: dict[str, Any] = {
+            "code": self.code.value,
+            "message_fr": self.message_fr,
+            "message_en": self.message_en,
+            "hint_fr": hint_fr,
+            "hint_en": hint_en,
+        }
         if self.detail:
             data["detail"] = self.detail
         data.update(self.extra)

@@ -73,13 +73,13 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(verbose: bool = False, stream: TextIO | None = None) -> None:
-    """Log to `stream` (stderr by default), redacted, at INFO (or DEBUG when verbose)."""
+def setup_logging(verbose: bool = False, stream: TextIO | None = None, level: int = logging.INFO) -> None:
+    """Log to `stream` (stderr by default), redacted, at `level` (DEBUG when verbose)."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.setLevel(logging.DEBUG if verbose else level)
     # signxml logs whole canonicalised assertions at DEBUG (INS, names): never let them through.
     logging.getLogger("signxml").setLevel(logging.WARNING)

@@ -12,6 +12,9 @@ from bridge.errors import BridgeError, ErrorCode
 
 __all__ = ["DaemonNotRunning", "LocalClient", "call_daemon"]
 
+#: error.data keys BridgeError rebuilds itself (the rest are its extras).
+_OWN_KEYS = frozenset({"code", "detail", "message_fr", "message_en", "hint_fr", "hint_en"})
+
 
 class DaemonNotRunning(ConnectionError):
     """Nothing answers on the bridge port."""
@@ -70,7 +73,7 @@ class LocalClient:
                 continue
             if "error" in message:
                 data = message["error"].get("data", {})
-                extra = {k: v for k, v in data.items() if k not in ("code", "detail", "message_fr", "message_en")}
+                extra = {k: v for k, v in data.items() if k not in _OWN_KEYS}
                 raise BridgeError(ErrorCode(data.get("code", "INTERNAL")), data.get("detail"), **extra)
             return message["result"]
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bridge.errors import BridgeError
 
-__all__ = ["daemon_port", "local_token", "print_error"]
+__all__ = ["bridge_down", "daemon_port", "local_token", "print_error"]
 
 
 def daemon_port(option: int | None) -> int | None:
@@ -33,11 +33,23 @@ def local_token() -> str:
     return client_token(data_dir())
 
 
-def print_error(exc: BridgeError, *, as_json: bool) -> None:
-    """Print a daemon's error: its JSON data on stdout with --json, else both languages on stderr."""
+def print_error(exc: BridgeError, *, as_json: bool, command: str = "") -> int:
+    """Print a daemon's error (see `_errors.report_error`) and return its exit status."""
+    from bridge.commands._errors import report_error
+
+    return report_error(exc, as_json=as_json, command=command)
+
+
+def bridge_down(port: int, *, as_json: bool, command: str = "") -> int:
+    """Say that no bridge answers on `port`, and how to start it; the exit status for it."""
+    from bridge.commands._errors import EXIT_BRIDGE
+
+    message_fr = f"Le pont n'est pas démarré (rien n'écoute sur le port {port})."
     if as_json:
-        print(json.dumps({"error": exc.to_data()}, ensure_ascii=False))
-    else:
-        print(f"{exc.message_fr} / {exc.message_en}" + (f" ({exc.detail})" if exc.detail else ""), file=sys.stderr)
-        if "uniqueId" in exc.extra:  # DMP_OUTCOME_UNKNOWN: what to look up before sending again
-            print(f"uniqueId: {exc.extra['uniqueId']}", file=sys.stderr)
+        print(json.dumps({"error": {"code": "BRIDGE_NOT_RUNNING", "message_fr": message_fr, "port": port}}))
+    prefix = f"dmp-bridge {command} : " if command else ""
+    print(
+        f"{prefix}{message_fr}\n  → Démarrez-le : « dmp-bridge run » (ou depuis le menu des applications).",
+        file=sys.stderr,
+    )
+    return EXIT_BRIDGE

@@ -10,32 +10,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import sys
 from typing import Any
 
 from bridge.cards.identify import CardKind, identify_atr
-from bridge.commands.readers import EXIT_PCSC_ERROR, EXIT_PCSC_UNAVAILABLE, scan_or_exit_code
+from bridge.commands._errors import EXIT_CARD, EXIT_USAGE, FAMILIES, report_error
+from bridge.commands.readers import scan_or_exit_code
 from bridge.config import ConfigError
+from bridge.dmp import valuesets
 from bridge.errors import BridgeError, ErrorCode
-from bridge.service.card_report import describe_cards
+from bridge.service.card_report import PRACTICE_MODE_LABELS_FR, describe_cards
 from bridge.service.cps_backend import BACKEND_LABELS_FR, configured_cps_backend
 
-__all__ = [
-    "EXIT_CARD_ERROR",
-    "EXIT_CONFIG",
-    "EXIT_PCSC_ERROR",
-    "EXIT_PCSC_UNAVAILABLE",
-    "HELP",
-    "configure",
-    "read_pin",
-    "run",
-]
+__all__ = ["HELP", "configure", "read_pin", "run"]
 
 HELP = "décrit la carte de chaque lecteur (CPS, Vitale) / describe the card in each reader"
 
-EXIT_CONFIG = 2  # config.toml is invalid
-EXIT_CARD_ERROR = 5  # a card could not be read, or the PIN was refused
 _MAX_PIN_LINE = 64
 
 
@@ -92,20 +84,34 @@ def _pin_from_stdin() -> bytearray:
         print(file=sys.stderr)
 
 
+def _date(iso: str | None) -> str:
+    return "-" if not iso else dt.date.fromisoformat(iso[:10]).strftime("%d/%m/%Y")
+
+
+def _coded(system: str, code: str | None) -> str:
+    """A nomenclature code as its official label, the code in brackets (the helpdesk quotes codes)."""
+    if not code:
+        return "non indiquée"
+    name = valuesets.label(system, code)
+    return f"{name} ({code})" if name else f"code {code}"
+
+
 def _print_cps(card: dict[str, Any]) -> None:
     cps = card["cps"]
     holder = cps["holder"]
-    until = cps["validity"]["notAfter"]
+    until = _date(cps["validity"]["notAfter"])
     print(f"  Carte {cps['cardType']} n° {cps['cardNumber']} (série {cps['serial']}), valide jusqu'au {until}")
     backend = BACKEND_LABELS_FR.get(cps["backend"], cps["backend"])
     print(f"  Génération {cps['generation']}, lue par : {backend}")
     print(f"  Titulaire : {holder['civility']} {holder['firstName']} {holder['lastName']} ({holder['nationalId']})")
-    print(f"  Profession {holder['professionCode'] or '-'}, spécialité {holder['specialtyCode'] or '-'}")
+    profession = _coded(valuesets.PROFESSION, holder["professionCode"])
+    print(f"  Profession : {profession} ; spécialité : {_coded(valuesets.SPECIALTY, holder['specialtyCode'])}")
     for cert in cps["certificates"].values():
         state = "EXPIRÉ" if cert["expired"] else f"{cert['daysLeft']} jours restants"
         label = "authentification" if cert["usage"] == "authentication" else "signature"
         print(f"  Certificat {label} : {cert['subject']}")
-        print(f"    émis par {cert['issuer']}, valide du {cert['notBefore'][:10]} au {cert['notAfter'][:10]} ({state})")
+        valid = f"valide du {_date(cert['notBefore'])} au {_date(cert['notAfter'])}"
+        print(f"    émis par {cert['issuer']}, {valid} ({state})")
     pin = cps["pin"]
     blocked = " — BLOQUÉ" if pin["blocked"] else ""
     print(f"  Code porteur : {pin['triesLeft']} essai(s) restant(s) sur {pin['triesMax']}{blocked}")
@@ -113,9 +119,26 @@ def _print_cps(card: dict[str, Any]) -> None:
         print(f"  Situations d'exercice : {len(card['situations'])}")
         for sit in card["situations"]:
             print(
-                f"    {sit['number']}. {sit['structureName']} ({sit['structureId']}), secteur {sit['activitySector']},"
-                f" mode {sit['practiceMode'] or '-'}, profession {sit['professionCode'] or '-'}"
+                f"    {sit['number']}. {sit['structureName']} ({sit['structureId']}),"
+                f" secteur : {_coded(valuesets.FACILITY, sit['activitySector'])},"
+                f" mode d'exercice : {_practice_mode(sit['practiceMode'])},"
+                f" profession : {_coded(valuesets.PROFESSION, sit['professionCode'])}"
             )
+
+
+def _practice_mode(code: str | None) -> str:
+    if not code:
+        return "non indiqué"
+    name = PRACTICE_MODE_LABELS_FR.get(code)
+    return f"{name} ({code})" if name else f"code {code}"
+
+
+def _birth(beneficiary: dict[str, Any]) -> str:
+    if beneficiary["birthDate"]:
+        return _date(beneficiary["birthDate"])
+    # Lunar dates (day or month beyond the calendar, e.g. 00 or 31/02) are legitimate on Vitale cards.
+    raw = beneficiary["birthDateRaw"] or ""
+    return f"{raw[6:8]}/{raw[4:6]}/{raw[:4]} (date lunaire)" if len(raw) == 8 else "non indiquée"
 
 
 def _print_human(cards: list[dict[str, Any]]) -> None:
@@ -132,43 +155,52 @@ def _print_human(cards: list[dict[str, Any]]) -> None:
                 role = {True: "assuré", False: "ayant droit", None: "qualité non indiquée"}[b["isInsured"]]
                 name = f"{b['firstName']} {b['lastName']}"
                 nir = f"NIR {b['nir']} {b['nirKey']}" if b["nir"] else "pas de NIR propre sur la carte"
-                print(f"  {name}, né(e) {b['birthDateRaw']}, {role}, {nir}")
+                print(f"  {name}, né(e) le {_birth(b)}, {role}, {nir}")
         if "error" in card:
             error = card["error"]
-            extra = f", {error['triesLeft']} essai(s) restant(s)" if "triesLeft" in error else ""
-            detail = f" ({error['detail']})" if error.get("detail") else ""
-            print(f"  Erreur : {error['message_fr']}{detail}{extra}")
+            print(f"  Erreur : {error['message_fr']} [{error['code']}]")
+            print(f"    → {error['hint_fr']}")
 
 
-def _fail(err: BridgeError, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({"error": err.to_data()}, ensure_ascii=False))
-    detail = f" ({err.detail})" if err.detail else ""
-    print(f"dmp-bridge card : {err.message_fr}{detail}", file=sys.stderr)
+def _fail(err: BridgeError, as_json: bool) -> int:
+    return report_error(err, as_json=as_json, command="card")
+
+
+def _card_error(cards: list[dict[str, Any]]) -> int:
+    """The exit status of the first card that failed (0 when none did)."""
+    for card in cards:
+        if "error" in card:
+            return FAMILIES.get(ErrorCode(card["error"]["code"]), EXIT_CARD)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    """Describe the cards; exit 2 on a bad config, 3 without pcscd, 4 on another PC/SC failure, 5 on a card failure."""
+    """Describe the cards; the exit status says what failed (see bridge.commands._errors)."""
     states = scan_or_exit_code(_fail, args.json)
     if isinstance(states, int):
         return states
     if args.reader is not None and all(s.name != args.reader for s in states):
-        _fail(BridgeError(ErrorCode.NO_READER, args.reader), args.json)
-        return EXIT_PCSC_ERROR
+        present = ", ".join(f"« {s.name} »" for s in states) or "aucun"
+        code = _fail(BridgeError(ErrorCode.NO_READER, "unknown-reader", reader=args.reader), args.json)
+        print(f"  Lecteurs présents : {present}", file=sys.stderr)
+        return code
     readers = [(s.name, s.atr) for s in states if s.atr is not None and args.reader in (None, s.name)]
     cps_readers = [name for name, atr in readers if identify_atr(atr).kind in (CardKind.CPS3, CardKind.CPS4)]
+    if args.pin_stdin and not cps_readers:
+        # The PIN only ever goes to a CPS: say there is none rather than read nothing and succeed.
+        return _fail(BridgeError(ErrorCode.NO_CARD, "no-cps"), args.json)
     if args.pin_stdin and len(cps_readers) > 1:
         # one PIN must not be tried on several cards: each wrong try costs that card one try
-        _fail(BridgeError(ErrorCode.INVALID_PARAMS, "several CPS cards: choose one with --reader"), args.json)
-        return EXIT_CARD_ERROR
+        return _fail(BridgeError(ErrorCode.INVALID_PARAMS, "several CPS cards: choose one with --reader"), args.json)
+    if args.pin_stdin:
+        readers = [(name, atr) for name, atr in readers if name in cps_readers]
     try:
         backend = configured_cps_backend()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     except BridgeError as err:  # cps_backend = "pkcs11" without a usable Cryptolib
-        _fail(err, args.json)
-        return EXIT_CARD_ERROR
+        return _fail(err, args.json)
     pin = _pin_from_stdin() if args.pin_stdin else None
     try:
         cards = asyncio.run(describe_cards(readers, pin, args.force_last_try, backend))
@@ -180,4 +212,4 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"cards": cards}, ensure_ascii=False, indent=2))
     else:
         _print_human(cards)
-    return EXIT_CARD_ERROR if any("error" in c for c in cards) else 0
+    return _card_error(cards)

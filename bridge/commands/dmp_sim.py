@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
 __all__ = ["HELP", "configure", "run"]
+
+#: A long-running process: its INFO log is its activity record.
+LOG_LEVEL = logging.INFO
 
 HELP = "Simulateur DMP (HTTPS, TLS mutuel IGC-Santé de test) / DMP web services simulator"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from typing import Any
 
 __all__ = ["HELP", "configure", "run"]
@@ -84,7 +83,7 @@ def _print(action: str, result: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the action against the daemon, or offline where that makes sense."""
     from bridge.api.client import DaemonNotRunning, call_daemon
-    from bridge.commands._daemon import daemon_port, local_token, print_error
+    from bridge.commands._daemon import bridge_down, daemon_port, local_token, print_error
     from bridge.errors import BridgeError
 
     port = daemon_port(args.port)
@@ -97,15 +96,9 @@ def run(args: argparse.Namespace) -> int:
         except DaemonNotRunning:
             result = _offline(args)
             if result is None:
-                print(
-                    f"Le pont ne tourne pas sur le port {port} (lancez `dmp-bridge run`). / "
-                    f"The bridge is not running on port {port}.",
-                    file=sys.stderr,
-                )
-                return 3
+                return bridge_down(port, as_json=args.json, command="origins")
     except BridgeError as exc:
-        print_error(exc, as_json=args.json)
-        return 1
+        return print_error(exc, as_json=args.json, command="origins")
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:

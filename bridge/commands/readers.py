@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from bridge.cards.identify import identify_atr
+from bridge.commands._errors import report_error
 from bridge.errors import BridgeError
-from bridge.pcsc.errors import PcscError, PcscUnavailableError
+from bridge.pcsc.errors import PcscError
 from bridge.pcsc.monitor import ReaderState, scan_readers
 
-__all__ = ["EXIT_PCSC_ERROR", "EXIT_PCSC_UNAVAILABLE", "HELP", "card_kind", "configure", "run", "scan_or_exit_code"]
+__all__ = ["HELP", "card_kind", "configure", "run", "scan_or_exit_code"]
 
 HELP = "liste les lecteurs de carte et les cartes présentes / list card readers and cards"
-
-EXIT_PCSC_UNAVAILABLE = 3  # pcscd is not running
-EXIT_PCSC_ERROR = 4  # any other PC/SC failure
 
 
 def card_kind(atr: bytes) -> str:
@@ -63,29 +60,20 @@ def _print_human(states: list[ReaderState]) -> None:
         print(_human_line(state))
 
 
-def _fail(err: BridgeError, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({"error": err.to_data()}, ensure_ascii=False))
-    detail = f" ({err.detail})" if err.detail else ""
-    print(f"dmp-bridge readers : {err.message_fr}{detail}", file=sys.stderr)
-    if isinstance(err, PcscUnavailableError):
-        print("Vérifiez que le service pcscd est démarré (systemctl start pcscd).", file=sys.stderr)
+def _fail(err: BridgeError, as_json: bool) -> int:
+    return report_error(err, as_json=as_json, command="readers")
 
 
-def scan_or_exit_code(fail: Callable[[BridgeError, bool], None], as_json: bool) -> list[ReaderState] | int:
-    """The readers and their cards, or the exit code (3 without pcscd, else 4) once `fail` has said why not."""
+def scan_or_exit_code(fail: Callable[[BridgeError, bool], int], as_json: bool) -> list[ReaderState] | int:
+    """The readers and their cards, or the exit status that `fail` gives once it has said why not."""
     try:
         return scan_readers()
-    except PcscUnavailableError as err:
-        fail(err, as_json)
-        return EXIT_PCSC_UNAVAILABLE
     except PcscError as err:
-        fail(err, as_json)
-        return EXIT_PCSC_ERROR
+        return fail(err, as_json)
 
 
 def run(args: argparse.Namespace) -> int:
-    """List the readers; exit 3 when pcscd is not running, 4 on another PC/SC failure."""
+    """List the readers; exit 3 when pcscd is not running (see bridge.commands._errors for the others)."""
     states = scan_or_exit_code(_fail, args.json)
     if isinstance(states, int):
         return states

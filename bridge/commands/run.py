@@ -14,6 +14,9 @@ from typing import Any
 
 __all__ = ["HELP", "configure", "run"]
 
+#: A long-running process: its INFO log is its activity record.
+LOG_LEVEL = logging.INFO
+
 HELP = "lance le pont (icône de notification si un écran est présent) / run the bridge daemon"
 
 log = logging.getLogger(__name__)

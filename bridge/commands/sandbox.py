@@ -27,6 +27,9 @@ from typing import Any
 
 __all__ = ["HELP", "configure", "run"]
 
+#: A long-running process: its INFO log is its activity record.
+LOG_LEVEL = logging.INFO
+
 HELP = "démonstration complète : cartes virtuelles + simulateur DMP + pont / sandbox with virtual cards"
 
 log = logging.getLogger(__name__)

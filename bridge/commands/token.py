@@ -53,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             token = local_token()
     except BridgeError as exc:
-        print_error(exc, as_json=args.json)
-        return 1
+        return print_error(exc, as_json=args.json, command="token")
     path = token_path(data_dir())
     if args.json:
         print(json.dumps({"token": token, "file": str(path)}))

@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from bridge.sim.registry import CARD_KINDS, list_profiles, make_card
-from bridge.sim.vpcd import VPCD_BASE_PORT, serve_card
+from bridge.sim.vpcd import VPCD_BASE_PORT, VirtualCard, serve_card
 
 __all__ = ["HELP", "configure", "run"]
 
@@ -22,6 +22,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="hôte de vpcd / vpcd host (127.0.0.1)")
     parser.add_argument("--port", type=int, help="port de vpcd (prioritaire sur --slot) / vpcd port")
     parser.add_argument("--list-profiles", action="store_true", help="liste les profils / list profiles")
+    parser.add_argument(
+        "--occupied-after",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="signaler un lecteur occupé après S secondes sans réponse / report a busy slot after S seconds",
+    )
+
+
+async def _serve(card: VirtualCard, host: str, port: int, occupied_after: float) -> None:
+    talked = asyncio.Event()
+    serving = asyncio.create_task(serve_card(card, host, port, talked))
+    heard = asyncio.create_task(talked.wait())
+    done, _ = await asyncio.wait({serving, heard}, timeout=occupied_after, return_when=asyncio.FIRST_COMPLETED)
+    if not done:
+        # vpcd serves one card per slot: this one waits in its queue, unseen by pcscd.
+        print(
+            f"Le lecteur vpcd {host}:{port} ne répond pas : une autre carte virtuelle l'occupe sans doute. "
+            "Retirez-la (Ctrl-C dans sa fenêtre) ou choisissez un autre lecteur (--slot 1). "
+            "Cette carte sera insérée dès que le lecteur se libère.",
+            file=sys.stderr,
+            flush=True,
+        )
+        done, _ = await asyncio.wait({serving, heard}, return_when=asyncio.FIRST_COMPLETED)
+    if heard in done:
+        print("Carte insérée.", flush=True)
+    else:
+        heard.cancel()
+    await serving
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"Carte virtuelle {args.kind} (profil {profile}) : connexion au lecteur vpcd {args.host}:{port}…")
     print("Ctrl-C pour retirer la carte.", flush=True)
     try:
-        asyncio.run(serve_card(card, args.host, port))
+        asyncio.run(_serve(card, args.host, port, args.occupied_after))
     except KeyboardInterrupt:
         print("Carte retirée.")
         return 0

@@ -72,10 +72,14 @@ def handle_message(card: VirtualCard, msg: bytes) -> bytes | None:
         return b"\x6f\x00"
 
 
-async def serve_card(card: VirtualCard, host: str, port: int) -> None:
-    """Connect `card` to the vpcd slot at host:port and serve it until the socket closes or the task is cancelled."""
+async def serve_card(card: VirtualCard, host: str, port: int, talked: asyncio.Event | None = None) -> None:
+    """Connect `card` to the vpcd slot at host:port and serve it until the socket closes or the task is cancelled.
+
+    `talked` is set when vpcd sends its first message: vpcd serves one card per slot, and a second
+    card's connection waits unanswered in the listen queue until the first one leaves.
+    """
     reader, writer = await asyncio.open_connection(host, port)
-    await _serve_stream(card, reader, writer)
+    await _serve_stream(card, reader, writer, talked)
 
 
 def _quick_ack(writer: asyncio.StreamWriter) -> None:
@@ -91,7 +95,9 @@ def _quick_ack(writer: asyncio.StreamWriter) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
 
-async def _serve_stream(card: VirtualCard, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _serve_stream(
+    card: VirtualCard, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, talked: asyncio.Event | None = None
+) -> None:
     try:
         while True:
             _quick_ack(writer)
@@ -100,6 +106,8 @@ async def _serve_stream(card: VirtualCard, reader: asyncio.StreamReader, writer:
                 msg = await reader.readexactly(length) if length else b""
             except (asyncio.IncompleteReadError, ConnectionError):
                 return  # vpcd went away (pcscd stopped)
+            if talked is not None:
+                talked.set()
             answer = handle_message(card, msg)
             if answer is not None:
                 writer.write(struct.pack("!H", len(answer)) + answer)

@@ -150,6 +150,8 @@ async def test_pin_is_wiped_and_sign_checks_before_card(session: aiohttp.ClientS
             "code": "PIN_INCORRECT",
             "message_fr": "Code porteur incorrect.",
             "message_en": "Incorrect PIN.",
+            "hint_fr": "Vérifiez le code porteur avant de le ressaisir : 2 essai(s) restant(s).",
+            "hint_en": "Check the PIN before typing it again: 2 try(ies) left.",
             "triesLeft": 2,
         }
         assert (await rpc(ws, "cps.login", {"pin": "1234"}))["result"] == {"triesLeft": 3}

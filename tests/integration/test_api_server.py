@@ -172,6 +172,8 @@ async def test_malformed_json_unknown_method_invalid_params(
         "code": "INVALID_PARAMS",
         "message_fr": "Paramètres invalides.",
         "message_en": "Invalid parameters.",
+        "hint_fr": "Corrigez la valeur nommée dans le détail, puis recommencez.",
+        "hint_en": "Fix the value named in the detail, then try again.",
         "detail": "pin: pattern",
     }
     assert "12x4567" not in json.dumps(invalid)
@@ -288,7 +290,7 @@ async def test_cli_offline_fallback(home: Path) -> None:
     code, out, _ = await cli("origins", "list", "--json", "--port", "1")
     assert code == 0 and json.loads(out)["origins"][0]["origin"] == WEB
     code, _, err = await cli("origins", "pending", "--port", "1")
-    assert code == 3 and "ne tourne pas" in err
+    assert code == 8 and "pont n'est pas démarré" in err and "dmp-bridge run" in err
     code, _, _ = await cli("origins", "revoke", WEB, "--port", "1")
     assert code == 0
     assert not ApprovalStore(data_dir() / APPROVALS_FILENAME).is_approved(WEB)

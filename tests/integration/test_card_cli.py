@@ -80,7 +80,11 @@ def test_card_with_pin_shows_situations_in_french(slots: list[VirtualSlot], pki:
     assert "Titulaire : DR PAUL MARTIN (810012345678)" in out
     assert "Code porteur : 3 essai(s) restant(s) sur 3" in out
     assert "Situations d'exercice : 2" in out
-    assert "CABINET DR PAUL MARTIN (481001234567801), secteur SA07" in out
+    # Codes come with their official labels, dates as people write them.
+    assert "CABINET DR PAUL MARTIN (481001234567801), secteur : Cabinet individuel (SA07)" in out
+    assert "Profession : Médecin (10) ; spécialité : Médecine générale (SM) (SM54)" in out
+    assert "valide du " in out and "T00:00" not in out
+    assert out.splitlines()[0].startswith(f"{READERS[0]} : Carte CPS (carte de professionnel de santé, CPS3)")
     assert "1234" not in result.stderr
 
 
@@ -88,7 +92,7 @@ def test_wrong_pin_and_last_try(slots: list[VirtualSlot], pki: TestPki, private_
     card = create_card("gp", pki)
     insert(slots, card, with_vitale=False)
     result = cli("--json", "--pin-stdin", stdin="9999\n", home=private_home)
-    assert result.returncode == 5
+    assert result.returncode == 6  # wrong PIN
     entry = by_reader(result.stdout)[READERS[0]]
     assert entry["error"]["code"] == "PIN_INCORRECT" and entry["error"]["triesLeft"] == 2
     assert entry["cps"]["pin"]["triesLeft"] == 3 and entry["situations"] is None
@@ -97,7 +101,7 @@ def test_wrong_pin_and_last_try(slots: list[VirtualSlot], pki: TestPki, private_
     last = create_card("last-try", pki)
     insert(slots, last, with_vitale=False)
     result = cli("--json", "--pin-stdin", stdin="1234\n", home=private_home)
-    assert result.returncode == 5
+    assert result.returncode == 7  # the last try needs --force-last-try: not the same as a wrong PIN
     assert by_reader(result.stdout)[READERS[0]]["error"]["code"] == "PIN_LAST_TRY" and last.tries_left == 1
     result = cli("--json", "--pin-stdin", "--force-last-try", stdin="1234\n", home=private_home)
     assert result.returncode == 0, result.stdout
@@ -111,14 +115,40 @@ def test_expired_and_blocked_cards_are_described(slots: list[VirtualSlot], pki: 
     assert "EXPIRÉ" in result.stdout
     insert(slots, create_card("blocked", pki), with_vitale=False)
     result = cli("--pin-stdin", stdin="1234\n", home=private_home)
-    assert result.returncode == 5
+    assert result.returncode == 6
     assert "BLOQUÉ" in result.stdout and "Carte bloquée" in result.stdout
+    # French for people: the code and the next step, no internal identifiers.
+    assert "[PIN_BLOCKED]" in result.stdout and "code de déblocage" in result.stdout
+    assert "not allowed" not in result.stdout and "verify_pin" not in result.stdout
 
 
 def test_unknown_reader(slots: list[VirtualSlot], private_home: Path) -> None:
     result = cli("--json", "--reader", "No Such Reader", home=private_home)
     assert result.returncode == 4
     assert json.loads(result.stdout)["error"]["code"] == "NO_READER"
+    # Not « no reader detected » while two are there: name them.
+    assert "Ce lecteur n'existe pas" in result.stderr and all(r in result.stderr for r in READERS)
+
+
+def test_pin_without_a_cps_is_an_error_not_a_silent_success(
+    slots: list[VirtualSlot], pki: TestPki, private_home: Path
+) -> None:
+    insert(slots, create_card("gp", pki))  # CPS in reader 0, Vitale in reader 1
+    result = cli("--pin-stdin", "--reader", READERS[1], stdin="1234\n", home=private_home)
+    assert result.returncode == 4
+    assert "Aucune carte CPS" in result.stderr and "[NO_CARD]" in result.stderr
+    assert "supported" not in result.stderr
+
+
+def test_dates_of_a_vitale_card_are_written_for_people(
+    slots: list[VirtualSlot], pki: TestPki, private_home: Path
+) -> None:
+    insert(slots, create_card("gp", pki))
+    result = cli("--reader", READERS[1], home=private_home)
+    assert result.returncode == 0, result.stderr
+    assert "né(e) le " in result.stdout
+    assert "né(e) 19" not in result.stdout and "né(e) 20" not in result.stdout
+    assert result.stderr == ""  # no INFO log lines without -v
 
 
 def test_pin_typed_on_a_terminal_is_not_echoed(slots: list[VirtualSlot], pki: TestPki, private_home: Path) -> None:

@@ -226,7 +226,7 @@ async def test_cli_submit_find_get(daemon: Application, tmp_path: Path) -> None:
     code, out, err = await _cli(daemon, "find")
     assert code == 0 and out.strip() == ""
     code, out, err = await _cli(daemon, "delete", "1.2.250.1.999.7.1.3.1")
-    assert code == 1 and "(document)" in err
+    assert code == 12 and "(détail : document)" in err and "[NOT_FOUND]" in err
 
 
 async def test_access_rules_and_openrpc(daemon: Application) -> None:

@@ -78,6 +78,8 @@ def test_error_data_is_bridge_error_data_only() -> None:
         "code": "PIN_INCORRECT",
         "message_fr": "Code porteur incorrect.",
         "message_en": "Incorrect PIN.",
+        "hint_fr": "Vérifiez le code porteur avant de le ressaisir : 2 essai(s) restant(s).",
+        "hint_en": "Check the PIN before typing it again: 2 try(ies) left.",
         "triesLeft": 2,
     }
 

@@ -14,6 +14,9 @@ export interface ErrorData {
   code: ErrorCode;
   message_fr: string;
   message_en: string;
+  /** What the person does next, French and English. */
+  hint_fr?: string;
+  hint_en?: string;
   detail?: string;
   /** TIMEOUT: what ran out ("queue", "connect", "tls-handshake", "send", "receive", "signature", "card", ...). */
   stage?: string;
@@ -55,6 +58,9 @@ export declare class BridgeError extends Error {
   readonly code: ErrorCode;
   readonly messageFr: string;
   readonly messageEn: string;
+  /** What the person does next (French); `hintEn` in English. */
+  readonly hint: string;
+  readonly hintEn: string;
   readonly data: ErrorData;
   readonly rpcCode: number | null;
 }

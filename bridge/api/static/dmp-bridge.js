@@ -29,7 +29,28 @@ const SDK_MESSAGES = {
   PAIRING_DENIED: ["L'autorisation de ce site a été refusée.", "Approval of this site was denied."],
 };
 
-/** An error with a stable symbolic code and French/English messages. */
+/** Next steps for the SDK's own errors (the bridge sends its own with each error). */
+const SDK_HINTS = {
+  BRIDGE_UNREACHABLE: [
+    "Démarrez le pont DMP sur ce poste (menu des applications ou « dmp-bridge run ») puis rechargez la page.",
+    "Start the DMP bridge on this workstation (applications menu or `dmp-bridge run`), then reload the page.",
+  ],
+  BRIDGE_BLOCKED: [
+    "Autorisez l'accès au réseau local pour ce site (icône à gauche de l'adresse), puis rechargez la page.",
+    "Allow local network access for this site (icon left of the address bar), then reload the page.",
+  ],
+  DISCONNECTED: [
+    "La page se reconnecte seule ; si cela dure, vérifiez que le pont est lancé.",
+    "The page reconnects by itself; if it lasts, check that the bridge is running.",
+  ],
+  TIMEOUT: ["Réessayez dans un instant.", "Try again in a moment."],
+  PAIRING_DENIED: [
+    "Demandez une nouvelle autorisation et acceptez-la dans l'icône du pont.",
+    "Ask for approval again and accept it in the bridge icon.",
+  ],
+};
+
+/** An error with a stable symbolic code, French/English messages and the next step (`hint`). */
 export class BridgeError extends Error {
   constructor(code, data = {}, rpcCode = null) {
     const [fr, en] = SDK_MESSAGES[code] || [data.message_fr || code, data.message_en || code];
@@ -38,6 +59,9 @@ export class BridgeError extends Error {
     this.code = code;
     this.messageFr = data.message_fr || fr;
     this.messageEn = data.message_en || en;
+    /** What the person does next (French), from the bridge or, for the SDK's own errors, from SDK_HINTS. */
+    this.hint = data.hint_fr || (SDK_HINTS[code] || [""])[0];
+    this.hintEn = data.hint_en || (SDK_HINTS[code] || ["", ""])[1];
     this.data = data;
     this.rpcCode = rpcCode;
   }

@@ -1,0 +1,155 @@
+"""What a person does next, for each error code: the `hint_fr`/`hint_en` every error carries.
+
+The message (`bridge.errors`) says what happened; the hint says what to do about it, in words for the
+person at the workstation. The CLI prints it under the message, the SDK exposes it as `error.hint`,
+the diagnostics page and the tray show it. Values in braces come from the error's structured extras
+(e.g. {triesLeft}); a hint whose value is missing falls back to its general form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from bridge.errors import ErrorCode
+
+__all__ = ["HINTS", "hint"]
+
+_DOCTOR = "« dmp-bridge doctor »"
+
+#: Code -> (French, English); optionally a more precise pair when the extras give the values it names.
+HINTS: Mapping[ErrorCode, tuple[str, str]] = MappingProxyType(
+    {
+        ErrorCode.NO_READER: (
+            f"Branchez un lecteur de cartes (ou essayez un autre port USB) puis réessayez ; {_DOCTOR} vérifie son "
+            "pilote.",
+            "Plug in a card reader (or try another USB port), then try again; `dmp-bridge doctor` checks its driver.",
+        ),
+        ErrorCode.NO_CARD: (
+            "Insérez la carte, puce vers le haut et vers le lecteur, puis réessayez.",
+            "Insert the card, chip up and towards the reader, then try again.",
+        ),
+        ErrorCode.CARD_REMOVED: (
+            "Réinsérez la carte et recommencez l'opération.",
+            "Insert the card again and restart the operation.",
+        ),
+        ErrorCode.CARD_RESET: (
+            "Recommencez l'opération ; si cela se répète, fermez les autres logiciels qui utilisent la carte.",
+            "Restart the operation; if it happens again, close the other programs that use the card.",
+        ),
+        ErrorCode.UNSUPPORTED_CARD: (
+            "Utilisez une carte CPS, CPE ou Vitale 2, et vérifiez son sens d'insertion.",
+            "Use a CPS, CPE or Vitale 2 card, and check which way it is inserted.",
+        ),
+        ErrorCode.CARD_ERROR: (
+            f"Retirez et réinsérez la carte ; si l'erreur persiste, lancez {_DOCTOR}.",
+            "Remove and insert the card again; if the error persists, run `dmp-bridge doctor`.",
+        ),
+        ErrorCode.PIN_INCORRECT: (
+            "Vérifiez le code porteur avant de le ressaisir : {triesLeft} essai(s) restant(s).",
+            "Check the PIN before typing it again: {triesLeft} try(ies) left.",
+        ),
+        ErrorCode.PIN_BLOCKED: (
+            "Débloquez la carte avec son code de déblocage (outil de gestion de la Cryptolib CPS), ou demandez une "
+            "nouvelle carte.",
+            "Unblock the card with its unblocking code (the Cryptolib CPS management tool), or order a new card.",
+        ),
+        ErrorCode.PIN_LAST_TRY: (
+            "Vérifiez le code avant de le saisir, puis confirmez ce dernier essai au poste de travail "
+            "(« dmp-bridge card --pin-stdin --force-last-try »).",
+            "Check the PIN before typing it, then confirm this last try at the workstation "
+            "(`dmp-bridge card --pin-stdin --force-last-try`).",
+        ),
+        ErrorCode.PIN_REQUIRED: (
+            "Saisissez le code porteur de la carte CPS pour vous identifier.",
+            "Enter the CPS card's PIN to identify yourself.",
+        ),
+        ErrorCode.CARD_BUSY: (
+            "Attendez la fin de l'opération en cours sur la carte, puis réessayez.",
+            "Wait for the operation in progress on the card to end, then try again.",
+        ),
+        ErrorCode.SHARING_VIOLATION: (
+            "Fermez le logiciel qui garde la carte (autre logiciel de santé, outil de la Cryptolib), puis réessayez.",
+            "Close the program holding the card (another health program, a Cryptolib tool), then try again.",
+        ),
+        ErrorCode.PCSC_UNAVAILABLE: (
+            f"Redémarrez le service carte à puce (« sudo systemctl restart pcscd ») ; {_DOCTOR} vérifie le reste.",
+            "Restart the smart card service (`sudo systemctl restart pcscd`); `dmp-bridge doctor` checks the rest.",
+        ),
+        ErrorCode.TIMEOUT: (
+            f"Réessayez ; si cela se répète, lancez {_DOCTOR} (réseau, carte).",
+            "Try again; if it happens again, run `dmp-bridge doctor` (network, card).",
+        ),
+        ErrorCode.ORIGIN_NOT_APPROVED: (
+            "Approuvez ce site dans le menu de l'icône du pont (ou « dmp-bridge origins approve CODE »).",
+            "Approve this site in the bridge icon's menu (or `dmp-bridge origins approve CODE`).",
+        ),
+        ErrorCode.UNAUTHORIZED: (
+            "Le jeton local a changé : redonnez au logiciel le jeton courant, ou redémarrez-le ; si cela persiste, "
+            "redémarrez le pont.",
+            "The local token changed: give the program the current token, or restart it; if it persists, restart "
+            "the bridge.",
+        ),
+        ErrorCode.DMP_UNREACHABLE: (
+            f"Vérifiez la connexion réseau du poste ; {_DOCTOR} teste l'accès au DMP.",
+            "Check the workstation's network connection; `dmp-bridge doctor` tests access to the DMP.",
+        ),
+        ErrorCode.DMP_FAULT: (
+            "Corrigez la demande si le détail l'explique ; sinon contactez le support DMP en donnant le code du DMP.",
+            "Fix the request if the detail explains it; otherwise contact DMP support with the DMP's code.",
+        ),
+        ErrorCode.DMP_OUTCOME_UNKNOWN: (
+            "Cherchez le document {uniqueId} dans le DMP avant de le renvoyer.",
+            "Look for document {uniqueId} in the DMP before sending it again.",
+        ),
+        ErrorCode.NOT_PERMITTED_FOR_ACTOR: (
+            "Demandez à un professionnel qui y a droit (l'auteur du document, le médecin traitant), ou utilisez le "
+            "mode d'accès prévu pour cette situation.",
+            "Ask a professional entitled to it (the document's author, the médecin traitant), or use the access "
+            "mode meant for this situation.",
+        ),
+        ErrorCode.INVALID_PARAMS: (
+            "Corrigez la valeur nommée dans le détail, puis recommencez.",
+            "Fix the value named in the detail, then try again.",
+        ),
+        ErrorCode.INVALID_INPUT: (
+            "Vérifiez le fichier fourni ; s'il s'agit d'une réponse du DMP, réessayez plus tard.",
+            "Check the file given; if it is an answer from the DMP, try again later.",
+        ),
+        ErrorCode.NOT_FOUND: (
+            "Vérifiez l'identifiant demandé.",
+            "Check the identifier asked for.",
+        ),
+        ErrorCode.INTERNAL: (
+            "Redémarrez le pont ; si cela se répète, envoyez au support le fichier produit par "
+            "« dmp-bridge doctor --bundle support.zip ».",
+            "Restart the bridge; if it happens again, send support the file made by "
+            "`dmp-bridge doctor --bundle support.zip`.",
+        ),
+    }
+)
+
+
+#: The form of a hint with values, for an error that lacks them.
+_WITHOUT_VALUES: Mapping[ErrorCode, tuple[str, str]] = MappingProxyType(
+    {
+        ErrorCode.PIN_INCORRECT: (
+            "Vérifiez le code porteur avant de le ressaisir.",
+            "Check the PIN before typing it again.",
+        ),
+        ErrorCode.DMP_OUTCOME_UNKNOWN: (
+            "Cherchez le document dans le DMP avant de le renvoyer.",
+            "Look for the document in the DMP before sending it again.",
+        ),
+    }
+)
+
+
+def hint(code: ErrorCode, extra: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """The (French, English) next step for `code`, filled from `extra`; generic when a value is missing."""
+    french, english = HINTS.get(code, HINTS[ErrorCode.INTERNAL])
+    try:
+        return french.format_map(dict(extra or {})), english.format_map(dict(extra or {}))
+    except (KeyError, ValueError, IndexError):
+        return _WITHOUT_VALUES[code]
