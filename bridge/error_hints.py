@@ -109,6 +109,18 @@ HINTS: Mapping[ErrorCode, tuple[str, str]] = MappingProxyType(
             "Ask a professional entitled to it (the document's author, the médecin traitant), or use the access "
             "mode meant for this situation.",
         ),
+        ErrorCode.CERTIFICATE_EXPIRED: (
+            "Expiré le {expiredOn} : demandez son renouvellement (carte CPS : commande auprès de l'ANS ou du "
+            "gestionnaire de cartes ; certificat d'établissement : auprès de l'IGC-Santé).",
+            "Expired on {expiredOn}: have it renewed (CPS card: order from the ANS or the card manager; "
+            "establishment certificate: from the IGC-Santé).",
+        ),
+        ErrorCode.CERTIFICATE_NOT_YET_VALID: (
+            "Valide à partir du {validFrom} : vérifiez la date et l'heure du poste ; si elles sont justes, utilisez "
+            "l'ancienne carte jusque-là.",
+            "Valid from {validFrom}: check the workstation's date and time; if they are right, use the old card "
+            "until then.",
+        ),
         ErrorCode.INVALID_PARAMS: (
             "Corrigez la valeur nommée dans le détail, puis recommencez.",
             "Fix the value named in the detail, then try again.",
@@ -137,6 +149,14 @@ _WITHOUT_VALUES: Mapping[ErrorCode, tuple[str, str]] = MappingProxyType(
         ErrorCode.PIN_INCORRECT: (
             "Vérifiez le code porteur avant de le ressaisir.",
             "Check the PIN before typing it again.",
+        ),
+        ErrorCode.CERTIFICATE_EXPIRED: (
+            "Demandez son renouvellement (carte CPS : auprès de l'ANS ; certificat d'établissement : IGC-Santé).",
+            "Have it renewed (CPS card: from the ANS; establishment certificate: from the IGC-Santé).",
+        ),
+        ErrorCode.CERTIFICATE_NOT_YET_VALID: (
+            "Vérifiez la date et l'heure du poste.",
+            "Check the workstation's date and time.",
         ),
         ErrorCode.DMP_OUTCOME_UNKNOWN: (
             "Cherchez le document dans le DMP avant de le renvoyer.",

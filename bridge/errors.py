@@ -38,6 +38,8 @@ class ErrorCode(enum.Enum):
     DMP_FAULT = "DMP_FAULT"
     DMP_OUTCOME_UNKNOWN = "DMP_OUTCOME_UNKNOWN"
     NOT_PERMITTED_FOR_ACTOR = "NOT_PERMITTED_FOR_ACTOR"
+    CERTIFICATE_EXPIRED = "CERTIFICATE_EXPIRED"
+    CERTIFICATE_NOT_YET_VALID = "CERTIFICATE_NOT_YET_VALID"
     INVALID_PARAMS = "INVALID_PARAMS"
     INVALID_INPUT = "INVALID_INPUT"
     NOT_FOUND = "NOT_FOUND"
@@ -99,6 +101,16 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "droits PDT-INF-526) : faites-la avec une carte ou un mode d'accès qui y a droit.",
         "The DMP does not permit this operation for this kind of actor in this access mode (rights matrix "
         "PDT-INF-526): do it with a card or an access mode entitled to it.",
+    ),
+    ErrorCode.CERTIFICATE_EXPIRED: (
+        "Le certificat d'authentification (carte CPS ou certificat de l'établissement) a expiré : le DMP ne "
+        "peut pas l'accepter.",
+        "The authentication certificate (CPS card or establishment certificate) has expired: the DMP cannot "
+        "accept it.",
+    ),
+    ErrorCode.CERTIFICATE_NOT_YET_VALID: (
+        "Le certificat d'authentification (carte CPS ou certificat de l'établissement) n'est pas encore valide.",
+        "The authentication certificate (CPS card or establishment certificate) is not valid yet.",
     ),
     ErrorCode.INVALID_PARAMS: ("Paramètres invalides.", "Invalid parameters."),
     ErrorCode.INVALID_INPUT: ("Données reçues invalides.", "Invalid input data."),

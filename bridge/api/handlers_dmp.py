@@ -46,6 +46,8 @@ _DMP_ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode.TIMEOUT,
     ErrorCode.PIN_REQUIRED,
     ErrorCode.CARD_REMOVED,
+    ErrorCode.CERTIFICATE_EXPIRED,
+    ErrorCode.CERTIFICATE_NOT_YET_VALID,
     ErrorCode.NOT_FOUND,
 )
 _UID = {"type": "string", "pattern": "^[0-2](\\.(0|[1-9][0-9]*))+$", "maxLength": 64}

@@ -8,7 +8,7 @@ Exit statuses (documented in the README; `doctor` has its own 0/1/2 for « nothi
 2   bad usage, bad parameters or an invalid config.toml
 3   the smart card service (pcscd) is not running
 4   no reader, no card, or the card was removed
-5   the card refused or could not do the operation (or is busy / unsupported)
+5   the card refused or could not do the operation (busy, unsupported, certificate expired or not yet valid)
 6   wrong PIN, or PIN blocked
 7   the PIN is needed, or its last try must be confirmed (--force-last-try)
 8   the bridge is not running, or refused this program (local token)
@@ -73,6 +73,8 @@ FAMILIES: Mapping[ErrorCode, int] = MappingProxyType(
         ErrorCode.CARD_ERROR: EXIT_CARD,
         ErrorCode.CARD_BUSY: EXIT_CARD,
         ErrorCode.SHARING_VIOLATION: EXIT_CARD,
+        ErrorCode.CERTIFICATE_EXPIRED: EXIT_CARD,
+        ErrorCode.CERTIFICATE_NOT_YET_VALID: EXIT_CARD,
         ErrorCode.PIN_INCORRECT: EXIT_PIN,
         ErrorCode.PIN_BLOCKED: EXIT_PIN,
         ErrorCode.PIN_LAST_TRY: EXIT_PIN_NEEDED,

@@ -42,6 +42,27 @@ class ClientIdentity:
     def __repr__(self) -> str:
         return f"ClientIdentity({self.chain[0].subject.rfc4514_string()!r})"
 
+    def check_validity(self, now: dt.datetime | None = None) -> None:
+        """Refuse an expired or not-yet-valid certificate before any connection.
+
+        The server would only close the handshake, which reads as a network outage; the person must
+        instead be told the card (or establishment certificate) is out of date.
+        """
+        now = now or dt.datetime.now(dt.UTC)
+        leaf = self.chain[0]
+        if now >= leaf.not_valid_after_utc:
+            raise BridgeError(
+                ErrorCode.CERTIFICATE_EXPIRED,
+                expiredOn=leaf.not_valid_after_utc.strftime("%d/%m/%Y"),
+                notAfter=leaf.not_valid_after_utc.isoformat(),
+            )
+        if now < leaf.not_valid_before_utc:
+            raise BridgeError(
+                ErrorCode.CERTIFICATE_NOT_YET_VALID,
+                validFrom=leaf.not_valid_before_utc.strftime("%d/%m/%Y"),
+                notBefore=leaf.not_valid_before_utc.isoformat(),
+            )
+
     @classmethod
     def from_pkcs12(cls, data: bytes, password: bytes | bytearray | None) -> ClientIdentity:
         """Load a PKCS#12 (e.g. the establishment's AUTH_CLI certificate, indirect mode)."""

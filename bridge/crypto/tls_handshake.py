@@ -60,6 +60,8 @@ def handshake(
     on_socket: Callable[[socket.socket], None] | None,
 ) -> tuple[Any, HandshakeInfo]:
     """Connect and handshake (see `TlsConnection.open`): the established tlslite connection and what it negotiated."""
+    if endpoint.identity is not None:
+        endpoint.identity.check_validity()
     cached = sessions.get(endpoint) if sessions is not None else None
     if cached is not None:
         assert sessions is not None

@@ -111,3 +111,23 @@ def test_probe_with_a_virtual_cps_card(slots: list[VirtualSlot], tmp_path: Path,
     else:
         assert done.stderr.decode().splitlines()[-1].startswith("PIN_INCORRECT")
         assert srv.stats.handshakes == 0  # a wrong PIN never reaches the network
+
+
+@pytest.mark.pcsc
+def test_expired_card_is_named_before_any_connection(slots: list[VirtualSlot], tmp_path: Path) -> None:
+    """An expired CPS used to look like a network outage (the server just closes): now it is named, offline."""
+    igc = TestPki.load_or_create(tmp_path / "igc")
+    issued = igc.server("localhost")
+    (tmp_path / "fullchain.pem").write_bytes(issued.fullchain_pem())
+    (tmp_path / "key.pem").write_bytes(issued.key_pem())
+    files = ServerFiles(tmp_path / "fullchain.pem", tmp_path / "key.pem", igc.ca_bundle_path())
+    reader = "Virtual PCD 00 00"
+    wait_card_state(reader, False)
+    slots[0].insert(create_card("expired", igc))
+    wait_card_state(reader, True)
+    with SslHttpServer(files) as srv:
+        url = f"https://localhost:{srv.port}/si-dmp-server/v2/services"
+        done = probe(url, "--cafile", str(igc.ca_bundle_path()), "--pin-stdin", stdin=b"1234\n")
+    assert done.returncode == 1
+    assert done.stderr.decode().splitlines()[-1].startswith("CERTIFICATE_EXPIRED")
+    assert srv.stats.handshakes == 0 and srv.stats.client_subjects == []
