@@ -19,6 +19,7 @@ from typing import Any
 from bridge import __version__
 from bridge.api.handlers_cards import card_handlers
 from bridge.api.handlers_core import core_handlers
+from bridge.api.handlers_diagnostics import diagnostics_handlers
 from bridge.api.handlers_dmp import dmp_handlers
 from bridge.api.methods import ConnectionView, Registry
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore, PairingManager, PendingPairing
@@ -90,7 +91,14 @@ class Application:
         self.locks = SharedCardLocks(config.card_busy_wait)
         direct = CardServiceDirectSource(cards, monitor) if isinstance(cards, PcscCardService) else None
         self.dmp = dmp or DmpService(config.dmp, direct=direct, locks=self.locks)
-        self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks), *dmp_handlers(self.dmp)])
+        self.registry = registry or Registry(
+            [
+                *core_handlers(),
+                *card_handlers(self.locks),
+                *dmp_handlers(self.dmp),
+                *diagnostics_handlers(lambda: self.dmp.config),
+            ]
+        )
         self.approver = approver
         self.notifier = notifier
         self._pcsc_available: bool | None = None

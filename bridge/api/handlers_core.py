@@ -137,16 +137,21 @@ class DiagnosticsReport(Handler):
 
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
         """See summary."""
+        from bridge.doctor.card_checks import status_findings
+
         services = ctx.services
         listing = services.readers.listing()
         cards = services.cards
         for row in listing["readers"]:
             row["card"] = None
+            row["checks"] = []
             if cards is not None and row["cardPresent"]:
                 try:
                     row["card"] = await cards.card_status(row["name"])
                 except BridgeError as exc:
                     row["card"] = {"error": exc.code.value}
+                # The helpdesk's light and next step for this card, the same words as `dmp-bridge doctor`.
+                row["checks"] = [f.to_json() for f in status_findings(row["name"], row["card"])]
         return {
             "bridge": {"version": services.version, "port": services.port, "platform": sys.platform},
             "pcsc": listing["pcsc"],
@@ -154,8 +159,17 @@ class DiagnosticsReport(Handler):
             "cardService": cards is not None,
             "origins": [o.to_json() for o in services.store.list()],
             "pendingPairings": len(services.pairing.pending()),
-            "recentErrors": services.errors.recent(),
+            "recentErrors": [_explained(e) for e in services.errors.recent()],
         }
+
+
+def _explained(entry: dict[str, str]) -> dict[str, str]:
+    """A recent error with what it means and what to do, in French (the page shows both)."""
+    try:
+        data = BridgeError(ErrorCode(entry["code"])).to_data()
+    except ValueError:  # a code recorded by an older or newer bridge: shown as is
+        return entry
+    return {**entry, "message_fr": data["message_fr"], "hint_fr": data["hint_fr"]}
 
 
 class OriginsPending(Handler):

@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bridge.cards.identify import CardKind
-from bridge.doctor.findings import Finding, Section, Status
+from bridge.doctor.findings import RANK, Finding, Section, Status
 from bridge.pcsc.errors import PcscError, PcscUnavailableError
 from bridge.pcsc.monitor import ReaderState
 
-__all__ = ["EXPIRY_WARNING_DAYS", "card_findings", "fr_date", "pcsc_findings"]
+__all__ = ["EXPIRY_WARNING_DAYS", "card_findings", "fr_date", "pcsc_findings", "status_findings"]
 
 #: A CPS renewal takes weeks (order, delivery, PIN mail): warn a month ahead.
 EXPIRY_WARNING_DAYS = 30
@@ -83,83 +83,113 @@ def pcsc_findings(scan: Sequence[ReaderState] | BaseException) -> list[Finding]:
     return found
 
 
+def _validity(label: str, not_before: str, not_after: str, details: dict[str, Any], now: dt.datetime) -> Finding:
+    """The validity finding of one certificate (the card's end of validity for people)."""
+    days_left = (dt.datetime.fromisoformat(not_after) - now).days
+    if dt.datetime.fromisoformat(not_after) <= now:
+        return Finding(
+            section=Section.READERS,
+            check="card.validity",
+            status=Status.PROBLEM,
+            summary=f"{label} : expirée le {fr_date(not_after)}.",
+            advice="Une carte expirée ne permet plus d'accéder au DMP ni de signer : demandez son "
+            "renouvellement (commande de carte CPS auprès de l'ANS, ou du gestionnaire de cartes de "
+            "l'établissement).",
+            details={**details, "notAfter": not_after},
+        )
+    if dt.datetime.fromisoformat(not_before) > now:
+        return Finding(
+            section=Section.READERS,
+            check="card.validity",
+            status=Status.PROBLEM,
+            summary=f"{label} : pas encore valide (à partir du {fr_date(not_before)}).",
+            advice="Vérifiez la date et l'heure du poste ; si elles sont justes, attendez la date de "
+            "début de validité ou utilisez l'ancienne carte.",
+            details={**details, "notBefore": not_before},
+        )
+    if days_left < EXPIRY_WARNING_DAYS:
+        return Finding(
+            section=Section.READERS,
+            check="card.validity",
+            status=Status.WARNING,
+            summary=f"{label} : expire le {fr_date(not_after)} ({days_left} jours).",
+            advice="Demandez dès maintenant le renouvellement de la carte : sans elle, plus d'accès au DMP.",
+            details={**details, "notAfter": not_after},
+        )
+    return Finding(
+        section=Section.READERS,
+        check="card.validity",
+        status=Status.OK,
+        summary=f"{label} : valide jusqu'au {fr_date(not_after)}.",
+        details={**details, "notAfter": not_after},
+    )
+
+
+def _pin(label: str, tries_left: int, blocked: bool, details: dict[str, Any]) -> Finding | None:
+    if blocked:
+        return Finding(
+            section=Section.READERS,
+            check="card.pin",
+            status=Status.PROBLEM,
+            summary=f"{label} : code porteur bloqué (plus aucun essai).",
+            advice="Débloquez la carte avec son code de déblocage (courrier reçu avec la carte) dans "
+            "l'outil de gestion de la Cryptolib CPS, ou demandez une nouvelle carte.",
+            details=details,
+        )
+    if tries_left <= 1:
+        return Finding(
+            section=Section.READERS,
+            check="card.pin",
+            status=Status.WARNING,
+            summary=f"{label} : un seul essai de code porteur restant.",
+            advice="Un code faux de plus bloquerait la carte : vérifiez le code avant de le saisir ; "
+            "une saisie réussie remet le compteur à son maximum.",
+            details=details,
+        )
+    return None
+
+
 def _cps_findings(reader: str, card: Mapping[str, Any], now: dt.datetime) -> list[Finding]:
     cps = card["cps"]
     label = f"Carte {cps['cardType']} ({cps['generation']}) du lecteur « {reader} »"
-    found: list[Finding] = []
     details = {"reader": reader, "generation": cps["generation"], "backend": cps["backend"]}
-    worst: Finding | None = None
-    for cert in cps["certificates"].values():
-        usage = "d'authentification" if cert["usage"] == "authentication" else "de signature"
-        not_before = dt.datetime.fromisoformat(cert["notBefore"])
-        if cert["expired"]:
-            worst = Finding(
-                section=Section.READERS,
-                check="card.validity",
-                status=Status.PROBLEM,
-                summary=f"{label} : expirée le {fr_date(cert['notAfter'])} (certificat {usage}).",
-                advice="Une carte expirée ne permet plus d'accéder au DMP ni de signer : demandez son "
-                "renouvellement (commande de carte CPS auprès de l'ANS, ou du gestionnaire de cartes de "
-                "l'établissement).",
-                details={**details, "notAfter": cert["notAfter"]},
-            )
-            break
-        if not_before > now:
-            worst = Finding(
-                section=Section.READERS,
-                check="card.validity",
-                status=Status.PROBLEM,
-                summary=f"{label} : pas encore valide (à partir du {fr_date(cert['notBefore'])}).",
-                advice="Vérifiez la date et l'heure du poste ; si elles sont justes, attendez la date de "
-                "début de validité ou utilisez l'ancienne carte.",
-                details={**details, "notBefore": cert["notBefore"]},
-            )
-            break
-        if cert["daysLeft"] < EXPIRY_WARNING_DAYS and worst is None:
-            worst = Finding(
-                section=Section.READERS,
-                check="card.validity",
-                status=Status.WARNING,
-                summary=f"{label} : expire le {fr_date(cert['notAfter'])} ({cert['daysLeft']} jours).",
-                advice="Demandez dès maintenant le renouvellement de la carte : sans elle, plus d'accès au DMP.",
-                details={**details, "notAfter": cert["notAfter"]},
-            )
-    if worst is None:
-        until = min(fr_date(c["notAfter"]) for c in cps["certificates"].values())
-        worst = Finding(
-            section=Section.READERS,
-            check="card.validity",
-            status=Status.OK,
-            summary=f"{label} : valide jusqu'au {until}.",
-            details=details,
+    # The certificate that ends (or starts) first decides: either one out of date stops DMP access.
+    certs = sorted(cps["certificates"].values(), key=lambda c: c["notAfter"])
+    found = [
+        min(
+            (_validity(label, c["notBefore"], c["notAfter"], details, now) for c in certs),
+            key=lambda f: -RANK[f.status],
         )
-    found.append(worst)
-    pin = cps["pin"]
-    if pin["blocked"]:
-        found.append(
-            Finding(
-                section=Section.READERS,
-                check="card.pin",
-                status=Status.PROBLEM,
-                summary=f"{label} : code porteur bloqué (plus aucun essai).",
-                advice="Débloquez la carte avec son code de déblocage (courrier reçu avec la carte) dans "
-                "l'outil de gestion de la Cryptolib CPS, ou demandez une nouvelle carte.",
-                details=details,
-            )
-        )
-    elif pin["triesLeft"] <= 1:
-        found.append(
-            Finding(
-                section=Section.READERS,
-                check="card.pin",
-                status=Status.WARNING,
-                summary=f"{label} : un seul essai de code porteur restant.",
-                advice="Un code faux de plus bloquerait la carte : vérifiez le code avant de le saisir ; "
-                "une saisie réussie remet le compteur à son maximum.",
-                details=details,
-            )
-        )
-    return found
+    ]
+    pin = _pin(label, cps["pin"]["triesLeft"], cps["pin"]["blocked"], details)
+    return found + ([pin] if pin else [])
+
+
+def status_findings(reader: str, status: Mapping[str, Any] | None, now: dt.datetime | None = None) -> list[Finding]:
+    """Findings for one card as the daemon's `card_status` describes it (the diagnostics page's view)."""
+    now = now or dt.datetime.now(dt.UTC)
+    if status is None:
+        return []
+    if "error" in status:
+        return card_findings([{"reader": reader, "error": _error_data(status["error"])}], now)
+    if "certificateNotAfter" in status:
+        label = f"Carte {status.get('cardType', 'CPS')} ({status['generation']})"
+        details = {"reader": reader, "generation": status["generation"], "backend": status["backend"]}
+        found = [_validity(label, status["certificateNotBefore"], status["certificateNotAfter"], details, now)]
+        pin = _pin(label, status["pinTriesLeft"], status.get("pinBlocked", False), details)
+        return found + ([pin] if pin else [])
+    if status.get("kind") == CardKind.VITALE2.value:
+        return card_findings([{"reader": reader, "vitale": {}}], now)
+    return card_findings([{"reader": reader, "atr": status.get("atr"), "kind": status.get("kind")}], now)
+
+
+def _error_data(code: str) -> dict[str, str]:
+    from bridge.errors import BridgeError, ErrorCode
+
+    try:
+        return {k: str(v) for k, v in BridgeError(ErrorCode(code)).to_data().items()}
+    except ValueError:
+        return {"code": code, "message_fr": code}
 
 
 def card_findings(cards: Sequence[Mapping[str, Any]], now: dt.datetime | None = None) -> list[Finding]:
@@ -177,7 +207,8 @@ def card_findings(cards: Sequence[Mapping[str, Any]], now: dt.datetime | None = 
                     section=Section.READERS,
                     check="card.vitale",
                     status=Status.OK,
-                    summary=f"Carte Vitale lue dans le lecteur « {reader} » ({count} bénéficiaire(s)).",
+                    summary=f"Carte Vitale lue dans le lecteur « {reader} »"
+                    + (f" ({count} bénéficiaire(s))." if count else "."),
                     details={"reader": reader},
                 )
             )

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Finding", "Section", "Status", "exit_code", "render_text", "to_json"]
+__all__ = ["RANK", "Finding", "Section", "Status", "exit_code", "render_text", "to_json", "worst"]
 
 
 class Status(enum.Enum):
@@ -20,7 +20,8 @@ class Status(enum.Enum):
     PROBLEM = "problem"
 
 
-_RANK = {status: rank for rank, status in enumerate(Status)}
+#: Best (0) to worst.
+RANK = {status: rank for rank, status in enumerate(Status)}
 _MARK = {
     Status.OK: "[OK]      ",
     Status.INFO: "[info]    ",
@@ -66,7 +67,7 @@ class Finding:
 
 def worst(findings: Iterable[Finding]) -> Status:
     """The worst status among `findings` (OK for none)."""
-    return max((f.status for f in findings), key=_RANK.__getitem__, default=Status.OK)
+    return max((f.status for f in findings), key=RANK.__getitem__, default=Status.OK)
 
 
 def exit_code(findings: Iterable[Finding]) -> int:

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.cards.cps_types import cps_label
 from bridge.cards.identify import CardKind
 from bridge.errors import BridgeError, to_bridge_error
 from bridge.service.cps_backend import CpsBackend
 from bridge.service.pcsc_cards.service import PcscCardService
 
-__all__ = ["CARD_TYPE_LABELS_FR", "PRACTICE_MODE_LABELS_FR", "cps_label", "describe_cards"]
-
-#: What each CPx card type is (TRE_R87 codes as the card's CPS_ID_CARD holds them; names from the
-#: esante.gouv.fr e-CPS FAQ « CPS, CPF, CPE, CPA, CDE », see shared/reference/notes/cards.md §1).
-CARD_TYPE_LABELS_FR = {
-    "CPS": "carte de professionnel de santé",
-    "CPF": "carte de professionnel de santé en formation",
-    "CPE": "carte de personnel d'établissement",
-    "CPA": "carte de personne autorisée",
-    "CDE": "carte de directeur d'établissement",
-}
-
+__all__ = ["PRACTICE_MODE_LABELS_FR", "describe_cards"]
 
 #: TRE_G17_ModeExerciceCPx 1.1.0 (ansforge/IG-terminologie-de-sante, ig/DM-37/CodeSystem-TRE-G17-ModeExerciceCPx.json
 #: at 5511555a). Whether a card's situation holds these codes or the RPPS letters is unconfirmed
@@ -31,12 +21,6 @@ PRACTICE_MODE_LABELS_FR = {
     "04": "remplaçant",
     "07": "non rétribué",
 }
-
-
-def cps_label(card_type: str, generation: str) -> str:
-    """How a CPx card is named to people: its type first (a CPE is not a CPS), then its generation."""
-    what = CARD_TYPE_LABELS_FR.get(card_type, "carte de la famille CPS")
-    return f"Carte {card_type} ({what}, {generation})"
 
 
 async def _cps(sessions: PcscCardService, reader: str, pin: bytearray | None, force: bool) -> dict[str, Any]:

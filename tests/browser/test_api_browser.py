@@ -181,8 +181,15 @@ async def test_real_card_events_reach_the_paired_page(
         await diagnostics.goto(f"http://127.0.0.1:{app.port}/")
         await diagnostics.wait_for_selector("body[data-ready=true]", timeout=10_000)
         text = await diagnostics.inner_text("body")
-        assert "3B021450" in text and read["certificates"]["authentication"]["notAfter"][:10] in text
+        until = read["certificates"]["authentication"]["notAfter"][:10]
+        assert "3B021450" in text and f"valide jusqu'au {until[8:10]}/{until[5:7]}/{until[:4]}" in text
         assert "MARTIN" not in text
+        # An unrecognised card is not green: its row carries a warning light and what to check.
+        lights = await diagnostics.eval_on_selector_all(
+            "#readers tr", "rows => rows.map(r => [...r.querySelectorAll('.light')].map(l => l.dataset.light))"
+        )
+        assert lights == [["ok"], ["warning"]]
+        assert "Carte non reconnue" in text and "puce vers le haut" in text
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         await diagnostics.screenshot(path=str(ARTIFACTS / "diagnostics.png"), full_page=True)
 

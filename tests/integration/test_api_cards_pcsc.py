@@ -106,7 +106,7 @@ async def test_cps_and_vitale_through_the_api(bridge: Application, slots: list[V
         report = (await rpc(page, "diagnostics.report", timeout=30))["result"]
         by_name = {r["name"]: r for r in report["readers"]}
         assert by_name[READERS[0]]["card"]["pinTriesLeft"] == 3
-        assert by_name[READERS[0]]["card"]["certificateNotAfter"] == auth.not_valid_after_utc.date().isoformat()
+        assert by_name[READERS[0]]["card"]["certificateNotAfter"] == auth.not_valid_after_utc.isoformat()
         assert by_name[READERS[1]]["card"]["kind"] == "VITALE2"
         assert "MARTIN" not in str(report)
 

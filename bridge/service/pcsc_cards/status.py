@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.cards.cps_token import CpsToken
+from bridge.cards.cps_types import cps_label
 from bridge.cards.identify import CardKind as DriverKind
 from bridge.cards.identify import identify
 from bridge.cards.vitale_reader import read_vitale
@@ -44,11 +45,19 @@ async def card_status(sessions: CardSessions, reader: str, status_wait: float) -
     def cps(s: CardSession, token: CpsToken) -> dict[str, Any]:
         if s.info is None:
             s.info = token.read_public()
+        pin = token.pin_status()
+        cert = s.info.auth_certificate
         return {
             "backend": token.backend,
             "generation": s.info.generation,
-            "certificateNotAfter": s.info.auth_certificate.not_valid_after_utc.date().isoformat(),
-            "pinTriesLeft": token.pin_status().tries_left,
+            "cardType": s.info.identity.card_type,
+            # A CPE is not a CPS: name the card by its type (the ATR only tells the generation).
+            "type": cps_label(s.info.identity.card_type, s.info.generation),
+            "certificateNotBefore": cert.not_valid_before_utc.isoformat(),
+            "certificateNotAfter": cert.not_valid_after_utc.isoformat(),
+            "pinTriesLeft": pin.tries_left,
+            "pinTriesMax": pin.tries_max,
+            "pinBlocked": pin.blocked,
             "loggedIn": s.situations is not None,
         }
 
