@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from bridge.cards.identify import CardKind, identify_atr
 from bridge.crypto.tls_endpoint import ClientIdentity
 from bridge.dmp.context import DmpCredentials
 from bridge.errors import BridgeError, ErrorCode
@@ -65,6 +66,15 @@ class CardServiceDirectSource:
         self._monitor = monitor
         self._known: dict[str, tuple[object, DirectIdentity]] = {}
 
+    def _cps_present(self) -> bool:
+        """Whether a CPS-family card is in a reader (True when unknown: then the PIN is what is missing)."""
+        snapshot = getattr(self._monitor, "snapshot", None)
+        if snapshot is None:
+            return True
+        return any(
+            row.atr is not None and identify_atr(row.atr).kind in (CardKind.CPS3, CardKind.CPS4) for row in snapshot()
+        )
+
     async def direct_identity(self, reader: str | None) -> DirectIdentity:
         """The identity of the logged-in CPS in `reader` (or the only logged-in CPS).
 
@@ -79,6 +89,9 @@ class CardServiceDirectSource:
                 MonitorState.PCSC_UNAVAILABLE
             ):
                 raise BridgeError(ErrorCode.PCSC_UNAVAILABLE, "pcscd-unavailable") from exc
+            if exc.code is ErrorCode.PIN_REQUIRED and not self._cps_present():
+                # Asking for a PIN when there is no CPS to type it for would send the person the wrong way.
+                raise BridgeError(ErrorCode.NO_CARD, "no-cps") from exc
             raise
         name = card.reader
         # The card service builds a session's keys once: same keys, same credentials object, so the DMP
