@@ -21,7 +21,7 @@ from bridge.api.handlers_cards import card_handlers
 from bridge.api.handlers_core import core_handlers
 from bridge.api.handlers_diagnostics import diagnostics_handlers
 from bridge.api.handlers_dmp import dmp_handlers
-from bridge.api.methods import ConnectionView, Registry
+from bridge.api.methods import ConnectionView, Handler, Registry
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore, PairingManager, PendingPairing
 from bridge.api.server import BridgeServer
 from bridge.api.token import load_or_create_token, rotate_token
@@ -37,7 +37,7 @@ from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
 from bridge.tray import Approver, Notifier
 
-__all__ = ["Application", "RecentErrors"]
+__all__ = ["Application", "RecentErrors", "all_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,16 @@ class RecentErrors:
         """Newest last."""
         return list(self._items)
 
+
+
+def all_handlers(locks: SharedCardLocks, dmp: DmpService) -> list[Handler]:
+    """Every method the daemon serves (also what docs/api.md's method reference is generated from)."""
+    return [
+        *core_handlers(),
+        *card_handlers(locks),
+        *dmp_handlers(dmp),
+        *diagnostics_handlers(lambda: dmp.config),
+    ]
 
 class Application:
     """Everything the daemon needs, built once and handed to the parts that use it."""
@@ -91,14 +101,7 @@ class Application:
         self.locks = SharedCardLocks(config.card_busy_wait)
         direct = CardServiceDirectSource(cards, monitor) if isinstance(cards, PcscCardService) else None
         self.dmp = dmp or DmpService(config.dmp, direct=direct, locks=self.locks)
-        self.registry = registry or Registry(
-            [
-                *core_handlers(),
-                *card_handlers(self.locks),
-                *dmp_handlers(self.dmp),
-                *diagnostics_handlers(lambda: self.dmp.config),
-            ]
-        )
+        self.registry = registry or Registry(all_handlers(self.locks, self.dmp))
         self.approver = approver
         self.notifier = notifier
         self._pcsc_available: bool | None = None

@@ -12,6 +12,13 @@ import base64
 import binascii
 from typing import Any, ClassVar
 
+from bridge.api.card_results import (
+    CPS_LOGIN_RESULT,
+    CPS_LOGOUT_RESULT,
+    CPS_READ_RESULT,
+    CPS_SIGN_RESULT,
+    VITALE_READ_RESULT,
+)
 from bridge.api.methods import CallContext, Handler, Scope, object_schema
 from bridge.errors import BridgeError, ErrorCode
 from bridge.service.cards import CardKind, CardLocks, CardService
@@ -72,6 +79,7 @@ class CpsRead(_CardHandler):
     name = "cps.read"
     summary = "Read the CPS/CPE holder data and certificates, their validity and the PIN tries left."
     kind: ClassVar[CardKind] = "cps"
+    result_schema: ClassVar[dict[str, Any]] = CPS_READ_RESULT
     params_schema: ClassVar[dict[str, Any]] = object_schema({"reader": _READER})
 
     async def operate(self, cards: CardService, reader: str, params: dict[str, Any]) -> Any:
@@ -88,6 +96,7 @@ class CpsLogin(_CardHandler):
         " (local programs only). After a wrong PIN the next attempt on that card waits (1 s, 2 s, 4 s...)."
     )
     kind: ClassVar[CardKind] = "cps"
+    result_schema: ClassVar[dict[str, Any]] = CPS_LOGIN_RESULT
     params_schema: ClassVar[dict[str, Any]] = object_schema(
         {
             "reader": _READER,
@@ -127,6 +136,7 @@ class CpsLogout(_CardHandler):
     name = "cps.logout"
     summary = "Reset the card's security state (the PIN must be entered again)."
     kind: ClassVar[CardKind] = "cps"
+    result_schema: ClassVar[dict[str, Any]] = CPS_LOGOUT_RESULT
     params_schema: ClassVar[dict[str, Any]] = object_schema({"reader": _READER})
 
     async def operate(self, cards: CardService, reader: str, params: dict[str, Any]) -> Any:
@@ -143,6 +153,7 @@ class CpsSign(_CardHandler):
         " a prehashed digest for the authentication key only from local programs."
     )
     kind: ClassVar[CardKind] = "cps"
+    result_schema: ClassVar[dict[str, Any]] = CPS_SIGN_RESULT
     params_schema: ClassVar[dict[str, Any]] = object_schema(
         {
             "reader": _READER,
@@ -188,6 +199,7 @@ class VitaleRead(_CardHandler):
     name = "vitale.read"
     summary = "Read the Vitale card: holder and beneficiaries."
     kind: ClassVar[CardKind] = "vitale"
+    result_schema: ClassVar[dict[str, Any]] = VITALE_READ_RESULT
     params_schema: ClassVar[dict[str, Any]] = object_schema({"reader": _READER})
 
     async def operate(self, cards: CardService, reader: str, params: dict[str, Any]) -> Any:

@@ -6,6 +6,13 @@ import platform
 import sys
 from typing import Any, ClassVar
 
+from bridge.api.core_results import (
+    DIAGNOSTICS_REPORT_RESULT,
+    ORIGINS_DECISION_RESULT,
+    ORIGINS_LIST_RESULT,
+    ORIGINS_PENDING_RESULT,
+    ORIGINS_REVOKE_RESULT,
+)
 from bridge.api.methods import CallContext, Handler, Scope, object_schema
 from bridge.api.security import normalise_origin, own_origins
 from bridge.errors import BridgeError, ErrorCode
@@ -134,6 +141,7 @@ class DiagnosticsReport(Handler):
     name = "diagnostics.report"
     summary = "Readers and card summaries, approved origins, pending pairing count and recent error codes."
     scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.DIAGNOSTICS})
+    result_schema: ClassVar[dict[str, Any]] = DIAGNOSTICS_REPORT_RESULT
 
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
         """See summary."""
@@ -178,6 +186,7 @@ class OriginsPending(Handler):
     name = "origins.pending"
     summary = "Pending pairing requests with origin and code (local token clients only)."
     scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.ADMIN})
+    result_schema: ClassVar[dict[str, Any]] = ORIGINS_PENDING_RESULT
 
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
         """See summary."""
@@ -192,6 +201,7 @@ class OriginsList(Handler):
     name = "origins.list"
     summary = "Approved web origins (local token clients only)."
     scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.ADMIN})
+    result_schema: ClassVar[dict[str, Any]] = ORIGINS_LIST_RESULT
 
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
         """See summary."""
@@ -204,6 +214,7 @@ class OriginsApprove(Handler):
     name = "origins.approve"
     summary = "Approve the pending pairing request with this 6-digit code."
     scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.ADMIN})
+    result_schema: ClassVar[dict[str, Any]] = ORIGINS_DECISION_RESULT
     params_schema: ClassVar[dict[str, Any]] = object_schema({"code": _CODE}, ["code"])
     errors = (ErrorCode.NOT_FOUND,)
 
@@ -219,6 +230,7 @@ class OriginsDeny(Handler):
     name = "origins.deny"
     summary = "Deny the pending pairing request with this 6-digit code."
     scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.ADMIN})
+    result_schema: ClassVar[dict[str, Any]] = ORIGINS_DECISION_RESULT
     params_schema: ClassVar[dict[str, Any]] = object_schema({"code": _CODE}, ["code"])
     errors = (ErrorCode.NOT_FOUND,)
 
@@ -234,6 +246,7 @@ class OriginsRevoke(Handler):
     name = "origins.revoke"
     summary = "Revoke an approved origin."
     scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.ADMIN})
+    result_schema: ClassVar[dict[str, Any]] = ORIGINS_REVOKE_RESULT
     params_schema: ClassVar[dict[str, Any]] = object_schema({"origin": _ORIGIN}, ["origin"])
     errors = (ErrorCode.NOT_FOUND,)
 

@@ -6,22 +6,11 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from bridge.api.core_results import FINDING
 from bridge.api.methods import CallContext, Handler, Scope
 from bridge.service.dmp_config import DmpConfig
 
 __all__ = ["DiagnosticsDmpCheck", "diagnostics_handlers"]
-
-_FINDING = {
-    "type": "object",
-    "properties": {
-        "section": {"type": "string", "maxLength": 32},
-        "check": {"type": "string", "maxLength": 64},
-        "status": {"enum": ["ok", "info", "skipped", "warning", "problem"]},
-        "summary": {"type": "string", "maxLength": 2000},
-        "advice": {"type": ["string", "null"], "maxLength": 2000},
-        "details": {"type": "object", "maxProperties": 16},
-    },
-}
 
 
 class DiagnosticsDmpCheck(Handler):
@@ -34,7 +23,7 @@ class DiagnosticsDmpCheck(Handler):
         "type": "object",
         "properties": {
             "status": {"enum": ["ok", "info", "skipped", "warning", "problem"]},
-            "findings": {"type": "array", "maxItems": 16, "items": _FINDING},
+            "findings": {"type": "array", "maxItems": 16, "items": FINDING},
         },
     }
 

@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from jsonschema import Draft202012Validator
 
 from bridge.app import Application
 from bridge.pcsc.monitor import ReaderMonitor
@@ -39,6 +40,13 @@ async def bridge(slots: list[VirtualSlot]) -> AsyncIterator[Application]:
         yield app
 
 
+def conforms(app: Application, method: str, result: Any) -> Any:
+    """`result`, once checked against the method's documented result schema (what /openrpc.json shows)."""
+    schema = next(h for h in app.registry if h.name == method).result_schema
+    Draft202012Validator(schema).validate(result)
+    return result
+
+
 def data(response: dict[str, Any]) -> dict[str, Any]:
     assert "error" in response, response
     return dict(response["error"]["data"])
@@ -58,12 +66,12 @@ async def test_cps_and_vitale_through_the_api(bridge: Application, slots: list[V
         await insert(ws, slots[0], create_card("gp"), READERS[0])
         await insert(ws, slots[1], make_vitale("famille"), READERS[1])
 
-        read = (await rpc(ws, "cps.read", timeout=30))["result"]
+        read = conforms(bridge, "cps.read", (await rpc(ws, "cps.read", timeout=30))["result"])
         assert read["cardType"] == "CPS" and read["holder"]["lastName"] == "MARTIN"
         assert read["pin"] == {"triesLeft": 3, "triesMax": 3, "blocked": False}
         auth = x509.load_der_x509_certificate(base64.b64decode(read["certificates"]["authentication"]["der"]))
 
-        vitale = (await rpc(ws, "vitale.read", timeout=30))["result"]
+        vitale = conforms(bridge, "vitale.read", (await rpc(ws, "vitale.read", timeout=30))["result"])
         assert len(vitale["beneficiaries"]) >= 2
 
         # A Vitale card is not a CPS: naming its reader for cps.read is refused clearly.
@@ -87,6 +95,7 @@ async def test_cps_and_vitale_through_the_api(bridge: Application, slots: list[V
         guarded = data(await rpc(ws, "cps.login", {"pin": "1234"}, timeout=30))
         assert guarded["code"] == "PIN_LAST_TRY"
         ok = (await rpc(ws, "cps.login", {"pin": "1234", "allowLastTry": True}, timeout=30))["result"]
+        conforms(bridge, "cps.login", ok)
         assert (ok["authenticated"], ok["triesLeft"], ok["triesMax"], len(ok["situations"])) == (True, 3, 3, 2)
 
         digest = hashlib.sha256(b"document").digest()
@@ -98,19 +107,22 @@ async def test_cps_and_vitale_through_the_api(bridge: Application, slots: list[V
                 timeout=30,
             )
         )["result"]
+        conforms(bridge, "cps.sign", signed)
         public = auth.public_key()
         assert isinstance(public, rsa.RSAPublicKey)
         public.verify(base64.b64decode(signed["signature"]), digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
 
         page = await open_ws(session, bridge, origin=f"http://127.0.0.1:{bridge.port}")
-        report = (await rpc(page, "diagnostics.report", timeout=30))["result"]
+        report = conforms(bridge, "diagnostics.report", (await rpc(page, "diagnostics.report", timeout=30))["result"])
         by_name = {r["name"]: r for r in report["readers"]}
         assert by_name[READERS[0]]["card"]["pinTriesLeft"] == 3
         assert by_name[READERS[0]]["card"]["certificateNotAfter"] == auth.not_valid_after_utc.isoformat()
         assert by_name[READERS[1]]["card"]["kind"] == "VITALE2"
         assert "MARTIN" not in str(report)
 
-        assert (await rpc(ws, "cps.logout", timeout=30))["result"] == {"authenticated": False}
+        assert conforms(bridge, "cps.logout", (await rpc(ws, "cps.logout", timeout=30))["result"]) == {
+            "authenticated": False
+        }
         await asyncio.to_thread(slots[0].remove)
         await next_notification(ws, "card.removed", timeout=15)
         assert data(await rpc(ws, "cps.read", {"reader": READERS[0]}))["code"] == "NO_CARD"
