@@ -6,12 +6,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import sys
 from pathlib import Path
 
 __all__ = [
     "UnsafeFolderError",
     "check_private_dirs",
+    "cli_command",
     "config_dir",
     "data_dir",
     "ensure_private_dir",
@@ -85,3 +88,12 @@ def check_private_dirs() -> None:
     """Create or check the data and configuration folders (the daemon's start-up gate)."""
     ensure_private_dir(data_dir())
     ensure_private_dir(config_dir())
+
+
+def cli_command() -> str:
+    """How to type the CLI in a new shell: `dmp-bridge` when it is on PATH, else its full path (the venv's)."""
+    installed = Path(sys.executable).parent / "dmp-bridge"
+    found = shutil.which("dmp-bridge")
+    if found is not None and (not installed.exists() or Path(found).resolve() == installed.resolve()):
+        return "dmp-bridge"
+    return str(installed) if installed.exists() else "dmp-bridge"

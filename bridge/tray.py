@@ -50,10 +50,13 @@ class LogUI:
 
     def pairing_requested(self, pending: PendingPairing, decide: Decide) -> None:
         """Log the request (origin and code are not secrets: the page shows the same code)."""
+        from bridge.paths import cli_command
+
         log.warning(
-            "Demande d'appairage de %s, code %s : `dmp-bridge origins approve %s` / pairing request",
+            "Demande d'appairage de %s, code %s : `%s origins approve %s` / pairing request",
             pending.origin,
             pending.code,
+            cli_command(),
             pending.code,
         )
 

@@ -179,12 +179,14 @@ def _summary(port: int, pcscd: Any, ports: list[int], cards: list[tuple[str, str
 
 
 def _dmp_summary(dmp_url: str, dump: Path | None, demo_url: str) -> str:
+    from bridge.paths import cli_command
+
     lines = [f"  Simulateur DMP : {dmp_url}  (IGC-Santé de test)"]
     if dump is not None:
         lines.append(f"    échanges bruts écrits dans {dump}")
     lines += [
         f"  Page de démonstration : {demo_url}",
-        "    Au premier accès, autorisez la page : dmp-bridge origins approve CODE (code affiché par la page)",
+        f"    Au premier accès, autorisez la page : {cli_command()} origins approve CODE (code affiché par la page)",
         "  Ctrl-C pour arrêter.",
     ]
     return "\n".join(lines)
