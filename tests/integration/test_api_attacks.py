@@ -309,8 +309,8 @@ async def test_token_rotated_by_the_daemon_old_one_refused_at_once(
     # A client holding a stale token gets a clear error, not a traceback.
     token_path(data_dir()).write_text(old + "\n")
     code, _out, err = await cli("origins", "list", "--port", str(bridge.port))
-    assert code == 1 and "Traceback" not in err
-    assert "Authentification locale refusée" in err and "token-mismatch" in err, err
+    assert code == 8 and "Traceback" not in err  # exit family: the bridge refused this program
+    assert "Authentification locale refusée" in err and "jeton local a changé" in err, err
 
 
 # -- 6. pairing that cannot be flooded --------------------------------------------------------------
