@@ -203,6 +203,11 @@ export interface Beneficiary {
   nirKey: string | null;
   /** True when nir is not null and its key is right. */
   nirValid: boolean;
+  /** True when the card holds this person's own NIR (nirValid): `ins.search` with `vitale` may start from
+   * the card. False (e.g. a child on a parent's card): cardNir is not this person's and must never be used
+   * as their INS; `ins.search` then searches by the card's traits and the sex you give. Either way the INS
+   * to use is the one `ins.search` returns (qualified), not a NIR read from the card. */
+  hasOwnIns: boolean;
   /** The NIR written in this beneficiary's template (tag 93), whoever it belongs to; null without one. */
   cardNir: string | null;
   cardNirKey: string | null;
