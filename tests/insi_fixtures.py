@@ -17,8 +17,9 @@ from bridge.sim.insi import InsiSimConfig, InsiSimulator
 __all__ = ["IDAM", "LPS", "RunningInsi", "establishment_client", "insi_settings", "running_insi"]
 
 IDAM = "DMP-BRIDGE-TEST-IDAM"
-LPS = LpsContext(emitter="10B0127189", idam=IDAM, version="0.1", instance="5f0e4c1a-0000-4000-8000-000000000001",
-                 name="DMP-BRIDGE")
+LPS = LpsContext(
+    emitter="10B0127189", idam=IDAM, version="0.1", instance="5f0e4c1a-0000-4000-8000-000000000001", name="DMP-BRIDGE"
+)
 ESTABLISHMENT = ("10B0127189", "CLINIQUE DU TEST")
 
 
