@@ -152,8 +152,8 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
         await _cards_seen(monitor, events, len(cards))
         backend = getattr(app.cards, "cps_backend", None)
         print(_summary(app.port, pcscd, ports, cards, backend), flush=True)
-        print(_dmp_summary(dmp.url, args.dump, demo.url), flush=True)
         print(f"  Simulateur INSi : {insi.url}", flush=True)
+        print(_dmp_summary(dmp.url, args.dump, demo.url), flush=True)
         await stop.wait()
     return 0
 
