@@ -180,7 +180,7 @@ async def test_demo_page_pairs_reads_cards_and_manages_a_document(
     await page.wait_for_selector("#step-docs[data-state=todo]", timeout=20_000)
     await page.wait_for_selector("body[data-documents='0']", timeout=20_000)
 
-    # 5. Upload a PDF for the beneficiary (with the INS the INSi qualified: no statement needed); the list (dmp.documents.find) shows it.
+    # 5. Upload a PDF for the beneficiary (INS qualified by the INSi: no statement needed); the list shows it.
     await page.set_input_files("#file", {"name": "cr.pdf", "mimeType": "application/pdf", "buffer": PDF})
     await page.fill("#title", "Compte rendu de consultation")
     await page.click("#submit")
