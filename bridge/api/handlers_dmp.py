@@ -14,7 +14,6 @@ import binascii
 from typing import Any, ClassVar
 
 from bridge.api import jsonrpc
-from bridge.api.ins_gate import QUALIFICATIONS, SUBMIT_FLAGS, QualifiedIns, qualification
 from bridge.api.methods import CallContext, Handler, Scope, object_schema
 from bridge.dmp import valuesets
 from bridge.dmp.cda import CdaPatient
@@ -25,6 +24,7 @@ from bridge.dmp.vihf import PatientIns
 from bridge.dmp.xds_model import Code, DocumentEntry
 from bridge.errors import BridgeError, ErrorCode
 from bridge.service.dmp import DmpContext, DmpService, IndirectPractitioner
+from bridge.service.ins_gate import QUALIFICATIONS, SUBMIT_FLAGS, QualifiedIns, qualification
 from bridge.xmlsafe import parse_xml
 
 __all__ = [

@@ -3,7 +3,8 @@
 Qualified means the INSi returned this INS in this daemon (`InsService.remember`), or the caller states
 it was qualified earlier (`insQualified`: its DPI keeps the identity status), or the caller accepts an
 unqualified INS explicitly (`allowUnqualifiedIns`). Anything else is INS_NOT_QUALIFIED, before any
-card or DMP access.
+card or DMP access. Every path that feeds a document (the API's `dmp.documents.submit`, the outbox)
+applies this one function.
 """
 
 from __future__ import annotations
