@@ -5,6 +5,9 @@ own NIR, their daughter (on her father's NIR) by her traits, never with the NIR 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ from tests.insi_fixtures import IDAM, RunningInsi, insi_sim  # noqa: F401
 pytestmark = pytest.mark.pcsc
 
 READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01"]
+REPO = Path(__file__).resolve().parents[2]
 FATHER_NIR = "178037511501201"
 
 
@@ -116,3 +120,14 @@ async def test_cps_signs_the_insi_assertion_and_vitale_beneficiaries_get_their_o
         assert lea["source"] == "traits"
         assert lea["identity"]["ins"] == "212097511504349" != FATHER_NIR
         assert FATHER_NIR[:13].encode() not in insi_sim.sim.requests[-1]
+
+    # The CLI: the same search for LEA, CPS mode with --pin-stdin, through the daemon.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge.cli", "ins", "search", "--vitale", "2", "--sex", "F",
+        "--vitale-reader", READERS[1], "--auth", "cps", "--reader", READERS[0], "--pin-stdin", "--json",
+        "--port", str(card_daemon.port), cwd=REPO, env=dict(os.environ),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(b"1234\n"), 120)
+    assert proc.returncode == 0, err.decode()
+    assert json.loads(out)["identity"]["ins"] == "212097511504349"
