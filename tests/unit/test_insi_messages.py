@@ -29,7 +29,7 @@ from bridge.sim.dmp.xmldsig import verify
 from bridge.sim.insi.identities import IDENTITIES
 from bridge.sim.insi.requests import NS, RequestError, parse_request, schema
 from bridge.sim.insi.service import InsiFaultReply, InsiPolicy, answer, build_fault
-from tests.unit._dmp_support import MESSAGES, Signer, needs_reference, signer  # noqa: F401
+from tests.unit._dmp_support import MESSAGES, Signer, needs_reference, signer, xmlsec1_verify  # noqa: F401
 from tests.unit._xml_shape import parse_trusted, shape
 
 SAMPLE_REQUEST = "WS_INS2_rechercherInsAvecTraitsIdentite_request.xml"
@@ -192,7 +192,10 @@ def test_first_names_are_tried_one_by_one_then_together() -> None:
         Traits.from_input(birth_name="X", first_names="Y", sex="M", birth_date="10/02/1965")
 
 
-def test_the_cps_assertion_is_laid_out_like_the_sample_and_its_signature_verifies(signer: Signer) -> None:  # noqa: F811
+def test_the_cps_assertion_is_laid_out_like_the_sample_and_its_signature_verifies(
+    signer: Signer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     assertion = signed_ps_assertion(key=signer.key, chain=(signer.cert,), assertion_id="_a1", now=NOW,
                                     holder_id="899900063480", billing_id="991130972")  # fmt: skip
     children = [etree.QName(c).localname for c in assertion]
@@ -202,6 +205,15 @@ def test_the_cps_assertion_is_laid_out_like_the_sample_and_its_signature_verifie
     assert assertion.find("saml:AttributeStatement/saml:Attribute", NS).get("Name") == "identifiantFacturation"
     references = verify(assertion.find("{http://www.w3.org/2000/09/xmldsig#}Signature"), assertion, signer.cert)
     assert len(references) == 1 and references[0].element is assertion
+    # An independent verifier agrees, and notices a changed holder.
+    path = tmp_path / "assertion.xml"
+    saml = "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"
+    path.write_bytes(etree.tostring(assertion, encoding="utf-8"))
+    proc = xmlsec1_verify(path, "--trusted-pem", str(signer.ca_pem), "--id-attr:ID", saml)
+    assert proc.returncode == 0, proc.stderr
+    name_id.text = "899900000000"
+    path.write_bytes(etree.tostring(assertion, encoding="utf-8"))
+    assert xmlsec1_verify(path, "--trusted-pem", str(signer.ca_pem), "--id-attr:ID", saml).returncode != 0
 
 
 def test_the_simulators_answers_validate_against_the_resultat_schema() -> None:
