@@ -40,7 +40,12 @@ _TRAITS = object_schema(
         "firstNames": {**_NAME, "maxLength": 200, "description": "all first names, civil order, space-separated"},
         "sex": {"enum": ["M", "F"]},
         "birthDate": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "maxLength": 10},
-        "birthPlace": {"type": "string", "pattern": "^[0-9AB]{5}$", "maxLength": 5, "description": "COG code"},
+        "birthPlace": {
+            "type": "string",
+            "pattern": "^(?:[0-9]{2}|2A|2B)[0-9]{3}$",
+            "maxLength": 5,
+            "description": "COG code (INSEE) of the birth place",
+        },
     },
     ["birthName", "firstNames", "sex", "birthDate"],
 )

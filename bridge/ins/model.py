@@ -34,8 +34,8 @@ __all__ = [
 _NAME = re.compile(r"^[A-Z]+(?:(?:--?|[' ])[A-Z]+)*$")
 _LIGATURES = {"Œ": "OE", "œ": "OE", "Æ": "AE", "æ": "AE", "ß": "SS"}
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_COG = re.compile(r"^[0-9AB][0-9AB0-9]{4}$")
-_NIR13 = re.compile(r"^[0-9]{5}(?:[0-9]{2}|2A|2B)[0-9]{6}$")
+# Code officiel géographique: department (2 digits, 2A/2B) or 99 (abroad), then 3 digits.
+_COG = re.compile(r"^(?:[0-9]{2}|2A|2B)[0-9]{3}$")
 
 
 class CrCode(enum.Enum):
@@ -171,8 +171,3 @@ class InsiOutcome:
     code: CrCode
     label: str
     identity: InsIdentity | None = None
-
-
-def valid_nir13(number: str) -> bool:
-    """True for a 13-character NIR body (Corsica 2A/2B allowed)."""
-    return bool(_NIR13.match(number))

@@ -190,6 +190,11 @@ def test_first_names_are_tried_one_by_one_then_together() -> None:
         Traits.from_input(birth_name="X", first_names="Y", sex="U", birth_date="1965-02-10")
     with pytest.raises(BridgeError):
         Traits.from_input(birth_name="X", first_names="Y", sex="M", birth_date="10/02/1965")
+    assert Traits.from_input(birth_name="X", first_names="Y", sex="M", birth_date="1965-02-10",
+                             birth_place="2A004").birth_place == "2A004"  # fmt: skip
+    with pytest.raises(BridgeError) as place:
+        Traits.from_input(birth_name="X", first_names="Y", sex="M", birth_date="1965-02-10", birth_place="ABCDE")
+    assert place.value.detail == "birthPlace: 5-character COG code"
 
 
 def test_the_cps_assertion_is_laid_out_like_the_sample_and_its_signature_verifies(
