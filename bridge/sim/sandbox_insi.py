@@ -31,6 +31,9 @@ class SandboxInsi:
     work_dir: Path
     pki: TestPki
     port: int = 0
+    host: str = "127.0.0.1"
+    #: Software authorisation numbers the simulator knows (default: the sandbox's).
+    idams: frozenset[str] = frozenset({SANDBOX_IDAM})
     simulator: InsiSimulator | None = None
 
     @property
@@ -41,7 +44,7 @@ class SandboxInsi:
         return self.simulator.url
 
     async def start(self) -> None:
-        """Write the server's TLS files and serve on 127.0.0.1 (port 0 = any free port)."""
+        """Write the server's TLS files and serve on `host` (port 0 = any free port)."""
         server = self.pki.server(_SERVER_NAME)
         tls = self.work_dir / "tls"
         tls.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -54,8 +57,9 @@ class SandboxInsi:
             cert_file=cert,
             key_file=key,
             ca_file=self.pki.ca_bundle_path(),
+            host=self.host,
             port=self.port,
-            policy=InsiPolicy(idams=frozenset({SANDBOX_IDAM})),
+            policy=InsiPolicy(idams=self.idams),
         )
         self.simulator = InsiSimulator(config)
         await self.simulator.start()
