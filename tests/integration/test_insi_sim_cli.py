@@ -56,3 +56,45 @@ async def test_insi_sim_serves_the_default_test_pki(tmp_path: Path, monkeypatch:
         if proc.returncode is None:
             proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def test_a_killed_insi_gives_insi_unavailable_and_a_restarted_one_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path))
+    laurence = Traits.from_input(birth_name="PATB-QUATRE", first_names="LAURENCE", sex="F", birth_date="1907-05-25")
+
+    async def start(port: int) -> tuple[asyncio.subprocess.Process, str, Path]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge.cli", "insi-sim", "--port", str(port), "--idam", LPS.idam,
+            cwd=REPO, env=dict(os.environ), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        lines = [(await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip() for _ in range(3)]
+        return proc, lines[0].split(": ", 1)[1], Path(lines[1].split(": ", 1)[1])
+
+    proc, url, ca_file = await start(0)
+    from bridge.paths import data_dir
+
+    pki = TestPki.load_or_create(data_dir() / "test-pki")
+    _, p12, password = pki.insi_certificate(*ESTABLISHMENT, cn="INSI-AUTO")
+    tls = ClientIdentity.from_pkcs12(p12.read_bytes(), password)
+    client = InsiClient(insi_settings(url, ca_file), InsiCredentials(label="auto", tls=tls))
+    restarted = None
+    try:
+        assert (await client.search(laurence)).ins == "207058575627097"  # a kept-alive connection now
+        proc.kill()  # for real, mid-session
+        await asyncio.wait_for(proc.wait(), 30)
+        with pytest.raises(BridgeError) as down:
+            await client.search(laurence)
+        assert down.value.code is ErrorCode.INSI_UNAVAILABLE
+        # The same port again: the client reconnects by itself (new TLS session).
+        restarted, _, _ = await start(int(url.rsplit(":", 1)[1].split("/")[0]))
+        assert (await client.search(laurence)).ins == "207058575627097"
+    finally:
+        await client.aclose()
+        if proc.returncode is None:
+            proc.kill()
+        if restarted is not None:
+            restarted.terminate()
+            assert await asyncio.wait_for(restarted.wait(), 30) == 0
