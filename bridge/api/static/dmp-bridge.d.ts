@@ -261,7 +261,8 @@ export interface Beneficiary {
   lunar: boolean;
   /** The beneficiary's own NIR (13 characters), null when the card shows none that is surely theirs
    * (no tag 93, a NIR whose birth year/month contradicts the birth date, e.g. a child on a parent's
-   * NIR, or a NIR shared with no quality tag to say whose it is). Use it, never cardNir, as an INS. */
+   * NIR, or a NIR shared with no quality tag to say whose it is). Never use cardNir for this person; the INS
+   * for the DMP is the one `insSearch` returns (qualified by the INSi), not a NIR read from the card. */
   nir: string | null;
   /** Key of nir, null with it. */
   nirKey: string | null;
