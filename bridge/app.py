@@ -21,6 +21,7 @@ from bridge.api.handlers_cards import card_handlers
 from bridge.api.handlers_core import core_handlers
 from bridge.api.handlers_diagnostics import diagnostics_handlers
 from bridge.api.handlers_dmp import dmp_handlers
+from bridge.api.handlers_ins import ins_handlers
 from bridge.api.methods import ConnectionView, Handler, Registry
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore, PairingManager, PendingPairing
 from bridge.api.server import BridgeServer
@@ -33,6 +34,7 @@ from bridge.service.cps_backend import select_cps_backend
 from bridge.service.dmp import DmpService
 from bridge.service.dmp_card import CardServiceDirectSource
 from bridge.service.dmp_locks import SharedCardLocks
+from bridge.service.ins import InsService
 from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
 from bridge.tray import Approver, Notifier
@@ -58,12 +60,13 @@ class RecentErrors:
 
 
 
-def all_handlers(locks: SharedCardLocks, dmp: DmpService) -> list[Handler]:
+def all_handlers(locks: SharedCardLocks, dmp: DmpService, ins: InsService) -> list[Handler]:
     """Every method the daemon serves (also what docs/api.md's method reference is generated from)."""
     return [
         *core_handlers(),
         *card_handlers(locks),
-        *dmp_handlers(dmp),
+        *dmp_handlers(dmp, ins=ins),
+        *ins_handlers(ins, locks),
         *diagnostics_handlers(lambda: dmp.config),
     ]
 
@@ -101,7 +104,8 @@ class Application:
         self.locks = SharedCardLocks(config.card_busy_wait)
         direct = CardServiceDirectSource(cards, monitor) if isinstance(cards, PcscCardService) else None
         self.dmp = dmp or DmpService(config.dmp, direct=direct, locks=self.locks)
-        self.registry = registry or Registry(all_handlers(self.locks, self.dmp))
+        self.ins = InsService(config.insi, self.dmp)
+        self.registry = registry or Registry(all_handlers(self.locks, self.dmp, self.ins))
         self.approver = approver
         self.notifier = notifier
         self._pcsc_available: bool | None = None
@@ -135,6 +139,7 @@ class Application:
         await self.readers.stop()
         await self.server.stop()
         await self.dmp.aclose()
+        await self.ins.aclose()
         await _maybe_call(self.cards, "close")
         await _maybe_call(self.monitor, "stop")
 

@@ -121,6 +121,36 @@ HINTS: Mapping[ErrorCode, tuple[str, str]] = MappingProxyType(
             "Valid from {validFrom}: check the workstation's date and time; if they are right, use the old card "
             "until then.",
         ),
+        ErrorCode.INS_NOT_FOUND: (
+            "Vérifiez les traits sur une pièce d'identité (nom de naissance, prénoms, sexe, date de naissance).",
+            "Check the traits against an identity document (birth name, first names, sex, birth date).",
+        ),
+        ErrorCode.INS_MULTIPLE_MATCHES: (
+            "Ajoutez le lieu de naissance (code INSEE) ou tous les prénoms, puis recommencez.",
+            "Add the birth place (INSEE code) or all the first names, then try again.",
+        ),
+        ErrorCode.INS_MISMATCH: (
+            "N'utilisez pas cet INS : reprenez l'identité renvoyée par le téléservice INSi.",
+            "Do not use this INS: take the identity the INSi returned.",
+        ),
+        ErrorCode.INS_NOT_QUALIFIED: (
+            "Qualifiez l'INS avec le téléservice INSi (ins.search), ou dites explicitement que le document peut "
+            "partir avec un INS non qualifié.",
+            "Qualify the INS with the INSi (ins.search), or state explicitly that the document may go with an "
+            "unqualified INS.",
+        ),
+        ErrorCode.INSI_UNAVAILABLE: (
+            f"Réessayez dans un instant ; si cela dure, {_DOCTOR} vérifie le réseau.",
+            "Try again in a moment; if it lasts, `dmp-bridge doctor` checks the network.",
+        ),
+        ErrorCode.INSI_REFUSED: (
+            "Vérifiez la carte CPS (connectée, valide) ou le certificat d'établissement, puis recommencez.",
+            "Check the CPS card (logged in, valid) or the establishment certificate, then try again.",
+        ),
+        ErrorCode.INSI_SOFTWARE_NOT_AUTHORISED: (
+            "Contactez l'éditeur ou votre responsable informatique : le numéro d'autorisation INSi est à revoir.",
+            "Contact the vendor or your IT manager: the INSi authorisation number must be checked.",
+        ),
         ErrorCode.INVALID_PARAMS: (
             "Corrigez la valeur nommée dans le détail, puis recommencez.",
             "Fix the value named in the detail, then try again.",

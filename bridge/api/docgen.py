@@ -139,8 +139,11 @@ def default_handlers() -> list[Handler]:
     from bridge.service.dmp import DmpService
     from bridge.service.dmp_config import DmpConfig
     from bridge.service.dmp_locks import SharedCardLocks
+    from bridge.service.ins import InsService
+    from bridge.service.insi_config import InsiConfig
 
-    return all_handlers(SharedCardLocks(1.0), DmpService(DmpConfig()))
+    dmp = DmpService(DmpConfig())
+    return all_handlers(SharedCardLocks(1.0), dmp, InsService(InsiConfig(), dmp))
 
 
 def _replace(text: str, begin: str, end: str, block: str, heading: str) -> str:

@@ -12,10 +12,11 @@ Exit statuses (documented in the README; `doctor` has its own 0/1/2 for « nothi
 6   wrong PIN, or PIN blocked
 7   the PIN is needed, or its last try must be confirmed (--force-last-try)
 8   the bridge is not running, or refused this program (local token)
-9   the DMP could not be reached, or did not answer in time
-10  the DMP refused the request (its code in the detail), or the rights matrix forbids it
+9   the DMP (or the INSi) could not be reached, or did not answer in time
+10  the DMP (or the INSi) refused the request (its code in the detail), or the rights matrix forbids it
 11  the DMP may or may not have applied a write (check the uniqueId before resending)
 12  not found, or unreadable data
+13  the patient's identity (INS) is not found, ambiguous, mismatched or not qualified
 ==  =====================================================================
 """
 
@@ -35,6 +36,7 @@ __all__ = [
     "EXIT_DMP_REFUSED",
     "EXIT_DMP_UNKNOWN",
     "EXIT_DMP_UNREACHABLE",
+    "EXIT_IDENTITY",
     "EXIT_INTERNAL",
     "EXIT_NO_CARD",
     "EXIT_PCSC",
@@ -58,6 +60,7 @@ EXIT_DMP_UNREACHABLE = 9
 EXIT_DMP_REFUSED = 10
 EXIT_DMP_UNKNOWN = 11
 EXIT_DATA = 12
+EXIT_IDENTITY = 13
 
 #: Every error code's family; a code missing here is a test failure (tests/unit/test_cli_errors.py).
 FAMILIES: Mapping[ErrorCode, int] = MappingProxyType(
@@ -88,6 +91,13 @@ FAMILIES: Mapping[ErrorCode, int] = MappingProxyType(
         ErrorCode.DMP_OUTCOME_UNKNOWN: EXIT_DMP_UNKNOWN,
         ErrorCode.INVALID_INPUT: EXIT_DATA,
         ErrorCode.NOT_FOUND: EXIT_DATA,
+        ErrorCode.INS_NOT_FOUND: EXIT_IDENTITY,
+        ErrorCode.INS_MULTIPLE_MATCHES: EXIT_IDENTITY,
+        ErrorCode.INS_MISMATCH: EXIT_IDENTITY,
+        ErrorCode.INS_NOT_QUALIFIED: EXIT_IDENTITY,
+        ErrorCode.INSI_UNAVAILABLE: EXIT_DMP_UNREACHABLE,
+        ErrorCode.INSI_REFUSED: EXIT_DMP_REFUSED,
+        ErrorCode.INSI_SOFTWARE_NOT_AUTHORISED: EXIT_DMP_REFUSED,
     }
 )
 

@@ -265,6 +265,8 @@ export class Bridge {
     return this.call("cps.sign", { data, digestAlgorithm, prehashed, key, ...(reader ? { reader } : {}) }, { timeout: 120000 });
   }
   vitaleRead({ reader } = {}) { return this.call("vitale.read", reader ? { reader } : {}); }
+  insSearch(params) { return this.call("ins.search", params, { timeout: 120000 }); }
+  insVerify(params) { return this.call("ins.verify", params, { timeout: 120000 }); }
 
   /** Close for good (no reconnection). */
   close() {
