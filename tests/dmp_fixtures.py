@@ -26,6 +26,8 @@ __all__ = [
     "PATIENT",
     "PATIENT_IDENTITY",
     "RunningSim",
+    "direct_credentials",
+    "direct_practitioner",
     "dmp_pki",
     "dmp_sim",
     "establishment",
@@ -90,6 +92,38 @@ def indirect_practitioner(
         structure_name="CLINIQUE DU TEST",
         sector="SA01",
         mode=AuthMode.INDIRECTE,
+        practice_setting=PRACTICE_ETABLISSEMENT,
+    )
+
+
+def direct_credentials(
+    pki: TestPki, national_id: str = "810012345678", family: str = "MARTIN", given: str = "PAUL"
+) -> DmpCredentials:
+    """DIRECTE mode with software keys shaped like a CPS médecin's (auth key for TLS, sign key for VIHF/XAdES).
+
+    The rights matrix refuses metadata search, retrieval, masking and archiving to the establishment
+    certificate: tests of those operations act as a physician with a card, without the card's latency.
+    """
+    certs = pki.person(
+        f"direct-{national_id}", last_name=family, first_name=given, national_id=national_id,
+        profession_code="10", specialty_code="SM54", card_type="CPS",
+    )  # fmt: skip
+    tls = ClientIdentity((certs.auth.certificate, *certs.auth.chain[:-1]), certs.auth.key)
+    return DmpCredentials(f"cps:{national_id}", tls, certs.sign.key, (certs.sign.certificate, *certs.sign.chain[:-1]))
+
+
+def direct_practitioner(national_id: str = "810012345678", family: str = "MARTIN", given: str = "PAUL") -> Practitioner:
+    """A physician with a CPS working in the establishment (DIRECTE: the card vouches)."""
+    return Practitioner(
+        national_id=national_id,
+        family=family,
+        given=given,
+        profession_code="10",
+        specialty_code="SM54",
+        structure_id=ESTABLISHMENT_ID,
+        structure_name="CLINIQUE DU TEST",
+        sector="SA01",
+        mode=AuthMode.DIRECTE,
         practice_setting=PRACTICE_ETABLISSEMENT,
     )
 
