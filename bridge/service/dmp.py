@@ -348,6 +348,11 @@ class DmpService:
         async with self.using(caller) as (client, practitioner):
             return await client.find(practitioner, patient, statuses=statuses, type_codes=type_codes)
 
+    async def find_references(self, caller: Any, patient: PatientIns, unique_id: str) -> tuple[str, ...]:
+        """TD3.1 by reference (ObjectRef): the entryUUIDs of a document's visible versions, in every mode."""
+        async with self.using(caller) as (client, practitioner):
+            return await client.find_references(practitioner, patient, unique_id)
+
     async def get(self, caller: Any, patient: PatientIns, unique_id: str) -> RetrievedDocument:
         """TD3.2."""
         async with self.using(caller) as (client, practitioner):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -17,7 +18,7 @@ from bridge.crypto.pki import TestPki
 from bridge.dmp.cda import CdaHeader, wrap_unstructured
 from bridge.dmp.client import DmpClient
 from bridge.dmp.codes import AvailabilityStatus, Confidentiality, DocFormat, PurposeOfUse
-from bridge.dmp.context import MAX_WRAPPED_BYTES, DmpCredentials, DmpSettings, NewDocument
+from bridge.dmp.context import MAX_WRAPPED_BYTES, DmpCredentials, DmpSettings, NewDocument, Practitioner, signed_vihf
 from bridge.dmp.endpoints import Transaction, encode_request
 from bridge.dmp.http import HttpsClient
 from bridge.dmp.soap import parse_soap_response
@@ -209,6 +210,27 @@ async def test_cda_pass_through_and_replacement(dmp_sim: RunningSim, dmp_pki: Te
         second = await client.submit(author, PATIENT, [_pdf_doc()], replaces={0: "1.2.250.1.999.7.1.3.42"})
         assert [e.unique_id for e in await client.find(author, PATIENT)] == list(second.unique_ids)
         assert await client.get_by_unique_id(author, PATIENT, "1.2.250.1.999.7.1.3.42") is None
+
+
+async def _raw_find(settings: DmpSettings, creds: DmpCredentials, who: Practitioner, return_type: str) -> Any:
+    """A FindDocuments sent past the client's rights check (what the client used to send): the SOAP answer."""
+    vihf = signed_vihf(who, PATIENT, creds, settings, now=dt.datetime.now(dt.UTC), assertion_id="raw")
+    content_type, body = encode_request(
+        find_documents(PATIENT, return_type=return_type), transaction=Transaction.TD3_1, message_id="urn:uuid:2",
+        vihf=vihf,
+    )  # fmt: skip
+    async with HttpsClient(settings.endpoint(creds.tls)) as http:
+        response = await http.post(settings.path("registry"), body, content_type)
+    return parse_soap_response(response.body, response.header("content-type"))
+
+
+async def test_simulator_refuses_metadata_search_to_the_establishment(dmp_sim: RunningSim, dmp_pki: TestPki) -> None:  # noqa: F811
+    settings, creds = settings_for(dmp_sim.url, dmp_sim.ca_file), establishment_credentials(dmp_pki)
+    who = indirect_practitioner()
+    leaf = await _raw_find(settings, creds, who, "LeafClass")
+    assert leaf.fault is not None and leaf.fault.dmp_code.endswith("DMPAccessDeniedByRightsService")
+    refs = await _raw_find(settings, creds, who, "ObjectRef")
+    assert refs.fault is None and parse_query_response(refs.body).registry.ok
 
 
 async def _patient_sees(settings: DmpSettings, creds: DmpCredentials, unique_id: str) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
+from bridge.dmp import rights
 from bridge.sim.dmp.access import (
     Caller,
     Reply,
@@ -33,7 +34,9 @@ from bridge.sim.dmp.constants import (
 from bridge.sim.dmp.errors import FAILURE, SUCCESS, XdsError, XdsErrorCode, error_list
 from bridge.sim.dmp.ins import InsError, parse_ins_cx
 from bridge.sim.dmp.metadata import association, parse_entry, parse_submission_set, registry_form, slot_values
+from bridge.sim.dmp.rights_check import enforce, own_document, structure_document
 from bridge.sim.dmp.store import DmpStore, EntryRow, NewEntry
+from bridge.sim.dmp.versions import check_new_version
 from bridge.xmlsafe import parse_xml
 
 __all__ = ["stored_query", "update_document_set"]
@@ -150,6 +153,13 @@ def stored_query(store: DmpStore, caller: Caller, body: etree._Element) -> Reply
             raise XdsError(XdsErrorCode.REGISTRY_METADATA, "AdhocQueryRequest attendu")
         option = body.find(f"{{{_QUERY}}}ResponseOption")
         return_type = option.get("returnType", "ObjectRef") if option is not None else "ObjectRef"
+        if return_type not in {"LeafClass", "ObjectRef"}:
+            raise XdsError(XdsErrorCode.REGISTRY_METADATA, "returnType LeafClass ou ObjectRef attendu", return_type)
+        # Metadata (LeafClass) and references (ObjectRef) are two lines of the rights matrix.
+        enforce(
+            caller,
+            rights.Operation.TD3_1_METADATA if return_type == "LeafClass" else rights.Operation.TD3_1_REFERENCE,
+        )
         query = body.find(f"{{{_RIM}}}AdhocQuery")
         if query is None:
             raise XdsError(XdsErrorCode.UNKNOWN_STORED_QUERY, "AdhocQuery absent")
@@ -242,9 +252,20 @@ def _status_change(
         raise XdsError(XdsErrorCode.METADATA_UPDATE, "OriginalStatus différent du statut actuel", target)
     if (before, after) not in _TRANSITIONS:
         raise XdsError(XdsErrorCode.METADATA_UPDATE, "Changement de statut non autorisé", target)
-    # Assumption: only the author (or the sender) of a document may delete it.
-    if after is AvailabilityStatus.DELETED and caller.vihf.name_id not in {row.author_id, row.submitter_id}:
-        raise XdsError(XdsErrorCode.METADATA_UPDATE, "Seul l'auteur peut supprimer ce document", target)
+    if after is AvailabilityStatus.DELETED:
+        operation = rights.Operation.TD3_3C_DELETE
+    elif after is AvailabilityStatus.ARCHIVED:
+        operation = rights.Operation.TD3_3D_ARCHIVE
+    else:
+        operation = rights.Operation.TD3_3D_UNARCHIVE
+    # Every document here was sent by a professional: « * » (a patient's own document) never applies.
+    enforce(
+        caller,
+        operation,
+        own_document=own_document(caller, row),
+        structure_document=structure_document(caller, row),
+        patient_document=False,
+    )
     return row.entry_uuid, after
 
 
@@ -262,11 +283,7 @@ def _new_version(store: DmpStore, caller: Caller, element: etree._Element, previ
     old = current[-1]
     if previous != str(old.version):
         raise XdsError(XdsErrorCode.METADATA_VERSION, "PreviousVersion n'est pas la version courante", entry.lid)
-    same = (entry.unique_id, entry.patient.value, entry.class_code, entry.type_code, entry.format_code)
-    if same != (old.unique_id, old.patient, old.class_code, old.type_code, old.format_code):
-        raise XdsError(
-            XdsErrorCode.METADATA_UPDATE, "Seule la visibilité (confidentialityCode) peut changer", entry.symbolic_id
-        )
+    check_new_version(caller, element, old, previous)
     stored = store.content(old.unique_id)
     assert stored is not None
     sha1 = hashlib.sha1(stored[1]).hexdigest()
