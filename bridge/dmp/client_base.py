@@ -20,7 +20,7 @@ from bridge.crypto.tls_sessions import TlsSessionCache
 from bridge.dmp import rights
 from bridge.dmp.context import DmpCredentials, DmpSettings, Practitioner, Progress, Timings, signed_vihf
 from bridge.dmp.endpoints import Transaction, encode_request
-from bridge.dmp.failures import DmpInputError
+from bridge.dmp.failures import DmpInputError, DmpParamsError
 from bridge.dmp.http import Body, HttpsClient, OutcomeUnknown
 from bridge.dmp.mtom import MtomPart
 from bridge.dmp.soap import SoapResponse, parse_registry_response, parse_soap_response
@@ -144,6 +144,8 @@ class ClientBase:
         return new_unique_id(self.settings.oid_root, kind, now=now, counter=next(self._counter) % 1000 + 1)
 
     async def _vihf(self, practitioner: Practitioner, patient: PatientIns, call: _Call) -> Any:
+        if patient.legacy:
+            raise DmpParamsError("a legacy INS-C addresses no DMP: give the patient's INS")
         key = VihfKey(practitioner.cache_id, patient.cx(), practitioner.mode)
 
         def sign() -> Any:

@@ -159,7 +159,10 @@ class DmpService:
 
     def patient(self, ins: str, oid: str | None = None) -> PatientIns:
         """A patient INS, the configured authority by default."""
-        return PatientIns(value=ins, oid=InsOid(oid or self.config.ins_oid))
+        patient = PatientIns(value=ins, oid=InsOid(oid or self.config.ins_oid))
+        if patient.legacy:  # the INS-C is read in old entries, never used to address a DMP
+            raise BridgeError(ErrorCode.INVALID_PARAMS, "patient/oid: the legacy INS-C is not accepted, give the INS")
+        return patient
 
     def _establishment_credentials(self) -> DmpCredentials:
         if self._establishment is None:
