@@ -92,7 +92,7 @@ class PatientIns:
         return self.oid is InsOid.INS_C
 
     def cx(self) -> str:
-        """HL7 CX form used by the VIHF, queries and XDS patientId: `INS^^^&OID&ISO^NH` (`^INS-C` for a legacy INS-C)."""
+        """HL7 CX form of the VIHF, queries and XDS patientId: `INS^^^&OID&ISO^NH` (`^INS-C`: legacy INS-C)."""
         return f"{self.value}^^^&{self.oid.value}&ISO^{'INS-C' if self.legacy else 'NH'}"
 
     @classmethod
