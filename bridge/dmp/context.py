@@ -136,9 +136,16 @@ class Practitioner:
         return Institution(self.structure_name, self.structure_id)
 
     def author(self) -> Author:
-        """The XDS author (person, institution, authorSpecialty G15_xx/yy)."""
+        """The XDS author (person, institution, authorSpecialty G15_xx/yy labelled from the value sets).
+
+        The label is « profession - specialty » from TRE_G15 and TRE_R01, as in the official samples
+        (`G15_10/SM26^Médecin - Qualifié en Médecine Générale (SM)`).
+        """
         specialty = f"G15_{self.profession_code}" + (f"/{self.specialty_code}" if self.specialty_code else "")
-        return Author(self.person(), (self.institution(),), Code(specialty, SPECIALTY_SYSTEM, specialty))
+        labels = [valuesets.label(valuesets.PROFESSION, self.profession_code) or self.profession_code]
+        if self.specialty_code:
+            labels.append(valuesets.label(valuesets.SPECIALTY, self.specialty_code) or self.specialty_code)
+        return Author(self.person(), (self.institution(),), Code(specialty, SPECIALTY_SYSTEM, " - ".join(labels)))
 
     def facility(self) -> Code:
         """healthcareFacilityTypeCode: the activity sector."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lxml import etree
@@ -157,7 +158,7 @@ class Submitted:
 
 async def submit(
     client: DmpClient, who: Practitioner, ins: str, *, extra_conf: tuple[str, ...] = (), replaces: str | None = None,
-    tamper: bool = False, extra_metadata: bool = False,
+    tamper: bool = False, extra_metadata: bool = False, edit: Callable[[etree._Element], None] | None = None,
 ) -> Submitted:  # fmt: skip
     """TD2.1 of a fresh document for `ins`, signed (VIHF and XAdES) by `who`."""
     ss_uid, doc_uid, sig_uid = new_oid("1"), new_oid("3"), new_oid("4")
@@ -165,6 +166,8 @@ async def submit(
         ins=ins, ss_uid=ss_uid, doc_uid=doc_uid, sig_uid=sig_uid, author_id=who.name_id, extra_conf=extra_conf,
         replaces=replaces, extra_metadata=extra_metadata,
     )  # fmt: skip
+    if edit is not None:
+        edit(env)
     cda = cda_for(doc_uid, ins)
     xades = xades_signature(who.certs.sign, ss_uid, [(doc_uid, cda)])
     if tamper:

@@ -24,6 +24,7 @@ from bridge.sim.dmp.access import (
     visible,
     visible_now,
 )
+from bridge.sim.dmp.codes_check import check_entry_codes, check_submission_codes
 from bridge.sim.dmp.constants import (
     HAS_MEMBER,
     NS,
@@ -203,6 +204,7 @@ def _update(store: DmpStore, caller: Caller, body: etree._Element) -> None:
         raise XdsError(XdsErrorCode.REGISTRY_METADATA, "RegistryObjectList absent")
     submission = parse_submission_set(objects)
     require_patient(store, submission.patient, caller)
+    check_submission_codes(submission.element)
     links = [association(a) for a in objects.iterfind(f"{{{_RIM}}}Association")]
     changes: list[tuple[str, AvailabilityStatus]] = []
     new: list[NewEntry] = []
@@ -271,6 +273,7 @@ def _status_change(
 
 def _new_version(store: DmpStore, caller: Caller, element: etree._Element, previous: str) -> tuple[EntryRow, EntryRow]:
     entry = parse_entry(element)
+    check_entry_codes(element)
     if not entry.lid:
         raise XdsError(XdsErrorCode.METADATA_UPDATE, "lid absent", entry.symbolic_id)
     current = [

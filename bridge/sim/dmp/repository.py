@@ -12,6 +12,8 @@ from lxml import etree
 
 from bridge.dmp import rights
 from bridge.sim.dmp.access import Caller, Reply, latest_versions, registry_response, require_patient, visible
+from bridge.sim.dmp.cda_check import check_cda_header
+from bridge.sim.dmp.codes_check import check_entry_codes, check_submission_codes
 from bridge.sim.dmp.constants import HAS_MEMBER, NS, REPOSITORY_UNIQUE_ID, RPLC, SIGNS, AvailabilityStatus
 from bridge.sim.dmp.errors import FAILURE, SUCCESS, XdsError, XdsErrorCode, error_list
 from bridge.sim.dmp.metadata import (
@@ -103,7 +105,9 @@ def _provide_and_register(
     if not entries:
         raise XdsError(XdsErrorCode.MISSING_DOCUMENT_METADATA, "Aucune fiche de document (ExtrinsicObject)")
     require_patient(store, submission.patient, caller)
+    check_submission_codes(submission.element)
     for entry in entries:
+        check_entry_codes(entry.element)
         if entry.patient != submission.patient:
             raise XdsError(XdsErrorCode.PATIENT_ID_DOES_NOT_MATCH, "patientId différent du lot", entry.symbolic_id)
     by_id = {e.symbolic_id: e for e in entries}
@@ -132,6 +136,8 @@ def _provide_and_register(
     hashes = {k: hashlib.sha1(v).hexdigest() for k, v in contents.items()}
     for entry in entries:
         _check_declared_hash(entry, contents[entry.symbolic_id], hashes[entry.symbolic_id])
+        if not entry.is_signature and "xml" in entry.mime_type:
+            check_cda_header(entry, contents[entry.symbolic_id])
     check_xades(
         contents[signature.symbolic_id],
         submission.unique_id,
