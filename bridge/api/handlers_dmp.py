@@ -29,7 +29,6 @@ from bridge.xmlsafe import parse_xml
 __all__ = [
     "DmpContextSet",
     "DmpDocumentsDelete",
-    "DmpDocumentsFind",
     "DmpDocumentsGet",
     "DmpDocumentsSetStatus",
     "DmpDocumentsSetVisibility",
@@ -47,6 +46,7 @@ _DMP_ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode.PIN_REQUIRED,
     ErrorCode.CARD_REMOVED,
     ErrorCode.NOT_FOUND,
+    ErrorCode.NOT_PERMITTED_FOR_ACTOR,
 )
 _UID = {"type": "string", "pattern": "^[0-2](\\.(0|[1-9][0-9]*))+$", "maxLength": 64}
 _PATIENT = object_schema(
@@ -293,43 +293,6 @@ class DmpDocumentsSubmit(_DmpHandler):
         return {"uniqueId": result.unique_ids[0], "submissionSetUniqueId": result.submission_set_unique_id}
 
 
-class DmpDocumentsFind(_DmpHandler):
-    """dmp.documents.find: TD3.1."""
-
-    name = "dmp.documents.find"
-    summary = "Find the patient's documents visible to the caller (TD3.1), by status and type code."
-    params_schema: ClassVar[dict[str, Any]] = object_schema(
-        {
-            "patient": _PATIENT,
-            "statuses": {
-                "type": "array",
-                "items": {"enum": list(_STATUSES)},
-                "minItems": 1,
-                # No uniqueItems: jsonschema checks it in quadratic time; a repeated status is simply ignored.
-                "maxItems": len(_STATUSES),
-                "default": ["approved"],
-            },
-            "typeCodes": {
-                "type": "array",
-                "maxItems": 32,
-                "items": {"type": "string", "pattern": "^[0-9A-Za-z.-]{1,20}$", "maxLength": 20},
-            },
-        },
-        ["patient"],
-    )
-    result_schema: ClassVar[dict[str, Any]] = object_schema(
-        {"documents": {"type": "array", "maxItems": _MAX_DOCUMENTS, "items": _DOCUMENT}}
-    )
-
-    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
-        """See summary."""
-        patient = _patient(self.service, params)
-        statuses = [_STATUSES[s] for s in dict.fromkeys(params.get("statuses", ["approved"]))]
-        types = [Code(valuesets.validate(_LOINC, c, field="typeCodes"), _LOINC) for c in params.get("typeCodes", [])]
-        entries = await self.service.find(_caller(ctx), patient, statuses, types)
-        return {"documents": [document_json(e) for e in entries]}
-
-
 def _unwrapped(content: bytes) -> tuple[bytes, str] | None:
     """The nonXMLBody of a wrapped CDA (content and media type), None for other documents."""
     try:
@@ -465,6 +428,8 @@ class DmpDocumentsDelete(_DmpHandler):
 
 def dmp_handlers(service: DmpService) -> list[Handler]:
     """All DMP handlers around one service."""
+    from bridge.api.handlers_dmp_find import DmpDocumentsFind  # it builds on this module's pieces
+
     return [
         DmpContextSet(service),
         DmpDocumentsSubmit(service),

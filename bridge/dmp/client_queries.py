@@ -69,7 +69,10 @@ class DocumentQueries(ClientBase):
         creation_from: str | None = None,
         creation_to: str | None = None,
         service_start_from: str | None = None,
+        service_start_to: str | None = None,
+        service_stop_from: str | None = None,
         service_stop_to: str | None = None,
+        author_persons: Sequence[str] = (),
     ) -> tuple[DocumentEntry, ...]:
         """TD3.1 FindDocuments: the entries the caller may see, with these statuses, codes and dates."""
         self._permit(practitioner, _OP.TD3_1_METADATA)
@@ -85,7 +88,10 @@ class DocumentQueries(ClientBase):
             creation_from=creation_from,
             creation_to=creation_to,
             service_start_from=service_start_from,
+            service_start_to=service_start_to,
+            service_stop_from=service_stop_from,
             service_stop_to=service_stop_to,
+            author_persons=author_persons,
         )
         async with self._call("TD3.1") as call:
             result = await self._query(practitioner, patient, body, call)

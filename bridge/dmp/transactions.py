@@ -120,10 +120,16 @@ def find_documents(
     creation_from: str | None = None,
     creation_to: str | None = None,
     service_start_from: str | None = None,
+    service_start_to: str | None = None,
+    service_stop_from: str | None = None,
     service_stop_to: str | None = None,
+    author_persons: Sequence[str] = (),
     return_type: str = "LeafClass",
 ) -> Any:
-    """TD3.1 body: FindDocuments stored query (status list, optional code and date filters)."""
+    """TD3.1 body: FindDocuments stored query (status list, optional code, date and author filters).
+
+    `author_persons` are ITI-18 LIKE patterns on authorPerson (e.g. `810012345678^%`).
+    """
     if not statuses:
         raise DmpParamsError("FindDocuments needs at least one status")
     if return_type not in ("LeafClass", "ObjectRef"):
@@ -142,10 +148,14 @@ def find_documents(
     for name, codes in coded:
         if codes:
             slot(adhoc, name, [_quoted(f"{c.code}^^{c.scheme}" for c in codes)])
+    if author_persons:
+        slot(adhoc, "$XDSDocumentEntryAuthorPerson", [_quoted(author_persons)])
     for name, value in (
         ("$XDSDocumentEntryCreationTimeFrom", creation_from),
         ("$XDSDocumentEntryCreationTimeTo", creation_to),
         ("$XDSDocumentEntryServiceStartTimeFrom", service_start_from),
+        ("$XDSDocumentEntryServiceStartTimeTo", service_start_to),
+        ("$XDSDocumentEntryServiceStopTimeFrom", service_stop_from),
         ("$XDSDocumentEntryServiceStopTimeTo", service_stop_to),
     ):
         if value is not None:

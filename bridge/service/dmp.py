@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -345,11 +345,18 @@ class DmpService:
             )
 
     async def find(
-        self, caller: Any, patient: PatientIns, statuses: Sequence[AvailabilityStatus], type_codes: Sequence[Code]
+        self,
+        caller: Any,
+        patient: PatientIns,
+        statuses: Sequence[AvailabilityStatus],
+        type_codes: Sequence[Code],
+        filters: Mapping[str, Any] | None = None,
     ) -> tuple[DocumentEntry, ...]:
-        """TD3.1."""
+        """TD3.1; `filters` are `DmpClient.find`'s other keyword filters (codes, dates, authors)."""
         async with self.using(caller) as (client, practitioner):
-            return await client.find(practitioner, patient, statuses=statuses, type_codes=type_codes)
+            return await client.find(
+                practitioner, patient, statuses=statuses, type_codes=type_codes, **dict(filters or {})
+            )
 
     async def find_references(self, caller: Any, patient: PatientIns, unique_id: str) -> tuple[str, ...]:
         """TD3.1 by reference (ObjectRef): the entryUUIDs of a document's visible versions, in every mode."""

@@ -233,6 +233,12 @@ async def test_cli_submit_find_get(daemon: Application, tmp_path: Path) -> None:
     code, out, err = await _cli(daemon, "find", "--json", *card)
     assert code == 0, err
     assert '"uniqueId": "' + uid + '"' in out
+    code, out, err = await _cli(
+        daemon, "find", "--type", "11488-4", "--facility", "SA01", "--created-from", "20000101", *card
+    )
+    assert code == 0 and uid in out, err
+    code, out, err = await _cli(daemon, "find", "--type", "11490-0", *card)
+    assert code == 0 and out.strip() == "", err
 
     back = tmp_path / "back.pdf"
     code, out, err = await _cli(daemon, "get", uid, "--out", str(back), *card)
@@ -304,3 +310,42 @@ async def test_submit_with_the_callers_unique_id_is_checkable_and_never_stored_t
         await client.__aexit__(None, None, None)
         await card.__aexit__(None, None, None)
     assert len(dmp_sim.sim.store.entries_by_unique_id(chosen)) == 1
+
+
+async def test_find_filters_through_json_rpc(daemon: Application) -> None:
+    """TD3.1 filters (point 6): each one narrows what the simulator returns (it used to ignore most of them)."""
+    a, b = await _client(daemon, AUTHOR, "A"), await _client(daemon, OTHER, "B")
+
+    def doc(type_code: str, **extra: object) -> dict[str, object]:
+        return {"patient": PATIENT_JSON, "content": base64.b64encode(PDF).decode(), "mimeType": "application/pdf",
+                "title": "CR", "typeCode": type_code, **extra}  # fmt: skip
+
+    async def uids(**query: object) -> set[str]:
+        found = await a.call("dmp.documents.find", {"patient": WHO, **query})
+        return {d["uniqueId"] for d in found["documents"]}
+
+    try:
+        first = (await a.call("dmp.documents.submit", doc("11488-4")))["uniqueId"]
+        second = (await b.call("dmp.documents.submit", doc("11490-0", hiddenFromPatient=True)))["uniqueId"]
+        both = {first, second}
+        assert await uids() == both
+        assert await uids(typeCodes=["11490-0"]) == {second}
+        assert await uids(authors=[AUTHOR["nationalId"]]) == {first}
+        assert await uids(visibility=["hiddenFromPatient"]) == {second}
+        assert await uids(facilityTypes=["SA01"]) == both
+        assert await uids(facilityTypes=["SA07"]) == set()
+        assert await uids(practiceSettings=["AMBULATOIRE"]) == both
+        assert await uids(practiceSettings=["ETABLISSEMENT"]) == set()
+        assert await uids(formatCodes=["urn:ihe:iti:xds-sd:pdf:2008"]) == both
+        assert await uids(formatCodes=["urn:ihe:iti:xds-sd:text:2008"]) == set()
+        assert await uids(creationFrom="20000101", creationTo="29991231") == both
+        assert await uids(creationFrom="29990101") == set()
+        assert await uids(serviceStartFrom="20000101", serviceStopTo="29991231") == both
+        assert await uids(serviceStopTo="20000101") == set()
+        # An unknown code is refused before anything is sent.
+        with pytest.raises(BridgeError) as unknown:
+            await a.call("dmp.documents.find", {"patient": WHO, "facilityTypes": ["SA99"]})
+        assert unknown.value.code is ErrorCode.INVALID_PARAMS and "facilityTypes" in (unknown.value.detail or "")
+    finally:
+        await a.__aexit__(None, None, None)
+        await b.__aexit__(None, None, None)

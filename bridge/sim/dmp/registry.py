@@ -33,6 +33,7 @@ from bridge.sim.dmp.constants import (
     StoredQuery,
 )
 from bridge.sim.dmp.errors import FAILURE, SUCCESS, XdsError, XdsErrorCode, error_list
+from bridge.sim.dmp.find_filters import matches_find_filters
 from bridge.sim.dmp.ins import InsError, parse_ins_cx
 from bridge.sim.dmp.metadata import association, parse_entry, parse_submission_set, registry_form, slot_values
 from bridge.sim.dmp.rights_check import enforce, own_document, structure_document
@@ -108,10 +109,7 @@ def _find(store: DmpStore, caller: Caller, params: dict[str, list[str]]) -> list
     if "$XDSDocumentEntryConfidentialityCode" in params:
         codes = _codes(params["$XDSDocumentEntryConfidentialityCode"])
         rows = [r for r in rows if codes & set(r.confidentiality)]
-    low = params.get("$XDSDocumentEntryCreationTimeFrom", [""])[0]
-    high = params.get("$XDSDocumentEntryCreationTimeTo", [""])[0]
-    rows = [r for r in rows if (not low or r.creation_time >= low) and (not high or r.creation_time < high)]
-    return rows
+    return [r for r in rows if matches_find_filters(r.metadata, params)]
 
 
 def _get(store: DmpStore, caller: Caller, params: dict[str, list[str]]) -> list[EntryRow]:
