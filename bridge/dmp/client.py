@@ -119,6 +119,7 @@ class DmpClient(DocumentUpdates):
                 signing_time=now,
                 key=creds.signing_key,
                 cert_chain=list(creds.signing_chain),
+                profile=self.settings.xades,
             )
             return bytes(etree.tostring(element, encoding="utf-8"))
 

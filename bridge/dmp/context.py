@@ -30,6 +30,7 @@ from bridge.dmp.transactions import (
     DMP_REPOSITORY_ID,
 )
 from bridge.dmp.vihf import PatientIns, Role, VihfContext, build_vihf, issuer_dn, sign_vihf
+from bridge.dmp.xades import OFFICIAL_PROFILE, XadesProfile
 from bridge.dmp.xds_model import (
     SPECIALTY_SYSTEM,
     Author,
@@ -171,6 +172,8 @@ class DmpSettings:
     io_timeout: float = 60.0
     #: Total deadline of one DMP call (card signatures, connect, TLS, send, receive), in seconds.
     call_timeout: float = 120.0
+    #: How the TD2.1 XAdES is signed (default: the official sample's profile, see `bridge.dmp.xades`).
+    xades: XadesProfile = OFFICIAL_PROFILE
 
     def endpoint(self, identity: ClientIdentity) -> TlsEndpoint:
         """The TLS endpoint of the DMP for one client identity."""

@@ -40,6 +40,7 @@ from bridge.dmp.context import (
     SubmitResult,
 )
 from bridge.dmp.vihf import PatientIns
+from bridge.dmp.xades import XadesProfile
 from bridge.dmp.xds_model import Code, DocumentEntry
 from bridge.dmp.xds_parse import RetrievedDocument
 from bridge.errors import BridgeError, ErrorCode
@@ -154,6 +155,7 @@ class DmpService:
                 server_name=cfg.server_name,
                 io_timeout=cfg.io_timeout,
                 call_timeout=cfg.call_timeout,
+                xades=XadesProfile.from_names(cfg.xades_algorithm, cfg.xades_certificates),
             )
         return self._settings
 

@@ -228,8 +228,20 @@ def sign_vihf(practitioner: Practitioner, ins: str, **kwargs: object) -> etree._
 # -- XAdES of a submission ----------------------------------------------------------------------
 
 
-def xades_signature(signer: Issued, submission_uid: str, documents: list[tuple[str, bytes]]) -> bytes:
-    """A signature document shaped like the official TD2.1-SignatureXades (SHA-256 instead of SHA-1)."""
+def xades_signature(
+    signer: Issued,
+    submission_uid: str,
+    documents: list[tuple[str, bytes]],
+    *,
+    named: x509.Certificate | None = None,
+    issuer_serial: bool = True,
+) -> bytes:
+    """A signature document shaped like the official TD2.1-SignatureXades (SHA-256 instead of SHA-1).
+
+    SigningCertificate names `named` (default: the signer), with its IssuerSerial unless `issuer_serial`
+    is False.
+    """
+    named = named or signer.certificate
     ds = NS["ds"]
     sig_id = str(uuid.uuid4())
     # A ds: prefix (the sample uses a default namespace): lxml cannot write the no-namespace
@@ -269,8 +281,12 @@ def xades_signature(signer: Issued, submission_uid: str, documents: list[tuple[s
     cert_digest = etree.SubElement(cert_el, f"{{{xa}}}CertDigest")
     etree.SubElement(cert_digest, f"{{{xa}}}DigestMethod", Algorithm=SHA256)
     etree.SubElement(cert_digest, f"{{{xa}}}DigestValue").text = base64.b64encode(
-        signer.certificate.fingerprint(hashes.SHA256())
+        named.fingerprint(hashes.SHA256())
     ).decode()
+    if issuer_serial:
+        serial = etree.SubElement(cert_el, f"{{{xa}}}IssuerSerial")
+        etree.SubElement(serial, f"{{{ds}}}X509IssuerName").text = named.issuer.rfc4514_string()
+        etree.SubElement(serial, f"{{{ds}}}X509SerialNumber").text = str(named.serial_number)
     etree.SubElement(etree.SubElement(ssp, f"{{{xa}}}SignaturePolicyIdentifier"), f"{{{xa}}}SignaturePolicyImplied")
     etree.SubElement(signed_props, f"{{{xa}}}SignedDataObjectProperties")
     for ref, target in ((ref_manifest, manifest), (ref_props, signed_props)):

@@ -6,6 +6,7 @@ import copy
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -159,6 +160,7 @@ class Submitted:
 async def submit(
     client: DmpClient, who: Practitioner, ins: str, *, extra_conf: tuple[str, ...] = (), replaces: str | None = None,
     tamper: bool = False, extra_metadata: bool = False, edit: Callable[[etree._Element], None] | None = None,
+    xades_options: dict[str, Any] | None = None,
 ) -> Submitted:  # fmt: skip
     """TD2.1 of a fresh document for `ins`, signed (VIHF and XAdES) by `who`."""
     ss_uid, doc_uid, sig_uid = new_oid("1"), new_oid("3"), new_oid("4")
@@ -169,7 +171,7 @@ async def submit(
     if edit is not None:
         edit(env)
     cda = cda_for(doc_uid, ins)
-    xades = xades_signature(who.certs.sign, ss_uid, [(doc_uid, cda)])
+    xades = xades_signature(who.certs.sign, ss_uid, [(doc_uid, cda)], **(xades_options or {}))
     if tamper:
         cda = cda.replace(b"Exemple", b"EXEMPLE")
     ctype, body = multipart(with_vihf(env, sign_vihf(who, ins)), [(CDA_CID, cda), (XADES_CID, xades)])

@@ -21,7 +21,7 @@ from bridge.dmp.ns import DS, XADES111, XDSB, q
 from bridge.dmp.soap import build_envelope, envelope_bytes
 from bridge.dmp.transactions import provide_and_register
 from bridge.dmp.vihf import PatientIns
-from bridge.dmp.xades import SignedDocument, build_xades_signature, document_digest, signature_entry
+from bridge.dmp.xades import SignedDocument, XadesProfile, build_xades_signature, document_digest, signature_entry
 from bridge.dmp.xds_model import Author, Code, DocumentEntry, Institution, Person, SubmissionSet, format_code
 from bridge.dmp.xds_parse import parse_submit_objects
 from bridge.xmlsafe import parse_xml
@@ -56,7 +56,7 @@ def sign(who: Signer, algorithm: SignatureAlgorithm = SignatureAlgorithm.RSA_SHA
         signing_time=NOW,
         key=who.key,
         cert_chain=[who.cert, who.ca_cert],
-        algorithm=algorithm,
+        profile=XadesProfile(algorithm),
     )
 
 
