@@ -61,6 +61,9 @@ class CdaHeader:
     service_event: Code | None = None
     service_start: dt.date | None = None
     encounter_start: dt.date | None = None
+    #: A replacement (RPLC): the uniqueId of the document it replaces, and this version's number.
+    parent_document_id: str | None = None
+    version: int = 1
 
 
 def cda_time(when: dt.datetime) -> str:
@@ -101,6 +104,11 @@ def wrap_unstructured(header: CdaHeader, content: bytes, fmt: DocFormat) -> byte
     conf = header.confidentiality
     _h(doc, "confidentialityCode", code=conf.value, displayName=conf.display_name, codeSystem=conf.code_system)
     _h(doc, "languageCode", code=header.language)
+    if header.parent_document_id is not None:
+        # A new version of a document (kit template_CVA_CDA_Update): setId names the document across
+        # versions, here the first version's id, i.e. the parent's when it is a first version.
+        _h(doc, "setId", root=header.parent_document_id)
+        _h(doc, "versionNumber", value=str(header.version))
 
     role = _h(_h(doc, "recordTarget"), "patientRole")
     p = header.patient
@@ -135,11 +143,20 @@ def wrap_unstructured(header: CdaHeader, content: bytes, fmt: DocFormat) -> byte
     _person_name(entity, legal, header.author_prefix)
 
     day = (header.service_start or header.effective_time.date()).strftime("%Y%m%d")
+    event = _h(_h(doc, "documentationOf"), "serviceEvent")
     if header.service_event is not None:
-        event = _h(_h(doc, "documentationOf"), "serviceEvent")
         se = header.service_event
         _h(event, "code", code=se.code, displayName=se.display, codeSystem=se.scheme)
-        _h(_h(event, "effectiveTime"), "low", value=day)
+    times = _h(event, "effectiveTime")
+    if header.service_start is not None or header.service_event is not None:
+        _h(times, "low", value=day)  # a coded act of its own day (kit template)
+    else:
+        # The act is the document's: serviceStart/StopTime of the metadata are these two instants.
+        _h(times, "low", value=when)
+        _h(times, "high", value=when)
+    if header.parent_document_id is not None:
+        parent = _h(_h(doc, "relatedDocument", typeCode="RPLC"), "parentDocument")
+        _h(parent, "id", root=header.parent_document_id)
     encounter = _h(_h(doc, "componentOf"), "encompassingEncounter")
     enc_day = (header.encounter_start or header.service_start or header.effective_time.date()).strftime("%Y%m%d")
     _h(_h(encounter, "effectiveTime"), "low", value=enc_day)

@@ -96,7 +96,7 @@ class DmpClient(DocumentUpdates):
     ) -> SubmitResult:
         started = time.perf_counter()
         now = self._clock()
-        lot = describe_lot(practitioner, patient, documents, now, lambda: self._uid(3, now))
+        lot = describe_lot(practitioner, patient, documents, now, lambda: self._uid(3, now), replaces)
         call.unique_ids = lot.unique_ids
         lot_uid = self._uid(1, now)
         signature_uid = self._uid(4, now)
@@ -135,6 +135,8 @@ class DmpClient(DocumentUpdates):
             submission_time=hl7_dtm(now),
             content_type=content_type,
             authors=(practitioner.author(),),
+            # The lot is named after what it carries (the sample names its lot too).
+            title=lot.entries[0].title if len(lot.entries) == 1 else f"{len(lot.entries)} documents",
         )
         body, parts = finish_lot(lot, practitioner, submission, signature, signature_uid, now, old_uuids)
         build_before = self.timings.build

@@ -91,13 +91,19 @@ class Prepared:
 
 
 def prepare_document(
-    practitioner: Practitioner, patient: PatientIns, doc: NewDocument, now: dt.datetime, new_uid: Callable[[], str]
+    practitioner: Practitioner,
+    patient: PatientIns,
+    doc: NewDocument,
+    now: dt.datetime,
+    new_uid: Callable[[], str],
+    replaces: str | None = None,
 ) -> Prepared:
     """One document prepared: a CDA is read (its header gives the metadata), other content is wrapped.
 
     A CDA keeps its own id (a caller-given `unique_id` must be it) and is refused when the caller's
     explicit metadata contradicts its header; wrapped content gets the caller's `unique_id`, else a new
-    one from `new_uid`.
+    one from `new_uid`, and when it `replaces` a document, a relatedDocument RPLC naming it (version 2:
+    the replaced document's CDA is not read back, so it is taken as a first version).
     """
     media = doc.mime_type.split(";")[0].strip().lower()
     if media in _CDA_TYPES:
@@ -128,6 +134,8 @@ def prepare_document(
         author=practitioner.person(),
         custodian=practitioner.institution(),
         facility=practitioner.facility(),
+        parent_document_id=replaces,
+        version=2 if replaces else 1,
     )
     return Prepared(unique_id, wrap_unstructured(wrapper, doc.content, docformat), format_code(docformat), doc.title)
 
@@ -165,15 +173,16 @@ def describe_lot(
     documents: Sequence[NewDocument],
     now: dt.datetime,
     new_uid: Callable[[], str],
+    replaces: Mapping[int, str] | None = None,
 ) -> Lot:
-    """Prepare every document and its DocumentEntry and MTOM part."""
+    """Prepare every document and its DocumentEntry and MTOM part (`replaces`: index → replaced uniqueId)."""
     when = hl7_dtm(now)
     author = practitioner.author()
     entries: list[DocumentEntry] = []
     parts: list[MtomPart] = []
     stored: list[bytes] = []
     for index, doc in enumerate(documents, start=1):
-        ready = prepare_document(practitioner, patient, doc, now, new_uid)
+        ready = prepare_document(practitioner, patient, doc, now, new_uid, (replaces or {}).get(index - 1))
         unique_id, data, fmt, title, header = ready.unique_id, ready.data, ready.format, ready.title, ready.header
         confidentiality = [confidentiality_code(Confidentiality.NORMAL)]
         if doc.hidden_from_professionals:

@@ -92,3 +92,31 @@ def test_a_cda_of_another_patient_is_refused() -> None:
     with pytest.raises(DmpParamsError) as refused:
         describe_lot(GP, someone, [_doc()], NOW, lambda: "1.2.3")
     assert (refused.value.detail or "").startswith("patient")
+
+
+def test_a_generated_cda_and_its_metadata_agree() -> None:
+    """The N1 wrapper's header read back gives the metadata the bridge registers (nothing to contradict)."""
+    from bridge.dmp.cda import CdaPatient
+
+    identity = CdaPatient(ins=PATIENT, family="PAT", given="DOMINIQUE", gender="F", birth_date="19790328")
+    pdf = NewDocument(
+        content=b"%PDF-1.4\n%%EOF\n", mime_type="application/pdf", title="Compte rendu",
+        type_code=Code("11488-4", "2.16.840.1.113883.6.1", "CR de consultation"), patient_identity=identity,
+    )  # fmt: skip
+    lot = describe_lot(GP, PATIENT, [pdf], NOW, lambda: "1.2.250.1.999.3.1", {0: "1.2.250.1.999.3.0"})
+    [entry], [stored] = lot.entries, lot.stored
+    header = read_cda_metadata(stored)
+    assert (header.document_id, header.title, header.type_code.code) == (entry.unique_id, entry.title, "11488-4")
+    assert header.creation_time == entry.creation_time == "20261207180000"
+    assert (header.service_start, header.service_stop) == (entry.service_start, entry.service_stop)
+    assert [p.id for p, _ in header.authors] == [a.person.id for a in entry.authors]
+    assert header.legal_authenticator == entry.legal_authenticator and header.patient == PATIENT
+    # A replacement names its parent (relatedDocument RPLC) and its version.
+    from bridge.xmlsafe import parse_xml
+
+    root = parse_xml(stored)
+    hl7 = "{urn:hl7-org:v3}"
+    related = root.find(f"{hl7}relatedDocument")
+    assert related is not None and related.get("typeCode") == "RPLC"
+    assert related.find(f"{hl7}parentDocument/{hl7}id").get("root") == "1.2.250.1.999.3.0"
+    assert root.find(f"{hl7}versionNumber").get("value") == "2"
