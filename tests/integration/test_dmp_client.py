@@ -264,3 +264,24 @@ async def test_hidden_from_patient_in_the_patient_view(dmp_sim: RunningSim, dmp_
         assert [e.unique_id for e in await client.find(author, PATIENT)] == [uid]  # professionals still see it
         await client.set_visibility(author, PATIENT, uid, hidden_from_patient=False)
         assert await _patient_sees(settings, creds, uid)
+
+
+async def test_the_medecin_traitant_is_left_to_the_dmp(dmp_sim: RunningSim, dmp_pki: TestPki) -> None:  # noqa: F811
+    """Archiving another's document is the MT's right, which only the DMP knows: the client sends it, the
+    simulator decides with its own MT data, and its refusal comes back as NOT_PERMITTED_FOR_ACTOR."""
+    settings = settings_for(dmp_sim.url, dmp_sim.ca_file)
+    author, other = direct_practitioner(), direct_practitioner("810098765432", "DURAND", "JEANNE")
+    async with (
+        DmpClient(settings, direct_credentials(dmp_pki)) as client,
+        DmpClient(settings, direct_credentials(dmp_pki, "810098765432", "DURAND", "JEANNE")) as other_client,
+    ):
+        (uid,) = (await client.submit(author, PATIENT, [_pdf_doc()])).unique_ids
+        with pytest.raises(BridgeError) as refused:
+            await other_client.set_status(other, PATIENT, uid, AvailabilityStatus.ARCHIVED)
+        assert refused.value.code is ErrorCode.NOT_PERMITTED_FOR_ACTOR
+        assert refused.value.extra["dmpCode"].endswith("DMPAccessDeniedByRightsService")
+        dmp_sim.sim.store.set_medecin_traitant(PATIENT.value, other.national_id)
+        assert (
+            await other_client.set_status(other, PATIENT, uid, AvailabilityStatus.ARCHIVED)
+            is AvailabilityStatus.APPROVED
+        )
