@@ -348,7 +348,10 @@ class DmpDocumentsSetVisibility(_DmpHandler):
     """dmp.documents.setVisibility: TD3.3a/b."""
 
     name = "dmp.documents.setVisibility"
-    summary = "Mask a document to professionals / unmask it, hide it from the patient / show it (TD3.3a/b)."
+    summary = (
+        "Mask a document to professionals / unmask it (TD3.3a), make it visible to the patient (TD3.3b); hiding "
+        "from the patient exists only at submission (hiddenFromPatient: true is INVALID_PARAMS)."
+    )
     params_schema: ClassVar[dict[str, Any]] = {
         **object_schema(
             {
