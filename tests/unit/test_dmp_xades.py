@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from bridge.dmp.cda import CdaHeader, CdaPatient, read_cda, wrap_unstructured
+from bridge.dmp.cda import CdaHeader, CdaPatient, wrap_unstructured
+from bridge.dmp.cda_header import read_cda_metadata
 from bridge.dmp.codes import AssociationType, DocFormat, InsOid, SignatureAlgorithm, WsaAction
 from bridge.dmp.failures import DmpParamsError
 from bridge.dmp.mtom import MtomPart, build_mtom, parse_mtom, resolve_xop
@@ -173,7 +174,7 @@ def test_whole_td21_lot_reads_back(signer: Signer, tmp_path: Path) -> None:  # n
     )
     pdf = b"%PDF-1.4 fake pdf \x00\xff"
     cda = wrap_unstructured(header, pdf, DocFormat.PDF)
-    info = read_cda(cda)
+    info = read_cda_metadata(cda)
     doc = DocumentEntry(
         entry_id="Document01",
         unique_id=info.document_id,
