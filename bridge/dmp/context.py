@@ -63,7 +63,8 @@ CLASS_COMPTE_RENDU = Code("10", "1.2.250.1.213.1.1.4.1", "Compte rendu")
 PRACTICE_AMBULATOIRE = Code("AMBULATOIRE", "1.2.250.1.213.1.1.4.9", "Ambulatoire")
 PRACTICE_ETABLISSEMENT = Code("ETABLISSEMENT", "1.2.250.1.213.1.1.4.9", "Etablissement de santé")
 #: SubmissionSet contentTypeCode (JDV_J59, TRE_R209 codes) used when the caller gives none: a consultation.
-#: Not "01", which is outside JDV_J59 (issue 11): "07" is the value set's consultation activity.
+#: Not "01": TRE_R209 (ansforge/IG-terminologie-de-sante, TRE_R209_TypeActivite.fsh, version 20260629120000)
+#: calls it « Administration », and JDV_J59 leaves it out; "07" is « Consultation Soins Externes ».
 CONTENT_TYPE_DEFAULT = Code("07", "1.2.250.1.213.2.2", "Consultations soins externes")
 #: Largest content wrapped in a CDA: a 20 MiB document, whose base64 still fits the API's 32 MiB message.
 #: Its base64 is one XML text node over libxml2's default 10 MB limit, so the CDA is parsed with
