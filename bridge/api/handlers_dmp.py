@@ -264,7 +264,12 @@ class DmpDocumentsSubmit(_DmpHandler):
             content=content,
             mime_type=params["mimeType"],
             title=params["title"],
-            type_code=Code(params["typeCode"], _LOINC, params.get("typeDisplay", params["title"])),
+            # The value set's label (JDV_J07); the caller's typeDisplay, then the title, for codes it lacks.
+            type_code=Code(
+                params["typeCode"],
+                _LOINC,
+                valuesets.label(_LOINC, params["typeCode"]) or params.get("typeDisplay", params["title"]),
+            ),
             class_code=class_code,
             patient_identity=identity,
             hidden_from_professionals=bool(params.get("hiddenFromProfessionals", False)),
