@@ -5,10 +5,12 @@ Import the fixtures into a test module (`from tests.dmp_fixtures import dmp_pki,
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
@@ -26,6 +28,9 @@ __all__ = [
     "PATIENT",
     "PATIENT_IDENTITY",
     "RunningSim",
+    "SoftwareCps",
+    "direct_credentials",
+    "direct_practitioner",
     "dmp_pki",
     "dmp_sim",
     "establishment",
@@ -92,6 +97,71 @@ def indirect_practitioner(
         mode=AuthMode.INDIRECTE,
         practice_setting=PRACTICE_ETABLISSEMENT,
     )
+
+
+def direct_credentials(
+    pki: TestPki, national_id: str = "810012345678", family: str = "MARTIN", given: str = "PAUL"
+) -> DmpCredentials:
+    """DIRECTE mode with software keys shaped like a CPS médecin's (auth key for TLS, sign key for VIHF/XAdES).
+
+    The rights matrix refuses metadata search, retrieval, masking and archiving to the establishment
+    certificate: tests of those operations act as a physician with a card, without the card's latency.
+    """
+    certs = pki.person(
+        f"direct-{national_id}", last_name=family, first_name=given, national_id=national_id,
+        profession_code="10", specialty_code="SM54", card_type="CPS",
+    )  # fmt: skip
+    tls = ClientIdentity((certs.auth.certificate, *certs.auth.chain[:-1]), certs.auth.key)
+    return DmpCredentials(f"cps:{national_id}", tls, certs.sign.key, (certs.sign.certificate, *certs.sign.chain[:-1]))
+
+
+def direct_practitioner(national_id: str = "810012345678", family: str = "MARTIN", given: str = "PAUL") -> Practitioner:
+    """A physician with a CPS working in the establishment (DIRECTE: the card vouches)."""
+    return Practitioner(
+        national_id=national_id,
+        family=family,
+        given=given,
+        profession_code="10",
+        specialty_code="SM54",
+        structure_id=ESTABLISHMENT_ID,
+        structure_name="CLINIQUE DU TEST",
+        sector="SA01",
+        mode=AuthMode.DIRECTE,
+        practice_setting=PRACTICE_ETABLISSEMENT,
+    )
+
+
+class SoftwareCps:
+    """A DIRECTE source for DmpService (what the card service gives after cps.login) with software keys: the
+    reader name picks the physician ("A": 810012345678 MARTIN PAUL, "B": 810098765432 DURAND JEANNE), so a
+    daemon test acts as card holders without virtual cards (the rights matrix's metadata operations)."""
+
+    PEOPLE: ClassVar[dict[str, tuple[str, str, str]]] = {
+        "A": ("810012345678", "MARTIN", "PAUL"),
+        "B": ("810098765432", "DURAND", "JEANNE"),
+    }
+
+    def __init__(self, pki: TestPki) -> None:
+        self.pki = pki
+        # One credentials object per card, as one login gives: the service keeps one client per card.
+        self._creds: dict[str, DmpCredentials] = {}
+
+    async def direct_identity(self, reader: str | None) -> Any:
+        """The DirectIdentity of the physician "in" `reader` (default "A")."""
+        from bridge.cards.cps_data import Situation
+        from bridge.service.dmp import DirectIdentity
+
+        national_id, family, given = self.PEOPLE[reader or "A"]
+        if national_id not in self._creds:
+            made = await asyncio.to_thread(direct_credentials, self.pki, national_id, family, given)
+            self._creds.setdefault(national_id, made)
+        creds = self._creds[national_id]
+        situation = Situation(
+            index=0, number=1, practice_mode="S", profession_code="10", specialty_code="SM54",
+            structure_id_type="1", structure_id=ESTABLISHMENT_ID, structure_name="CLINIQUE DU TEST",
+            activity_sector="SA01", billing=None,
+        )  # fmt: skip
+        return DirectIdentity(creds, national_id, family, given, "10", "SM54", (situation,))
 
 
 def settings_for(url: str, ca_file: Path) -> DmpSettings:

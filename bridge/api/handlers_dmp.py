@@ -30,7 +30,6 @@ from bridge.xmlsafe import parse_xml
 __all__ = [
     "DmpContextSet",
     "DmpDocumentsDelete",
-    "DmpDocumentsFind",
     "DmpDocumentsGet",
     "DmpDocumentsSetStatus",
     "DmpDocumentsSetVisibility",
@@ -51,6 +50,7 @@ _DMP_ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode.CERTIFICATE_EXPIRED,
     ErrorCode.CERTIFICATE_NOT_YET_VALID,
     ErrorCode.NOT_FOUND,
+    ErrorCode.NOT_PERMITTED_FOR_ACTOR,
 )
 _UID = {"type": "string", "pattern": "^[0-2](\\.(0|[1-9][0-9]*))+$", "maxLength": 64}
 _PATIENT = object_schema(
@@ -278,7 +278,12 @@ class DmpDocumentsSubmit(_DmpHandler):
             content=content,
             mime_type=params["mimeType"],
             title=params["title"],
-            type_code=Code(params["typeCode"], _LOINC, params.get("typeDisplay", params["title"])),
+            # The value set's label (JDV_J07); the caller's typeDisplay, then the title, for codes it lacks.
+            type_code=Code(
+                params["typeCode"],
+                _LOINC,
+                valuesets.label(_LOINC, params["typeCode"]) or params.get("typeDisplay", params["title"]),
+            ),
             class_code=class_code,
             patient_identity=identity,
             hidden_from_professionals=bool(params.get("hiddenFromProfessionals", False)),
@@ -309,43 +314,6 @@ class DmpDocumentsSubmit(_DmpHandler):
             "submissionSetUniqueId": result.submission_set_unique_id,
             "insQualification": how,
         }
-
-
-class DmpDocumentsFind(_DmpHandler):
-    """dmp.documents.find: TD3.1."""
-
-    name = "dmp.documents.find"
-    summary = "Find the patient's documents visible to the caller (TD3.1), by status and type code."
-    params_schema: ClassVar[dict[str, Any]] = object_schema(
-        {
-            "patient": _PATIENT,
-            "statuses": {
-                "type": "array",
-                "items": {"enum": list(_STATUSES)},
-                "minItems": 1,
-                # No uniqueItems: jsonschema checks it in quadratic time; a repeated status is simply ignored.
-                "maxItems": len(_STATUSES),
-                "default": ["approved"],
-            },
-            "typeCodes": {
-                "type": "array",
-                "maxItems": 32,
-                "items": {"type": "string", "pattern": "^[0-9A-Za-z.-]{1,20}$", "maxLength": 20},
-            },
-        },
-        ["patient"],
-    )
-    result_schema: ClassVar[dict[str, Any]] = object_schema(
-        {"documents": {"type": "array", "maxItems": _MAX_DOCUMENTS, "items": _DOCUMENT}}
-    )
-
-    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
-        """See summary."""
-        patient = _patient(self.service, params)
-        statuses = [_STATUSES[s] for s in dict.fromkeys(params.get("statuses", ["approved"]))]
-        types = [Code(valuesets.validate(_LOINC, c, field="typeCodes"), _LOINC) for c in params.get("typeCodes", [])]
-        entries = await self.service.find(_caller(ctx), patient, statuses, types)
-        return {"documents": [document_json(e) for e in entries]}
 
 
 def _unwrapped(content: bytes) -> tuple[bytes, str] | None:
@@ -403,7 +371,10 @@ class DmpDocumentsSetVisibility(_DmpHandler):
     """dmp.documents.setVisibility: TD3.3a/b."""
 
     name = "dmp.documents.setVisibility"
-    summary = "Mask a document to professionals / unmask it, hide it from the patient / show it (TD3.3a/b)."
+    summary = (
+        "Mask a document to professionals / unmask it (TD3.3a), make it visible to the patient (TD3.3b); hiding "
+        "from the patient exists only at submission (hiddenFromPatient: true is INVALID_PARAMS)."
+    )
     params_schema: ClassVar[dict[str, Any]] = {
         **object_schema(
             {
@@ -483,6 +454,8 @@ class DmpDocumentsDelete(_DmpHandler):
 
 def dmp_handlers(service: DmpService, ins: QualifiedIns | None = None) -> list[Handler]:
     """All DMP handlers around one service (`ins`: the INSi's record of qualified INS, for TD2.1)."""
+    from bridge.api.handlers_dmp_find import DmpDocumentsFind  # it builds on this module's pieces
+
     return [
         DmpContextSet(service),
         DmpDocumentsSubmit(service, ins),

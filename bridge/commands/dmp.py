@@ -1,4 +1,4 @@
-"""`dmp-bridge dmp submit|find|get|mask|unmask|hide|unhide|archive|unarchive|delete`: the DMP from a shell.
+"""`dmp-bridge dmp submit|find|get|mask|unmask|unhide|archive|unarchive|delete`: the DMP from a shell.
 
 For legacy software and scripts: every action is a JSON-RPC call to the RUNNING daemon over its
 WebSocket with the local token (`bridge.api.client.LocalClient`), so the card, the DMP connections and
@@ -35,11 +35,35 @@ _MIME = {
 _UPDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "mask": ("dmp.documents.setVisibility", {"hiddenFromProfessionals": True}),
     "unmask": ("dmp.documents.setVisibility", {"hiddenFromProfessionals": False}),
-    "hide": ("dmp.documents.setVisibility", {"hiddenFromPatient": True}),
+    # No "hide": hiding from the patient exists only at submission (--hidden-from-patient); TD3.3b shows.
     "unhide": ("dmp.documents.setVisibility", {"hiddenFromPatient": False}),
     "archive": ("dmp.documents.setStatus", {"status": "archived"}),
     "unarchive": ("dmp.documents.setStatus", {"status": "approved"}),
     "delete": ("dmp.documents.delete", {}),
+}
+
+
+#: find option -> help (values: codes of the value set, repeatable).
+_FIND_CODES = {
+    "type": "typeCode LOINC (JDV_J07)",
+    "class": "classCode (TRE_A03)",
+    "format": "formatCode (JDV_J60)",
+    "practice": "practiceSettingCode (TRE_A01)",
+    "facility": "healthcareFacilityTypeCode (TRE_R02)",
+}
+_FIND_PARAMS = {
+    "type": "typeCodes",
+    "class": "classCodes",
+    "format": "formatCodes",
+    "practice": "practiceSettings",
+    "facility": "facilityTypes",
+}
+#: find option -> (API parameter, help); From inclusive, To exclusive, UTC.
+_FIND_DATES = {
+    "created-from": ("creationFrom", "créé à partir de / created from"),
+    "created-to": ("creationTo", "créé avant / created before"),
+    "service-from": ("serviceStartFrom", "acte à partir de / service start from"),
+    "service-to": ("serviceStopTo", "acte terminé avant / service stop before"),
 }
 
 
@@ -80,6 +104,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     p = sub.add_parser("find", parents=[common], help="rechercher / find documents (TD3.1)")
     p.add_argument("--archived", action="store_true", help="inclure les documents archivés / include archived")
+    for option, help_text in _FIND_CODES.items():
+        p.add_argument(f"--{option}", action="append", metavar="CODE", help=help_text)
+    for option, (_, help_text) in _FIND_DATES.items():
+        p.add_argument(f"--{option}", metavar="AAAAMMJJ[hhmm[ss]]", help=help_text)
+    p.add_argument("--author", action="append", metavar="ID", help="auteur (identifiant national) / author id")
+    p.add_argument("--masked", action="store_true", help="seulement les documents masqués aux PS / masked only")
+    p.add_argument(
+        "--invisible-to-patient", action="store_true", help="seulement ceux invisibles au patient / hidden from patient"
+    )
     p = sub.add_parser("get", parents=[common], help="lire un document / retrieve a document (TD3.2)")
     p.add_argument("unique_id")
     p.add_argument("--out", type=Path, required=True, help="fichier de sortie / output file")
@@ -132,7 +165,25 @@ def _call(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         return "dmp.documents.submit", params
     if args.action == "find":
         statuses = ["approved", "archived"] if args.archived else ["approved"]
-        return "dmp.documents.find", {"patient": patient, "statuses": statuses}
+        query: dict[str, Any] = {"patient": patient, "statuses": statuses}
+        for option in _FIND_CODES:
+            values = getattr(args, option.replace("-", "_"))
+            if values:
+                query[_FIND_PARAMS[option]] = values
+        for option, (param, _) in _FIND_DATES.items():
+            value = getattr(args, option.replace("-", "_"))
+            if value:
+                query[param] = value
+        if args.author:
+            query["authors"] = args.author
+        visibility = [
+            v
+            for v, on in (("hiddenFromProfessionals", args.masked), ("hiddenFromPatient", args.invisible_to_patient))
+            if on
+        ]
+        if visibility:
+            query["visibility"] = visibility
+        return "dmp.documents.find", query
     if args.action == "get":
         return "dmp.documents.get", {"patient": patient, "uniqueId": args.unique_id}
     method, fixed = _UPDATES[args.action]

@@ -297,6 +297,51 @@ function actionButton(label, title, onClick, extra = "") {
   return button;
 }
 
+// ---- search filters (TD3.1) ------------------------------------------------------------------
+
+for (const [code, label] of Object.entries(TYPE_LABELS)) {
+  const option = document.createElement("option");
+  option.value = code;
+  option.textContent = label;
+  $("#filter-type").append(option);
+}
+
+function dtm(selector, nextDay = false) {
+  // <input type=date> gives YYYY-MM-DD; the DMP wants HL7 DTM. "To" dates are inclusive on screen and
+  // exclusive for the DMP (ITI-18), hence the next day.
+  const value = $(selector).value;
+  if (!value) return null;
+  const day = new Date(`${value}T00:00:00Z`);
+  if (nextDay) day.setUTCDate(day.getUTCDate() + 1);
+  return day.toISOString().slice(0, 10).replaceAll("-", "");
+}
+
+function findFilters() {
+  const status = $("#filter-status").value;
+  const filters = { statuses: status === "all" ? ["approved", "archived"] : [status] };
+  for (const [selector, key] of [
+    ["#filter-type", "typeCodes"],
+    ["#filter-format", "formatCodes"],
+    ["#filter-practice", "practiceSettings"],
+    ["#filter-visibility", "visibility"],
+  ]) {
+    if ($(selector).value) filters[key] = [$(selector).value];
+  }
+  for (const [selector, key, nextDay] of [
+    ["#filter-created-from", "creationFrom", false],
+    ["#filter-created-to", "creationTo", true],
+    ["#filter-service-from", "serviceStartFrom", false],
+    ["#filter-service-to", "serviceStopTo", true],
+  ]) {
+    const value = dtm(selector, nextDay);
+    if (value) filters[key] = value;
+  }
+  return filters;
+}
+
+$("#filters").addEventListener("change", () => refreshDocuments());
+$("#filters").addEventListener("submit", (event) => event.preventDefault());
+
 async function refreshDocuments() {
   if (!state.patient || !state.cps) return;
   $("#docs-loading").hidden = false;
@@ -304,7 +349,7 @@ async function refreshDocuments() {
     await guarded($("#refresh"), "Recherche des documents", async () => {
       const { documents } = await state.bridge.call("dmp.documents.find", {
         patient: patientRef(),
-        statuses: ["approved", "archived"],
+        ...findFilters(),
       });
       renderDocuments(documents);
     }, { keepMessage: true });
@@ -344,12 +389,15 @@ function renderDocuments(documents) {
         (b) => update(b, "Masquage", "dmp.documents.setVisibility", { hiddenFromProfessionals: !doc.hiddenFromProfessionals }, doc),
         "mask",
       ),
-      actionButton(
-        doc.hiddenFromPatient ? "Rendre visible au patient" : "Cacher au patient",
-        "Visibilité pour le patient (TD3.3b)",
-        (b) => update(b, "Visibilité patient", "dmp.documents.setVisibility", { hiddenFromPatient: !doc.hiddenFromPatient }, doc),
-        "patient",
-      ),
+      // Hiding from the patient exists only when sending; TD3.3b makes a hidden document visible.
+      ...(doc.hiddenFromPatient
+        ? [actionButton(
+          "Rendre visible au patient",
+          "Rendre le document visible au patient (TD3.3b)",
+          (b) => update(b, "Visibilité patient", "dmp.documents.setVisibility", { hiddenFromPatient: false }, doc),
+          "patient",
+        )]
+        : []),
       actionButton(
         doc.status === "archived" ? "Désarchiver" : "Archiver",
         "Archiver ou désarchiver (TD3.3d)",

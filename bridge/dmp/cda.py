@@ -1,5 +1,6 @@
 """CDA R2 documents for the DMP: wrap non-CDA content (PDF, text, RTF, JPEG, TIFF) into a level-1 CDA
-(`nonXMLBody`, base64), laid out like the kit's `template_CDA.xml`; or check that a caller's bytes are a CDA.
+(`nonXMLBody`, base64), laid out like the kit's `template_CDA.xml`. A caller's CDA is read by
+`bridge.dmp.cda_header` (its header as XDS metadata).
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from typing import Any
 from lxml import etree
 
 from bridge.dmp.codes import SECTOR_OID, Confidentiality, DocFormat
-from bridge.dmp.failures import DmpInputError, DmpParamsError
+from bridge.dmp.failures import DmpParamsError
 from bridge.dmp.ns import HL7, XSI, q
 from bridge.dmp.vihf import PatientIns
 from bridge.dmp.xds_model import Code, Institution, Person
-from bridge.xmlsafe import parse_xml
 
-__all__ = ["CdaHeader", "CdaInfo", "CdaPatient", "cda_time", "read_cda", "wrap_unstructured"]
+__all__ = ["CdaHeader", "CdaPatient", "cda_time", "wrap_unstructured"]
 
 _GENDERS = ("M", "F", "U")
 
@@ -61,6 +61,9 @@ class CdaHeader:
     service_event: Code | None = None
     service_start: dt.date | None = None
     encounter_start: dt.date | None = None
+    #: A replacement (RPLC): the uniqueId of the document it replaces, and this version's number.
+    parent_document_id: str | None = None
+    version: int = 1
 
 
 def cda_time(when: dt.datetime) -> str:
@@ -101,6 +104,11 @@ def wrap_unstructured(header: CdaHeader, content: bytes, fmt: DocFormat) -> byte
     conf = header.confidentiality
     _h(doc, "confidentialityCode", code=conf.value, displayName=conf.display_name, codeSystem=conf.code_system)
     _h(doc, "languageCode", code=header.language)
+    if header.parent_document_id is not None:
+        # A new version of a document (kit template_CVA_CDA_Update): setId names the document across
+        # versions, here the first version's id, i.e. the parent's when it is a first version.
+        _h(doc, "setId", root=header.parent_document_id)
+        _h(doc, "versionNumber", value=str(header.version))
 
     role = _h(_h(doc, "recordTarget"), "patientRole")
     p = header.patient
@@ -135,11 +143,20 @@ def wrap_unstructured(header: CdaHeader, content: bytes, fmt: DocFormat) -> byte
     _person_name(entity, legal, header.author_prefix)
 
     day = (header.service_start or header.effective_time.date()).strftime("%Y%m%d")
+    event = _h(_h(doc, "documentationOf"), "serviceEvent")
     if header.service_event is not None:
-        event = _h(_h(doc, "documentationOf"), "serviceEvent")
         se = header.service_event
         _h(event, "code", code=se.code, displayName=se.display, codeSystem=se.scheme)
-        _h(_h(event, "effectiveTime"), "low", value=day)
+    times = _h(event, "effectiveTime")
+    if header.service_start is not None or header.service_event is not None:
+        _h(times, "low", value=day)  # a coded act of its own day (kit template)
+    else:
+        # The act is the document's: serviceStart/StopTime of the metadata are these two instants.
+        _h(times, "low", value=when)
+        _h(times, "high", value=when)
+    if header.parent_document_id is not None:
+        parent = _h(_h(doc, "relatedDocument", typeCode="RPLC"), "parentDocument")
+        _h(parent, "id", root=header.parent_document_id)
     encounter = _h(_h(doc, "componentOf"), "encompassingEncounter")
     enc_day = (header.encounter_start or header.service_start or header.effective_time.date()).strftime("%Y%m%d")
     _h(_h(encounter, "effectiveTime"), "low", value=enc_day)
@@ -152,41 +169,3 @@ def wrap_unstructured(header: CdaHeader, content: bytes, fmt: DocFormat) -> byte
     text = _h(body, "text", mediaType=fmt.media_type, representation="B64")
     text.text = base64.b64encode(content).decode("ascii")
     return bytes(etree.tostring(doc, encoding="UTF-8", xml_declaration=True))
-
-
-@dataclass(frozen=True)
-class CdaInfo:
-    """What the XDS metadata needs from a CDA: its id, type code, title, confidentiality and body format."""
-
-    document_id: str
-    type_code: Code
-    title: str
-    confidentiality: str
-    media_type: str | None
-
-    def __repr__(self) -> str:
-        return f"CdaInfo({self.document_id!r}, {self.type_code.code!r})"
-
-
-def read_cda(data: bytes) -> CdaInfo:
-    """Check that bytes are a CDA R2 document (hardened parse) and read its identifying header values."""
-    root = parse_xml(data, large_text=True)
-    if root.tag != q(HL7, "ClinicalDocument"):
-        raise DmpInputError("not a CDA document (root is not hl7:ClinicalDocument)")
-    type_id = root.find(q(HL7, "typeId"))
-    if type_id is None or type_id.get("extension") != "POCD_HD000040":
-        raise DmpInputError("not a CDA R2 document (typeId POCD_HD000040 missing)")
-    doc_id = root.find(q(HL7, "id"))
-    code = root.find(q(HL7, "code"))
-    if doc_id is None or not doc_id.get("root") or code is None:
-        raise DmpInputError("CDA without id or code")
-    conf = root.find(q(HL7, "confidentialityCode"))
-    text = root.find(f"{q(HL7, 'component')}/{q(HL7, 'nonXMLBody')}/{q(HL7, 'text')}")
-    return CdaInfo(
-        # XDS uniqueId of a CDA: root, or root^extension (IHE XDS-SD).
-        document_id=doc_id.get("root") + (f"^{doc_id.get('extension')}" if doc_id.get("extension") else ""),
-        type_code=Code(code.get("code", ""), code.get("codeSystem", ""), code.get("displayName", "")),
-        title=(root.findtext(q(HL7, "title")) or "").strip(),
-        confidentiality=conf.get("code", "N") if conf is not None else "N",
-        media_type=text.get("mediaType") if text is not None else None,
-    )

@@ -66,6 +66,8 @@ class InsOid(WireEnum):
     NIR_TEST = "1.2.250.1.213.1.4.10"
     #: INS-NIR of demonstration identities.
     NIR_DEMO = "1.2.250.1.213.1.4.11"
+    #: Legacy INS-C (calculated INS, CX type `INS-C`): still found in old DMP entries, read only, never sent.
+    INS_C = "1.2.250.1.213.1.4.2"
 
 
 class AuthMode(WireEnum):

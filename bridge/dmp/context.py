@@ -30,6 +30,7 @@ from bridge.dmp.transactions import (
     DMP_REPOSITORY_ID,
 )
 from bridge.dmp.vihf import PatientIns, Role, VihfContext, build_vihf, issuer_dn, sign_vihf
+from bridge.dmp.xades import OFFICIAL_PROFILE, XadesProfile
 from bridge.dmp.xds_model import (
     SPECIALTY_SYSTEM,
     Author,
@@ -62,7 +63,8 @@ CLASS_COMPTE_RENDU = Code("10", "1.2.250.1.213.1.1.4.1", "Compte rendu")
 PRACTICE_AMBULATOIRE = Code("AMBULATOIRE", "1.2.250.1.213.1.1.4.9", "Ambulatoire")
 PRACTICE_ETABLISSEMENT = Code("ETABLISSEMENT", "1.2.250.1.213.1.1.4.9", "Etablissement de santé")
 #: SubmissionSet contentTypeCode (JDV_J59, TRE_R209 codes) used when the caller gives none: a consultation.
-#: Not "01", which is outside JDV_J59 (issue 11): "07" is the value set's consultation activity.
+#: Not "01": TRE_R209 (ansforge/IG-terminologie-de-sante, TRE_R209_TypeActivite.fsh, version 20260629120000)
+#: calls it « Administration », and JDV_J59 leaves it out; "07" is « Consultation Soins Externes ».
 CONTENT_TYPE_DEFAULT = Code("07", "1.2.250.1.213.2.2", "Consultations soins externes")
 #: Largest content wrapped in a CDA: a 20 MiB document, whose base64 still fits the API's 32 MiB message.
 #: Its base64 is one XML text node over libxml2's default 10 MB limit, so the CDA is parsed with
@@ -136,9 +138,16 @@ class Practitioner:
         return Institution(self.structure_name, self.structure_id)
 
     def author(self) -> Author:
-        """The XDS author (person, institution, authorSpecialty G15_xx/yy)."""
+        """The XDS author (person, institution, authorSpecialty G15_xx/yy labelled from the value sets).
+
+        The label is « profession - specialty » from TRE_G15 and TRE_R01, as in the official samples
+        (`G15_10/SM26^Médecin - Qualifié en Médecine Générale (SM)`).
+        """
         specialty = f"G15_{self.profession_code}" + (f"/{self.specialty_code}" if self.specialty_code else "")
-        return Author(self.person(), (self.institution(),), Code(specialty, SPECIALTY_SYSTEM, specialty))
+        labels = [valuesets.label(valuesets.PROFESSION, self.profession_code) or self.profession_code]
+        if self.specialty_code:
+            labels.append(valuesets.label(valuesets.SPECIALTY, self.specialty_code) or self.specialty_code)
+        return Author(self.person(), (self.institution(),), Code(specialty, SPECIALTY_SYSTEM, " - ".join(labels)))
 
     def facility(self) -> Code:
         """healthcareFacilityTypeCode: the activity sector."""
@@ -164,6 +173,8 @@ class DmpSettings:
     io_timeout: float = 60.0
     #: Total deadline of one DMP call (card signatures, connect, TLS, send, receive), in seconds.
     call_timeout: float = 120.0
+    #: How the TD2.1 XAdES is signed (default: the official sample's profile, see `bridge.dmp.xades`).
+    xades: XadesProfile = OFFICIAL_PROFILE
 
     def endpoint(self, identity: ClientIdentity) -> TlsEndpoint:
         """The TLS endpoint of the DMP for one client identity."""

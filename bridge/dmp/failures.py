@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from bridge.errors import BridgeError, ErrorCode
 
-__all__ = ["DmpFault", "DmpInputError", "DmpParamsError", "RegistryError"]
+__all__ = ["DMP_REFUSALS", "DmpFault", "DmpInputError", "DmpParamsError", "RegistryError"]
 
 
 class DmpParamsError(BridgeError):
@@ -65,5 +65,17 @@ class DmpFault:
         return self.subcode or self.code
 
     def to_error(self) -> BridgeError:
-        """The BridgeError DMP_FAULT the service layer raises; detail is the DMP's code (never patient data)."""
-        return BridgeError(ErrorCode.DMP_FAULT, self.dmp_code, dmpCode=self.dmp_code)
+        """The BridgeError the service layer raises: DMP_FAULT, or the stable code of `DMP_REFUSALS`; detail
+        and `dmpCode` are the DMP's code (never patient data)."""
+        code = self.dmp_code
+        # SOAP subcodes travel as QNames (soap:DMPAccessDeniedByRightsService): the local part is the code.
+        stable = DMP_REFUSALS.get(code.rpartition(":")[2], ErrorCode.DMP_FAULT)
+        return BridgeError(stable, code, dmpCode=code)
+
+
+#: DMP refusals that have a stable code of their own (the rest is DMP_FAULT with `dmpCode`). One small
+#: table for the lead to merge with the patient transactions' mapping.
+DMP_REFUSALS: dict[str, ErrorCode] = {
+    # PDT-INF-527: the rights service refuses the transaction to this actor (PDT-INF-526 matrix).
+    "DMPAccessDeniedByRightsService": ErrorCode.NOT_PERMITTED_FOR_ACTOR,
+}

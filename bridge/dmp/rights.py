@@ -35,6 +35,8 @@ __all__ = [
     "Note",
     "Operation",
     "Verdict",
+    "access_mode_of",
+    "actor_of",
     "check",
     "require",
 ]
@@ -356,8 +358,13 @@ def require(
     patient_document: bool | None = None,
     patient_authorised: bool | None = None,
     dmp_mes: bool | None = None,
+    may_be_mt: bool = False,
 ) -> Decision:
-    """`check`, raising NotPermitted when refused; the one place client and simulator enforce the sheet."""
+    """`check`, raising NotPermitted when refused; the one place client and simulator enforce the sheet.
+
+    `may_be_mt`: the caller is a physician who may be the patient's médecin traitant, which only the DMP
+    knows (the client's case): what the MT column allows is then left to the DMP (CONDITIONAL).
+    """
     decision = check(
         actor,
         mode,
@@ -368,6 +375,43 @@ def require(
         patient_authorised=patient_authorised,
         dmp_mes=dmp_mes,
     )
+    if not decision.allowed and may_be_mt and actor is Actor.MEDECIN:
+        as_mt = check(
+            Actor.MEDECIN_TRAITANT,
+            mode,
+            operation,
+            own_document=own_document,
+            structure_document=structure_document,
+            patient_document=patient_document,
+            patient_authorised=patient_authorised,
+            dmp_mes=dmp_mes,
+        )
+        if as_mt.allowed:
+            return Decision(Verdict.CONDITIONAL, operation, actor, mode, as_mt.notes, "MT")
     if not decision.allowed:
         raise NotPermitted(decision)
     return decision
+
+
+#: TRE_G15 profession code of a physician (« Médecin »).
+_MEDECIN = "10"
+
+
+def actor_of(auth_mode: str, profession_code: str) -> Actor:
+    """The sheet's actor from what a VIHF carries: its Authentification_mode and the TRE_G15 profession.
+
+    Indirect modes (INDIRECTE, INDIRECTE_RENFORCEE) are the establishment certificate (« Certificat ES »:
+    PDT-INF-606, the AIR matrix, is not readable, so AIR gets the sheet's indirect column); in direct mode
+    no profession code is a CPE (non PS), « 10 » a physician, anything else a non-physician PS. The
+    médecin traitant and the médecin du travail are known to the DMP only, never derived here.
+    """
+    if auth_mode != "DIRECTE":
+        return Actor.CERTIFICAT_ES
+    if not profession_code:
+        return Actor.CPE
+    return Actor.MEDECIN if profession_code == _MEDECIN else Actor.PS_NON_MEDECIN
+
+
+def access_mode_of(purpose: str) -> AccessMode:
+    """The sheet's access mode from a VIHF purpose of use (TRE_R248 code)."""
+    return AccessMode(purpose)

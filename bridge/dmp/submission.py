@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.dmp.cda import CdaHeader, read_cda, wrap_unstructured
+from bridge.dmp.cda import CdaHeader, wrap_unstructured
+from bridge.dmp.cda_header import CdaMetadata, read_cda_metadata
 from bridge.dmp.codes import Confidentiality, DocFormat
 from bridge.dmp.context import MAX_WRAPPED_BYTES, NewDocument, Practitioner, Progress
 from bridge.dmp.failures import DmpParamsError
@@ -24,9 +25,17 @@ from bridge.dmp.mtom import MtomPart
 from bridge.dmp.transactions import provide_and_register
 from bridge.dmp.vihf import PatientIns
 from bridge.dmp.xades import signature_entry
-from bridge.dmp.xds_model import Code, DocumentEntry, SubmissionSet, confidentiality_code, format_code, hl7_dtm
+from bridge.dmp.xds_model import (
+    Author,
+    Code,
+    DocumentEntry,
+    SubmissionSet,
+    confidentiality_code,
+    format_code,
+    hl7_dtm,
+)
 
-__all__ = ["Lot", "ProgressReader", "describe_lot", "finish_lot", "prepare_document"]
+__all__ = ["Lot", "Prepared", "ProgressReader", "describe_lot", "finish_lot", "prepare_document"]
 
 _CDA_TYPES = frozenset({"text/xml", "application/xml", "application/hl7-v3+xml"})
 
@@ -69,25 +78,45 @@ class ProgressReader(io.RawIOBase):
         return n
 
 
-def prepare_document(
-    practitioner: Practitioner, patient: PatientIns, doc: NewDocument, now: dt.datetime, new_uid: Callable[[], str]
-) -> tuple[str, bytes, Code, str]:
-    """(uniqueId, stored bytes, formatCode, title) of one document, wrapping non-CDA content.
+@dataclass(frozen=True)
+class Prepared:
+    """One document ready to be described: its uniqueId, stored bytes, formatCode, title, and for a CDA
+    passed through, the header its metadata comes from."""
 
-    A CDA keeps its own id (a caller-given `unique_id` must be it); wrapped content gets the caller's
-    `unique_id`, else a new one from `new_uid`.
+    unique_id: str
+    data: bytes
+    format: Code
+    title: str
+    header: CdaMetadata | None = None
+
+
+def prepare_document(
+    practitioner: Practitioner,
+    patient: PatientIns,
+    doc: NewDocument,
+    now: dt.datetime,
+    new_uid: Callable[[], str],
+    replaces: str | None = None,
+) -> Prepared:
+    """One document prepared: a CDA is read (its header gives the metadata), other content is wrapped.
+
+    A CDA keeps its own id (a caller-given `unique_id` must be it) and is refused when the caller's
+    explicit metadata contradicts its header; wrapped content gets the caller's `unique_id`, else a new
+    one from `new_uid`, and when it `replaces` a document, a relatedDocument RPLC naming it (version 2:
+    the replaced document's CDA is not read back, so it is taken as a first version).
     """
     media = doc.mime_type.split(";")[0].strip().lower()
     if media in _CDA_TYPES:
-        info = read_cda(doc.content)
+        header = read_cda_metadata(doc.content)
+        header.check_against(patient=patient, type_code=doc.type_code, title=doc.title)
         fmt = doc.format
         if fmt is None:
-            if info.media_type is None:
+            if header.media_type is None:
                 raise DmpParamsError("a structured CDA needs its formatCode")
-            fmt = format_code(DocFormat.for_media_type(info.media_type))
-        if doc.unique_id is not None and doc.unique_id != info.document_id:
+            fmt = format_code(DocFormat.for_media_type(header.media_type))
+        if doc.unique_id is not None and doc.unique_id != header.document_id:
             raise DmpParamsError("uniqueId: a CDA keeps the id written in it")
-        return info.document_id, doc.content, fmt, doc.title or info.title
+        return Prepared(header.document_id, doc.content, fmt, header.title, header)
     docformat = DocFormat.for_media_type(media)
     if len(doc.content) > MAX_WRAPPED_BYTES:
         raise DmpParamsError(f"document too large to wrap in a CDA (at most {MAX_WRAPPED_BYTES} bytes)")
@@ -96,7 +125,7 @@ def prepare_document(
     if doc.patient_identity.ins != patient:
         raise DmpParamsError("the document's patient is not the patient of the call")
     unique_id = doc.unique_id or new_uid()
-    header = CdaHeader(
+    wrapper = CdaHeader(
         document_id=unique_id,
         type_code=doc.type_code,
         title=doc.title,
@@ -105,8 +134,22 @@ def prepare_document(
         author=practitioner.person(),
         custodian=practitioner.institution(),
         facility=practitioner.facility(),
+        parent_document_id=replaces,
+        version=2 if replaces else 1,
     )
-    return unique_id, wrap_unstructured(header, doc.content, docformat), format_code(docformat), doc.title
+    return Prepared(unique_id, wrap_unstructured(wrapper, doc.content, docformat), format_code(docformat), doc.title)
+
+
+def _authors(practitioner: Practitioner, header: CdaMetadata) -> tuple[Author, ...]:
+    """The CDA's authors as XDS authors; the practitioner's own entry (specialty, situation) when it is one."""
+    mine = practitioner.author()
+    out = []
+    for person, organization in header.authors:
+        if person.id == practitioner.national_id:
+            out.append(dataclasses.replace(mine, person=person))
+        else:
+            out.append(Author(person, (organization,) if organization is not None else mine.institutions))
+    return tuple(out) or (mine,)
 
 
 @dataclass(frozen=True)
@@ -130,43 +173,59 @@ def describe_lot(
     documents: Sequence[NewDocument],
     now: dt.datetime,
     new_uid: Callable[[], str],
+    replaces: Mapping[int, str] | None = None,
 ) -> Lot:
-    """Prepare every document and its DocumentEntry and MTOM part."""
+    """Prepare every document and its DocumentEntry and MTOM part (`replaces`: index → replaced uniqueId)."""
     when = hl7_dtm(now)
     author = practitioner.author()
     entries: list[DocumentEntry] = []
     parts: list[MtomPart] = []
     stored: list[bytes] = []
     for index, doc in enumerate(documents, start=1):
-        unique_id, data, fmt, title = prepare_document(practitioner, patient, doc, now, new_uid)
+        ready = prepare_document(practitioner, patient, doc, now, new_uid, (replaces or {}).get(index - 1))
+        unique_id, data, fmt, title, header = ready.unique_id, ready.data, ready.format, ready.title, ready.header
         confidentiality = [confidentiality_code(Confidentiality.NORMAL)]
         if doc.hidden_from_professionals:
             confidentiality.append(confidentiality_code(Confidentiality.MASQUE_PS))
         if doc.hidden_from_patient:
             confidentiality.append(confidentiality_code(Confidentiality.INVISIBLE_PATIENT))
         entry_id = f"Document{index:02d}"
-        entries.append(
-            DocumentEntry(
-                entry_id=entry_id,
-                unique_id=unique_id,
-                patient=patient,
-                mime_type="text/xml",
-                title=title,
-                class_code=doc.class_code,
-                type_code=doc.type_code,
-                format_code=fmt,
-                facility_type=practitioner.facility(),
-                practice_setting=practitioner.practice_setting,
-                authors=(author,),
-                confidentiality=tuple(confidentiality),
-                creation_time=when,
-                service_start=when,
-                legal_authenticator=practitioner.person(),
-                source_patient_id=patient.cx(),
-                hash=hashlib.sha1(data).hexdigest(),
-                size=len(data),
-            )
+        entry = DocumentEntry(
+            entry_id=entry_id,
+            unique_id=unique_id,
+            patient=patient,
+            mime_type="text/xml",
+            title=title,
+            class_code=doc.class_code,
+            type_code=doc.type_code,
+            format_code=fmt,
+            facility_type=practitioner.facility(),
+            practice_setting=practitioner.practice_setting,
+            authors=(author,),
+            confidentiality=tuple(confidentiality),
+            creation_time=when,
+            service_start=when,
+            service_stop=when,
+            legal_authenticator=practitioner.person(),
+            source_patient_id=patient.cx(),
+            hash=hashlib.sha1(data).hexdigest(),
+            size=len(data),
         )
+        if header is not None:
+            # Metadata and document agree: what the CDA's header says wins over defaults.
+            created = header.creation_time or when
+            entry = dataclasses.replace(
+                entry,
+                type_code=Code(
+                    header.type_code.code, header.type_code.scheme, doc.type_code.display or header.type_code.display
+                ),
+                authors=_authors(practitioner, header),
+                creation_time=created,
+                service_start=header.service_start or created,
+                service_stop=header.service_stop or header.service_start or created,
+                legal_authenticator=header.legal_authenticator or entry.legal_authenticator,
+            )
+        entries.append(entry)
         parts.append(MtomPart(f"{entry_id.lower()}@dmp-bridge", "text/xml", data))
         stored.append(data)
     ids = [e.unique_id for e in entries]

@@ -19,7 +19,7 @@ from bridge.dmp.failures import DmpParamsError
 from bridge.dmp.mtom import xop_include
 from bridge.dmp.ns import EBRS_LCM, EBRS_QUERY, EBRS_RIM, EBRS_RS, XDSB, q
 from bridge.dmp.vihf import PatientIns
-from bridge.dmp.xds_build import Layout, registry_object_list, slot
+from bridge.dmp.xds_build import IdAllocator, Layout, extrinsic_object_verbatim, registry_object_list, slot
 from bridge.dmp.xds_model import Association, Code, DocumentEntry, SubmissionSet, confidentiality_code
 
 __all__ = [
@@ -120,10 +120,16 @@ def find_documents(
     creation_from: str | None = None,
     creation_to: str | None = None,
     service_start_from: str | None = None,
+    service_start_to: str | None = None,
+    service_stop_from: str | None = None,
     service_stop_to: str | None = None,
+    author_persons: Sequence[str] = (),
     return_type: str = "LeafClass",
 ) -> Any:
-    """TD3.1 body: FindDocuments stored query (status list, optional code and date filters)."""
+    """TD3.1 body: FindDocuments stored query (status list, optional code, date and author filters).
+
+    `author_persons` are ITI-18 LIKE patterns on authorPerson (e.g. `810012345678^%`).
+    """
     if not statuses:
         raise DmpParamsError("FindDocuments needs at least one status")
     if return_type not in ("LeafClass", "ObjectRef"):
@@ -142,10 +148,14 @@ def find_documents(
     for name, codes in coded:
         if codes:
             slot(adhoc, name, [_quoted(f"{c.code}^^{c.scheme}" for c in codes)])
+    if author_persons:
+        slot(adhoc, "$XDSDocumentEntryAuthorPerson", [_quoted(author_persons)])
     for name, value in (
         ("$XDSDocumentEntryCreationTimeFrom", creation_from),
         ("$XDSDocumentEntryCreationTimeTo", creation_to),
         ("$XDSDocumentEntryServiceStartTimeFrom", service_start_from),
+        ("$XDSDocumentEntryServiceStartTimeTo", service_start_to),
+        ("$XDSDocumentEntryServiceStopTimeFrom", service_stop_from),
         ("$XDSDocumentEntryServiceStopTimeTo", service_stop_to),
     ):
         if value is not None:
@@ -223,12 +233,13 @@ def update_visibility(
 ) -> Any:
     """TD3.3a/b body: ITI-57 metadata update, the new version of the same logical id with its new codes.
 
-    `new_version` is the registry's entry (from FindDocuments, with its lid) changed by `with_visibility`;
-    `previous_version` is its current VersionInfo versionName.
+    `new_version` is the registry's entry (from a LeafClass query, with its lid) changed by
+    `with_visibility`; `previous_version` is its current VersionInfo versionName. An entry read from the
+    registry is sent back verbatim (`DocumentEntry.registry_xml`: every slot, classification and external
+    identifier, what the model does not interpret included) with only its confidentiality codes changed.
     """
     if not new_version.logical_id or not new_version.logical_id.startswith("urn:uuid:"):
         raise DmpParamsError("a metadata update needs the entry's logical id (lid)")
-    entry = dataclasses.replace(new_version, entry_id=new_entry_id)
     assoc = Association(
         "association1",
         AssociationType.HAS_MEMBER,
@@ -236,4 +247,13 @@ def update_visibility(
         new_entry_id,
         (_ORIGINAL, ("PreviousVersion", (previous_version,))),
     )
-    return registry_object_list(submission, (entry,), (assoc,), Layout(update=True))
+    if new_version.registry_xml is None:
+        entry = dataclasses.replace(new_version, entry_id=new_entry_id)
+        return registry_object_list(submission, (entry,), (assoc,), Layout(update=True))
+    ids = IdAllocator()
+    root = registry_object_list(submission, (), (assoc,), Layout(update=True), ids=ids)
+    objects = root.find(q(EBRS_RIM, "RegistryObjectList"))
+    holder = etree.Element(q(EBRS_RIM, "Holder"))
+    extrinsic_object_verbatim(holder, new_version.registry_xml, new_entry_id, new_version.confidentiality, ids)
+    objects.insert(1, holder[0])
+    return root

@@ -4,8 +4,8 @@ Each file is one table of the ANS terminology repository (`ansforge/IG-terminolo
 systems, JDV value sets, the ASS_X04 type → class map), reduced to the codes the bridge needs, with the
 table's OID, version and source file and commit. `label` gives a code's official display name,
 `validate` refuses a caller's unknown code before anything is sent (INVALID_PARAMS naming the code), and
-`class_of_type` derives classCode from typeCode (ASS_X04). Codes are looked up by code system OID, as
-they travel in XDS metadata and the VIHF.
+`class_of_type` derives classCode from typeCode (ASS_X04); typeCode labels come from JDV_J07. Codes are
+looked up by code system OID, as they travel in XDS metadata and the VIHF.
 """
 
 from __future__ import annotations
@@ -85,8 +85,11 @@ _FILE_SYSTEM = MappingProxyType(
         "format": FORMAT_SYSTEM,
         "profession": PROFESSION,
         "specialty": SPECIALTY,
+        "type": LOINC,
     }
 )
+#: Where a system's labels are when its validating table has none (ASS_X04 carries no display names).
+_LABEL_TABLE = MappingProxyType({LOINC: "type"})
 
 
 @functools.cache
@@ -108,7 +111,7 @@ def _codes(system: str, value_set: str | None = None) -> Mapping[str, str | None
 
 def label(system: str, code: str) -> str | None:
     """The official display name of `code` in `system`, or None (unknown code, or a table without labels)."""
-    codes = _codes(system)
+    codes = _codes(system, _LABEL_TABLE.get(system))
     return None if codes is None else codes.get(code)
 
 

@@ -86,20 +86,28 @@ class PatientIns:
         # An INS never reaches a log line through a repr.
         return f"PatientIns(<redacted>, {self.oid.name})"
 
+    @property
+    def legacy(self) -> bool:
+        """A legacy INS-C read from an old entry: shown, never sent."""
+        return self.oid is InsOid.INS_C
+
     def cx(self) -> str:
-        """HL7 CX form used by the VIHF, queries and XDS patientId: `INS^^^&OID&ISO^NH`."""
-        return f"{self.value}^^^&{self.oid.value}&ISO^NH"
+        """HL7 CX form of the VIHF, queries and XDS patientId: `INS^^^&OID&ISO^NH` (`^INS-C`: legacy INS-C)."""
+        return f"{self.value}^^^&{self.oid.value}&ISO^{'INS-C' if self.legacy else 'NH'}"
 
     @classmethod
     def from_cx(cls, text: str) -> PatientIns:
-        """Parse a CX patient id (tolerates the `^^date` suffix of the samples)."""
+        """Parse a CX patient id (tolerates the `^^date` suffix of the samples; reads a legacy `^INS-C`)."""
         parts = text.strip().split("^")
-        if len(parts) < 5 or parts[4] != "NH":
+        if len(parts) < 5 or parts[4] not in ("NH", "INS-C"):
             raise DmpInputError("patient id is not an INS CX (…^NH)")
         authority = parts[3].split("&")
         if len(authority) < 2:
             raise DmpInputError("patient id has no assigning authority")
-        return cls(value=parts[0], oid=InsOid(authority[1]))
+        oid = InsOid(authority[1])
+        if (parts[4] == "INS-C") != (oid is InsOid.INS_C):
+            raise DmpInputError("patient id type and assigning authority disagree")
+        return cls(value=parts[0], oid=oid)
 
 
 @dataclass(frozen=True, kw_only=True)

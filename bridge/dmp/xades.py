@@ -3,9 +3,23 @@
 Shape of the official `TD2.1-SignatureXades.xml` (IHE DSG over XAdES 1.1.1): a detached `Signature` whose
 SignedInfo (inclusive c14n with comments) references the `IHEManifest` (one Reference per document,
 `urn:oid:<uniqueId>`, plus the submission set with the placeholder digest `AA==`) and the XAdES
-`SignedProperties` (signing time, digest and issuer/serial of each certificate of the chain, implied
-policy). signxml cannot produce this shape (XAdES 1.3.2 only), so it is built with lxml and signed with
+`SignedProperties` (signing time, digest and issuer/serial of the signer's certificates, implied
+policy). signxml cannot produce this shape (XAdES 1.1.1), so it is built with lxml and signed with
 any cryptography RSAPrivateKey (`key.sign`, PKCS#1 v1.5), a card-backed key included.
+
+Signature profile — the one place it is decided (docs/api.md « Profil de signature » says the same):
+- The official sample `TD2.1-SignatureXades.xml` (DMP_LPS « Exemple de messages » v02.05.00) signs with
+  RSA-SHA1, SHA-1 digests, and lists three certificates in SigningCertificate: the signer, its
+  intermediate CA and the root (KeyInfo holds the signer only).
+- ANS's DRIMbox (`ansforge/DRIM-M_DRIMbox`, `dmp/xades/XadesSign.java`) signs with RSA-SHA1 and SHA-1
+  digests, and lists the signer's certificate only.
+- PDT-INF-579v4 (2025) lists the TLS suites of the DMP only: it says nothing about XML signatures. No
+  DMP statement accepting SHA-256 in the XAdES was found (the ANS IG's 2024 VIHF example uses SHA-256,
+  for the VIHF only).
+So the default profile is the official sample's: RSA-SHA1 and the chain (`XadesProfile()`); SHA-256 and
+the signer-only list are configuration (`[dmp] xades_algorithm`, `xades_certificates`), to follow a
+newer DMP statement without a release. The simulator accepts both and checks that SigningCertificate
+names the signer (digest and IssuerSerial) and only certificates of its chain.
 """
 
 from __future__ import annotations
@@ -33,9 +47,11 @@ from bridge.xmlsafe import parse_xml
 __all__ = [
     "C14N_WITH_COMMENTS",
     "MANIFEST_ID",
+    "OFFICIAL_PROFILE",
     "PURPOSE_SOURCE",
     "SIGNED_PROPERTIES_ID",
     "SignedDocument",
+    "XadesProfile",
     "build_xades_signature",
     "document_digest",
     "signature_entry",
@@ -48,6 +64,28 @@ SIGNED_PROPERTIES_ID = "S0-SignedProperties"
 PURPOSE_SOURCE = "1.2.840.10065.1.12.1.14"
 _MANIFEST_TYPE = "http://www.w3.org/2000/09/xmldsig#Manifest"
 _SIGNED_PROPS_TYPE = "http://uri.etsi.org/01903/v1.1.1#SignedProperties"
+
+
+@dataclass(frozen=True)
+class XadesProfile:
+    """How the submission-set signature is made (see the module docstring for the choice of default)."""
+
+    #: Signature method and the paired digests (Manifest, SignedProperties, certificate digests).
+    algorithm: SignatureAlgorithm = SignatureAlgorithm.RSA_SHA1
+    #: SigningCertificate lists the whole chain (official sample) or the signer only (DRIMbox).
+    whole_chain: bool = True
+
+    @classmethod
+    def from_names(cls, algorithm: str, certificates: str) -> XadesProfile:
+        """From the config's names: algorithm "rsa-sha1" | "rsa-sha256", certificates "chain" | "leaf"."""
+        algorithms = {"rsa-sha1": SignatureAlgorithm.RSA_SHA1, "rsa-sha256": SignatureAlgorithm.RSA_SHA256}
+        if algorithm not in algorithms or certificates not in ("chain", "leaf"):
+            raise DmpParamsError("xades profile: algorithm rsa-sha1|rsa-sha256, certificates chain|leaf")
+        return cls(algorithms[algorithm], certificates == "chain")
+
+
+#: The official sample's profile, the default.
+OFFICIAL_PROFILE = XadesProfile()
 
 
 @dataclass(frozen=True)
@@ -110,9 +148,13 @@ def build_xades_signature(
     signing_time: dt.datetime,
     key: rsa.RSAPrivateKey,
     cert_chain: Sequence[x509.Certificate],
-    algorithm: SignatureAlgorithm = SignatureAlgorithm.RSA_SHA256,
+    profile: XadesProfile = OFFICIAL_PROFILE,
 ) -> Any:
-    """Build and sign the submission-set signature document (root `ds:Signature`)."""
+    """Build and sign the submission-set signature document (root `ds:Signature`).
+
+    `cert_chain` is the signer's certificate first, then its issuers (as far as known).
+    """
+    algorithm = profile.algorithm
     if not cert_chain:
         raise DmpParamsError("the XAdES signature needs the signer certificate")
     if not documents:
@@ -158,7 +200,7 @@ def build_xades_signature(
     ssp = etree.SubElement(signed_props, q(XADES111, "SignedSignatureProperties"))
     etree.SubElement(ssp, q(XADES111, "SigningTime")).text = signing_time.isoformat(timespec="milliseconds")
     signing_cert = etree.SubElement(ssp, q(XADES111, "SigningCertificate"))
-    for cert in cert_chain:
+    for cert in cert_chain if profile.whole_chain else cert_chain[:1]:
         cert_el = etree.SubElement(signing_cert, q(XADES111, "Cert"))
         cert_digest = etree.SubElement(cert_el, q(XADES111, "CertDigest"))
         # DigestMethod/DigestValue in the XAdES namespace, as in the official sample.

@@ -17,12 +17,14 @@ from lxml import etree
 from bridge.dmp.codes import ClassScheme, IdScheme, ObjectType
 from bridge.dmp.ns import EBRS_LCM, EBRS_QUERY, EBRS_RIM, EBRS_RS, XDSB, XML, q
 from bridge.dmp.xds_model import Association, Author, Code, DocumentEntry, SubmissionSet
+from bridge.xmlsafe import parse_xml
 
 __all__ = [
     "IdAllocator",
     "Layout",
     "association_element",
     "extrinsic_object",
+    "extrinsic_object_verbatim",
     "localized",
     "registry_object_list",
     "registry_package",
@@ -177,6 +179,55 @@ def extrinsic_object(parent: Any, de: DocumentEntry, ids: IdAllocator, layout: L
     return el
 
 
+def extrinsic_object_verbatim(
+    parent: Any, registry_xml: bytes, entry_id: str, confidentiality: Sequence[Code], ids: IdAllocator
+) -> Any:
+    """Append the registry's ExtrinsicObject as it came, renamed `entry_id`, with these confidentiality codes.
+
+    Everything else (slots, classifications, external identifiers, VersionInfo, status, ids) is copied
+    byte for byte: an ITI-57 new version changes only what the operation changes (kit `template_masquage`).
+    Confidentiality codes kept keep their original Classification; added ones get a new one.
+    """
+    el = parse_xml(registry_xml)
+    if el.tag != q(EBRS_RIM, "ExtrinsicObject"):
+        raise ValueError("not an ExtrinsicObject")
+    classified = el.get("id", "")
+    el.set("id", entry_id)
+    scheme = ClassScheme.DE_CONFIDENTIALITY.value
+    existing = [c for c in el.findall(q(EBRS_RIM, "Classification")) if c.get("classificationScheme") == scheme]
+    kept = {(c.get("nodeRepresentation", ""), _coding_scheme(c)): c for c in existing}
+    anchor = existing[0].getprevious() if existing else None
+    for c in existing:
+        el.remove(c)
+    fresh = []
+    for code in confidentiality:
+        old = kept.get((code.code, code.scheme))
+        if old is not None:
+            fresh.append(old)
+            continue
+        holder = etree.Element(q(EBRS_RIM, "Holder"))
+        _coded(holder, ClassScheme.DE_CONFIDENTIALITY, classified, code, ids)
+        fresh.append(holder[0])
+    position = (el.index(anchor) + 1) if anchor is not None else _first_classification_index(el)
+    for offset, node in enumerate(fresh):
+        el.insert(position + offset, node)
+    parent.append(el)
+    return el
+
+
+def _coding_scheme(classification: Any) -> str:
+    path = f"{q(EBRS_RIM, 'Slot')}[@name='codingScheme']/{q(EBRS_RIM, 'ValueList')}/{q(EBRS_RIM, 'Value')}"
+    value = classification.find(path)
+    return (value.text or "").strip() if value is not None else ""
+
+
+def _first_classification_index(el: Any) -> int:
+    for index, child in enumerate(el):
+        if child.tag == q(EBRS_RIM, "Classification"):
+            return index
+    return len(el)
+
+
 def association_element(parent: Any, assoc: Association, layout: Layout = Layout()) -> Any:
     """Append an Association to parent."""
     attrs = {"associationType": assoc.type.value, "id": assoc.entry_id}
@@ -196,6 +247,7 @@ def registry_object_list(
     associations: Sequence[Association],
     layout: Layout = Layout(),
     parent: Any | None = None,
+    ids: IdAllocator | None = None,
 ) -> Any:
     """A `lcm:SubmitObjectsRequest` holding the RegistryObjectList (lot, entries, associations in order).
 
@@ -209,7 +261,7 @@ def registry_object_list(
             nsmap={None: EBRS_RIM, "ns2": EBRS_RS, "ns3": EBRS_QUERY, "ns4": EBRS_LCM, "ns5": XDSB},
         )
     objects = _rim(root, "RegistryObjectList")
-    ids = IdAllocator()
+    ids = ids if ids is not None else IdAllocator()
     registry_package(objects, submission, ids, layout)
     for entry in entries:
         extrinsic_object(objects, entry, ids, layout)

@@ -189,6 +189,9 @@ class DocumentEntry:
     logical_id: str | None = None
     version: str | None = None
     status: AvailabilityStatus | None = None
+    #: The ExtrinsicObject as the registry sent it (None for an entry we build): an ITI-57 new version is
+    #: made from it, so that what this model does not hold (more slots, referenceIdList…) is kept verbatim.
+    registry_xml: bytes | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         # Titles, comments and PID-5 carry names and clinical hints: ids only in reprs.

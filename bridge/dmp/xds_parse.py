@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lxml import etree
+
 from bridge.dmp.codes import AssociationType, AvailabilityStatus, ClassScheme, IdScheme
 from bridge.dmp.failures import DmpInputError
 from bridge.dmp.mtom import MtomPart, resolve_xop
@@ -142,6 +144,7 @@ def parse_document_entry(el: Any) -> DocumentEntry:
         logical_id=el.get("lid"),
         version=version.get("versionName") if version is not None else None,
         status=AvailabilityStatus(status) if status else None,
+        registry_xml=bytes(etree.tostring(el)),
     )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,6 +40,7 @@ from bridge.dmp.context import (
     SubmitResult,
 )
 from bridge.dmp.vihf import PatientIns
+from bridge.dmp.xades import XadesProfile
 from bridge.dmp.xds_model import Code, DocumentEntry
 from bridge.dmp.xds_parse import RetrievedDocument
 from bridge.errors import BridgeError, ErrorCode
@@ -154,12 +155,16 @@ class DmpService:
                 server_name=cfg.server_name,
                 io_timeout=cfg.io_timeout,
                 call_timeout=cfg.call_timeout,
+                xades=XadesProfile.from_names(cfg.xades_algorithm, cfg.xades_certificates),
             )
         return self._settings
 
     def patient(self, ins: str, oid: str | None = None) -> PatientIns:
         """A patient INS, the configured authority by default."""
-        return PatientIns(value=ins, oid=InsOid(oid or self.config.ins_oid))
+        patient = PatientIns(value=ins, oid=InsOid(oid or self.config.ins_oid))
+        if patient.legacy:  # the INS-C is read in old entries, never used to address a DMP
+            raise BridgeError(ErrorCode.INVALID_PARAMS, "patient/oid: the legacy INS-C is not accepted, give the INS")
+        return patient
 
     def _establishment_credentials(self) -> DmpCredentials:
         if self._establishment is None:
@@ -342,11 +347,23 @@ class DmpService:
             )
 
     async def find(
-        self, caller: Any, patient: PatientIns, statuses: Sequence[AvailabilityStatus], type_codes: Sequence[Code]
+        self,
+        caller: Any,
+        patient: PatientIns,
+        statuses: Sequence[AvailabilityStatus],
+        type_codes: Sequence[Code],
+        filters: Mapping[str, Any] | None = None,
     ) -> tuple[DocumentEntry, ...]:
-        """TD3.1."""
+        """TD3.1; `filters` are `DmpClient.find`'s other keyword filters (codes, dates, authors)."""
         async with self.using(caller) as (client, practitioner):
-            return await client.find(practitioner, patient, statuses=statuses, type_codes=type_codes)
+            return await client.find(
+                practitioner, patient, statuses=statuses, type_codes=type_codes, **dict(filters or {})
+            )
+
+    async def find_references(self, caller: Any, patient: PatientIns, unique_id: str) -> tuple[str, ...]:
+        """TD3.1 by reference (ObjectRef): the entryUUIDs of a document's visible versions, in every mode."""
+        async with self.using(caller) as (client, practitioner):
+            return await client.find_references(practitioner, patient, unique_id)
 
     async def get(self, caller: Any, patient: PatientIns, unique_id: str) -> RetrievedDocument:
         """TD3.2."""

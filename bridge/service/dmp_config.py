@@ -73,6 +73,10 @@ class DmpConfig:
     practitioner_specialty: str = ""
     io_timeout: float = 60.0
     call_timeout: float = 120.0
+    #: XAdES profile of TD2.1 (bridge.dmp.xades): "rsa-sha1" (official sample) or "rsa-sha256" ...
+    xades_algorithm: str = "rsa-sha1"
+    #: ... and SigningCertificate "chain" (official sample) or "leaf" (signer only, as DRIMbox).
+    xades_certificates: str = "chain"
 
     @property
     def indirect_ready(self) -> bool:
@@ -109,6 +113,10 @@ def parse_dmp_table(raw: Any) -> DmpConfig:
     for key in ("oid_root", "ins_oid"):
         if not _OID.match(getattr(config, key)):
             raise DmpConfigError(f"config.toml: dmp.{key} must be an OID")
+    if config.xades_algorithm not in ("rsa-sha1", "rsa-sha256"):
+        raise DmpConfigError("config.toml: dmp.xades_algorithm must be rsa-sha1 or rsa-sha256")
+    if config.xades_certificates not in ("chain", "leaf"):
+        raise DmpConfigError("config.toml: dmp.xades_certificates must be chain or leaf")
     if config.default_mode not in _MODES:
         raise DmpConfigError(f"config.toml: dmp.default_mode must be one of {', '.join(_MODES)}")
     return config

@@ -17,7 +17,7 @@ from bridge.dmp.mtom import MtomPart, build_mtom, inline_xop
 from bridge.dmp.soap import parse_soap_response
 from bridge.dmp.vihf import build_vihf, sign_vihf
 from bridge.dmp.vihf_cache import VihfCache, VihfKey
-from bridge.dmp.xades import SignedDocument, build_xades_signature
+from bridge.dmp.xades import SignedDocument, XadesProfile, build_xades_signature
 from bridge.dmp.xds_parse import parse_query_response
 from tests.bench._support import timeit
 from tests.unit._dmp_support import MESSAGES, make_signer, vihf_context
@@ -54,7 +54,7 @@ def main() -> None:
             signing_time=dt.datetime.now(dt.UTC),
             key=signer.key,
             cert_chain=[signer.cert],
-            algorithm=SignatureAlgorithm.RSA_SHA256,
+            profile=XadesProfile(SignatureAlgorithm.RSA_SHA256),
         ),
         5,
     )

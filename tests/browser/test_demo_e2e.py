@@ -218,8 +218,29 @@ async def test_demo_page_pairs_reads_cards_and_manages_a_document(
     await page.click("#refresh")  # the author still sees it (with two CPS inserted, the page names its reader)
     await page.wait_for_selector(f"#docs tr[data-uid='{uid}'][data-masked=true]", timeout=20_000)
 
-    # 8. Hide from the patient, archive, unarchive, delete.
-    await click_and_wait(page, uid, "patient", "[data-hidden=true]")
+    # 7. Search filters (TD3.1): each narrows what the DMP returns.
+    async def shown_after(selector: str, value: str, expected: int) -> None:
+        if selector.endswith(("-from", "-to")):  # <input type=date>
+            await page.fill(selector, value)
+        else:
+            await page.select_option(selector, value)
+        await page.dispatch_event("#filters", "change")
+        await page.wait_for_selector(f"body[data-documents='{expected}']", timeout=20_000)
+
+    await shown_after("#filter-type", "11490-0", 0)
+    await shown_after("#filter-type", "11488-4", 1)
+    await shown_after("#filter-format", "urn:ihe:iti:xds-sd:text:2008", 0)
+    await shown_after("#filter-format", "", 1)
+    await shown_after("#filter-visibility", "hiddenFromPatient", 0)
+    await shown_after("#filter-visibility", "hiddenFromProfessionals", 1)
+    await shown_after("#filter-created-from", "2999-01-01", 0)
+    await shown_after("#filter-created-from", "", 1)
+    await shown_after("#filter-service-to", "2000-01-01", 0)
+    await shown_after("#filter-service-to", "", 1)
+    # Hiding from the patient exists only when sending: no such action on a sent document.
+    assert await page.query_selector(f"#docs tr[data-uid='{uid}'] button.patient") is None
+
+    # 8. Archive, unarchive, delete.
     await click_and_wait(page, uid, "archive", "[data-status=archived]")
     await click_and_wait(page, uid, "archive", "[data-status=approved]")
     await page.set_viewport_size({"width": 1100, "height": 1500})

@@ -138,6 +138,7 @@ def build_vihf(
     roles: Iterable[tuple[str, str]] = (("10", "1.2.250.1.71.1.2.7"), ("SM26", "1.2.250.1.71.4.2.5")),
     purpose: str = "normal",
     omit: Iterable[str] = (),
+    structure: str = "499900063480001",
 ) -> etree._Element:
     """A VIHF like the official DIRECTE sample, enveloped-signed (exc-c14n, RSA-SHA256) if `signer`."""
     saml = NS["saml2"]
@@ -160,7 +161,7 @@ def build_vihf(
     ref.text = "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI"
     statement = etree.SubElement(assertion, f"{{{saml}}}AttributeStatement")
     values: list[tuple[str, str | etree._Element]] = [
-        ("Identifiant_Structure", "499900063480001"),
+        ("Identifiant_Structure", structure),
         ("Secteur_Activite", "SA07^1.2.250.1.71.4.2.4"),
         *(("urn:oasis:names:tc:xacml:2.0:subject:role", _coded("Role", c, s)) for c, s in roles),
         ("VIHF_Version", "3.0"),
@@ -216,10 +217,11 @@ def _envelope_sign(assertion: etree._Element, after: etree._Element, signer: Iss
 def sign_vihf(practitioner: Practitioner, ins: str, **kwargs: object) -> etree._Element:
     """A valid signed VIHF of `practitioner` for patient `ins` (kwargs go to build_vihf)."""
     signer = kwargs.pop("signer", practitioner.certs.sign)
+    name_id = kwargs.pop("name_id", practitioner.name_id)
     return build_vihf(
         signer=signer,  # type: ignore[arg-type]
         issuer_dn=practitioner.certs.sign.certificate.subject.rfc4514_string(),
-        name_id=practitioner.name_id,
+        name_id=name_id,  # type: ignore[arg-type]
         ins=ins,
         **kwargs,  # type: ignore[arg-type]
     )
@@ -228,8 +230,20 @@ def sign_vihf(practitioner: Practitioner, ins: str, **kwargs: object) -> etree._
 # -- XAdES of a submission ----------------------------------------------------------------------
 
 
-def xades_signature(signer: Issued, submission_uid: str, documents: list[tuple[str, bytes]]) -> bytes:
-    """A signature document shaped like the official TD2.1-SignatureXades (SHA-256 instead of SHA-1)."""
+def xades_signature(
+    signer: Issued,
+    submission_uid: str,
+    documents: list[tuple[str, bytes]],
+    *,
+    named: x509.Certificate | None = None,
+    issuer_serial: bool = True,
+) -> bytes:
+    """A signature document shaped like the official TD2.1-SignatureXades (SHA-256 instead of SHA-1).
+
+    SigningCertificate names `named` (default: the signer), with its IssuerSerial unless `issuer_serial`
+    is False.
+    """
+    named = named or signer.certificate
     ds = NS["ds"]
     sig_id = str(uuid.uuid4())
     # A ds: prefix (the sample uses a default namespace): lxml cannot write the no-namespace
@@ -269,8 +283,12 @@ def xades_signature(signer: Issued, submission_uid: str, documents: list[tuple[s
     cert_digest = etree.SubElement(cert_el, f"{{{xa}}}CertDigest")
     etree.SubElement(cert_digest, f"{{{xa}}}DigestMethod", Algorithm=SHA256)
     etree.SubElement(cert_digest, f"{{{xa}}}DigestValue").text = base64.b64encode(
-        signer.certificate.fingerprint(hashes.SHA256())
+        named.fingerprint(hashes.SHA256())
     ).decode()
+    if issuer_serial:
+        serial = etree.SubElement(cert_el, f"{{{xa}}}IssuerSerial")
+        etree.SubElement(serial, f"{{{ds}}}X509IssuerName").text = named.issuer.rfc4514_string()
+        etree.SubElement(serial, f"{{{ds}}}X509SerialNumber").text = str(named.serial_number)
     etree.SubElement(etree.SubElement(ssp, f"{{{xa}}}SignaturePolicyIdentifier"), f"{{{xa}}}SignaturePolicyImplied")
     etree.SubElement(signed_props, f"{{{xa}}}SignedDataObjectProperties")
     for ref, target in ((ref_manifest, manifest), (ref_props, signed_props)):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -83,9 +85,13 @@ def _classification(owner: str, scheme: str, code: str, coding: str) -> etree._E
     return cls
 
 
+#: classificationScheme of a DocumentEntry author.
+AUTHOR = "urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d"
+
+
 def td21_envelope(
     *, ins: str, ss_uid: str, doc_uid: str, sig_uid: str, author_id: str, extra_conf: tuple[str, ...] = (),
-    replaces: str | None = None,
+    replaces: str | None = None, extra_metadata: bool = False,
 ) -> etree._Element:  # fmt: skip
     """The official TD2.1 envelope (SOAP 1.2) with our patient, ids, author, visibility and RPLC."""
     env = sample_envelope(TD21)
@@ -108,6 +114,26 @@ def td21_envelope(
     )
     for code in extra_conf:
         anchor.addnext(_classification("DocumentME2", SCHEME["conf"], code, "1.2.250.1.213.1.1.4.13"))
+    if extra_metadata:
+        # What another LPS may register and the bridge's model does not interpret: a second author, a
+        # referenceIdList, a slot of its own.
+        author = next(c for c in doc.iterfind(f"{{{RIM}}}Classification") if c.get("classificationScheme") == AUTHOR)
+        second = copy.deepcopy(author)
+        second.set("id", "cla-second-author")
+        for value in second.iterfind(f"{{{RIM}}}Slot[@name='authorPerson']/{{{RIM}}}ValueList/{{{RIM}}}Value"):
+            value.text = "899900000099^SECOND^AUTEUR^^^^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS"
+        author.addnext(second)
+        first_slot = doc.find(f"{{{RIM}}}Slot")
+        assert first_slot is not None
+        for name, values in (
+            ("referenceIdList", ["1234^^^&1.2.250.1.999.1.1&ISO^urn:ihe:iti:xds:2013:order"]),
+            ("urn:example:lps:extra", ["une valeur", "une autre"]),
+        ):
+            extra = etree.Element(f"{{{RIM}}}Slot", name=name)
+            holder = etree.SubElement(extra, f"{{{RIM}}}ValueList")
+            for text in values:
+                etree.SubElement(holder, f"{{{RIM}}}Value").text = text
+            first_slot.addprevious(extra)
     if replaces:
         objects = doc.getparent()
         assert objects is not None
@@ -133,16 +159,19 @@ class Submitted:
 
 async def submit(
     client: DmpClient, who: Practitioner, ins: str, *, extra_conf: tuple[str, ...] = (), replaces: str | None = None,
-    tamper: bool = False,
+    tamper: bool = False, extra_metadata: bool = False, edit: Callable[[etree._Element], None] | None = None,
+    xades_options: dict[str, Any] | None = None,
 ) -> Submitted:  # fmt: skip
     """TD2.1 of a fresh document for `ins`, signed (VIHF and XAdES) by `who`."""
     ss_uid, doc_uid, sig_uid = new_oid("1"), new_oid("3"), new_oid("4")
     env = td21_envelope(
         ins=ins, ss_uid=ss_uid, doc_uid=doc_uid, sig_uid=sig_uid, author_id=who.name_id, extra_conf=extra_conf,
-        replaces=replaces,
+        replaces=replaces, extra_metadata=extra_metadata,
     )  # fmt: skip
+    if edit is not None:
+        edit(env)
     cda = cda_for(doc_uid, ins)
-    xades = xades_signature(who.certs.sign, ss_uid, [(doc_uid, cda)])
+    xades = xades_signature(who.certs.sign, ss_uid, [(doc_uid, cda)], **(xades_options or {}))
     if tamper:
         cda = cda.replace(b"Exemple", b"EXEMPLE")
     ctype, body = multipart(with_vihf(env, sign_vihf(who, ins)), [(CDA_CID, cda), (XADES_CID, xades)])
@@ -200,7 +229,7 @@ async def set_status(
 
 async def set_visibility(
     client: DmpClient, who: Practitioner, ins: str, entry: etree._Element, *, add: tuple[str, ...] = (),
-    remove: tuple[str, ...] = (), previous: str | None = None,
+    remove: tuple[str, ...] = (), previous: str | None = None, drop_slots: tuple[str, ...] = (),
 ) -> Answer:  # fmt: skip
     """TD3.3a/b as the kit's template_masquage: new version of the registry entry with changed codes."""
     env = _update_envelope(ins)
@@ -222,6 +251,9 @@ async def set_visibility(
         etree.SubElement(etree.SubElement(slot, f"{{{RIM}}}ValueList"), f"{{{RIM}}}Value").text = value
     new = copy.deepcopy(entry)
     new.set("id", "Document01")
+    for slot in new.findall(f"{{{RIM}}}Slot"):
+        if slot.get("name") in drop_slots:
+            new.remove(slot)
     for cls in new.findall(f"{{{RIM}}}Classification"):
         if cls.get("classificationScheme") == SCHEME["conf"] and cls.get("nodeRepresentation") in remove:
             new.remove(cls)

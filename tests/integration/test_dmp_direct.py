@@ -106,7 +106,9 @@ async def test_direct_mode_with_virtual_cps(
         await service.set_visibility(gp, PATIENT, uid, hidden_from_professionals=True, hidden_from_patient=None)
         assert await service.find(gp2, PATIENT, [AvailabilityStatus.APPROVED], []) == ()
         assert len(await service.find(gp, PATIENT, [AvailabilityStatus.APPROVED], [])) == 1
-        await service.set_visibility(gp, PATIENT, uid, hidden_from_professionals=None, hidden_from_patient=True)
+        with pytest.raises(BridgeError) as hide:  # hiding from the patient exists only at submission
+            await service.set_visibility(gp, PATIENT, uid, hidden_from_professionals=None, hidden_from_patient=True)
+        assert hide.value.code is ErrorCode.INVALID_PARAMS
         await service.set_status(gp, PATIENT, uid, AvailabilityStatus.ARCHIVED)
         assert await service.find(gp, PATIENT, [AvailabilityStatus.APPROVED], []) == ()
         await service.set_status(gp, PATIENT, uid, AvailabilityStatus.APPROVED)

@@ -1,5 +1,7 @@
 """End to end: a JSON-RPC WebSocket client and the CLI drive the real daemon, which drives the real DMP
-simulator over mutual TLS (indirect mode: the establishment's test certificates, no card)."""
+simulator over mutual TLS. Feeding and deleting in indirect mode (the establishment's test certificates);
+search, retrieval, masking and archiving as card holders (DIRECTE, software keys: `SoftwareCps`), as the
+rights matrix PDT-INF-526 wants."""
 
 from __future__ import annotations
 
@@ -20,11 +22,13 @@ from bridge.config import BridgeConfig
 from bridge.crypto.pki import TestPki
 from bridge.dmp.codes import InsOid
 from bridge.errors import BridgeError, ErrorCode
+from bridge.service.dmp import DmpService
 from bridge.service.dmp_config import DmpConfig
 from tests.api_helpers import FakeApprover, open_ws, rpc
 from tests.dmp_fixtures import (  # noqa: F401  (fixtures)
     PATIENT,
     RunningSim,
+    SoftwareCps,
     dmp_pki,
     dmp_sim,
     establishment,
@@ -71,8 +75,12 @@ async def daemon(
     monkeypatch.setenv("DMP_BRIDGE_HOME", str(tmp_path / "home"))
     from bridge.paths import data_dir
 
+    config = dmp_config(dmp_sim, dmp_pki)
     app = Application(
-        BridgeConfig(port=0, dmp=dmp_config(dmp_sim, dmp_pki)), data_dir=data_dir(), approver=FakeApprover()
+        BridgeConfig(port=0, dmp=config),
+        data_dir=data_dir(),
+        approver=FakeApprover(),
+        dmp=DmpService(config, direct=SoftwareCps(dmp_pki)),
     )
     await app.start(hosts=("127.0.0.1",))
     try:
@@ -81,10 +89,14 @@ async def daemon(
         await app.stop()
 
 
-async def _client(app: Application, practitioner: dict[str, str]) -> LocalClient:
+async def _client(app: Application, practitioner: dict[str, str], reader: str | None = None) -> LocalClient:
+    """A local client in INDIRECTE for `practitioner`, or DIRECTE with the software CPS in `reader`."""
     client = LocalClient(app.port, app.token)
     await client.__aenter__()
-    await client.call("dmp.context.set", {"authMode": "INDIRECTE", "practitioner": practitioner})
+    if reader is None:
+        await client.call("dmp.context.set", {"authMode": "INDIRECTE", "practitioner": practitioner})
+    else:
+        await client.call("dmp.context.set", {"authMode": "DIRECTE", "situation": 0, "reader": reader})
     return client
 
 
@@ -95,7 +107,8 @@ async def test_documents_through_json_rpc(
 ) -> None:
     # INFO is the daemon's level (signxml logs whole canonicalised VIHFs at DEBUG: reported to the lead).
     caplog.set_level(logging.INFO)
-    author, other = await _client(daemon, AUTHOR), await _client(daemon, OTHER)
+    author, other = await _client(daemon, AUTHOR, "A"), await _client(daemon, OTHER, "B")
+    feeder = await _client(daemon, AUTHOR)
     try:
         submitted = await author.call(
             "dmp.documents.submit",
@@ -135,14 +148,16 @@ async def test_documents_through_json_rpc(
         )
         assert len((await other.call("dmp.documents.find", {"patient": WHO}))["documents"]) == 1
 
-        hidden = await author.call(
-            "dmp.documents.setVisibility", {"patient": WHO, "uniqueId": uid, "hiddenFromPatient": True}
-        )
-        assert hidden == {"uniqueId": uid, "hiddenFromProfessionals": False, "hiddenFromPatient": True}
-        shown = await author.call(
-            "dmp.documents.setVisibility", {"patient": WHO, "uniqueId": uid, "hiddenFromPatient": False}
-        )
-        assert shown["hiddenFromPatient"] is False
+        # Hiding from the patient after submission has no transaction: refused, nothing sent.
+        with pytest.raises(BridgeError) as hide:
+            hide_params = {"patient": WHO, "uniqueId": uid, "hiddenFromPatient": True}
+            await author.call("dmp.documents.setVisibility", hide_params)
+        assert hide.value.code is ErrorCode.INVALID_PARAMS
+        # The establishment certificate may not search metadata (PDT-INF-526): refused before sending.
+        with pytest.raises(BridgeError) as indirect:
+            await feeder.call("dmp.documents.find", {"patient": WHO})
+        assert indirect.value.code is ErrorCode.NOT_PERMITTED_FOR_ACTOR
+        assert indirect.value.extra["transaction"] == "TD3.1"
 
         archived = await author.call("dmp.documents.setStatus", {"patient": WHO, "uniqueId": uid, "status": "archived"})
         assert archived == {"uniqueId": uid, "status": "archived", "previous": "approved"}
@@ -152,11 +167,10 @@ async def test_documents_through_json_rpc(
         await author.call("dmp.documents.setStatus", {"patient": WHO, "uniqueId": uid, "status": "approved"})
         assert len((await author.call("dmp.documents.find", {"patient": WHO}))["documents"]) == 1
 
-        # A DMP refusal keeps the DMP's own code: only the author may delete.
+        # Only the author may delete (note (8)): refused before sending.
         with pytest.raises(BridgeError) as refused:
             await other.call("dmp.documents.delete", {"patient": WHO, "uniqueId": uid})
-        assert refused.value.code is ErrorCode.DMP_FAULT
-        assert refused.value.detail == "XDSMetadataUpdateError"
+        assert refused.value.code is ErrorCode.NOT_PERMITTED_FOR_ACTOR
         assert await author.call("dmp.documents.delete", {"patient": WHO, "uniqueId": uid}) == {
             "uniqueId": uid,
             "deleted": True,
@@ -189,6 +203,7 @@ async def test_documents_through_json_rpc(
     finally:
         await author.__aexit__(None, None, None)
         await other.__aexit__(None, None, None)
+        await feeder.__aexit__(None, None, None)
 
 
 async def _cli(app: Application, *args: str) -> tuple[int, str, str]:
@@ -213,19 +228,30 @@ async def test_cli_submit_find_get(daemon: Application, tmp_path: Path) -> None:
     assert uid.startswith("1.2.250.1.999.7.1.3.")
     assert "octets envoyés / bytes sent" in err
 
+    card = ("--mode", "DIRECTE", "--situation", "0", "--reader", "A")  # metadata operations: a card holder's
     code, out, err = await _cli(daemon, "find", "--json")
+    assert code == 1 and "NOT_PERMITTED_FOR_ACTOR" in out + err  # the establishment may not search metadata
+    code, out, err = await _cli(daemon, "find", "--json", *card)
     assert code == 0, err
     assert '"uniqueId": "' + uid + '"' in out
+    code, out, err = await _cli(
+        daemon, "find", "--type", "11488-4", "--facility", "SA01", "--created-from", "20000101", *card
+    )
+    assert code == 0 and uid in out, err
+    code, out, err = await _cli(daemon, "find", "--type", "11490-0", *card)
+    assert code == 0 and out.strip() == "", err
 
     back = tmp_path / "back.pdf"
-    code, out, err = await _cli(daemon, "get", uid, "--out", str(back))
+    code, out, err = await _cli(daemon, "get", uid, "--out", str(back), *card)
     assert code == 0, err
     assert back.read_bytes() == PDF
 
-    code, out, err = await _cli(daemon, "archive", uid)
+    code, out, err = await _cli(daemon, "archive", uid, *card)
     assert code == 0, err
-    code, out, err = await _cli(daemon, "find")
+    code, out, err = await _cli(daemon, "find", *card)
     assert code == 0 and out.strip() == ""
+    code, out, err = await _cli(daemon, "delete", uid)  # indirect: ObjectRef lookup, then ITI-57
+    assert code == 0, err
     code, out, err = await _cli(daemon, "delete", "1.2.250.1.999.7.1.3.1")
     assert code == 12 and "(détail : document)" in err and "[NOT_FOUND]" in err
 
@@ -247,7 +273,11 @@ async def test_access_rules_and_openrpc(daemon: Application) -> None:
         await ws.close()
 
     # DIRECTE needs a logged-in CPS; the card service is not wired in this daemon.
-    client = await _client(daemon, AUTHOR)
+    bare = Application(
+        BridgeConfig(port=0, dmp=daemon.config.dmp), data_dir=daemon.data_dir / "bare", approver=FakeApprover()
+    )
+    await bare.start(hosts=("127.0.0.1",))
+    client = await _client(bare, AUTHOR)
     try:
         await client.call("dmp.context.set", {"authMode": "DIRECTE", "situation": 0})
         with pytest.raises(BridgeError) as no_card:
@@ -255,6 +285,7 @@ async def test_access_rules_and_openrpc(daemon: Application) -> None:
         assert (no_card.value.code, no_card.value.detail) == (ErrorCode.UNSUPPORTED_CARD, "card-service-unavailable")
     finally:
         await client.__aexit__(None, None, None)
+        await bare.stop()
 
 
 async def test_submit_with_the_callers_unique_id_is_checkable_and_never_stored_twice(
@@ -266,11 +297,11 @@ async def test_submit_with_the_callers_unique_id_is_checkable_and_never_stored_t
         "patient": PATIENT_JSON, "content": base64.b64encode(PDF).decode(), "mimeType": "application/pdf",
         "title": "Compte rendu", "typeCode": "11488-4", "uniqueId": chosen, "insQualified": True,
     }  # fmt: skip
-    client = await _client(daemon, AUTHOR)
+    client, card = await _client(daemon, AUTHOR), await _client(daemon, AUTHOR, "A")
     try:
         assert (await client.call("dmp.documents.submit", params))["uniqueId"] == chosen
         # A caller told DMP_OUTCOME_UNKNOWN looks the document up before sending it again...
-        found = await client.call("dmp.documents.find", {"patient": WHO})
+        found = await card.call("dmp.documents.find", {"patient": WHO})
         assert chosen in [d["uniqueId"] for d in found["documents"]]
         # ...and a resend with the same id is refused, not stored twice.
         with pytest.raises(BridgeError) as again:
@@ -278,4 +309,44 @@ async def test_submit_with_the_callers_unique_id_is_checkable_and_never_stored_t
         assert again.value.code is ErrorCode.DMP_FAULT
     finally:
         await client.__aexit__(None, None, None)
+        await card.__aexit__(None, None, None)
     assert len(dmp_sim.sim.store.entries_by_unique_id(chosen)) == 1
+
+
+async def test_find_filters_through_json_rpc(daemon: Application) -> None:
+    """TD3.1 filters (point 6): each one narrows what the simulator returns (it used to ignore most of them)."""
+    a, b = await _client(daemon, AUTHOR, "A"), await _client(daemon, OTHER, "B")
+
+    def doc(type_code: str, **extra: object) -> dict[str, object]:
+        return {"patient": PATIENT_JSON, "content": base64.b64encode(PDF).decode(), "mimeType": "application/pdf",
+                "title": "CR", "typeCode": type_code, **extra}  # fmt: skip
+
+    async def uids(**query: object) -> set[str]:
+        found = await a.call("dmp.documents.find", {"patient": WHO, **query})
+        return {d["uniqueId"] for d in found["documents"]}
+
+    try:
+        first = (await a.call("dmp.documents.submit", doc("11488-4")))["uniqueId"]
+        second = (await b.call("dmp.documents.submit", doc("11490-0", hiddenFromPatient=True)))["uniqueId"]
+        both = {first, second}
+        assert await uids() == both
+        assert await uids(typeCodes=["11490-0"]) == {second}
+        assert await uids(authors=[AUTHOR["nationalId"]]) == {first}
+        assert await uids(visibility=["hiddenFromPatient"]) == {second}
+        assert await uids(facilityTypes=["SA01"]) == both
+        assert await uids(facilityTypes=["SA07"]) == set()
+        assert await uids(practiceSettings=["AMBULATOIRE"]) == both
+        assert await uids(practiceSettings=["ETABLISSEMENT"]) == set()
+        assert await uids(formatCodes=["urn:ihe:iti:xds-sd:pdf:2008"]) == both
+        assert await uids(formatCodes=["urn:ihe:iti:xds-sd:text:2008"]) == set()
+        assert await uids(creationFrom="20000101", creationTo="29991231") == both
+        assert await uids(creationFrom="29990101") == set()
+        assert await uids(serviceStartFrom="20000101", serviceStopTo="29991231") == both
+        assert await uids(serviceStopTo="20000101") == set()
+        # An unknown code is refused before anything is sent.
+        with pytest.raises(BridgeError) as unknown:
+            await a.call("dmp.documents.find", {"patient": WHO, "facilityTypes": ["SA99"]})
+        assert unknown.value.code is ErrorCode.INVALID_PARAMS and "facilityTypes" in (unknown.value.detail or "")
+    finally:
+        await a.__aexit__(None, None, None)
+        await b.__aexit__(None, None, None)

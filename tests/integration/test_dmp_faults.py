@@ -107,12 +107,19 @@ async def test_tls_session_heals_after_a_simulator_restart(sim: SimProcess, dmp_
         creds = dataclasses.replace(base, tls=ClientIdentity(base.tls.chain, tls_key))
         who = indirect_practitioner()
     async with DmpClient(_settings(sim), creds) as client:
-        await client.find(who, PATIENT)
-        await client.submit(who, PATIENT, [_doc(4096)])
+
+        async def look(unique_id: str) -> tuple[object, ...]:
+            # What each mode may ask (PDT-INF-526): metadata with a card, references with the establishment.
+            if mode == "DIRECTE":
+                return await client.find(who, PATIENT)
+            return await client.find_references(who, PATIENT, unique_id)
+
+        await look("1.2.250.1.999.7.1.3.1")
+        first = await client.submit(who, PATIENT, [_doc(4096)])
         assert tls_key.sign_calls == 1  # one full handshake, the other endpoint resumed it
         await sim.restart()  # SIGKILL: new process, new ticket keys, no session cache
         started = time.monotonic()
-        assert await client.find(who, PATIENT)
+        assert await look(first.unique_ids[0])
         result = await client.submit(who, PATIENT, [_doc(4096, seed=1)])
         elapsed = time.monotonic() - started
     # The stale session was refused and replaced by one full handshake (one new signature), at once.
@@ -160,11 +167,11 @@ async def test_a_submission_whose_answer_is_lost_is_not_sent_again(sim: SimProce
         elapsed = time.monotonic() - started
         proxy.fault = Fault.PASS
         # The caller can check before retrying: the document is there, once.
-        found = await client.get_by_unique_id(who, PATIENT, chosen)
+        found = await client.find_references(who, PATIENT, chosen)
     assert err.value.code is ErrorCode.DMP_OUTCOME_UNKNOWN
     assert err.value.extra["uniqueId"] == chosen and err.value.extra["transaction"] == "TD2.1"
     assert proxy.uploads == 1  # the old client sent it a second time behind the caller's back
-    assert sim.stored(chosen) == 1 and found is not None
+    assert sim.stored(chosen) == 1 and len(found) == 1
     assert elapsed < 5
     _report("answer lost after upload", err.value.code.value, elapsed, sim.stored(chosen))
 
@@ -251,7 +258,7 @@ async def test_a_stalled_handshake_is_timeout_at_the_deadline(sim: SimProcess, d
         async with DmpClient(settings, establishment_credentials(dmp_pki)) as client:
             started = time.monotonic()
             with pytest.raises(BridgeError) as err:
-                await asyncio.wait_for(client.find(indirect_practitioner(), PATIENT), 10)
+                await asyncio.wait_for(client.find_references(indirect_practitioner(), PATIENT, "1.2.250.1.999.1"), 10)
             elapsed = time.monotonic() - started
     assert err.value.code is ErrorCode.TIMEOUT
     assert err.value.extra["stage"] == "tls-handshake" and (err.value.detail or "").startswith("TD3.1")
@@ -310,7 +317,9 @@ async def test_each_fault_gives_its_code_through_json_rpc(
                 proxy.fault = Fault.PASS
                 await sim.restart()
                 started = time.monotonic()
-                await asyncio.wait_for(client.call("dmp.documents.find", {"patient": {"ins": PATIENT.value}}), 15)
+                # Delete in indirect mode (ObjectRef lookup, then ITI-57) after the restart.
+                gone = {"patient": {"ins": PATIENT.value}, "uniqueId": "1.2.250.1.999.7.1.3.5150.1"}
+                await asyncio.wait_for(client.call("dmp.documents.delete", gone), 15)
                 seen["simulator restart"] = ("OK", time.monotonic() - started, 0)
         finally:
             await app.stop()

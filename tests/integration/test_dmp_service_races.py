@@ -74,7 +74,9 @@ async def test_parallel_first_calls_share_one_client_indirect(dmp_sim: RunningSi
     service = DmpService(_indirect_config(dmp_sim, dmp_pki))
     try:
         results = await asyncio.gather(
-            *(service.find(Caller(), PATIENT, APPROVED, []) for _ in range(20)), return_exceptions=True
+            # A reference query: what the establishment certificate may ask (PDT-INF-526 note (5)).
+            *(service.find_references(Caller(), PATIENT, "1.2.250.1.999.1") for _ in range(20)),
+            return_exceptions=True,
         )
     finally:
         await service.aclose()

@@ -279,9 +279,22 @@ async def test_indirect_mode_with_an_establishment_certificate(
             name_id=doctors[0].name_id,
             ins=SAMPLE_INS,
             mode="INDIRECTE",
+            structure="10B0127189",
         )
         answer = await client.post("patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), vihf))
         assert answer.status == 200, answer.errors()
+        # Another structure than the establishment certificate's (OU): the old simulator took any.
+        elsewhere = build_vihf(
+            signer=org.sign,
+            issuer_dn=org.sign.certificate.subject.rfc4514_string(),
+            name_id=doctors[0].name_id,
+            ins=SAMPLE_INS,
+            mode="INDIRECTE",
+        )
+        refused = await client.post(
+            "patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), elsewhere)
+        )
+        assert refused.fault_subcode() == "soap:DMPInvalidVIHF" and "Identifiant_Structure" in refused.errors()[0][1]
         no_subject = build_vihf(
             signer=org.sign,
             issuer_dn=org.sign.certificate.subject.rfc4514_string(),
@@ -289,6 +302,7 @@ async def test_indirect_mode_with_an_establishment_certificate(
             ins=SAMPLE_INS,
             mode="INDIRECTE",
             omit=["urn:oasis:names:tc:xspa:1.0:subject:subject-id"],
+            structure="10B0127189",
         )
         refused = await client.post(
             "patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), no_subject)
@@ -305,3 +319,20 @@ async def test_vihf_signed_with_the_authentication_key_refused(
     answer = await client_a.post("patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), vihf))
     assert answer.fault_subcode() == "soap:DMPInvalidCertificate"
     assert "Not a valid signature certificate" in answer.errors()[0][1]
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"name_id": "899900000099"}, "NameID"),  # another person than the card holder
+        ({"roles": (("21", "1.2.250.1.71.1.2.7"), ("SM26", "1.2.250.1.71.4.2.5"))}, "profession"),  # not the card's
+        ({"roles": (("10", "1.2.250.1.71.1.2.7"), ("SM99", "1.2.250.1.71.4.2.5"))}, "SM99"),  # outside TRE_R01
+    ],
+)
+async def test_vihf_values_must_match_the_card_and_the_value_sets(
+    client_a: DmpClient, doctors: tuple[Practitioner, Practitioner], changes: dict[str, object], says: str
+) -> None:
+    vihf = sign_vihf(doctors[0], SAMPLE_INS, **changes)
+    answer = await client_a.post("patients", with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), vihf))
+    assert answer.fault_subcode() == "soap:DMPInvalidVIHF", answer.errors()
+    assert says in answer.errors()[0][1]

@@ -14,6 +14,7 @@ import pytest
 
 from bridge.api.client import LocalClient, call_daemon
 from bridge.api.token import token_path
+from bridge.errors import BridgeError, ErrorCode
 from tests.sandbox_process import running_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,12 +43,16 @@ async def test_sandbox_starts_cards_and_daemon(tmp_path: Path) -> None:
             await client.call("dmp.context.set", {"authMode": "DIRECTE"})
             found = await client.call("dmp.documents.find", {"patient": {"ins": "178037511501201"}})
         assert found == {"documents": []}
-        # The indirect mode works too: the sandbox establishment's certificates come from the test PKI.
+        # The indirect mode works too: the sandbox establishment's certificates come from the test PKI. It may
+        # look a document's reference up (ObjectRef, PDT-INF-526 note (5)) to delete it, not search metadata.
         async with LocalClient(port, token) as client:
             practitioner = {"nationalId": "810012345678", "lastName": "MARTIN", "specialty": "SM54"}
             await client.call("dmp.context.set", {"authMode": "INDIRECTE", "practitioner": practitioner})
-            found = await client.call("dmp.documents.find", {"patient": {"ins": "178037511501201"}})
-        assert found == {"documents": []}
+            with pytest.raises(BridgeError) as unknown:
+                await client.call(
+                    "dmp.documents.delete", {"patient": {"ins": "178037511501201"}, "uniqueId": "1.2.250.1.999.1"}
+                )
+        assert unknown.value.code is ErrorCode.NOT_FOUND
         # --dump reached the simulator: the TD3.1 exchange is on disk, signed by the virtual CPS.
         names = ["0001-TD3.1-request.http", "0001-TD3.1-response.http", "0002-TD3.1-request.http"]
         assert sorted(p.name for p in dump.iterdir())[:3] == names
@@ -55,11 +60,11 @@ async def test_sandbox_starts_cards_and_daemon(tmp_path: Path) -> None:
         assert b"INDIRECTE" in (dump / "0002-TD3.1-request.http").read_bytes()
         # A legacy program names nobody: the sandbox's default indirect-mode physician acts.
         cli = subprocess.run(
-            [sys.executable, "-m", "bridge.cli", "dmp", "find", "--ins", "178037511501201", "--mode", "INDIRECTE",
-             "--port", str(port)],
+            [sys.executable, "-m", "bridge.cli", "dmp", "delete", "1.2.250.1.999.2", "--ins", "178037511501201",
+             "--mode", "INDIRECTE", "--port", str(port)],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
-        assert cli.returncode == 0, cli.stderr
+        assert cli.returncode == 1 and "(document)" in cli.stderr, cli.stderr
         assert b"810099990001" in (dump / "0003-TD3.1-request.http").read_bytes()
 
         # The INSi simulator runs too: the virtual CPS (CPS mode) and the sandbox's INSI-AUTO certificate

@@ -7,7 +7,8 @@ import datetime as dt
 
 import pytest
 
-from bridge.dmp.cda import CdaHeader, CdaPatient, cda_time, read_cda, wrap_unstructured
+from bridge.dmp.cda import CdaHeader, CdaPatient, cda_time, wrap_unstructured
+from bridge.dmp.cda_header import read_cda_metadata
 from bridge.dmp.codes import DocFormat, InsOid
 from bridge.dmp.failures import DmpInputError, DmpParamsError
 from bridge.dmp.vihf import PatientIns
@@ -65,7 +66,7 @@ def test_wrapped_content_and_header_values() -> None:
     ]
     assert ids == [("1.2.250.1.213.1.4.10", "207058575627097"), ("1.2.250.1.999.1.1.7898.2", "0456789999")]
     assert root.find("{urn:hl7-org:v3}effectiveTime").get("value") == "20190221133445+0100"
-    info = read_cda(data)
+    info = read_cda_metadata(data)
     assert info.document_id == "1.2.250.1.999.1.1.7898.4.9956570902"
     assert info.type_code.code == "27899-4" and info.media_type == "application/pdf" and info.confidentiality == "N"
     assert "PAT-TROIS" not in repr(header().patient)
@@ -73,7 +74,7 @@ def test_wrapped_content_and_header_values() -> None:
 
 @needs_reference
 def test_official_document_reads_as_cda() -> None:
-    info = read_cda((MESSAGES / "TD2.1-DocumentME2.xml").read_bytes())
+    info = read_cda_metadata((MESSAGES / "TD2.1-DocumentME2.xml").read_bytes())
     assert info.document_id == "1.2.250.1.999.1.1.7898.4.9956570902"
     assert info.media_type == "text/plain"
 
@@ -96,9 +97,9 @@ def test_formats_and_bad_inputs() -> None:
             birth_date="1979",
         )
     with pytest.raises(DmpInputError):
-        read_cda(b"<html/>")
+        read_cda_metadata(b"<html/>")
     with pytest.raises(DmpInputError):
-        read_cda(b'<ClinicalDocument xmlns="urn:hl7-org:v3"><id root="1.2"/></ClinicalDocument>')
+        read_cda_metadata(b'<ClinicalDocument xmlns="urn:hl7-org:v3"><id root="1.2"/></ClinicalDocument>')
 
 
 def test_hostile_cda_refused() -> None:
@@ -107,5 +108,5 @@ def test_hostile_cda_refused() -> None:
         b'<ClinicalDocument xmlns="urn:hl7-org:v3">&e;</ClinicalDocument>'
     )
     with pytest.raises(BridgeError) as info:
-        read_cda(xxe)
+        read_cda_metadata(xxe)
     assert info.value.code is ErrorCode.INVALID_INPUT

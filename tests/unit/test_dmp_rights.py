@@ -196,3 +196,34 @@ def test_require_raises_the_actor_error_naming_transaction_and_mode() -> None:
     assert data["code"] == "NOT_PERMITTED_FOR_ACTOR"
     assert (data["transaction"], data["actor"], data["accessMode"]) == ("TD3.2", "Certificat ES", "normal")
     assert require(Actor.MEDECIN, AccessMode.NORMAL, Operation.TD2_1).allowed
+
+
+def test_actor_and_access_mode_from_what_a_vihf_carries() -> None:
+    """One derivation for client and simulator: mode and TRE_G15 profession -> the sheet's actor."""
+    from bridge.dmp.rights import access_mode_of, actor_of
+
+    assert actor_of("DIRECTE", "10") is Actor.MEDECIN
+    assert actor_of("DIRECTE", "60") is Actor.PS_NON_MEDECIN  # an infirmier
+    assert actor_of("DIRECTE", "") is Actor.CPE
+    assert actor_of("INDIRECTE", "10") is Actor.CERTIFICAT_ES
+    assert actor_of("INDIRECTE_RENFORCEE", "10") is Actor.CERTIFICAT_ES
+    assert access_mode_of("centre_15") is AccessMode.REGULATION
+    with pytest.raises(ValueError):
+        access_mode_of("urgence")
+
+
+def test_what_only_the_medecin_traitant_may_do_is_left_to_the_dmp() -> None:
+    """A physician may be the MT, which only the DMP knows: the MT column's yes becomes CONDITIONAL."""
+    from bridge.dmp.rights import NotPermitted, require
+
+    # Unmasking another's document: « oui (8) » for a physician, « oui » for the MT.
+    with pytest.raises(NotPermitted):
+        require(Actor.MEDECIN, AccessMode.NORMAL, Operation.TD3_3A_UNMASK, own_document=False)
+    decision = require(Actor.MEDECIN, AccessMode.NORMAL, Operation.TD3_3A_UNMASK, own_document=False, may_be_mt=True)
+    assert decision.verdict is Verdict.CONDITIONAL and decision.reason == "MT"
+    # Deleting another's document is « oui (8) » for the MT too: refused even when the caller may be MT.
+    with pytest.raises(NotPermitted):
+        require(Actor.MEDECIN, AccessMode.NORMAL, Operation.TD3_3C_DELETE, own_document=False, may_be_mt=True)
+    # The establishment certificate never becomes MT.
+    with pytest.raises(NotPermitted):
+        require(Actor.CERTIFICAT_ES, AccessMode.NORMAL, Operation.TD3_1_METADATA, may_be_mt=True)

@@ -84,3 +84,12 @@ def test_one_source_for_profession_labels() -> None:
         "Médecin générale (SM)".replace("Médecin générale", "Médecine générale"),
     ]
     assert gp.facility().display == "Cabinet individuel"
+
+
+def test_type_codes_are_labelled_from_jdv_j07() -> None:
+    """ASS_X04 validates and classes a typeCode but has no labels: JDV_J07 gives the display name."""
+    from bridge.dmp import valuesets
+
+    assert valuesets.label(valuesets.LOINC, "11488-4") == "CR ou fiche de consultation ou de visite"
+    assert valuesets.table("type").version == "20260629120000"
+    assert valuesets.label(valuesets.LOINC, "27899-4") is None  # in ASS_X04, no longer in JDV_J07: caller's label

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from bridge.dmp.cda import CdaHeader, CdaPatient, read_cda, wrap_unstructured
+from bridge.dmp.cda import CdaHeader, CdaPatient, wrap_unstructured
+from bridge.dmp.cda_header import read_cda_metadata
 from bridge.dmp.codes import AssociationType, DocFormat, InsOid, SignatureAlgorithm, WsaAction
 from bridge.dmp.failures import DmpParamsError
 from bridge.dmp.mtom import MtomPart, build_mtom, parse_mtom, resolve_xop
@@ -21,7 +22,7 @@ from bridge.dmp.ns import DS, XADES111, XDSB, q
 from bridge.dmp.soap import build_envelope, envelope_bytes
 from bridge.dmp.transactions import provide_and_register
 from bridge.dmp.vihf import PatientIns
-from bridge.dmp.xades import SignedDocument, build_xades_signature, document_digest, signature_entry
+from bridge.dmp.xades import SignedDocument, XadesProfile, build_xades_signature, document_digest, signature_entry
 from bridge.dmp.xds_model import Author, Code, DocumentEntry, Institution, Person, SubmissionSet, format_code
 from bridge.dmp.xds_parse import parse_submit_objects
 from bridge.xmlsafe import parse_xml
@@ -56,7 +57,7 @@ def sign(who: Signer, algorithm: SignatureAlgorithm = SignatureAlgorithm.RSA_SHA
         signing_time=NOW,
         key=who.key,
         cert_chain=[who.cert, who.ca_cert],
-        algorithm=algorithm,
+        profile=XadesProfile(algorithm),
     )
 
 
@@ -173,7 +174,7 @@ def test_whole_td21_lot_reads_back(signer: Signer, tmp_path: Path) -> None:  # n
     )
     pdf = b"%PDF-1.4 fake pdf \x00\xff"
     cda = wrap_unstructured(header, pdf, DocFormat.PDF)
-    info = read_cda(cda)
+    info = read_cda_metadata(cda)
     doc = DocumentEntry(
         entry_id="Document01",
         unique_id=info.document_id,

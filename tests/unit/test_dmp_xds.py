@@ -295,6 +295,26 @@ def test_large_td31_response_parses() -> None:
     assert parse_submit_objects(body).entries[0].logical_id == first.logical_id
 
 
+@needs_reference
+def test_a_legacy_ins_c_entry_does_not_break_a_td31_answer() -> None:
+    from bridge.dmp.soap import parse_soap_response
+
+    data = (MESSAGES / "TD3.1_Recherche-de-document_response.xml").read_bytes()
+    nir = PATIENT.cx().split("^")[0]
+    # One old entry still carries the patient's INS-C (the whole parse used to fail on it).
+    legacy = b"2604169384716523146^^^&amp;1.2.250.1.213.1.4.2&amp;ISO^INS-C"
+    start = data.index(b'value="' + nir.encode()) + len(b'value="')
+    end = data.index(b'"', start)
+    data = data[:start] + legacy + data[end:]
+    result = parse_query_response(parse_soap_response(data, "application/soap+xml").body)
+    assert len(result.entries) == 21
+    olds = [e for e in result.entries if e.patient.legacy]
+    assert len(olds) == 1 and olds[0].patient.oid is InsOid.INS_C
+    assert olds[0].patient.cx() == "2604169384716523146^^^&1.2.250.1.213.1.4.2&ISO^INS-C"
+    with pytest.raises(DmpInputError):
+        PatientIns.from_cx("2604169384716523146^^^&1.2.250.1.213.1.4.10&ISO^INS-C")  # type and authority disagree
+
+
 def test_retrieve_response_inline_base64() -> None:
     xml = f"""<x:RetrieveDocumentSetResponse xmlns:x="{XDSB}" xmlns:rs="urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0">
       <rs:RegistryResponse status="urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"/>

@@ -118,6 +118,28 @@ export interface InsVerifyResult {
   identity: InsIdentity;
 }
 
+/** dmp.documents.find params (TD3.1): every filter is sent to the DMP; codes from the value sets. */
+export interface DmpFindParams {
+  patient: { ins: string; oid?: string };
+  statuses?: ("approved" | "archived")[];
+  /** LOINC (JDV_J07), TRE_A03, JDV_J60, TRE_A01, TRE_R02 codes; an unknown code is INVALID_PARAMS. */
+  typeCodes?: string[];
+  classCodes?: string[];
+  formatCodes?: string[];
+  practiceSettings?: string[];
+  facilityTypes?: string[];
+  visibility?: ("hiddenFromProfessionals" | "hiddenFromPatient")[];
+  /** HL7 DTM in UTC (YYYYMMDD[hhmm[ss]]): From inclusive, To exclusive (ITI-18). */
+  creationFrom?: string;
+  creationTo?: string;
+  serviceStartFrom?: string;
+  serviceStartTo?: string;
+  serviceStopFrom?: string;
+  serviceStopTo?: string;
+  /** Authors' national ids (RPPS/ADELI with their prefix, e.g. 810012345678). */
+  authors?: string[];
+}
+
 export declare class BridgeError extends Error {
   readonly code: ErrorCode;
   readonly messageFr: string;

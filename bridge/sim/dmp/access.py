@@ -4,6 +4,7 @@
   the patient still sees it.
 - INVISIBLE_PATIENT: hidden from the patient (the simulator's patient view, see `Caller.patient_view`).
 - Deleted entries are never shown; Deprecated/Archived only when the query asks for those statuses.
+- The patient's médecin traitant sees masked documents (PDT-INF-526, TD3.2 « Documents masqués aux PS »).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from bridge.dmp import rights
 from bridge.sim.dmp.constants import NS, AvailabilityStatus, ConfidentialityCode
 from bridge.sim.dmp.errors import FAILURE, SUCCESS, XdsError, XdsErrorCode, error_list
 from bridge.sim.dmp.ins import Ins
@@ -22,12 +24,36 @@ from bridge.sim.dmp.vihf import Vihf
 __all__ = ["Caller", "Reply", "latest_versions", "registry_response", "require_patient", "visible", "visible_now"]
 
 
+_PROFESSION_SYSTEM = "1.2.250.1.71.1.2.7"
+
+
 @dataclass(frozen=True)
 class Caller:
     """The checked VIHF plus the simulator-only patient view flag (HTTP header `X-DMP-Sim-Viewer: patient`)."""
 
     vihf: Vihf
     patient_view: bool = False
+    #: The VIHF's user is the médecin traitant of the VIHF's patient (the simulator's own data).
+    medecin_traitant: bool = False
+
+    @classmethod
+    def of(cls, store: DmpStore, vihf: Vihf, patient_view: bool = False) -> Caller:
+        """The caller of a request, with what the DMP knows about it (médecin traitant)."""
+        return cls(vihf, patient_view, store.medecin_traitant(vihf.ins.value) == vihf.name_id)
+
+    @property
+    def actor(self) -> rights.Actor:
+        """The rights matrix's actor: from the VIHF mode and profession, MT from the DMP's own data."""
+        profession = next((code for code, system in self.vihf.roles if system == _PROFESSION_SYSTEM), "")
+        actor = rights.actor_of(self.vihf.mode, profession)
+        if actor is rights.Actor.MEDECIN and self.medecin_traitant and self.vihf.mode == "DIRECTE":
+            return rights.Actor.MEDECIN_TRAITANT
+        return actor
+
+    @property
+    def access_mode(self) -> rights.AccessMode:
+        """The rights matrix's access mode (VIHF purpose of use)."""
+        return rights.access_mode_of(self.vihf.purpose)
 
 
 @dataclass(frozen=True)
@@ -45,7 +71,7 @@ def visible(entry: EntryRow, caller: Caller) -> bool:
     if caller.patient_view:
         return ConfidentialityCode.INVISIBLE_PATIENT.value not in entry.confidentiality
     if ConfidentialityCode.MASQUE_PS.value in entry.confidentiality:
-        return caller.vihf.name_id in {entry.author_id, entry.submitter_id}
+        return caller.medecin_traitant or caller.vihf.name_id in {entry.author_id, entry.submitter_id}
     return True
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
+from bridge.dmp import rights
 from bridge.sim.dmp.access import (
     Caller,
     Reply,
@@ -23,6 +24,7 @@ from bridge.sim.dmp.access import (
     visible,
     visible_now,
 )
+from bridge.sim.dmp.codes_check import check_entry_codes, check_submission_codes
 from bridge.sim.dmp.constants import (
     HAS_MEMBER,
     NS,
@@ -31,9 +33,12 @@ from bridge.sim.dmp.constants import (
     StoredQuery,
 )
 from bridge.sim.dmp.errors import FAILURE, SUCCESS, XdsError, XdsErrorCode, error_list
+from bridge.sim.dmp.find_filters import matches_find_filters
 from bridge.sim.dmp.ins import InsError, parse_ins_cx
 from bridge.sim.dmp.metadata import association, parse_entry, parse_submission_set, registry_form, slot_values
+from bridge.sim.dmp.rights_check import enforce, own_document, structure_document
 from bridge.sim.dmp.store import DmpStore, EntryRow, NewEntry
+from bridge.sim.dmp.versions import check_new_version
 from bridge.xmlsafe import parse_xml
 
 __all__ = ["stored_query", "update_document_set"]
@@ -104,10 +109,7 @@ def _find(store: DmpStore, caller: Caller, params: dict[str, list[str]]) -> list
     if "$XDSDocumentEntryConfidentialityCode" in params:
         codes = _codes(params["$XDSDocumentEntryConfidentialityCode"])
         rows = [r for r in rows if codes & set(r.confidentiality)]
-    low = params.get("$XDSDocumentEntryCreationTimeFrom", [""])[0]
-    high = params.get("$XDSDocumentEntryCreationTimeTo", [""])[0]
-    rows = [r for r in rows if (not low or r.creation_time >= low) and (not high or r.creation_time < high)]
-    return rows
+    return [r for r in rows if matches_find_filters(r.metadata, params)]
 
 
 def _get(store: DmpStore, caller: Caller, params: dict[str, list[str]]) -> list[EntryRow]:
@@ -150,6 +152,13 @@ def stored_query(store: DmpStore, caller: Caller, body: etree._Element) -> Reply
             raise XdsError(XdsErrorCode.REGISTRY_METADATA, "AdhocQueryRequest attendu")
         option = body.find(f"{{{_QUERY}}}ResponseOption")
         return_type = option.get("returnType", "ObjectRef") if option is not None else "ObjectRef"
+        if return_type not in {"LeafClass", "ObjectRef"}:
+            raise XdsError(XdsErrorCode.REGISTRY_METADATA, "returnType LeafClass ou ObjectRef attendu", return_type)
+        # Metadata (LeafClass) and references (ObjectRef) are two lines of the rights matrix.
+        enforce(
+            caller,
+            rights.Operation.TD3_1_METADATA if return_type == "LeafClass" else rights.Operation.TD3_1_REFERENCE,
+        )
         query = body.find(f"{{{_RIM}}}AdhocQuery")
         if query is None:
             raise XdsError(XdsErrorCode.UNKNOWN_STORED_QUERY, "AdhocQuery absent")
@@ -193,6 +202,7 @@ def _update(store: DmpStore, caller: Caller, body: etree._Element) -> None:
         raise XdsError(XdsErrorCode.REGISTRY_METADATA, "RegistryObjectList absent")
     submission = parse_submission_set(objects)
     require_patient(store, submission.patient, caller)
+    check_submission_codes(submission.element)
     links = [association(a) for a in objects.iterfind(f"{{{_RIM}}}Association")]
     changes: list[tuple[str, AvailabilityStatus]] = []
     new: list[NewEntry] = []
@@ -242,14 +252,26 @@ def _status_change(
         raise XdsError(XdsErrorCode.METADATA_UPDATE, "OriginalStatus différent du statut actuel", target)
     if (before, after) not in _TRANSITIONS:
         raise XdsError(XdsErrorCode.METADATA_UPDATE, "Changement de statut non autorisé", target)
-    # Assumption: only the author (or the sender) of a document may delete it.
-    if after is AvailabilityStatus.DELETED and caller.vihf.name_id not in {row.author_id, row.submitter_id}:
-        raise XdsError(XdsErrorCode.METADATA_UPDATE, "Seul l'auteur peut supprimer ce document", target)
+    if after is AvailabilityStatus.DELETED:
+        operation = rights.Operation.TD3_3C_DELETE
+    elif after is AvailabilityStatus.ARCHIVED:
+        operation = rights.Operation.TD3_3D_ARCHIVE
+    else:
+        operation = rights.Operation.TD3_3D_UNARCHIVE
+    # Every document here was sent by a professional: « * » (a patient's own document) never applies.
+    enforce(
+        caller,
+        operation,
+        own_document=own_document(caller, row),
+        structure_document=structure_document(caller, row),
+        patient_document=False,
+    )
     return row.entry_uuid, after
 
 
 def _new_version(store: DmpStore, caller: Caller, element: etree._Element, previous: str) -> tuple[EntryRow, EntryRow]:
     entry = parse_entry(element)
+    check_entry_codes(element)
     if not entry.lid:
         raise XdsError(XdsErrorCode.METADATA_UPDATE, "lid absent", entry.symbolic_id)
     current = [
@@ -262,11 +284,7 @@ def _new_version(store: DmpStore, caller: Caller, element: etree._Element, previ
     old = current[-1]
     if previous != str(old.version):
         raise XdsError(XdsErrorCode.METADATA_VERSION, "PreviousVersion n'est pas la version courante", entry.lid)
-    same = (entry.unique_id, entry.patient.value, entry.class_code, entry.type_code, entry.format_code)
-    if same != (old.unique_id, old.patient, old.class_code, old.type_code, old.format_code):
-        raise XdsError(
-            XdsErrorCode.METADATA_UPDATE, "Seule la visibilité (confidentialityCode) peut changer", entry.symbolic_id
-        )
+    check_new_version(caller, element, old, previous)
     stored = store.content(old.unique_id)
     assert stored is not None
     sha1 = hashlib.sha1(stored[1]).hexdigest()

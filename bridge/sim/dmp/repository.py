@@ -10,7 +10,10 @@ from urllib.parse import quote
 
 from lxml import etree
 
+from bridge.dmp import rights
 from bridge.sim.dmp.access import Caller, Reply, latest_versions, registry_response, require_patient, visible
+from bridge.sim.dmp.cda_check import check_cda_header
+from bridge.sim.dmp.codes_check import check_entry_codes, check_submission_codes
 from bridge.sim.dmp.constants import HAS_MEMBER, NS, REPOSITORY_UNIQUE_ID, RPLC, SIGNS, AvailabilityStatus
 from bridge.sim.dmp.errors import FAILURE, SUCCESS, XdsError, XdsErrorCode, error_list
 from bridge.sim.dmp.metadata import (
@@ -22,6 +25,7 @@ from bridge.sim.dmp.metadata import (
     slot_values,
 )
 from bridge.sim.dmp.mime import resolve_cid
+from bridge.sim.dmp.rights_check import enforce, own_document, read_operations
 from bridge.sim.dmp.store import DmpStore, EntryRow, NewEntry
 from bridge.sim.dmp.trust import TrustStore
 from bridge.sim.dmp.xades import SignedDocument, check_xades
@@ -89,6 +93,8 @@ def provide_and_register(
 def _provide_and_register(
     store: DmpStore, trust: TrustStore, caller: Caller, body: etree._Element, attachments: dict[str, bytes]
 ) -> None:
+    # A CPE feeds through TD2.2 (secrétaires médicales libérales), everyone else through TD2.1.
+    enforce(caller, rights.Operation.TD2_2 if caller.actor is rights.Actor.CPE else rights.Operation.TD2_1)
     if body.tag != f"{{{_XDS}}}ProvideAndRegisterDocumentSetRequest":
         raise XdsError(XdsErrorCode.REGISTRY_METADATA, "ProvideAndRegisterDocumentSetRequest attendu")
     objects = body.find(f"{{{NS['lcm']}}}SubmitObjectsRequest/{{{_RIM}}}RegistryObjectList")
@@ -99,7 +105,9 @@ def _provide_and_register(
     if not entries:
         raise XdsError(XdsErrorCode.MISSING_DOCUMENT_METADATA, "Aucune fiche de document (ExtrinsicObject)")
     require_patient(store, submission.patient, caller)
+    check_submission_codes(submission.element)
     for entry in entries:
+        check_entry_codes(entry.element)
         if entry.patient != submission.patient:
             raise XdsError(XdsErrorCode.PATIENT_ID_DOES_NOT_MATCH, "patientId différent du lot", entry.symbolic_id)
     by_id = {e.symbolic_id: e for e in entries}
@@ -128,6 +136,8 @@ def _provide_and_register(
     hashes = {k: hashlib.sha1(v).hexdigest() for k, v in contents.items()}
     for entry in entries:
         _check_declared_hash(entry, contents[entry.symbolic_id], hashes[entry.symbolic_id])
+        if not entry.is_signature and "xml" in entry.mime_type:
+            check_cda_header(entry, contents[entry.symbolic_id])
     check_xades(
         contents[signature.symbolic_id],
         submission.unique_id,
@@ -217,6 +227,10 @@ def retrieve(store: DmpStore, caller: Caller, body: etree._Element) -> Reply:
         # Visibility is that of the latest version (a masking creates a new version; older ones are Deprecated).
         latest = latest_versions(store.entries_by_unique_id(unique_id))
         rows = [r for r in latest.values() if r.patient == caller.vihf.ins.value and visible(r, caller)]
+        for row in rows:
+            for operation in read_operations(row):
+                # No record of the patient's authorisation for masked documents (note (7)): not given.
+                enforce(caller, operation, own_document=own_document(caller, row), patient_authorised=False)
         stored = store.content(unique_id) if rows else None
         if stored is None:
             errors.append(XdsError(XdsErrorCode.DOCUMENT_UNIQUE_ID, "Document inconnu ou non visible", unique_id))

@@ -210,7 +210,8 @@ class DmpSimulator:
                 transaction = _update_kind(request.body_child)
             vihf = check_vihf(request.header, self._trust, policy=self._config.vihf_policy)
             check_tls_binding(vihf, peer)
-            reply = self._dispatch(action, Caller(vihf, patient_view), request.body_child, message.attachments)
+            caller = Caller.of(self._store, vihf, patient_view)
+            reply = self._dispatch(action, caller, request.body_child, message.attachments)
             envelope = build_envelope(action.response, relates_to, reply.body_child)
             attachments = reply.attachments
         except SoapFault as exc:

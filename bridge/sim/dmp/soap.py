@@ -44,6 +44,8 @@ class FaultCode(enum.Enum):
     MISSING_HEADER = "wsa:MessageAddressingHeaderRequired"
     # The patient's DMP is closed (seen in TD1.4 notes).
     DMP_CLOSED = "DMPClosed"
+    # The rights matrix (PDT-INF-526) refuses the transaction to this actor: PDT-INF-527 names this code.
+    ACCESS_DENIED = "DMPAccessDeniedByRightsService"
     # Anything unexpected on our side.
     INTERNAL = "DMPInternalError"
 

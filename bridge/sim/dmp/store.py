@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS contents(
     sha1 TEXT NOT NULL, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS submission_sets(
     unique_id TEXT PRIMARY KEY, patient TEXT NOT NULL, submitter_id TEXT NOT NULL, metadata BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS medecins_traitants(ins TEXT PRIMARY KEY, national_id TEXT NOT NULL);
 """
 
 _ENTRY_COLUMNS = (
@@ -224,3 +225,18 @@ class DmpStore:
                 )  # fmt: skip
             for entry_uuid, status in status_changes:
                 db.execute("UPDATE entries SET status=? WHERE entry_uuid=?", (status.value, entry_uuid))
+
+    # -- médecin traitant (the DMP's own knowledge; the rights matrix's MT column) ---------------
+
+    def set_medecin_traitant(self, ins: str, national_id: str | None) -> None:
+        """Make `national_id` the médecin traitant of the patient's DMP (None: no MT)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM medecins_traitants WHERE ins=?", (ins,))
+            if national_id is not None:
+                db.execute("INSERT INTO medecins_traitants(ins, national_id) VALUES(?, ?)", (ins, national_id))
+
+    def medecin_traitant(self, ins: str) -> str | None:
+        """The national id of the patient's médecin traitant, if the DMP has one."""
+        with self._lock:
+            row = self._db.execute("SELECT national_id FROM medecins_traitants WHERE ins=?", (ins,)).fetchone()
+        return str(row[0]) if row else None

@@ -18,6 +18,7 @@ from bridge.sim.dmp.constants import NS
 from bridge.sim.dmp.ins import Ins, InsError, parse_ins_cx
 from bridge.sim.dmp.soap import FaultCode, SoapFault
 from bridge.sim.dmp.trust import TrustError, TrustStore, require_signature_usage
+from bridge.sim.dmp.vihf_values import check_vihf_values
 from bridge.sim.dmp.xmldsig import SignatureError, signer_certificate, verify
 from bridge.xmlsafe import XmlInputError, parse_xml
 
@@ -221,6 +222,9 @@ def check_vihf(
     homologation = _single(attrs, "LPS_ID_HOMOLOGATION_DMP")
     if mode != "DIRECTE":
         _single(attrs, "urn:oasis:names:tc:xspa:1.0:subject:subject-id")
+    check_vihf_values(
+        mode=mode, name_id=name_id, structure_id=structure, sector=sector, roles=tuple(roles), signer=cert
+    )
     return Vihf(name_id, structure, sector, mode, tuple(roles), ins, purpose, homologation, cert)
 
 

@@ -4,6 +4,10 @@ The signature must verify with a certificate of the test IGC-Santé, sign an IHE
 SignedProperties, and its Manifest must name the submission set (`urn:oid:<uniqueId>`, placeholder
 digest) and every document of the submission with the digest of its content (C14N with comments for
 XML documents when the Reference says so, raw bytes otherwise).
+
+The signed SigningCertificate must name the signer first (CertDigest of its DER with the stated digest,
+IssuerSerial = its issuer and serial number) and then only certificates of its chain in the trust store:
+the official sample lists signer, intermediate and root (RSA-SHA1), DRIMbox the signer only; both pass.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from bridge.sim.dmp.constants import NS
@@ -25,6 +30,7 @@ from bridge.xmlsafe import XmlInputError, parse_xml
 __all__ = ["SignedDocument", "check_xades"]
 
 _DS = NS["ds"]
+_XADES = "http://uri.etsi.org/01903/v1.1.1#"
 _C14N = {
     "http://www.w3.org/TR/2001/REC-xml-c14n-20010315": (False, False),
     "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments": (False, True),
@@ -74,6 +80,47 @@ def _digest_of(ref: etree._Element, doc: SignedDocument) -> bytes:
     return hashlib.new(algorithm, data).digest()
 
 
+def _same_name(text: str, name: x509.Name) -> bool:
+    try:
+        if x509.Name.from_rfc4514_string(text) == name:
+            return True
+    except ValueError:
+        pass
+    return text.replace(" ", "") == name.rfc4514_string().replace(" ", "")
+
+
+def _names(cert_el: etree._Element, cert: x509.Certificate) -> bool:
+    """Whether one xades:Cert (CertDigest, IssuerSerial) designates `cert`."""
+    method = cert_el.find(f"{{{_XADES}}}CertDigest/{{{_XADES}}}DigestMethod")
+    if method is None:
+        method = cert_el.find(f"{{{_XADES}}}CertDigest/{{{_DS}}}DigestMethod")
+    value = cert_el.find(f"{{{_XADES}}}CertDigest/{{{_XADES}}}DigestValue")
+    if value is None:
+        value = cert_el.find(f"{{{_XADES}}}CertDigest/{{{_DS}}}DigestValue")
+    algorithm = _DIGESTS.get(method.get("Algorithm", "") if method is not None else "")
+    if algorithm is None or value is None:
+        return False
+    der = cert.public_bytes(serialization.Encoding.DER)
+    if base64.b64encode(hashlib.new(algorithm, der).digest()).decode() != (value.text or "").strip():
+        return False
+    issuer = (cert_el.findtext(f"{{{_XADES}}}IssuerSerial/{{{_DS}}}X509IssuerName") or "").strip()
+    serial = (cert_el.findtext(f"{{{_XADES}}}IssuerSerial/{{{_DS}}}X509SerialNumber") or "").strip()
+    return serial == str(cert.serial_number) and _same_name(issuer, cert.issuer)
+
+
+def _check_signing_certificate(signed_props: etree._Element, signer: x509.Certificate, trust: TrustStore) -> None:
+    certs = signed_props.findall(
+        f"{{{_XADES}}}SignedSignatureProperties/{{{_XADES}}}SigningCertificate/{{{_XADES}}}Cert"
+    )
+    if not certs:
+        raise _fail("SigningCertificate absent")
+    if not _names(certs[0], signer):
+        raise _fail("SigningCertificate ne désigne pas le certificat signataire (empreinte ou IssuerSerial)")
+    for extra in certs[1:]:
+        if not any(_names(extra, ca) for ca in trust.cas):
+            raise _fail("SigningCertificate désigne un certificat hors de la chaîne du signataire")
+
+
 def _in_object(element: etree._Element, root: etree._Element) -> bool:
     parent = element.getparent()
     return parent is not None and parent.tag == f"{{{_DS}}}Object" and parent.getparent() is root
@@ -106,8 +153,10 @@ def check_xades(
     manifests = [r.element for r in references if r.element.tag == f"{{{_DS}}}Manifest" and _in_object(r.element, root)]
     if len(manifests) != 1:
         raise _fail("le Manifest IHE n'est pas signé")
-    if not any(r.type in _SIGNED_PROPERTIES_TYPES for r in references):
+    signed_props = [r.element for r in references if r.type in _SIGNED_PROPERTIES_TYPES]
+    if not signed_props:
         raise _fail("SignedProperties XAdES non signées")
+    _check_signing_certificate(signed_props[0], cert, trust)
     by_uri = {f"urn:oid:{d.unique_id}": d for d in documents}
     seen: set[str] = set()
     for ref in manifests[0].iterfind(f"{{{_DS}}}Reference"):
