@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,9 +136,24 @@ class PrivatePcscd:
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
         )
         threading.Thread(target=self._drain, args=(self.process,), daemon=True, name="pcscd-log").start()
-        if not self._ready.wait(timeout) or self.process.poll() is not None:
+        if not self._ready.wait(timeout) or self.process.poll() is not None or not self._accepts_clients(timeout):
             self.stop()
             raise PcscdError(f"pcscd did not become ready; see {self.log_path}")
+
+    def _accepts_clients(self, timeout: float) -> bool:
+        """Whether a client context can be established (pcscd logs « ready » a moment before, under load)."""
+        from smartcard import scard
+
+        deadline = time.monotonic() + timeout
+        while True:
+            hr, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+            if hr == scard.SCARD_S_SUCCESS:
+                scard.SCardReleaseContext(context)
+                return True
+            if hr != scard.SCARD_E_NO_SERVICE or time.monotonic() > deadline:
+                return False
+            # The socket is being created: libpcsclite has no way to wait for it, so ask again shortly.
+            time.sleep(0.02)
 
     def _drain(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
