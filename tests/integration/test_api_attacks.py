@@ -29,7 +29,7 @@ from bridge.app import Application
 from bridge.config import BridgeConfig
 from bridge.logs import setup_logging
 from bridge.paths import data_dir
-from tests.api_helpers import open_ws, rpc, running_bridge
+from tests.api_helpers import PageKey, approved_page, open_ws, rpc, running_bridge
 
 pytestmark = [pytest.mark.usefixtures("home"), pytest.mark.timeout(30)]
 
@@ -61,8 +61,7 @@ async def under_attack(
     if probe_origin is None:
         probe_ws = await open_ws(session, app, token=app.token)
     else:
-        app.store.approve(probe_origin)
-        probe_ws = await open_ws(session, app, origin=probe_origin)
+        probe_ws = await open_ws(session, app, origin=probe_origin, key=approved_page(app, probe_origin))
     await rpc(probe_ws, "bridge.info")
     samples: list[float] = []
     over = asyncio.Event()
@@ -160,7 +159,7 @@ async def test_big_frames_from_unapproved_pages_are_cut_at_64_kb(
     await under_attack(session, bridge, attack)
 
     # Once approved, the page's connection gets the configured limit, without reconnecting.
-    ws = await open_ws(session, bridge, origin=WEB)
+    ws = await open_ws(session, bridge, origin=WEB, key=PageKey())
     pending = (await rpc(ws, "pairing.request"))["result"]
     bridge.pairing.approve(pending["code"])
     answer = await rpc(ws, "bridge.info", {"pad": "x" * 200_000})
@@ -260,9 +259,13 @@ async def test_planted_data_folder_refuses_start(
     bridge: Application, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     victim = tmp_path / "victim"
+    evil = PageKey()  # the planting user's own key, approved for its origin in the planted file
+    planted_approvals = json.dumps(
+        {"version": 2, "origins": {"https://evil.example": {"approvedAt": "x", "keys": [{"spki": evil.spki}]}}}
+    )
     planted = victim / "data"
     planted.mkdir(parents=True)
-    (planted / APPROVALS_FILENAME).write_text(json.dumps({"version": 1, "origins": {"https://evil.example": {}}}))
+    (planted / APPROVALS_FILENAME).write_text(planted_approvals)
     for path in (planted, planted / APPROVALS_FILENAME):
         os.chown(path, NOBODY, NOBODY)
     planted.chmod(0o755)
@@ -277,9 +280,9 @@ async def test_planted_data_folder_refuses_start(
         assert "Dossier non sûr" in err and "Unsafe folder" in err and str(NOBODY) in err, err
     # The same file planted inside the user's own folder approves nothing either.
     mine = data_dir() / APPROVALS_FILENAME
-    mine.write_text(json.dumps({"version": 1, "origins": {"https://evil.example": {}}}))
+    mine.write_text(planted_approvals)
     os.chown(mine, NOBODY, NOBODY)
-    assert not ApprovalStore(mine).is_approved("https://evil.example")
+    assert not ApprovalStore(mine).is_approved("https://evil.example", evil.spki)
 
 
 async def test_token_rotated_by_the_daemon_old_one_refused_at_once(
@@ -319,9 +322,8 @@ async def test_token_rotated_by_the_daemon_old_one_refused_at_once(
 async def test_pairing_flood_locks_out_nobody(bridge: Application, session: aiohttp.ClientSession) -> None:
     approver: Any = bridge.approver
     approved = "https://approved.example"
-    bridge.store.approve(approved)
-    app_ws = await open_ws(session, bridge, origin=approved)
-    flood = [await open_ws(session, bridge, origin=f"https://flood{i}.example") for i in range(40)]
+    app_ws = await open_ws(session, bridge, origin=approved, key=approved_page(bridge, approved))
+    flood = [await open_ws(session, bridge, origin=f"https://flood{i}.example", key=PageKey()) for i in range(40)]
     refusals: set[str] = set()
 
     async def attack() -> None:
@@ -341,7 +343,7 @@ async def test_pairing_flood_locks_out_nobody(bridge: Application, session: aioh
     # The flood ends (its pages go away): its requests go with it, and a new origin pairs at once.
     for ws in flood:
         await ws.close()
-    legit = await open_ws(session, bridge, origin="https://legit.example")
+    legit = await open_ws(session, bridge, origin="https://legit.example", key=PageKey())
     answer = (await rpc(legit, "pairing.request"))["result"]
     assert answer["status"] == "pending"
     await rpc(legit, "bridge.info")  # a round trip: the last flood connections are closed server-side by now
@@ -357,16 +359,17 @@ async def test_pairing_flood_locks_out_nobody(bridge: Application, session: aioh
 async def test_pairing_rate_limited_per_origin(bridge: Application, session: aiohttp.ClientSession) -> None:
     origin = "https://churn.example"
     details: list[str] = []
+    key = PageKey()
     for _ in range(5):
         # A page reconnecting in a loop: each request dies with its connection, so each would be new.
-        ws = await open_ws(session, bridge, origin=origin)
+        ws = await open_ws(session, bridge, origin=origin, key=key)
         answer = await rpc(ws, "pairing.request")
         details.append(answer["result"]["status"] if "result" in answer else error_data(answer)["detail"])
         if "error" in answer:
             assert error_data(answer)["retryAfter"] >= 1
         await ws.close()
     assert details == ["pending"] * 3 + ["pairing-rate-limited"] * 2
-    other = await open_ws(session, bridge, origin="https://other.example")
+    other = await open_ws(session, bridge, origin="https://other.example", key=PageKey())
     assert (await rpc(other, "pairing.request"))["result"]["status"] == "pending"
     await other.close()
 
@@ -396,8 +399,7 @@ async def test_pin_exhaustion_from_a_page_no_longer_blocks_the_card(
         await asyncio.to_thread(slots[0].insert, create_card("gp"))
         while (await next_notification(local, "card.inserted", timeout=15))["reader"] != CPS_READER:
             pass
-        app.store.approve(WEB)
-        page = await open_ws(session, app, origin=WEB)
+        page = await open_ws(session, app, origin=WEB, key=approved_page(app, WEB))
         codes: list[tuple[str, str | None]] = []
         elapsed: list[float] = []
 

@@ -1,4 +1,4 @@
-// Diagnostics page: same origin as the bridge, so it may call the diagnostics methods without pairing.
+// Diagnostics page: served by the bridge with a secret (meta tag) it proves on connecting; read-only methods.
 // It shows no secret: the bridge's diagnostics.report contains codes, states and ATRs only.
 import { connect } from "/sdk/dmp-bridge.js";
 
@@ -129,7 +129,9 @@ $("copy").addEventListener("click", async () => {
 });
 
 render();
-const bridge = await connect({ url: `ws://${location.host}/ws`, retry: { attempts: 20 } }).catch((err) => {
+// The bridge put this run's page secret in the HTML: the page proves it instead of being trusted by its Origin.
+const pageSecret = document.querySelector('meta[name="dmp-bridge-page-secret"]').content;
+const bridge = await connect({ url: `ws://${location.host}/ws`, retry: { attempts: 20 }, pageSecret }).catch((err) => {
   connState = "closed";
   render();
   throw err;
@@ -138,7 +140,9 @@ connState = "open";
 bridge.on("connection", ({ state }) => {
   connState = state;
   render();
-  if (state === "open") refresh(bridge);
+  // A restarted bridge has a new page secret: reload to be served it.
+  if (state === "open" && !bridge.approved) location.reload();
+  else if (state === "open") refresh(bridge);
 });
 for (const event of ["readers.changed", "card.inserted", "card.removed"]) bridge.on(event, () => refresh(bridge));
 window.dmpBridgeDiagnostics = { refresh: () => refresh(bridge), get report() { return report; } };

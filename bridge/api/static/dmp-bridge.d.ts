@@ -71,6 +71,8 @@ export interface ConnectOptions {
   reconnect?: boolean;
   timeout?: number;
   openTimeout?: number;
+  /** Only for the bridge's own diagnostics page: the secret it was served with. */
+  pageSecret?: string;
 }
 
 export interface BridgeInfo {
@@ -227,6 +229,10 @@ export interface VitaleCard {
 }
 
 export declare class Bridge {
+  /** Whether this connection proved an approved key (the SDK proves it on every connection). */
+  readonly approved: boolean;
+  /** Fingerprint of this origin's key as the bridge shows it (`dmp-bridge origins list`). */
+  readonly keyFingerprint: string | null;
   on<K extends keyof EventMap>(event: K, cb: (params: EventMap[K]) => void): () => void;
   call<T = unknown>(method: string, params?: Record<string, unknown>, options?: { timeout?: number }): Promise<T>;
   pair(options?: { onPending?: (answer: PairingAnswer) => void; timeout?: number }): Promise<PairingAnswer | PairingDecision>;

@@ -11,6 +11,11 @@
 // loopback connection), BRIDGE_BLOCKED (the browser's local-network permission is denied),
 // DISCONNECTED and TIMEOUT. Call connect()/pair() from a user gesture: Chrome asks the
 // "loopback-network" permission on first use.
+//
+// Key proof (hidden from the application): on every (re)connection the SDK signs a fresh challenge of the
+// bridge with this origin's key, an ECDSA P-256 WebCrypto key created non-extractable and kept in the
+// origin's IndexedDB; pairing approves that key, so a program that merely claims the origin gets nothing.
+// WebCrypto needs a secure context: serve the application over HTTPS (or from localhost).
 
 export const DEFAULT_PORT = 28442;
 export const DEFAULT_URL = `ws://127.0.0.1:${DEFAULT_PORT}/ws`;
@@ -47,6 +52,63 @@ function sdkError(code, extra = {}) {
   const [fr, en] = SDK_MESSAGES[code];
   return new BridgeError(code, { code, message_fr: fr, message_en: en, ...extra });
 }
+
+// -- key proof (docs/api.md, "Pairing and key proof") -------------------------------------------------
+
+const PROOF_LABEL = "dmp-bridge key proof v1";
+const KEY_DB = "dmp-bridge";
+const KEY_STORE = "keys";
+const KEY_NAME = "pairing";
+
+const toBase64 = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)));
+const fromBase64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+
+function idb(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+function openKeyDb() {
+  const request = indexedDB.open(KEY_DB, 1);
+  request.onupgradeneeded = () => request.result.createObjectStore(KEY_STORE);
+  return idb(request);
+}
+
+/** This origin's key pair: {privateKey (non-extractable), spki (base64)}, created once and kept in IndexedDB. */
+async function originKey() {
+  const db = await openKeyDb();
+  try {
+    const stored = await idb(db.transaction(KEY_STORE).objectStore(KEY_STORE).get(KEY_NAME));
+    if (stored) return stored;
+    const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
+    const entry = { privateKey: pair.privateKey, spki: toBase64(await crypto.subtle.exportKey("spki", pair.publicKey)) };
+    try {
+      // add(), not put(): two tabs creating a key at once keep the first one stored.
+      await idb(db.transaction(KEY_STORE, "readwrite").objectStore(KEY_STORE).add(entry, KEY_NAME));
+      return entry;
+    } catch (_) {
+      return await idb(db.transaction(KEY_STORE).objectStore(KEY_STORE).get(KEY_NAME));
+    }
+  } finally {
+    db.close();
+  }
+}
+
+async function signProof(privateKey, origin, challenge) {
+  const label = new TextEncoder().encode(PROOF_LABEL);
+  const name = new TextEncoder().encode(origin);
+  const nonce = fromBase64(challenge);
+  const message = new Uint8Array(label.length + 1 + name.length + 1 + nonce.length);
+  message.set(label, 0);
+  message.set(name, label.length + 1);
+  message.set(nonce, label.length + name.length + 2);
+  return toBase64(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, privateKey, message));
+}
+
+const canProveKey = () =>
+  typeof location !== "undefined" && globalThis.isSecureContext && globalThis.crypto?.subtle && globalThis.indexedDB;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -98,14 +160,33 @@ export class Bridge {
     this.pending = new Map();
     this.listeners = new Map();
     this.closedByUser = false;
+    /** Whether this connection proved an approved key (or the diagnostics page its secret). */
+    this.approved = false;
+    this.keyFingerprint = null;
+    this._opening = false;
+    this._handshake = null; // calls wait for the key proof of the current connection
   }
 
   async _open() {
     const { attempts, initialDelay, maxDelay } = this.options.retry;
     let delay = initialDelay;
+    this._opening = true;
+    try {
+      await this._openLoop(attempts, delay, maxDelay);
+    } finally {
+      this._opening = false;
+    }
+  }
+
+  async _openLoop(attempts, initialDelay, maxDelay) {
+    let delay = initialDelay;
     for (let attempt = 1; ; attempt++) {
       try {
         this._attach(await openSocket(this.url, this.options.openTimeout));
+        this._handshake = this._prove();
+        await this._handshake;
+        this._handshake = null;
+        this._emit("connection", { state: "open" });
         return;
       } catch (err) {
         if ((await loopbackPermission()) === "denied") throw sdkError("BRIDGE_BLOCKED");
@@ -120,7 +201,29 @@ export class Bridge {
     this.ws = ws;
     ws.onmessage = (ev) => this._receive(ev.data);
     ws.onclose = (ev) => this._closed(ev);
-    this._emit("connection", { state: "open" });
+  }
+
+  /** Prove this page's key (or the diagnostics page's secret) on the new connection. */
+  async _prove() {
+    this.approved = false;
+    try {
+      if (this.options.pageSecret) {
+        this.approved = (await this._call("pairing.prove", { pageSecret: this.options.pageSecret })).approved;
+        return;
+      }
+      if (!canProveKey()) return; // not a page in a secure context: it can only use the public methods
+      const key = await originKey();
+      const { challenge } = await this._call("pairing.challenge");
+      const signature = await signProof(key.privateKey, location.origin, challenge);
+      const answer = await this._call("pairing.prove", { publicKey: key.spki, signature });
+      this.approved = answer.approved;
+      this.keyFingerprint = answer.keyFingerprint;
+    } catch (err) {
+      // An older bridge (no pairing.challenge) or a refused proof: the page stays unapproved, and says why
+      // on its first call (ORIGIN_NOT_APPROVED). A lost connection is reported by the caller's retry.
+      if (err && err.code === "DISCONNECTED") throw err;
+      console.warn("dmp-bridge: key proof failed", err && err.code);
+    }
   }
 
   _receive(text) {
@@ -156,6 +259,7 @@ export class Bridge {
     this.ws = null;
     for (const entry of this.pending.values()) entry.reject(sdkError("DISCONNECTED", { closeCode: ev.code }));
     this.pending.clear();
+    if (this._opening) return; // closed during the key proof: the opening loop retries
     if (this.closedByUser || !this.options.reconnect) {
       this._emit("connection", { state: "closed" });
       return;
@@ -192,8 +296,13 @@ export class Bridge {
     return () => this.listeners.get(event).delete(cb);
   }
 
-  /** Call any method by name. */
-  call(method, params = {}, { timeout = this.options.timeout } = {}) {
+  /** Call any method by name (after the connection's key proof). */
+  call(method, params = {}, options = {}) {
+    if (this._handshake) return this._handshake.then(() => this._call(method, params, options));
+    return this._call(method, params, options);
+  }
+
+  _call(method, params = {}, { timeout = this.options.timeout } = {}) {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return Promise.reject(sdkError("DISCONNECTED"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -214,7 +323,10 @@ export class Bridge {
   async pair({ onPending, timeout } = {}) {
     let settle;
     const decided = new Promise((resolve, reject) => (settle = { resolve, reject }));
-    const offOk = this.on("pairing.approved", (p) => settle.resolve(p));
+    const offOk = this.on("pairing.approved", (p) => {
+      this.approved = true;
+      settle.resolve(p);
+    });
     const offNo = this.on("pairing.denied", (p) => settle.reject(sdkError("PAIRING_DENIED", p)));
     try {
       const answer = await this.call("pairing.request");
@@ -249,7 +361,7 @@ export class Bridge {
   }
 }
 
-/** Connect to the bridge. `retry`: {attempts, initialDelay, maxDelay} (ms) for the first connection;
+/** Connect to the bridge (and prove this origin's key). `pageSecret` is for the bridge's own diagnostics page. `retry`: {attempts, initialDelay, maxDelay} (ms) for the first connection;
  * after that, reconnection retries forever with the same backoff unless `reconnect: false`. */
 export async function connect({
   url = DEFAULT_URL,
@@ -257,12 +369,14 @@ export async function connect({
   reconnect = true,
   timeout = 60000,
   openTimeout = 5000,
+  pageSecret = null,
 } = {}) {
   const options = {
     retry: { attempts: 4, initialDelay: 250, maxDelay: 4000, ...retry },
     reconnect,
     timeout,
     openTimeout,
+    pageSecret,
   };
   const bridge = new Bridge(url, options);
   await bridge._open();
