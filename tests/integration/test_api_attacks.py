@@ -92,6 +92,66 @@ def error_data(response: dict[str, Any]) -> dict[str, Any]:
     return dict(response["error"]["data"])
 
 
+# -- 1. proof of possession for web pages -----------------------------------------------------------
+
+
+async def test_forged_origin_without_the_key_gets_nothing(bridge: Application, session: aiohttp.ClientSession) -> None:
+    legit_key = approved_page(bridge, WEB)
+    legit = await open_ws(session, bridge, origin=WEB, key=legit_key)
+    assert "result" in await rpc(legit, "readers.list")
+    attacker_key = PageKey()
+    guarded = ("readers.list", "cps.read", "vitale.read", "cps.sign", "dmp.documents.find", "diagnostics.report")
+
+    async def attack() -> None:
+        # A local program (no browser forces it to be truthful) claims the approved origin's name.
+        forged = await open_ws(session, bridge, origin=WEB)
+        for method in guarded:
+            assert error_data(await rpc(forged, method))["code"] == "ORIGIN_NOT_APPROVED", method
+        # Its own key, validly signed: proven, but that key was never approved for the origin.
+        assert (await attacker_key.prove(forged, WEB))["result"]["approved"] is False
+        assert error_data(await rpc(forged, "cps.read"))["code"] == "ORIGIN_NOT_APPROVED"
+        # The approved public key without its private half: the signature does not verify.
+        challenge = (await rpc(forged, "pairing.challenge"))["result"]["challenge"]
+        claim = {"publicKey": legit_key.spki, "signature": attacker_key.sign(WEB, challenge)}
+        assert error_data(await rpc(forged, "pairing.prove", claim))["code"] == "UNAUTHORIZED"
+        assert error_data(await rpc(forged, "readers.list"))["code"] == "ORIGIN_NOT_APPROVED"
+        # The bridge's own origin (the diagnostics page, which lists approved origins) without its secret.
+        own_page = await open_ws(session, bridge, origin=f"http://127.0.0.1:{bridge.port}")
+        assert error_data(await rpc(own_page, "diagnostics.report"))["code"] == "ORIGIN_NOT_APPROVED"
+        assert error_data(await rpc(own_page, "pairing.prove", {"pageSecret": "guess"}))["code"] == "UNAUTHORIZED"
+        await own_page.close()
+        await forged.close()
+
+    await under_attack(session, bridge, attack)
+    assert "result" in await rpc(legit, "readers.list")  # the real page was never disturbed
+    await legit.close()
+
+
+async def test_replayed_key_proof_is_refused(bridge: Application, session: aiohttp.ClientSession) -> None:
+    key = approved_page(bridge, WEB)
+    page = await open_ws(session, bridge, origin=WEB)
+    challenge = (await rpc(page, "pairing.challenge"))["result"]["challenge"]
+    proof = {"publicKey": key.spki, "signature": key.sign(WEB, challenge)}
+    assert (await rpc(page, "pairing.prove", proof))["result"]["approved"] is True
+    # A captured proof: on the same connection again (its challenge was consumed)...
+    assert error_data(await rpc(page, "pairing.prove", proof))["detail"] == "no-challenge"
+    # ...and on another connection, before and after that one asked for its own challenge.
+    replay = await open_ws(session, bridge, origin=WEB)
+    assert error_data(await rpc(replay, "pairing.prove", proof))["detail"] == "no-challenge"
+    await rpc(replay, "pairing.challenge")
+    assert error_data(await rpc(replay, "pairing.prove", proof))["detail"] == "key-proof"
+    assert error_data(await rpc(replay, "readers.list"))["code"] == "ORIGIN_NOT_APPROVED"
+    # A signature of this connection's challenge made for another origin proves nothing here.
+    fresh = (await rpc(replay, "pairing.challenge"))["result"]["challenge"]
+    elsewhere = {"publicKey": key.spki, "signature": key.sign("https://evil.example", fresh)}
+    assert error_data(await rpc(replay, "pairing.prove", elsewhere))["detail"] == "key-proof"
+    # Pairing needs a proven key: a name alone cannot even ask.
+    assert error_data(await rpc(replay, "pairing.request"))["detail"] == "key-proof-required"
+    assert "result" in await rpc(page, "readers.list")
+    await replay.close()
+    await page.close()
+
+
 # -- 4. bounded work per frame ----------------------------------------------------------------------
 
 
