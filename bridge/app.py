@@ -87,7 +87,7 @@ class Application:
         self.cards = cards
         self.errors = RecentErrors()
         # Shared with the DMP service: a DIRECTE call holds its card against other callers' card methods.
-        self.locks = SharedCardLocks(config.card_busy_wait)
+        self.locks = SharedCardLocks(config.card_busy_wait, share_cps_login=config.share_cps_login)
         direct = CardServiceDirectSource(cards, monitor) if isinstance(cards, PcscCardService) else None
         self.dmp = dmp or DmpService(config.dmp, direct=direct, locks=self.locks)
         self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks), *dmp_handlers(self.dmp)])
@@ -131,6 +131,8 @@ class Application:
         """Reader events: the card service forgets a removed card's session, then connections are told."""
         if method == "readers.changed":
             self._notice_pcsc(params["pcsc"] == "available")
+        if method == "card.removed":
+            self.locks.login_owners.forget(str(params["reader"]))  # a removed card's login is gone
         if method == "card.removed" and self.cards is not None:
             task = asyncio.create_task(self.cards.forget(str(params["reader"])))
             self._tasks.add(task)

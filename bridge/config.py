@@ -9,6 +9,7 @@ Example::
     card_busy_wait = 3.0            # seconds a second caller waits for a card before CARD_BUSY
     card_timeout = 60.0             # seconds one card operation may take before TIMEOUT (stage "card")
     pairing_ttl = 300               # seconds a pairing code stays valid
+    share_cps_login = false         # true: a CPS login entered by one application serves all approved ones
     [dmp]                           # DMP access, see bridge.service.dmp_config
     [cards]                         # CPS backend: cps_backend = "auto"|"pkcs11"|"pcsc", pkcs11_module = "/path"
                                     # (see bridge.service.cps_backend)
@@ -46,6 +47,8 @@ class BridgeConfig:
     #: Bound on one card operation (cps.*, vitale.read, the DMP's card keys): a wedged card gives TIMEOUT.
     card_timeout: float = 60.0
     pairing_ttl: float = 300.0
+    #: A CPS login belongs to the caller that entered the PIN unless the person shares it (one app family).
+    share_cps_login: bool = False
     #: The `[dmp]` table (see bridge.service.dmp_config).
     dmp: DmpConfig = field(default_factory=DmpConfig)
     #: The `[cards]` table: which CPS backend (see bridge.service.cps_backend).
@@ -84,6 +87,10 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError(f"config.toml: {name} must be a list of host names")
         return tuple(v.lower() for v in value)
+    if name == "share_cps_login":
+        if not isinstance(value, bool):
+            raise ConfigError(f"config.toml: {name} must be true or false")
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"config.toml: {name} must be a number")
     low, high = _BOUNDS[name]

@@ -32,6 +32,7 @@ from bridge.api.security import Caller, CallerKind
 from bridge.errors import BridgeError, ErrorCode, to_bridge_error
 from bridge.logs import LogThrottle
 from bridge.pcsc.abandon import caller_scope
+from bridge.service.cps_login_owner import LOCAL_CALLER, acting_caller
 
 __all__ = ["LARGE_FRAME", "MAX_QUEUED", "Connection", "FrameBudget", "Outbox", "scopes_for"]
 
@@ -159,6 +160,13 @@ class Connection:
         self._pairings.add(request_id)
 
     @property
+    def identity(self) -> str:
+        """Who owns what this connection does with a card's login: its web origin, or `local` (token)."""
+        if self.caller.kind is CallerKind.LOCAL or self.caller.origin is None:
+            return LOCAL_CALLER
+        return self.caller.origin
+
+    @property
     def kind(self) -> CallerKind:
         """Local program, web page or the bridge's own page."""
         return self.caller.kind
@@ -261,7 +269,7 @@ class Connection:
     async def _run(self, call: jsonrpc.Request | jsonrpc.Notification, held: int = 0) -> None:
         try:
             # Cancelled by close(): the call's card work stops at its current APDU (bridge.pcsc.abandon).
-            with caller_scope():
+            with caller_scope(), acting_caller(self.identity):
                 result = await self.execute(call.method, call.params)
             if isinstance(call, jsonrpc.Request):
                 self.send(jsonrpc.result_response(call.id, result))

@@ -54,10 +54,15 @@ class _CardHandler(Handler):
     def __init__(self, locks: CardLocks) -> None:
         self.locks = locks
 
+    #: Acts with the card's verified PIN: only the caller that entered it (bridge.service.cps_login_owner).
+    uses_login: ClassVar[bool] = False
+
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
         """Resolve, lock, operate."""
         cards = _service(ctx)
         reader = await cards.resolve(params.get("reader"), self.kind)
+        if self.uses_login:
+            self.locks.login_owners.check(reader)
         async with self.locks.hold(reader):
             return await self.operate(cards, reader, params)
 
@@ -86,6 +91,8 @@ class CpsLogin(_CardHandler):
     summary = (
         "Verify the card holder PIN. With one try left the call fails with PIN_LAST_TRY unless allowLastTry"
         " (local programs only). After a wrong PIN the next attempt on that card waits (1 s, 2 s, 4 s...)."
+        " The login belongs to the caller that entered the PIN: another origin's cps.sign and DMP calls get"
+        " PIN_REQUIRED (detail login-owned-by-another-caller) unless `share_cps_login` is set."
     )
     kind: ClassVar[CardKind] = "cps"
     params_schema: ClassVar[dict[str, Any]] = object_schema(
@@ -116,9 +123,11 @@ class CpsLogin(_CardHandler):
         # card layer can, and is, as soon as the call returns.
         pin = bytearray(params["pin"].encode("ascii"))
         try:
-            return await cards.cps_login(reader, pin, allow_last_try=bool(params.get("allowLastTry", False)))
+            result = await cards.cps_login(reader, pin, allow_last_try=bool(params.get("allowLastTry", False)))
         finally:
             pin[:] = b"\x00" * len(pin)
+        self.locks.login_owners.entered(reader)  # this caller entered the PIN: the login is its own
+        return result
 
 
 class CpsLogout(_CardHandler):
@@ -131,7 +140,10 @@ class CpsLogout(_CardHandler):
 
     async def operate(self, cards: CardService, reader: str, params: dict[str, Any]) -> Any:
         """See summary."""
-        return await cards.cps_logout(reader)
+        # Anyone may log out (it only takes rights away); the login then belongs to nobody.
+        result = await cards.cps_logout(reader)
+        self.locks.login_owners.forget(reader)
+        return result
 
 
 class CpsSign(_CardHandler):
@@ -154,6 +166,7 @@ class CpsSign(_CardHandler):
         ["data"],
     )
     errors: ClassVar[tuple[ErrorCode, ...]] = (*_COMMON_ERRORS, ErrorCode.PIN_REQUIRED)
+    uses_login: ClassVar[bool] = True
     _DIGEST_SIZES: ClassVar[dict[str, int]] = {"SHA-256": 32, "SHA-384": 48, "SHA-512": 64}
 
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:

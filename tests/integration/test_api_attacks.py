@@ -27,6 +27,7 @@ from bridge.api.peer import peer_uid
 from bridge.api.token import token_path
 from bridge.app import Application
 from bridge.config import BridgeConfig
+from bridge.errors import BridgeError
 from bridge.logs import setup_logging
 from bridge.paths import data_dir
 from tests.api_helpers import PageKey, approved_page, open_ws, rpc, running_bridge
@@ -499,6 +500,59 @@ async def test_pin_exhaustion_from_a_page_no_longer_blocks_the_card(
         assert error_data(await rpc(page, "cps.sign", digest))["detail"] == "prehashed: local-programs-only"
         assert "signature" in (await rpc(local, "cps.sign", digest, timeout=30))["result"]
         await page.close()
+        await local.close()
+
+
+@pytest.mark.pcsc
+async def test_cps_login_belongs_to_the_caller_that_entered_the_pin(
+    session: aiohttp.ClientSession, slots: list[Any]
+) -> None:
+    from bridge.pcsc.monitor import ReaderMonitor
+    from bridge.service.cps_login_owner import acting_caller
+    from bridge.service.pcsc_cards.service import PcscCardService
+    from bridge.sim.cps3 import create_card
+    from tests.api_helpers import next_notification
+    from tests.conftest import wait_card_state
+
+    await asyncio.to_thread(wait_card_state, CPS_READER, False)
+    monitor = ReaderMonitor()
+    async with running_bridge(monitor=monitor, cards=PcscCardService(monitor)) as app:
+        local = await open_ws(session, app, token=app.token)
+        await rpc(local, "bridge.info")
+        await asyncio.to_thread(slots[0].insert, create_card("gp"))
+        while (await next_notification(local, "card.inserted", timeout=15))["reader"] != CPS_READER:
+            pass
+        other_origin = "https://other-app.example"
+        owner = await open_ws(session, app, origin=WEB, key=approved_page(app, WEB))
+        other = await open_ws(session, app, origin=other_origin, key=approved_page(app, other_origin))
+        data = {"data": base64.b64encode(b"prescription").decode()}
+        assert (await rpc(owner, "cps.login", {"pin": "1234"}, timeout=30))["result"]["authenticated"] is True
+        assert "signature" in (await rpc(owner, "cps.sign", data, timeout=30))["result"]
+
+        async def attack() -> None:
+            # Another approved application, and a local program, try to use the doctor's login.
+            for ws in (other, local):
+                refusal = error_data(await rpc(ws, "cps.sign", data, timeout=30))
+                assert (refusal["code"], refusal["detail"]) == ("PIN_REQUIRED", "login-owned-by-another-caller")
+
+        await under_attack(session, app, attack, seconds=0.5)
+        # DIRECTE DMP calls hold the card through this same seam: refused for another caller too.
+        with acting_caller(other_origin), pytest.raises(BridgeError) as info:
+            async with app.locks.hold_shared(CPS_READER):
+                pass
+        assert info.value.detail == "login-owned-by-another-caller"
+        with acting_caller(WEB):
+            async with app.locks.hold_shared(CPS_READER):
+                pass
+        # Entering the PIN itself makes the login the other application's (and no longer the first's).
+        assert (await rpc(other, "cps.login", {"pin": "1234"}, timeout=30))["result"]["authenticated"] is True
+        assert "signature" in (await rpc(other, "cps.sign", data, timeout=30))["result"]
+        assert error_data(await rpc(owner, "cps.sign", data, timeout=30))["code"] == "PIN_REQUIRED"
+        # The person chose to share the login (config share_cps_login): every approved caller may use it.
+        app.locks.login_owners.shared = True
+        assert "signature" in (await rpc(owner, "cps.sign", data, timeout=30))["result"]
+        await owner.close()
+        await other.close()
         await local.close()
 
 
