@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import secrets
+import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,11 +36,13 @@ from bridge.service.dmp_card import CardServiceDirectSource
 from bridge.service.dmp_locks import SharedCardLocks
 from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
-from bridge.tray import Approver, Notifier
+from bridge.tray import Approver, LastTryRequest, Notifier
 
 __all__ = ["Application", "RecentErrors"]
 
 log = logging.getLogger(__name__)
+
+LAST_TRY_WAIT = 60.0
 
 
 class RecentErrors:
@@ -92,6 +96,8 @@ class Application:
         self.dmp = dmp or DmpService(config.dmp, direct=direct, locks=self.locks)
         self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks), *dmp_handlers(self.dmp)])
         self.approver = approver
+        #: Seconds a page's request for the last PIN try waits for the person's confirmation in the tray.
+        self.last_try_wait = LAST_TRY_WAIT
         self.notifier = notifier
         self._pcsc_available: bool | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -155,6 +161,33 @@ class Application:
         await self.server.set_token(self.token, keep=keep)
         log.info("local token rotated")
         return self.token
+
+    async def confirm_last_try(self, origin: str, reader: str) -> bool:
+        """Ask the person (tray) whether `origin` may spend `reader`'s last PIN try; False after `last_try_wait`."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bool] = loop.create_future()
+
+        def settle(allowed: bool) -> None:
+            if not answer.done():
+                answer.set_result(allowed)
+
+        def decide(allowed: bool) -> None:
+            # From the tray's thread, or synchronously (headless refuses at once).
+            loop.call_soon_threadsafe(settle, allowed)
+
+        request = LastTryRequest(
+            request_id=secrets.token_hex(8),
+            origin=origin,
+            reader=reader,
+            expires_at=time.monotonic() + self.last_try_wait,
+        )
+        self.approver.last_try_requested(request, decide)
+        try:
+            allowed = await asyncio.wait_for(answer, self.last_try_wait)
+        except TimeoutError:
+            allowed = False
+        log.info("last PIN try for %s: %s at the workstation", origin, "confirmed" if allowed else "not confirmed")
+        return allowed
 
     def _show_pairing(self, pending: PendingPairing) -> None:
         loop = asyncio.get_running_loop()

@@ -110,10 +110,11 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
 #: Messages more precise than their code's, for a (code, detail) pair the caller must act on differently.
 _DETAIL_MESSAGES: dict[tuple[ErrorCode, str], tuple[str, str]] = {
     (ErrorCode.PIN_LAST_TRY, "confirm-at-workstation"): (
-        "Un seul essai restant : une page web ne peut pas l'utiliser. La personne doit le confirmer au poste "
-        "de travail (par exemple `dmp-bridge card --pin-stdin --force-last-try`), ou débloquer la carte.",
-        "One PIN try left: a web page cannot spend it. The person must confirm it at the workstation "
-        "(e.g. `dmp-bridge card --pin-stdin --force-last-try`), or unblock the card.",
+        "Un seul essai restant : une page web ne peut pas l'utiliser seule. La personne doit le confirmer au "
+        "poste de travail (menu de l'icône du pont, ou `dmp-bridge card --pin-stdin --force-last-try`), ou "
+        "débloquer la carte.",
+        "One PIN try left: a web page cannot spend it on its own. The person must confirm it at the workstation "
+        "(the bridge's tray menu, or `dmp-bridge card --pin-stdin --force-last-try`), or unblock the card.",
     ),
     (ErrorCode.INVALID_PARAMS, "prehashed: local-programs-only"): (
         "Une page web ne peut pas faire signer une empreinte arbitraire par la clé d'authentification : "

@@ -30,7 +30,7 @@ from bridge.pcsc.monitor import CardInserted, CardRemoved, MonitorState, ReaderE
 from bridge.pcsc.monitor import ReaderState as Row
 from bridge.service.cards import CardService
 from bridge.service.readers import MonitorLike
-from bridge.tray import Decide
+from bridge.tray import Decide, LastTryRequest
 
 __all__ = [
     "CardInserted",
@@ -51,15 +51,20 @@ _ids = itertools.count(1)
 
 
 class FakeApprover:
-    """Records pairing requests; the test decides through the CLI (or `decide`)."""
+    """Records pairing requests and last-try confirmations; the test decides through the CLI (or `decide`)."""
 
     def __init__(self) -> None:
         self.requests: asyncio.Queue[tuple[PendingPairing, Decide]] = asyncio.Queue()
         self.notices: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.last_tries: asyncio.Queue[tuple[LastTryRequest, Decide]] = asyncio.Queue()
 
     def pairing_requested(self, pending: PendingPairing, decide: Decide) -> None:
         """Queue the request."""
         self.requests.put_nowait((pending, decide))
+
+    def last_try_requested(self, request: LastTryRequest, decide: Decide) -> None:
+        """Queue the last-try confirmation (the test decides, or lets it time out)."""
+        self.last_tries.put_nowait((request, decide))
 
     def notify(self, title: str, message: str) -> None:
         """Queue the notice."""

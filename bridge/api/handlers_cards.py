@@ -90,7 +90,8 @@ class CpsLogin(_CardHandler):
     name = "cps.login"
     summary = (
         "Verify the card holder PIN. With one try left the call fails with PIN_LAST_TRY unless allowLastTry"
-        " (local programs only). After a wrong PIN the next attempt on that card waits (1 s, 2 s, 4 s...)."
+        " (for a page: only once the person confirms it in the tray, else PIN_LAST_TRY confirm-at-workstation)."
+        " After a wrong PIN the next attempt on that card waits (1 s, 2 s, 4 s...)."
         " The login belongs to the caller that entered the PIN: another origin's cps.sign and DMP calls get"
         " PIN_REQUIRED (detail login-owned-by-another-caller) unless `share_cps_login` is set."
     )
@@ -111,9 +112,20 @@ class CpsLogin(_CardHandler):
     )
 
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
-        """Refuse a page's request to spend the last try (any origin: only the person at the workstation may)."""
-        if params.get("allowLastTry", False) and ctx.connection.origin is not None:
-            # An Origin is a claim and a page's script runs unattended: blocking the card is the person's call.
+        """A page's request to spend the last try waits for the person's confirmation in the tray."""
+        origin = ctx.connection.origin
+        if not (params.get("allowLastTry", False) and origin is not None):
+            return await super().call(ctx, params)
+        # A page's script runs unattended: blocking the card is the person's call. Try without the last
+        # try first, so the person is asked only when the card really is at its last try.
+        try:
+            return await super().call(ctx, {**params, "allowLastTry": False})
+        except BridgeError as exc:
+            if exc.code is not ErrorCode.PIN_LAST_TRY:
+                raise
+        reader = await _service(ctx).resolve(params.get("reader"), self.kind)
+        # Asked outside the card lock: other callers' card work goes on while the person decides.
+        if not await ctx.services.confirm_last_try(origin, reader):
             raise BridgeError(ErrorCode.PIN_LAST_TRY, "confirm-at-workstation")
         return await super().call(ctx, params)
 

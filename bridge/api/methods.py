@@ -102,6 +102,9 @@ class Services(Protocol):
     async def rotate_token(self, keep: ConnectionView) -> str:
         """Replace the local token; local connections other than `keep` are closed."""
 
+    async def confirm_last_try(self, origin: str, reader: str) -> bool:
+        """Ask the person at the workstation (tray) to let `origin` spend the card's last PIN try; bounded wait."""
+
 
 class ConnectionView(Protocol):
     """What a handler may know about the calling connection."""

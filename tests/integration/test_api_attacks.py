@@ -30,7 +30,7 @@ from bridge.config import BridgeConfig
 from bridge.errors import BridgeError
 from bridge.logs import setup_logging
 from bridge.paths import data_dir
-from tests.api_helpers import PageKey, approved_page, open_ws, rpc, running_bridge
+from tests.api_helpers import FakeApprover, PageKey, approved_page, open_ws, rpc, running_bridge
 
 pytestmark = [pytest.mark.usefixtures("home"), pytest.mark.timeout(30)]
 
@@ -454,7 +454,9 @@ async def test_pin_exhaustion_from_a_page_no_longer_blocks_the_card(
     await asyncio.to_thread(wait_card_state, CPS_READER, False)
     monitor = ReaderMonitor()
     cards = PcscCardService(monitor, pin_delay_unit=PIN_UNIT)
-    async with running_bridge(monitor=monitor, cards=cards) as app:
+    approver = FakeApprover()  # the person never answers the tray's last-try prompt
+    async with running_bridge(monitor=monitor, cards=cards, approver=approver) as app:
+        app.last_try_wait = 0.3  # 60 s in the daemon
         local = await open_ws(session, app, token=app.token)
         await rpc(local, "bridge.info")
         await asyncio.to_thread(slots[0].insert, create_card("gp"))
@@ -489,6 +491,8 @@ async def test_pin_exhaustion_from_a_page_no_longer_blocks_the_card(
         assert elapsed[2] >= PIN_UNIT * 1.8, elapsed
         refusal = error_data(await rpc(page, "cps.login", {"pin": "1234", "allowLastTry": True}))
         assert "poste de travail" in refusal["message_fr"] and "workstation" in refusal["message_en"]
+        # Each of the page's requests asked the person (who did not answer): the page's say-so spent nothing.
+        assert approver.last_tries.qsize() >= 2
         read = (await rpc(local, "cps.read", timeout=30))["result"]
         assert read["pin"] == {"triesLeft": 1, "triesMax": 3, "blocked": False}
         # The person at the workstation (local token, as the CLI's --force-last-try) still may; it resets the delay.
@@ -499,6 +503,53 @@ async def test_pin_exhaustion_from_a_page_no_longer_blocks_the_card(
         digest = {"data": base64.b64encode(b"d" * 32).decode(), "prehashed": True, "key": "authentication"}
         assert error_data(await rpc(page, "cps.sign", digest))["detail"] == "prehashed: local-programs-only"
         assert "signature" in (await rpc(local, "cps.sign", digest, timeout=30))["result"]
+        await page.close()
+        await local.close()
+
+
+@pytest.mark.pcsc
+async def test_last_try_is_spent_only_once_the_person_confirms_in_the_tray(
+    session: aiohttp.ClientSession, slots: list[Any]
+) -> None:
+    import threading
+
+    from bridge.pcsc.monitor import ReaderMonitor
+    from bridge.service.pcsc_cards.service import PcscCardService
+    from bridge.sim.cps3 import create_card
+    from tests.api_helpers import next_notification
+    from tests.conftest import wait_card_state
+
+    await asyncio.to_thread(wait_card_state, CPS_READER, False)
+    monitor = ReaderMonitor()
+    approver = FakeApprover()
+    cards = PcscCardService(monitor, pin_delay_unit=0.05)
+    async with running_bridge(monitor=monitor, cards=cards, approver=approver) as app:
+        local = await open_ws(session, app, token=app.token)
+        await rpc(local, "bridge.info")
+        await asyncio.to_thread(slots[0].insert, create_card("gp"))
+        while (await next_notification(local, "card.inserted", timeout=15))["reader"] != CPS_READER:
+            pass
+        page = await open_ws(session, app, origin=WEB, key=approved_page(app, WEB))
+        # Not at the last try: nobody is asked, the page's login just runs.
+        assert (await rpc(page, "cps.login", {"pin": "1234", "allowLastTry": True}, timeout=30))["result"]
+        assert approver.last_tries.empty()
+        for _ in range(2):
+            assert error_data(await rpc(local, "cps.login", {"pin": "0000"}, timeout=30))["code"] == "PIN_INCORRECT"
+
+        async def page_asks_for_the_last_try(allowed: bool) -> dict[str, Any]:
+            call = asyncio.create_task(rpc(page, "cps.login", {"pin": "1234", "allowLastTry": True}, timeout=30))
+            request, decide = await asyncio.wait_for(approver.last_tries.get(), 15)
+            assert (request.origin, request.reader) == (WEB, CPS_READER)
+            # While the person decides, the bridge serves the others (the card is not held).
+            assert (await rpc(local, "cps.read", timeout=30))["result"]["pin"]["triesLeft"] == 1
+            threading.Thread(target=decide, args=(allowed,)).start()  # the tray answers from its own thread
+            return await call
+
+        refused = error_data(await page_asks_for_the_last_try(False))
+        assert (refused["code"], refused["detail"]) == ("PIN_LAST_TRY", "confirm-at-workstation")
+        assert (await rpc(local, "cps.read", timeout=30))["result"]["pin"]["triesLeft"] == 1  # nothing spent
+        confirmed = (await page_asks_for_the_last_try(True))["result"]
+        assert (confirmed["authenticated"], confirmed["triesLeft"]) == (True, 3)
         await page.close()
         await local.close()
 
