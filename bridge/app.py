@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import secrets
 import time
 from collections import deque
@@ -24,9 +25,11 @@ from bridge.api.handlers_core import core_handlers
 from bridge.api.handlers_dmp import dmp_handlers
 from bridge.api.methods import ConnectionView, Registry
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore, PairingManager, PendingPairing
+from bridge.api.ports import PortInUseError
 from bridge.api.server import BridgeServer
 from bridge.api.token import load_or_create_token, rotate_token
-from bridge.config import BridgeConfig
+from bridge.api.user_port import candidate_ports, remove_port_file, write_port_file
+from bridge.config import DEFAULT_PORT, BridgeConfig
 from bridge.errors import BridgeError
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cards import CardService
@@ -96,6 +99,8 @@ class Application:
         self.dmp = dmp or DmpService(config.dmp, direct=direct, locks=self.locks)
         self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks), *dmp_handlers(self.dmp)])
         self.approver = approver
+        #: Ports tried in order when none is configured (tests give their own free ones).
+        self.port_candidates = candidate_ports(os.getuid(), DEFAULT_PORT)
         #: Seconds a page's request for the last PIN try waits for the person's confirmation in the tray.
         self.last_try_wait = LAST_TRY_WAIT
         self.notifier = notifier
@@ -104,7 +109,7 @@ class Application:
         self.server = BridgeServer(
             self,
             self.registry,
-            port=config.port,
+            port=config.port if config.port is not None else 0,
             token=self.token,
             max_message_size=config.max_message_size,
             max_in_flight=config.max_in_flight,
@@ -121,12 +126,29 @@ class Application:
     async def start(self, hosts: tuple[str, ...] = ("127.0.0.1", "::1")) -> None:
         """Start the monitor (if it needs starting), the server, and the event feed."""
         await _maybe_call(self.monitor, "start")
-        await self.server.start(hosts)
+        if self.config.port is None:
+            await self._listen_on_user_port(hosts)
+        else:
+            await self.server.start(hosts)
+        write_port_file(self.data_dir, self.port)  # where the CLI finds this user's daemon
         self._pcsc_available = self.readers.available
         self.readers.start(self._publish)
 
+    async def _listen_on_user_port(self, hosts: tuple[str, ...]) -> None:
+        """No port configured: the first free one of this user's candidates (one daemon per OS user)."""
+        candidates = self.port_candidates
+        for port in candidates:
+            self.server.port = port
+            try:
+                await self.server.start(hosts)
+                return
+            except PortInUseError:
+                continue  # another user's daemon (or anything else): the next candidate
+        raise PortInUseError(candidates[0], f"ports {min(candidates)}-{max(candidates)}")
+
     async def stop(self) -> None:
         """Stop in reverse order."""
+        remove_port_file(self.data_dir, self.port)
         await self.readers.stop()
         await self.server.stop()
         await self.dmp.aclose()

@@ -2,7 +2,8 @@
 
 Example::
 
-    port = 28442                    # WebSocket/HTTP port on 127.0.0.1 and ::1
+    port = 28442                    # WebSocket/HTTP port on 127.0.0.1 and ::1; unset: one derived per OS user
+                                    # (first free of 28442-28457 from an offset of the uid, bridge.api.user_port)
     max_message_size = 33554432     # bytes per WebSocket message (32 MiB: a 20 MB document in base64 fits)
     max_in_flight = 8               # concurrent calls per connection; more frames wait
     extra_allowed_hosts = []        # extra Host names accepted (e.g. a name mapped to 127.0.0.1 in /etc/hosts)
@@ -39,7 +40,8 @@ class ConfigError(ValueError):
 class BridgeConfig:
     """Effective configuration (defaults overridden by config.toml, then by command-line options)."""
 
-    port: int = DEFAULT_PORT
+    #: None (not configured): the first free port of the per-user window (bridge.api.user_port).
+    port: int | None = None
     max_message_size: int = 32 * 1024 * 1024
     max_in_flight: int = 8
     extra_allowed_hosts: tuple[str, ...] = ()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -156,6 +157,32 @@ async def test_key_kept_in_the_profile_reconnects_and_a_cleared_profile_pairs_ag
             assert await tab.evaluate("window.bridge.readersList().catch((e) => e.code)") == "ORIGIN_NOT_APPROVED"
         await first.close()
         await second.close()
+
+
+DISCOVER = """async ([port, ports]) => {
+  const sdk = await import(`http://127.0.0.1:${port}/sdk/dmp-bridge.js`);
+  try {
+    const bridge = await sdk.connect({ ports, retry: { attempts: 1 } });
+    return [(await bridge.info()).port, bridge.url];
+  } catch (e) {
+    return [e.code, e.data.detail];
+  }
+}"""
+
+
+async def test_sdk_finds_this_users_bridge_among_the_candidate_ports(browser: Any) -> None:
+    async with running_bridge() as app, serve_page(PAGE % {"port": app.port}) as origin:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            closed = s.getsockname()[1]  # nothing listens there once closed
+        not_a_bridge = int(origin.rsplit(":", 1)[1])  # an HTTP server: no WebSocket, no bridge.info
+        page = await browser.new_page()
+        await page.goto(origin + "/")
+        await page.wait_for_function("window.ready === true")
+        found = await page.evaluate(DISCOVER, [app.port, [closed, not_a_bridge, app.port]])
+        assert found == [app.port, f"ws://127.0.0.1:{app.port}/ws"]
+        assert await page.evaluate(DISCOVER, [app.port, [closed, not_a_bridge]]) == ["BRIDGE_UNREACHABLE", "no-port"]
+        await page.close()
 
 
 async def test_sdk_reports_bridge_not_running(browser: Any) -> None:

@@ -284,6 +284,39 @@ async def test_method_names_checked_before_stored_or_logged(
     assert sum("-> NOT_FOUND" in line for line in lines) <= 1, lines
 
 
+# -- 2. one daemon per OS user, each on its own port -------------------------------------------------
+
+
+async def test_unconfigured_port_is_the_users_first_free_candidate_and_the_cli_finds_it(
+    session: aiohttp.ClientSession,
+) -> None:
+    from bridge.api.user_port import read_port_file
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    taken, mine = free_port(), free_port()
+    # Another user's daemon already holds this user's first candidate.
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", taken))
+    squatter.listen()
+    app = Application(BridgeConfig(port=None), data_dir=data_dir(), approver=FakeApprover())
+    app.port_candidates = [taken, mine]
+    try:
+        await app.start(hosts=("127.0.0.1",))
+        assert app.port == mine
+        assert read_port_file(data_dir()) == mine
+        # The CLI, with no --port and no port in config.toml, reads the port file.
+        code, out, err = await cli("origins", "list", "--json")
+        assert code == 0 and json.loads(out) == {"origins": []}, err
+    finally:
+        await app.stop()
+        squatter.close()
+    assert read_port_file(data_dir()) is None
+
+
 # -- 7. files ---------------------------------------------------------------------------------------
 
 REPO = Path(__file__).resolve().parents[2]

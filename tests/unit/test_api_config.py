@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import DEFAULT_PORT, BridgeConfig, ConfigError, load_config
+from bridge.config import BridgeConfig, ConfigError, load_config
 
 
 def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     config = load_config(tmp_path / "none.toml")
     assert config == BridgeConfig()
-    assert config.port == DEFAULT_PORT
+    assert config.port is None  # one derived per OS user (bridge.api.user_port)
     assert config.max_message_size >= 20 * 1024 * 1024 * 4 // 3  # a 20 MB document in base64
 
 

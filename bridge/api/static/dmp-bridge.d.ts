@@ -2,6 +2,9 @@
 
 export declare const DEFAULT_PORT: number;
 export declare const DEFAULT_URL: string;
+/** Ports tried when `connect()` is given no url: 28442-28457 (one daemon per OS user). */
+export declare const PORT_WINDOW: number;
+export declare const DEFAULT_PORTS: number[];
 
 export type ErrorCode =
   | "NO_READER" | "NO_CARD" | "CARD_REMOVED" | "CARD_RESET" | "UNSUPPORTED_CARD" | "CARD_ERROR"
@@ -71,6 +74,8 @@ export interface ConnectOptions {
   reconnect?: boolean;
   timeout?: number;
   openTimeout?: number;
+  /** Candidate ports tried at once when `url` is not given (default 28442-28457: one daemon per OS user). */
+  ports?: number[];
   /** Only for the bridge's own diagnostics page: the secret it was served with. */
   pageSecret?: string;
 }

@@ -1,7 +1,7 @@
 // dmp-bridge SDK: an ES module with no build step and no dependency.
 //
 //   import { connect } from "http://127.0.0.1:28442/sdk/dmp-bridge.js";
-//   const bridge = await connect();            // retries with backoff, then a clear BridgeError
+//   const bridge = await connect();            // finds this user's bridge; retries with backoff, then a clear BridgeError
 //   await bridge.pair({ onPending: (r) => showCode(r) });  // once per origin: the person approves at the workstation
 //   const { readers } = await bridge.readersList();
 //   bridge.on("card.inserted", (e) => ...);    // listeners survive reconnections
@@ -19,6 +19,9 @@
 
 export const DEFAULT_PORT = 28442;
 export const DEFAULT_URL = `ws://127.0.0.1:${DEFAULT_PORT}/ws`;
+/** Ports a daemon listens on when none is configured: one per OS user (bridge/api/user_port.py). */
+export const PORT_WINDOW = 16;
+export const DEFAULT_PORTS = Array.from({ length: PORT_WINDOW }, (_, i) => DEFAULT_PORT + i);
 
 const SDK_MESSAGES = {
   BRIDGE_UNREACHABLE: [
@@ -150,6 +153,36 @@ function openSocket(url, openTimeout) {
   });
 }
 
+/** Whether `url` answers bridge.info as a dmp-bridge (another user's daemon resets the connection first). */
+async function probeBridge(url, openTimeout) {
+  const ws = await openSocket(url, openTimeout);
+  try {
+    const reply = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("timeout")), openTimeout);
+      ws.onmessage = (ev) => {
+        clearTimeout(timer);
+        resolve(JSON.parse(ev.data));
+      };
+      ws.onclose = () => reject(new Error("closed"));
+      ws.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "bridge.info" }));
+    });
+    if (!reply.result || reply.result.name !== "dmp-bridge") throw new Error("not a dmp-bridge");
+    return url;
+  } finally {
+    ws.onclose = null;
+    ws.close();
+  }
+}
+
+/** This OS user's bridge among the candidate ports (all tried at once); BRIDGE_UNREACHABLE when none answers. */
+async function discoverUrl(ports, openTimeout) {
+  try {
+    return await Promise.any(ports.map((port) => probeBridge(`ws://127.0.0.1:${port}/ws`, openTimeout)));
+  } catch (_) {
+    throw sdkError("BRIDGE_UNREACHABLE", { detail: "no-port", ports });
+  }
+}
+
 /** A live connection to the bridge; reconnects by itself after an unexpected close. */
 export class Bridge {
   constructor(url, options) {
@@ -182,6 +215,8 @@ export class Bridge {
     let delay = initialDelay;
     for (let attempt = 1; ; attempt++) {
       try {
+        // No url given: find this user's daemon again on every attempt (a restarted one may take another port).
+        if (this.options.ports) this.url = await discoverUrl(this.options.ports, this.options.openTimeout);
         this._attach(await openSocket(this.url, this.options.openTimeout));
         this._handshake = this._prove();
         await this._handshake;
@@ -361,10 +396,13 @@ export class Bridge {
   }
 }
 
-/** Connect to the bridge (and prove this origin's key). `pageSecret` is for the bridge's own diagnostics page. `retry`: {attempts, initialDelay, maxDelay} (ms) for the first connection;
+/** Connect to the bridge (and prove this origin's key). Without `url`, the SDK finds this OS user's bridge
+ * among `ports` (default 28442-28457, all tried at once, kept if `bridge.info` answers). `pageSecret` is for
+ * the bridge's own diagnostics page. `retry`: {attempts, initialDelay, maxDelay} (ms) for the first connection;
  * after that, reconnection retries forever with the same backoff unless `reconnect: false`. */
 export async function connect({
-  url = DEFAULT_URL,
+  url = null,
+  ports = DEFAULT_PORTS,
   retry = {},
   reconnect = true,
   timeout = 60000,
@@ -377,6 +415,8 @@ export async function connect({
     timeout,
     openTimeout,
     pageSecret,
+    // An explicit url is used as is; otherwise the candidate ports are tried (one daemon per OS user).
+    ports: url ? null : ports,
   };
   const bridge = new Bridge(url, options);
   await bridge._open();
