@@ -215,7 +215,6 @@ class BridgeServer:
         }
         if filename == "index.html":
             headers["Cache-Control"] = "no-store"  # it holds this run's page secret
-        if filename == "index.html":
             headers["Content-Security-Policy"] = (
                 f"default-src 'self'; connect-src 'self' {ws_sources}; img-src 'self' data:; frame-ancestors 'none'"
             )

@@ -15,10 +15,8 @@ the web origin of an approved page, `local` for token clients; work started outs
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from bridge.errors import BridgeError, ErrorCode
 
@@ -32,14 +30,23 @@ LOCAL_CALLER = "local"
 _caller: ContextVar[str | None] = ContextVar("dmp_bridge_caller", default=None)
 
 
-@contextlib.contextmanager
-def acting_caller(identity: str | None) -> Iterator[None]:
-    """Run the enclosed call as `identity` (set by the API connection around each call)."""
-    token = _caller.set(identity)
-    try:
-        yield
-    finally:
-        _caller.reset(token)
+class acting_caller:  # lower case: used like a context-manager function
+    """Run the enclosed call as `identity` (set by the API connection around each call).
+
+    A class rather than @contextmanager: it wraps every API call, and this costs a third as much.
+    """
+
+    __slots__ = ("_identity", "_token")
+    _token: Token[str | None]
+
+    def __init__(self, identity: str | None) -> None:
+        self._identity = identity
+
+    def __enter__(self) -> None:
+        self._token = _caller.set(self._identity)
+
+    def __exit__(self, *exc: object) -> None:
+        _caller.reset(self._token)
 
 
 def current_caller() -> str | None:

@@ -13,7 +13,7 @@ const TEXT = {
     noReader: "Aucun lecteur détecté.", present: "présente", absent: "absente", none: "Aucun",
     pending: (n) => `${n} demande(s) d'appairage en attente : dmp-bridge origins pending`,
     copied: "Rapport copié dans le presse-papiers.", copyFailed: "Copie impossible : sélectionnez le texte ci-dessous.",
-    noService: "pilotes de carte non chargés", other: "English",
+    noService: "pilotes de carte non chargés", other: "English", repair: "nouvel appairage nécessaire",
     backend: { pkcs11: "Cryptolib CPS (PKCS#11)", pcsc: "pilote PC/SC du pont" }, readBy: "lue par",
   },
   en: {
@@ -26,7 +26,7 @@ const TEXT = {
     noReader: "No reader found.", present: "present", absent: "empty", none: "None",
     pending: (n) => `${n} pending pairing request(s): dmp-bridge origins pending`,
     copied: "Report copied to the clipboard.", copyFailed: "Copy failed: select the text below.",
-    noService: "card drivers not loaded", other: "Français",
+    noService: "card drivers not loaded", other: "Français", repair: "pairing needed again",
     backend: { pkcs11: "Cryptolib CPS (PKCS#11)", pcsc: "bridge's PC/SC driver" }, readBy: "read by",
   },
 };
@@ -90,7 +90,7 @@ function render() {
     rows.append(tr);
   }
   const origins = $("origins");
-  origins.replaceChildren(...(report.origins.length ? report.origins.map((o) => el("li", `${o.origin} (${when(o.approvedAt)})`)) : [el("li", t("none"), "absent")]));
+  origins.replaceChildren(...(report.origins.length ? report.origins.map((o) => el("li", `${o.origin} (${when(o.approvedAt)})${o.status === "pairing-needed" ? " — " + t("repair") : ""}`)) : [el("li", t("none"), "absent")]));
   $("pending").textContent = report.pendingPairings ? t("pending")(report.pendingPairings) : "";
   const errors = $("errors");
   errors.replaceChildren(...report.recentErrors.slice(-20).reverse().map((e) => {
