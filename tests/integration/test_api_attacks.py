@@ -31,6 +31,7 @@ from bridge.errors import BridgeError
 from bridge.logs import setup_logging
 from bridge.paths import data_dir
 from tests.api_helpers import FakeApprover, PageKey, approved_page, open_ws, rpc, running_bridge
+from tests.dmp_fixtures import dmp_pki  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.usefixtures("home"), pytest.mark.timeout(30)]
 
@@ -689,6 +690,64 @@ REPO_ROOT = REPO
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_NOFILE and /proc/<pid>/fd: Linux")
+async def test_drip_fed_dmp_answer_ends_at_the_deadline_and_blocks_nobody(
+    session: aiohttp.ClientSession,
+    dmp_pki: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from bridge.dmp.codes import InsOid
+    from bridge.service.dmp_config import DmpConfig
+    from tests.dmp_fixtures import PATIENT, establishment
+    from tests.faults import Fault, FaultProxy, SimProcess
+
+    sim = SimProcess(dmp_pki, tmp_path / "sim")
+    await sim.start()
+    certs = establishment(dmp_pki)
+    try:
+        # Requests above 96 KB carry a document: only their answers drip (1 byte per 0.5 s; 5 s in the attack).
+        async with FaultProxy(sim.port, 96 * 1024) as proxy:
+            dmp = DmpConfig(
+                url=sim.url.replace(f":{sim.port}/", f":{proxy.port}/"), ca_bundle=sim.ca_file,
+                server_name="localhost", ins_oid=InsOid.NIR_TEST.value, default_mode="INDIRECTE",
+                establishment_auth_p12=certs.auth_cli_p12, establishment_sign_p12=certs.sign_p12,
+                establishment_p12_password_file=certs.auth_cli_p12.with_name("p12-password"),
+                establishment_id="10B0127189", establishment_name="CLINIQUE DU TEST",
+                practitioner_id="810012345678", practitioner_family="MARTIN", practitioner_given="PAUL",
+                practitioner_specialty="SM54", call_timeout=2.0,
+            )  # fmt: skip
+            async with running_bridge(BridgeConfig(port=0, dmp=dmp)) as app:
+                dripped = await open_ws(session, app, token=app.token)
+                other = await open_ws(session, app, token=app.token)
+                patient = {"ins": PATIENT.value, "lastName": "MARTIN", "firstName": "JEAN", "gender": "M",
+                           "birthDate": "19780314"}  # fmt: skip
+                content = base64.b64encode(b"%PDF-1.4\n" + bytes(200 * 1024) + b"\n%%EOF\n").decode()
+                submit = {"patient": patient, "content": content, "mimeType": "application/pdf", "title": "CR",
+                          "typeCode": "11488-4"}  # fmt: skip
+                assert "result" in await rpc(dripped, "dmp.documents.submit", submit, timeout=30)  # warm, stored
+                proxy.fault = Fault.DRIP
+                outcomes: list[tuple[str, float, float]] = []
+
+                async def attack() -> None:
+                    started = time.monotonic()
+                    slow = asyncio.create_task(rpc(dripped, "dmp.documents.submit", submit, timeout=60))
+                    await asyncio.wait_for(proxy.triggered.wait(), 15)
+                    # Another caller's DMP call does not queue behind the dripping one.
+                    begun = time.monotonic()
+                    assert "result" in await rpc(other, "dmp.documents.find", {"patient": {"ins": PATIENT.value}})
+                    found = time.monotonic() - begun
+                    outcome = error_data(await slow)["code"]
+                    outcomes.append((outcome, time.monotonic() - started, found))
+
+                await under_attack(session, app, attack, seconds=0.1)  # one drip-fed call, ~2 s
+                ((outcome, total, found),) = outcomes
+                # Each byte arrives before any per-read timeout: only the call's total deadline (2 s) ends it.
+                assert outcome == "DMP_OUTCOME_UNKNOWN"
+                assert total < 2.0 + 3.0, total
+                assert found < 2.0, found
+    finally:
+        sim.kill()
+
+
 async def test_fd_exhaustion_refuses_new_connections_without_tracebacks(tmp_path: Path) -> None:
     import resource
 
