@@ -219,8 +219,11 @@ export class Bridge {
         if (this.options.ports) this.url = await discoverUrl(this.options.ports, this.options.openTimeout);
         this._attach(await openSocket(this.url, this.options.openTimeout));
         this._handshake = this._prove();
-        await this._handshake;
-        this._handshake = null;
+        try {
+          await this._handshake;
+        } finally {
+          this._handshake = null;
+        }
         this._emit("connection", { state: "open" });
         return;
       } catch (err) {
