@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
+import secrets
+import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +27,11 @@ from bridge.api.handlers_dmp import dmp_handlers
 from bridge.api.handlers_ins import ins_handlers
 from bridge.api.methods import ConnectionView, Handler, Registry
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore, PairingManager, PendingPairing
+from bridge.api.ports import PortInUseError
 from bridge.api.server import BridgeServer
 from bridge.api.token import load_or_create_token, rotate_token
-from bridge.config import BridgeConfig
+from bridge.api.user_port import candidate_ports, remove_port_file, write_port_file
+from bridge.config import DEFAULT_PORT, BridgeConfig
 from bridge.errors import BridgeError
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cards import CardService
@@ -37,11 +42,13 @@ from bridge.service.dmp_locks import SharedCardLocks
 from bridge.service.ins import InsService
 from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
-from bridge.tray import Approver, Notifier
+from bridge.tray import Approver, LastTryRequest, Notifier
 
 __all__ = ["Application", "RecentErrors", "all_handlers"]
 
 log = logging.getLogger(__name__)
+
+LAST_TRY_WAIT = 60.0
 
 
 class RecentErrors:
@@ -101,19 +108,23 @@ class Application:
         self.cards = cards
         self.errors = RecentErrors()
         # Shared with the DMP service: a DIRECTE call holds its card against other callers' card methods.
-        self.locks = SharedCardLocks(config.card_busy_wait)
+        self.locks = SharedCardLocks(config.card_busy_wait, share_cps_login=config.share_cps_login)
         direct = CardServiceDirectSource(cards, monitor) if isinstance(cards, PcscCardService) else None
         self.dmp = dmp or DmpService(config.dmp, direct=direct, locks=self.locks)
         self.ins = InsService(config.insi, self.dmp)
         self.registry = registry or Registry(all_handlers(self.locks, self.dmp, self.ins))
         self.approver = approver
+        #: Ports tried in order when none is configured (tests give their own free ones).
+        self.port_candidates = candidate_ports(os.getuid(), DEFAULT_PORT)
+        #: Seconds a page's request for the last PIN try waits for the person's confirmation in the tray.
+        self.last_try_wait = LAST_TRY_WAIT
         self.notifier = notifier
         self._pcsc_available: bool | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.server = BridgeServer(
             self,
             self.registry,
-            port=config.port,
+            port=config.port if config.port is not None else 0,
             token=self.token,
             max_message_size=config.max_message_size,
             max_in_flight=config.max_in_flight,
@@ -130,12 +141,29 @@ class Application:
     async def start(self, hosts: tuple[str, ...] = ("127.0.0.1", "::1")) -> None:
         """Start the monitor (if it needs starting), the server, and the event feed."""
         await _maybe_call(self.monitor, "start")
-        await self.server.start(hosts)
+        if self.config.port is None:
+            await self._listen_on_user_port(hosts)
+        else:
+            await self.server.start(hosts)
+        write_port_file(self.data_dir, self.port)  # where the CLI finds this user's daemon
         self._pcsc_available = self.readers.available
         self.readers.start(self._publish)
 
+    async def _listen_on_user_port(self, hosts: tuple[str, ...]) -> None:
+        """No port configured: the first free one of this user's candidates (one daemon per OS user)."""
+        candidates = self.port_candidates
+        for port in candidates:
+            self.server.port = port
+            try:
+                await self.server.start(hosts)
+                return
+            except PortInUseError:
+                continue  # another user's daemon (or anything else): the next candidate
+        raise PortInUseError(candidates[0], f"ports {min(candidates)}-{max(candidates)}")
+
     async def stop(self) -> None:
         """Stop in reverse order."""
+        remove_port_file(self.data_dir, self.port)
         await self.readers.stop()
         await self.server.stop()
         await self.dmp.aclose()
@@ -147,6 +175,8 @@ class Application:
         """Reader events: the card service forgets a removed card's session, then connections are told."""
         if method == "readers.changed":
             self._notice_pcsc(params["pcsc"] == "available")
+        if method == "card.removed":
+            self.locks.login_owners.forget(str(params["reader"]))  # a removed card's login is gone
         if method == "card.removed" and self.cards is not None:
             task = asyncio.create_task(self.cards.forget(str(params["reader"])))
             self._tasks.add(task)
@@ -169,6 +199,33 @@ class Application:
         await self.server.set_token(self.token, keep=keep)
         log.info("local token rotated")
         return self.token
+
+    async def confirm_last_try(self, origin: str, reader: str) -> bool:
+        """Ask the person (tray) whether `origin` may spend `reader`'s last PIN try; False after `last_try_wait`."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bool] = loop.create_future()
+
+        def settle(allowed: bool) -> None:
+            if not answer.done():
+                answer.set_result(allowed)
+
+        def decide(allowed: bool) -> None:
+            # From the tray's thread, or synchronously (headless refuses at once).
+            loop.call_soon_threadsafe(settle, allowed)
+
+        request = LastTryRequest(
+            request_id=secrets.token_hex(8),
+            origin=origin,
+            reader=reader,
+            expires_at=time.monotonic() + self.last_try_wait,
+        )
+        self.approver.last_try_requested(request, decide)
+        try:
+            allowed = await asyncio.wait_for(answer, self.last_try_wait)
+        except TimeoutError:
+            allowed = False
+        log.info("last PIN try for %s: %s at the workstation", origin, "confirmed" if allowed else "not confirmed")
+        return allowed
 
     def _show_pairing(self, pending: PendingPairing) -> None:
         loop = asyncio.get_running_loop()

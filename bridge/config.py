@@ -2,13 +2,15 @@
 
 Example::
 
-    port = 28442                    # WebSocket/HTTP port on 127.0.0.1 and ::1
+    port = 28442                    # WebSocket/HTTP port on 127.0.0.1 and ::1; unset: one derived per OS user
+                                    # (first free of 28442-28457 from an offset of the uid, bridge.api.user_port)
     max_message_size = 33554432     # bytes per WebSocket message (32 MiB: a 20 MB document in base64 fits)
     max_in_flight = 8               # concurrent calls per connection; more frames wait
     extra_allowed_hosts = []        # extra Host names accepted (e.g. a name mapped to 127.0.0.1 in /etc/hosts)
     card_busy_wait = 3.0            # seconds a second caller waits for a card before CARD_BUSY
     card_timeout = 60.0             # seconds one card operation may take before TIMEOUT (stage "card")
     pairing_ttl = 300               # seconds a pairing code stays valid
+    share_cps_login = false         # true: a CPS login entered by one application serves all approved ones
     [dmp]                           # DMP access, see bridge.service.dmp_config
     [cards]                         # CPS backend: cps_backend = "auto"|"pkcs11"|"pcsc", pkcs11_module = "/path"
                                     # (see bridge.service.cps_backend)
@@ -40,7 +42,8 @@ class ConfigError(ValueError):
 class BridgeConfig:
     """Effective configuration (defaults overridden by config.toml, then by command-line options)."""
 
-    port: int = DEFAULT_PORT
+    #: None (not configured): the first free port of the per-user window (bridge.api.user_port).
+    port: int | None = None
     max_message_size: int = 32 * 1024 * 1024
     max_in_flight: int = 8
     extra_allowed_hosts: tuple[str, ...] = ()
@@ -48,6 +51,8 @@ class BridgeConfig:
     #: Bound on one card operation (cps.*, vitale.read, the DMP's card keys): a wedged card gives TIMEOUT.
     card_timeout: float = 60.0
     pairing_ttl: float = 300.0
+    #: A CPS login belongs to the caller that entered the PIN unless the person shares it (one app family).
+    share_cps_login: bool = False
     #: The `[dmp]` table (see bridge.service.dmp_config).
     dmp: DmpConfig = field(default_factory=DmpConfig)
     #: The `[cards]` table: which CPS backend (see bridge.service.cps_backend).
@@ -93,6 +98,10 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError(f"config.toml: {name} must be a list of host names")
         return tuple(v.lower() for v in value)
+    if name == "share_cps_login":
+        if not isinstance(value, bool):
+            raise ConfigError(f"config.toml: {name} must be true or false")
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"config.toml: {name} must be a number")
     low, high = _BOUNDS[name]

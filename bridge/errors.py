@@ -168,10 +168,26 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
 #: Messages more precise than their code's, for a (code, detail) pair the caller must act on differently.
 _DETAIL_MESSAGES: dict[tuple[ErrorCode, str], tuple[str, str]] = {
     (ErrorCode.PIN_LAST_TRY, "confirm-at-workstation"): (
-        "Un seul essai restant : une page web ne peut pas l'utiliser. La personne doit le confirmer au poste "
-        "de travail (par exemple `dmp-bridge card --pin-stdin --force-last-try`), ou débloquer la carte.",
-        "One PIN try left: a web page cannot spend it. The person must confirm it at the workstation "
-        "(e.g. `dmp-bridge card --pin-stdin --force-last-try`), or unblock the card.",
+        "Un seul essai restant : une page web ne peut pas l'utiliser seule. La personne doit le confirmer au "
+        "poste de travail (menu de l'icône du pont, ou `dmp-bridge card --pin-stdin --force-last-try`), ou "
+        "débloquer la carte.",
+        "One PIN try left: a web page cannot spend it on its own. The person must confirm it at the workstation "
+        "(the bridge's tray menu, or `dmp-bridge card --pin-stdin --force-last-try`), or unblock the card.",
+    ),
+    (ErrorCode.UNAUTHORIZED, "key-proof-required"): (
+        "Ce site n'a pas prouvé sa clé au pont : utilisez la dernière version du SDK, dans une page servie en "
+        "HTTPS (la cryptographie du navigateur l'exige), puis relancez l'appairage.",
+        "This site has not proved its key to the bridge: use the latest SDK, in a page served over HTTPS "
+        "(the browser's cryptography requires it), then pair again.",
+    ),
+    (ErrorCode.UNAUTHORIZED, "key-proof"): (
+        "La preuve de clé de ce site est invalide : rechargez la page ; si cela se répète, appairez-le de nouveau.",
+        "This site's key proof is invalid: reload the page; if it happens again, pair it again.",
+    ),
+    (ErrorCode.PIN_REQUIRED, "login-owned-by-another-caller"): (
+        "La carte a été déverrouillée par une autre application : saisissez le code porteur dans celle-ci "
+        "pour l'utiliser.",
+        "The card was unlocked by another application: enter the PIN in this one to use it.",
     ),
     (ErrorCode.NO_READER, "unknown-reader"): (
         "Ce lecteur n'existe pas : choisissez un des lecteurs présents (« dmp-bridge readers » les liste).",

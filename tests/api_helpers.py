@@ -7,6 +7,7 @@ precise event control without pcscd; tests marked `pcsc` use the real monitor wi
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import logging
@@ -16,7 +17,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from bridge.api.key_proof import proof_message
 from bridge.api.pairing import PendingPairing
 from bridge.app import Application
 from bridge.config import BridgeConfig
@@ -25,14 +30,16 @@ from bridge.pcsc.monitor import CardInserted, CardRemoved, MonitorState, ReaderE
 from bridge.pcsc.monitor import ReaderState as Row
 from bridge.service.cards import CardService
 from bridge.service.readers import MonitorLike
-from bridge.tray import Decide
+from bridge.tray import Decide, LastTryRequest
 
 __all__ = [
     "CardInserted",
     "CardRemoved",
     "FakeApprover",
     "FakeMonitor",
+    "PageKey",
     "Row",
+    "approved_page",
     "next_notification",
     "open_ws",
     "rpc",
@@ -44,15 +51,20 @@ _ids = itertools.count(1)
 
 
 class FakeApprover:
-    """Records pairing requests; the test decides through the CLI (or `decide`)."""
+    """Records pairing requests and last-try confirmations; the test decides through the CLI (or `decide`)."""
 
     def __init__(self) -> None:
         self.requests: asyncio.Queue[tuple[PendingPairing, Decide]] = asyncio.Queue()
         self.notices: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.last_tries: asyncio.Queue[tuple[LastTryRequest, Decide]] = asyncio.Queue()
 
     def pairing_requested(self, pending: PendingPairing, decide: Decide) -> None:
         """Queue the request."""
         self.requests.put_nowait((pending, decide))
+
+    def last_try_requested(self, request: LastTryRequest, decide: Decide) -> None:
+        """Queue the last-try confirmation (the test decides, or lets it time out)."""
+        self.last_tries.put_nowait((request, decide))
 
     def notify(self, title: str, message: str) -> None:
         """Queue the notice."""
@@ -91,6 +103,35 @@ class FakeMonitor:
             queue.put_nowait(event)
 
 
+class PageKey:
+    """A web page's ECDSA P-256 key, as the SDK keeps it in IndexedDB; signs the bridge's challenges."""
+
+    def __init__(self) -> None:
+        self.private = ec.generate_private_key(ec.SECP256R1())
+        der = self.private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.spki = base64.b64encode(der).decode()
+
+    def sign(self, origin: str, challenge_b64: str) -> str:
+        """The P1363 (r||s) signature of the proof message, base64, as WebCrypto returns it."""
+        der = self.private.sign(proof_message(origin, base64.b64decode(challenge_b64)), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        return base64.b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")).decode()
+
+    async def prove(self, ws: aiohttp.ClientWebSocketResponse, origin: str) -> dict[str, Any]:
+        """Run the SDK's handshake on `ws`: challenge, then the signed proof; the prove response."""
+        challenge = (await rpc(ws, "pairing.challenge"))["result"]["challenge"]
+        return await rpc(ws, "pairing.prove", {"publicKey": self.spki, "signature": self.sign(origin, challenge)})
+
+
+def approved_page(app: Application, origin: str) -> PageKey:
+    """A page key approved for `origin` (as if the person had approved its pairing)."""
+    key = PageKey()
+    app.store.approve(origin, key.spki)
+    return key
+
+
 @asynccontextmanager
 async def running_bridge(
     config: BridgeConfig | None = None,
@@ -123,8 +164,13 @@ async def open_ws(
     origin: str | None = None,
     token: str | None = None,
     host: str | None = None,
+    key: PageKey | None = None,
+    page_secret: str | None = None,
 ) -> aiohttp.ClientWebSocketResponse:
-    """Open /ws as a browser page (origin) or a local client (token)."""
+    """Open /ws as a browser page (origin, proving `key` like the SDK) or a local client (token).
+
+    `page_secret`: the diagnostics page's secret (`app.server.page_secret`), proved like its script does.
+    """
     headers: dict[str, str] = {}
     if origin is not None:
         headers["Origin"] = origin
@@ -132,7 +178,12 @@ async def open_ws(
         headers["Authorization"] = f"Bearer {token}"
     if host is not None:
         headers["Host"] = host
-    return await session.ws_connect(f"http://127.0.0.1:{app.port}/ws", headers=headers, max_msg_size=0)
+    ws = await session.ws_connect(f"http://127.0.0.1:{app.port}/ws", headers=headers, max_msg_size=0)
+    if key is not None and origin is not None:
+        assert "result" in await key.prove(ws, origin)
+    if page_secret is not None:
+        assert "result" in await rpc(ws, "pairing.prove", {"pageSecret": page_secret})
+    return ws
 
 
 async def rpc(

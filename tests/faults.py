@@ -103,6 +103,8 @@ class Fault(enum.Enum):
     HOLD_RESPONSE = "hold-response"
     #: Accept and read, never forward nor answer (a black hole: the TLS handshake stalls).
     STALL = "stall"
+    #: Forward the whole request, then pass the answer one byte every `drip_interval` s (each read succeeds).
+    DRIP = "drip"
 
 
 class FaultProxy:
@@ -117,6 +119,8 @@ class FaultProxy:
         #: Set when a connection crossed the threshold and its fault was applied.
         self.triggered = asyncio.Event()
         self.connections = 0
+        #: Seconds between two answer bytes (Fault.DRIP).
+        self.drip_interval = 0.5
         #: Connections on which the client sent at least `upload_threshold` bytes (requests with a document).
         self.uploads = 0
         self._server: asyncio.Server | None = None
@@ -185,6 +189,13 @@ class FaultProxy:
                 if over.is_set() and self.fault is Fault.HOLD_RESPONSE:
                     self.triggered.set()
                     await self.release.wait()
+                if over.is_set() and self.fault is Fault.DRIP:
+                    self.triggered.set()
+                    for i in range(len(data)):
+                        writer.write(data[i : i + 1])
+                        await writer.drain()
+                        await asyncio.sleep(self.drip_interval)
+                    continue
                 writer.write(data)
                 await writer.drain()
             writer.write_eof()

@@ -1,5 +1,8 @@
 """One WebSocket connection: who it is, what it may call, its outgoing queue, its running calls.
 
+- A web page holds nothing beyond the public methods until it proves, on this connection, the key its
+  origin was paired with (`pairing.challenge` then `pairing.prove`; bridge.api.key_proof); the
+  diagnostics page proves the secret it was served with. A forged `Origin` alone gets nothing.
 - Scopes are computed on every call and every event from the store, so an approval or a revocation
   takes effect on open connections immediately.
 - At most `max_in_flight` calls run at once per connection; further frames wait (the reader stops
@@ -16,17 +19,20 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import logging
 from collections import deque
 from typing import Any
 
 from bridge.api import jsonrpc
+from bridge.api.key_proof import new_challenge
 from bridge.api.methods import CallContext, Registry, Scope, Services
 from bridge.api.security import Caller, CallerKind
 from bridge.errors import BridgeError, ErrorCode, to_bridge_error
 from bridge.logs import LogThrottle
 from bridge.pcsc.abandon import caller_scope
+from bridge.service.cps_login_owner import LOCAL_CALLER, acting_caller
 
 __all__ = ["LARGE_FRAME", "MAX_QUEUED", "Connection", "FrameBudget", "Outbox", "scopes_for"]
 
@@ -70,12 +76,12 @@ _EVENT_SCOPES = frozenset({Scope.APP, Scope.DIAGNOSTICS})
 
 
 def scopes_for(caller: Caller, approved: bool) -> frozenset[Scope]:
-    """The scopes a caller holds now."""
+    """The scopes a caller holds now (`approved`: a page's key or the diagnostics page's secret proven)."""
     if caller.kind is CallerKind.LOCAL:
         return _LOCAL_SCOPES
-    if caller.kind is CallerKind.OWN_PAGE:
-        return _OWN_PAGE_SCOPES
-    return _APPROVED_SCOPES if approved else _PUBLIC_SCOPES
+    if not approved:
+        return _PUBLIC_SCOPES
+    return _OWN_PAGE_SCOPES if caller.kind is CallerKind.OWN_PAGE else _APPROVED_SCOPES
 
 
 class Outbox:
@@ -123,6 +129,7 @@ class Connection:
         *,
         max_in_flight: int,
         budget: FrameBudget | None = None,
+        page_secret: str | None = None,
     ) -> None:
         self.id = next(_ids)
         self.caller = caller
@@ -137,6 +144,11 @@ class Connection:
         self._pairings: set[str] = set()
         self._closed = False
         self._budget = budget if budget is not None else FrameBudget(1 << 62)
+        self._page_secret = page_secret
+        self._challenge: bytes | None = None
+        #: The public key (base64 SPKI) this web connection proved; approvals are looked up for it.
+        self.proven_key: str | None = None
+        self._page_proven = False
 
     @property
     def origin(self) -> str | None:
@@ -147,11 +159,56 @@ class Connection:
         """Note a pairing request made here."""
         self._pairings.add(request_id)
 
+    @property
+    def identity(self) -> str:
+        """Who owns what this connection does with a card's login: its web origin, or `local` (token)."""
+        if self.caller.kind is CallerKind.LOCAL or self.caller.origin is None:
+            return LOCAL_CALLER
+        return self.caller.origin
+
+    @property
+    def kind(self) -> CallerKind:
+        """Local program, web page or the bridge's own page."""
+        return self.caller.kind
+
+    def issue_challenge(self) -> bytes:
+        """A fresh challenge for this connection (replacing any earlier one)."""
+        self._challenge = new_challenge()
+        return self._challenge
+
+    def take_challenge(self) -> bytes | None:
+        """The outstanding challenge, consumed: each one answers a single proof."""
+        challenge, self._challenge = self._challenge, None
+        return challenge
+
+    def key_proven(self, key: str) -> None:
+        """This web connection proved it holds `key`."""
+        self.proven_key = key
+
+    def prove_page(self, secret: str) -> bool:
+        """The diagnostics page presents the secret it was served with; True when it matches."""
+        ok = (
+            self.caller.kind is CallerKind.OWN_PAGE
+            and self._page_secret is not None
+            and hmac.compare_digest(secret.encode(), self._page_secret.encode())
+        )
+        self._page_proven = self._page_proven or ok
+        return ok
+
+    def approved(self) -> bool:
+        """Whether this web page (or the diagnostics page) has proven what it must, and is approved."""
+        if self.caller.kind is CallerKind.OWN_PAGE:
+            return self._page_proven
+        origin = self.caller.origin
+        return (
+            self.caller.kind is CallerKind.WEB
+            and origin is not None
+            and self.services.store.is_approved(origin, self.proven_key)
+        )
+
     def scopes(self) -> frozenset[Scope]:
         """Scopes held right now."""
-        origin = self.caller.origin
-        approved = self.caller.kind is CallerKind.WEB and origin is not None and self.services.store.is_approved(origin)
-        return scopes_for(self.caller, approved)
+        return scopes_for(self.caller, self.approved())
 
     def receives_events(self) -> bool:
         """Card/reader events go only to approved web origins, the diagnostics page and local clients."""
@@ -212,7 +269,7 @@ class Connection:
     async def _run(self, call: jsonrpc.Request | jsonrpc.Notification, held: int = 0) -> None:
         try:
             # Cancelled by close(): the call's card work stops at its current APDU (bridge.pcsc.abandon).
-            with caller_scope():
+            with caller_scope(), acting_caller(self.identity):
                 result = await self.execute(call.method, call.params)
             if isinstance(call, jsonrpc.Request):
                 self.send(jsonrpc.result_response(call.id, result))
@@ -237,7 +294,8 @@ class Connection:
         if handler is None:
             raise BridgeError(ErrorCode.NOT_FOUND, "method-not-found")
         if not handler.scopes & self.scopes():
-            if self.caller.kind is CallerKind.WEB:
+            kind = self.caller.kind
+            if kind is CallerKind.WEB or (kind is CallerKind.OWN_PAGE and not self._page_proven):
                 raise BridgeError(ErrorCode.ORIGIN_NOT_APPROVED)
             raise BridgeError(ErrorCode.UNAUTHORIZED, "scope")
         self.registry.validate(method, params)
@@ -248,8 +306,8 @@ class Connection:
         if self.caller.kind is not CallerKind.WEB or self.caller.origin != origin:
             return
         method = "pairing.approved" if approved else "pairing.denied"
-        # Other tabs of the same origin learn of an approval too; a denial only reaches the requester.
-        if approved or request_id in self._pairings:
+        # Other tabs holding the same key learn of an approval too; a denial only reaches the requester.
+        if request_id in self._pairings or (approved and self.approved()):
             self.send(jsonrpc.notification(method, {"requestId": request_id, "origin": origin}))
 
     async def close(self) -> None:

@@ -29,9 +29,22 @@ FINDING: dict[str, Any] = {
     },
 }
 
+_FINGERPRINT = {"type": "string", "maxLength": 128, "description": "SHA-256 of the page key's SubjectPublicKeyInfo"}
 _APPROVED = {
     "type": "object",
-    "properties": {"origin": _ORIGIN, "approvedAt": {"type": "string", "maxLength": 40, "description": "ISO 8601"}},
+    "properties": {
+        "origin": _ORIGIN,
+        "approvedAt": {"type": "string", "maxLength": 40, "description": "ISO 8601"},
+        "status": {"enum": ["approved", "pairing-needed"], "description": "pairing-needed: approved before keys"},
+        "keys": {
+            "type": "array",
+            "maxItems": 4,
+            "items": {
+                "type": "object",
+                "properties": {"fingerprint": _FINGERPRINT, "approvedAt": {"type": "string", "maxLength": 40}},
+            },
+        },
+    },
 }
 
 ORIGINS_LIST_RESULT: dict[str, Any] = {
@@ -50,6 +63,7 @@ ORIGINS_PENDING_RESULT: dict[str, Any] = {
                 "properties": {
                     "requestId": {"type": "string", "maxLength": 64},
                     "origin": _ORIGIN,
+                    "keyFingerprint": _FINGERPRINT,
                     "code": {"type": "string", "maxLength": 16, "description": "the code the page shows"},
                     "createdAt": {"type": "number", "description": "daemon clock, seconds"},
                     "expiresIn": {"type": "integer", "description": "seconds left"},

@@ -61,10 +61,15 @@ class _CardHandler(Handler):
     def __init__(self, locks: CardLocks) -> None:
         self.locks = locks
 
+    #: Acts with the card's verified PIN: only the caller that entered it (bridge.service.cps_login_owner).
+    uses_login: ClassVar[bool] = False
+
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
         """Resolve, lock, operate."""
         cards = _service(ctx)
         reader = await cards.resolve(params.get("reader"), self.kind)
+        if self.uses_login:
+            self.locks.login_owners.check(reader)
         async with self.locks.hold(reader):
             return await self.operate(cards, reader, params)
 
@@ -93,7 +98,10 @@ class CpsLogin(_CardHandler):
     name = "cps.login"
     summary = (
         "Verify the card holder PIN. With one try left the call fails with PIN_LAST_TRY unless allowLastTry"
-        " (local programs only). After a wrong PIN the next attempt on that card waits (1 s, 2 s, 4 s...)."
+        " (for a page: only once the person confirms it in the tray, else PIN_LAST_TRY confirm-at-workstation)."
+        " After a wrong PIN the next attempt on that card waits (1 s, 2 s, 4 s...)."
+        " The login belongs to the caller that entered the PIN: another origin's cps.sign and DMP calls get"
+        " PIN_REQUIRED (detail login-owned-by-another-caller) unless `share_cps_login` is set."
     )
     kind: ClassVar[CardKind] = "cps"
     result_schema: ClassVar[dict[str, Any]] = CPS_LOGIN_RESULT
@@ -113,9 +121,20 @@ class CpsLogin(_CardHandler):
     )
 
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
-        """Refuse a page's request to spend the last try (any origin: only the person at the workstation may)."""
-        if params.get("allowLastTry", False) and ctx.connection.origin is not None:
-            # An Origin is a claim and a page's script runs unattended: blocking the card is the person's call.
+        """A page's request to spend the last try waits for the person's confirmation in the tray."""
+        origin = ctx.connection.origin
+        if not (params.get("allowLastTry", False) and origin is not None):
+            return await super().call(ctx, params)
+        # A page's script runs unattended: blocking the card is the person's call. Try without the last
+        # try first, so the person is asked only when the card really is at its last try.
+        try:
+            return await super().call(ctx, {**params, "allowLastTry": False})
+        except BridgeError as exc:
+            if exc.code is not ErrorCode.PIN_LAST_TRY:
+                raise
+        reader = await _service(ctx).resolve(params.get("reader"), self.kind)
+        # Asked outside the card lock: other callers' card work goes on while the person decides.
+        if not await ctx.services.confirm_last_try(origin, reader):
             raise BridgeError(ErrorCode.PIN_LAST_TRY, "confirm-at-workstation")
         return await super().call(ctx, params)
 
@@ -125,9 +144,11 @@ class CpsLogin(_CardHandler):
         # card layer can, and is, as soon as the call returns.
         pin = bytearray(params["pin"].encode("ascii"))
         try:
-            return await cards.cps_login(reader, pin, allow_last_try=bool(params.get("allowLastTry", False)))
+            result = await cards.cps_login(reader, pin, allow_last_try=bool(params.get("allowLastTry", False)))
         finally:
             pin[:] = b"\x00" * len(pin)
+        self.locks.login_owners.entered(reader)  # this caller entered the PIN: the login is its own
+        return result
 
 
 class CpsLogout(_CardHandler):
@@ -141,7 +162,10 @@ class CpsLogout(_CardHandler):
 
     async def operate(self, cards: CardService, reader: str, params: dict[str, Any]) -> Any:
         """See summary."""
-        return await cards.cps_logout(reader)
+        # Anyone may log out (it only takes rights away); the login then belongs to nobody.
+        result = await cards.cps_logout(reader)
+        self.locks.login_owners.forget(reader)
+        return result
 
 
 class CpsSign(_CardHandler):
@@ -165,6 +189,7 @@ class CpsSign(_CardHandler):
         ["data"],
     )
     errors: ClassVar[tuple[ErrorCode, ...]] = (*_COMMON_ERRORS, ErrorCode.PIN_REQUIRED)
+    uses_login: ClassVar[bool] = True
     _DIGEST_SIZES: ClassVar[dict[str, int]] = {"SHA-256": 32, "SHA-384": 48, "SHA-512": 64}
 
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:

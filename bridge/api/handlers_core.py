@@ -1,4 +1,4 @@
-"""Bridge-level methods: info, pairing, readers, diagnostics, and origin administration (CLI)."""
+"""Bridge-level methods: info, readers, diagnostics, and origin administration (CLI)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from bridge.api.core_results import (
     ORIGINS_PENDING_RESULT,
     ORIGINS_REVOKE_RESULT,
 )
+from bridge.api.handlers_pairing import pairing_handlers
 from bridge.api.methods import CallContext, Handler, Scope, object_schema
-from bridge.api.security import normalise_origin, own_origins
+from bridge.api.security import CallerKind, normalise_origin
 from bridge.errors import BridgeError, ErrorCode
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "OriginsList",
     "OriginsPending",
     "OriginsRevoke",
-    "PairingRequest",
     "ReadersList",
     "TokenRotate",
     "core_handlers",
@@ -65,14 +65,14 @@ class BridgeInfo(Handler):
             "port": {"type": "integer"},
             "platform": {"type": "string"},
             "python": {"type": "string"},
-            "approved": {"type": "boolean"},
+            "approved": {"type": "boolean", "description": "this connection may call the card and DMP methods"},
         }
     )
 
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
         """See summary."""
-        origin = ctx.connection.origin
-        approved = origin is None or ctx.services.store.is_approved(origin)
+        connection = ctx.connection
+        approved = connection.kind is CallerKind.LOCAL or connection.approved()
         return {
             "name": "dmp-bridge",
             "version": ctx.services.version,
@@ -80,44 +80,6 @@ class BridgeInfo(Handler):
             "platform": sys.platform,
             "python": platform.python_version(),
             "approved": approved,
-        }
-
-
-class PairingRequest(Handler):
-    """pairing.request: ask the person at the workstation to approve this origin."""
-
-    name = "pairing.request"
-    summary = (
-        "Ask for this web origin to be approved. The bridge shows the origin and a 6-digit code to the person "
-        "at the workstation (the page may show the same code so they match); `pairing.approved` (or "
-        "`pairing.denied`) is notified on this connection."
-    )
-    scopes: ClassVar[frozenset[Scope]] = frozenset({Scope.PUBLIC})
-    result_schema: ClassVar[dict[str, Any]] = object_schema(
-        {
-            "requestId": {"type": ["string", "null"]},
-            "status": {"enum": ["pending", "approved"]},
-            "code": {"type": ["string", "null"]},
-            "expiresIn": {"type": "integer"},
-        }
-    )
-
-    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
-        """See summary."""
-        origin = ctx.connection.origin
-        if origin is None or ctx.services.store.is_approved(origin):
-            return {"requestId": None, "status": "approved", "code": None, "expiresIn": 0}
-        if origin in own_origins(ctx.services.port):
-            # The diagnostics page has its fixed, read-only rights; approving it would change nothing.
-            raise BridgeError(ErrorCode.INVALID_INPUT, "own-origin")
-        pending = ctx.services.pairing.request(origin, ctx.connection)
-        ctx.connection.remember_pairing(pending.request_id)
-        # The code is no secret from the page: only the person (tray, or the token-holding CLI) can approve.
-        return {
-            "requestId": pending.request_id,
-            "status": "pending",
-            "code": pending.code,
-            "expiresIn": round(ctx.services.pairing.ttl),
         }
 
 
@@ -275,10 +237,10 @@ class TokenRotate(Handler):
 
 
 def core_handlers() -> list[Handler]:
-    """All bridge-level handlers."""
+    """All bridge-level handlers (the pairing ones included)."""
     return [
         BridgeInfo(),
-        PairingRequest(),
+        *pairing_handlers(),
         ReadersList(),
         DiagnosticsReport(),
         OriginsPending(),

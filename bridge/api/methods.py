@@ -24,6 +24,7 @@ from bridge.errors import BridgeError, ErrorCode
 
 if TYPE_CHECKING:
     from bridge.api.pairing import ApprovalStore, PairingManager
+    from bridge.api.security import CallerKind
     from bridge.service.cards import CardService
     from bridge.service.readers import ReaderFeed
 
@@ -101,6 +102,9 @@ class Services(Protocol):
     async def rotate_token(self, keep: ConnectionView) -> str:
         """Replace the local token; local connections other than `keep` are closed."""
 
+    async def confirm_last_try(self, origin: str, reader: str) -> bool:
+        """Ask the person at the workstation (tray) to let `origin` spend the card's last PIN try; bounded wait."""
+
 
 class ConnectionView(Protocol):
     """What a handler may know about the calling connection."""
@@ -111,6 +115,29 @@ class ConnectionView(Protocol):
 
     def remember_pairing(self, request_id: str) -> None:
         """Note a pairing request made on this connection."""
+
+    @property
+    def kind(self) -> CallerKind:
+        """Local program, web page or the bridge's own page."""
+
+    @property
+    def proven_key(self) -> str | None:
+        """The public key (base64 SPKI) a web page proved on this connection."""
+
+    def issue_challenge(self) -> bytes:
+        """A fresh challenge for this connection."""
+
+    def take_challenge(self) -> bytes | None:
+        """The outstanding challenge, consumed."""
+
+    def key_proven(self, key: str) -> None:
+        """Record that this web connection proved `key`."""
+
+    def prove_page(self, secret: str) -> bool:
+        """The diagnostics page's served secret; True when it matches."""
+
+    def approved(self) -> bool:
+        """Whether this page has proven its key (or secret) and is approved."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,30 +1,31 @@
-"""Web-origin approvals: the persisted store and the pending pairing requests with 6-digit codes.
+"""Pending pairing requests with 6-digit codes; approving one stores (origin, key) in the ApprovalStore.
 
-A page calls `pairing.request`; the bridge shows the origin and a 6-digit code to the person at the
-workstation (tray, log, `dmp-bridge origins pending`); approving the code (tray button or
-`dmp-bridge origins approve CODE`) stores the origin. Only a local, token-holding client or the tray
-can approve: a web page never can, so the code is not a secret the page must guess but the
-person's confirmation that they see the same origin as the page they are using.
+A page proves a key (`pairing.prove`, bridge.api.key_proof) and calls `pairing.request`; the bridge
+shows the origin and a 6-digit code to the person at the workstation (tray, log, `dmp-bridge origins
+pending`); approving the code (tray button or `dmp-bridge origins approve CODE`) stores the origin with
+the key the requesting page proved. Only a local, token-holding client or the tray can approve: a web
+page never can, so the code is not a secret the page must guess but the person's confirmation that
+they see the same origin as the page they are using.
 
-The store is a JSON file rewritten atomically; it is re-read when its mtime changes so that an
-edit made while the daemon runs (CLI fallback, tests) is honoured.
+A request is for (origin, key): a page whose browser profile was cleared has a new key and asks
+again; its origin's other keys keep working meanwhile (the new one is added only once approved).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from bridge.api.approvals import APPROVALS_FILENAME, ApprovalStore, ApprovedOrigin
+from bridge.api.key_proof import fingerprint
 from bridge.errors import BridgeError, ErrorCode
 
+# The store lives in bridge.api.approvals; re-exported for the modules that import it from here.
 __all__ = [
     "APPROVALS_FILENAME",
     "ApprovalStore",
@@ -35,7 +36,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-APPROVALS_FILENAME = "approved-origins.json"
 PAIRING_TTL = 300.0  # seconds a code stays valid: long enough to walk to the tray, short enough to forget
 MAX_PENDING = 16  # a page flooding requests cannot bury the person in prompts
 # New requests per origin: a burst of 3 (reloads, tabs closing), then one per 10 s.
@@ -70,104 +70,14 @@ class _Bucket:
         return self.tokens >= self.burst
 
 
-@dataclass(frozen=True, kw_only=True)
-class ApprovedOrigin:
-    """One approved web origin."""
-
-    origin: str
-    approved_at: str
-
-    def to_json(self) -> dict[str, str]:
-        """JSON form (CLI --json, diagnostics)."""
-        return {"origin": self.origin, "approvedAt": self.approved_at}
-
-
-class ApprovalStore:
-    """Approved origins persisted in a JSON file (0600 inside the private data folder)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._origins: dict[str, ApprovedOrigin] = {}
-        self._mtime: int | None = None
-
-    def _refresh(self) -> None:
-        try:
-            info = os.stat(self.path)  # every call; os.stat is ~40% cheaper than Path.stat
-        except FileNotFoundError:
-            self._origins, self._mtime = {}, None
-            return
-        mtime = info.st_mtime_ns
-        if mtime == self._mtime:
-            return
-        if info.st_uid != os.getuid():
-            # Planted by another user: it approves nothing.
-            log.warning("approved-origins file not owned by this user; ignored")
-            self._origins, self._mtime = {}, mtime
-            return
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-            entries = raw.get("origins", {}) if isinstance(raw, dict) else {}
-            self._origins = {
-                str(o): ApprovedOrigin(origin=str(o), approved_at=str(v.get("approvedAt", "")))
-                for o, v in entries.items()
-                if isinstance(v, dict)
-            }
-        except (OSError, ValueError, AttributeError):
-            # A damaged file approves nothing; it is rewritten on the next approval.
-            log.warning("approved-origins file unreadable; treating as empty")
-            self._origins = {}
-        self._mtime = mtime
-
-    def _save(self) -> None:
-        from bridge.paths import ensure_private_dir
-
-        ensure_private_dir(self.path.parent)
-        payload = {
-            "version": 1,
-            "origins": {o: {"approvedAt": a.approved_at} for o, a in sorted(self._origins.items())},
-        }
-        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
-        os.replace(tmp, self.path)
-        self._mtime = self.path.stat().st_mtime_ns
-
-    def is_approved(self, origin: str) -> bool:
-        """Whether `origin` is currently approved."""
-        self._refresh()
-        return origin in self._origins
-
-    def approve(self, origin: str) -> ApprovedOrigin:
-        """Approve `origin` (idempotent) and persist."""
-        self._refresh()
-        entry = self._origins.get(origin)
-        if entry is None:
-            entry = ApprovedOrigin(origin=origin, approved_at=datetime.now(UTC).isoformat(timespec="seconds"))
-            self._origins[origin] = entry
-            self._save()
-        return entry
-
-    def revoke(self, origin: str) -> bool:
-        """Forget `origin`; False when it was not approved."""
-        self._refresh()
-        if self._origins.pop(origin, None) is None:
-            return False
-        self._save()
-        return True
-
-    def list(self) -> list[ApprovedOrigin]:
-        """All approved origins, sorted."""
-        self._refresh()
-        return [self._origins[o] for o in sorted(self._origins)]
-
-
 @dataclass(kw_only=True)
 class PendingPairing:
     """A pairing request waiting for the person's decision."""
 
     request_id: str
     origin: str
+    #: The public key (base64 SPKI) the requesting page proved; approval binds the origin to it.
+    key: str
     code: str
     expires_at: float  # monotonic clock
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -179,6 +89,7 @@ class PendingPairing:
         return {
             "requestId": self.request_id,
             "origin": self.origin,
+            "keyFingerprint": fingerprint(self.key),
             "code": self.code,
             "createdAt": self.created_at,
             "expiresIn": max(0, round(self.expires_at - now)),
@@ -262,14 +173,14 @@ class PairingManager:
         for listener in list(self._listeners):
             listener(request_id, origin, approved)
 
-    def request(self, origin: str, owner: object = None) -> PendingPairing:
-        """Open a pairing request for `origin`, or return its live one (a reloading page prompts once).
+    def request(self, origin: str, key: str, owner: object = None) -> PendingPairing:
+        """Open a pairing request for (`origin`, `key`), or return its live one (a reloading page prompts once).
 
         `owner` (the requesting connection) keeps it alive; without one it lives until it expires.
         """
         self._prune()
         for pending in self._pending.values():
-            if pending.origin == origin:
+            if pending.origin == origin and pending.key == key:
                 if owner is not None:
                     pending.owners.add(owner)
                 return pending
@@ -280,7 +191,7 @@ class PairingManager:
         while code in self._pending:
             code = f"{secrets.randbelow(1_000_000):06d}"
         pending = PendingPairing(
-            request_id=secrets.token_hex(8), origin=origin, code=code, expires_at=self._clock() + self.ttl
+            request_id=secrets.token_hex(8), origin=origin, key=key, code=code, expires_at=self._clock() + self.ttl
         )
         if owner is not None:
             pending.owners.add(owner)
@@ -305,10 +216,10 @@ class PairingManager:
         return pending
 
     def approve(self, code: str) -> PendingPairing:
-        """Approve the request with this code; its origin is stored."""
+        """Approve the request with this code; its origin is stored with its key."""
         pending = self._take(code)
-        self.store.approve(pending.origin)
-        log.info("origin approved: %s", pending.origin)
+        self.store.approve(pending.origin, pending.key)
+        log.info("origin approved: %s (key %s)", pending.origin, fingerprint(pending.key))
         self._emit(pending.request_id, pending.origin, True)
         self._show_next()
         return pending

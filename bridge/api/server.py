@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import secrets
 import socket
 from importlib import resources
 from typing import Any
@@ -143,6 +144,9 @@ class BridgeServer:
         #: Same OS user only, the plain-HTTP deadline, file-descriptor exhaustion (tests shorten the deadline).
         self.guard = ConnectionGuard()
         self._runner: web.AppRunner | None = None
+        #: Given to the diagnostics page in the HTML it is served (readable only by a same-user program
+        #: or a page of the bridge's own origin), proved over the WebSocket instead of trusting its Origin.
+        self.page_secret = secrets.token_urlsafe(32)
         self._static = resources.files("bridge.api") / "static"
 
     # -- events -------------------------------------------------------------------------------
@@ -201,6 +205,8 @@ class BridgeServer:
     async def _page(self, request: web.Request) -> web.Response:
         filename, content_type = _PAGES[request.path]
         body = (self._static / filename).read_bytes()
+        if filename == "index.html":
+            body = body.replace(b"{{PAGE_SECRET}}", self.page_secret.encode())
         ws_sources = " ".join(f"ws://{h}:{self.port}" for h in ("127.0.0.1", "localhost", "[::1]"))
         headers = {
             "Cache-Control": "no-cache",
@@ -208,6 +214,7 @@ class BridgeServer:
             "Referrer-Policy": "no-referrer",
         }
         if filename == "index.html":
+            headers["Cache-Control"] = "no-store"  # it holds this run's page secret
             headers["Content-Security-Policy"] = (
                 f"default-src 'self'; connect-src 'self' {ws_sources}; img-src 'self' data:; frame-ancestors 'none'"
             )
@@ -226,9 +233,8 @@ class BridgeServer:
             return _refusal(403, ErrorCode.ORIGIN_NOT_APPROVED, decision.value)
         # No permessage-deflate: on loopback it only costs CPU (it was ~10% of a status call).
         limit = self.max_message_size
-        if decision.kind is CallerKind.WEB and not (
-            decision.origin is not None and self.services.store.is_approved(decision.origin)
-        ):
+        if decision.kind is not CallerKind.LOCAL:
+            # A page has proven nothing yet at the upgrade; the limit grows once it has (and is approved).
             limit = min(limit, UNAPPROVED_MAX_MESSAGE)
         lift_deadline(request)  # the heartbeat bounds a WebSocket from here on
         ws = _BridgeWebSocket(max_msg_size=limit, raised_max_msg_size=self.max_message_size, heartbeat=30.0)
@@ -237,7 +243,14 @@ class BridgeServer:
         return ws
 
     async def _serve(self, ws: _BridgeWebSocket, caller: Caller) -> None:
-        conn = Connection(caller, self.services, self.registry, max_in_flight=self.max_in_flight, budget=self.budget)
+        conn = Connection(
+            caller,
+            self.services,
+            self.registry,
+            max_in_flight=self.max_in_flight,
+            budget=self.budget,
+            page_secret=self.page_secret,
+        )
         self.connections.add(conn)
         self._sockets[conn] = ws
         writer = asyncio.create_task(self._write(ws, conn), name=f"ws{conn.id}:writer")
@@ -250,7 +263,7 @@ class BridgeServer:
                     error = BridgeError(ErrorCode.INVALID_INPUT, "binary-frame")
                     conn.send(jsonrpc.error_response(None, error, jsonrpc.INVALID_REQUEST))
                 if ws.limited:
-                    # An approval made outside this daemon (CLI editing the file) is seen on the next frame.
+                    # A key proven, or an approval made outside this daemon (CLI editing the file): next frame.
                     self._raise_limit(conn)
                 # Inline answers (and anything queued meanwhile) go out now, without a writer wake-up.
                 await self._flush(ws, conn)

@@ -13,16 +13,24 @@ __all__ = ["bridge_down", "daemon_port", "local_token", "print_error"]
 
 
 def daemon_port(option: int | None) -> int | None:
-    """The daemon's port: `--port` when given, else the configuration's; None (reason printed) if the config is bad."""
-    from bridge.config import ConfigError, load_config
+    """The daemon's port: `--port`, else the configuration's, else the one this user's daemon wrote in its
+    port file, else this user's first candidate; None (reason printed) if the config is bad."""
+    import os
+
+    from bridge.api.user_port import candidate_ports, read_port_file
+    from bridge.config import DEFAULT_PORT, ConfigError, load_config
+    from bridge.paths import data_dir
 
     if option is not None:
         return option
     try:
-        return load_config().port
+        configured = load_config().port
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return None
+    if configured is not None:
+        return configured
+    return read_port_file(data_dir()) or candidate_ports(os.getuid(), DEFAULT_PORT)[0]
 
 
 def local_token() -> str:

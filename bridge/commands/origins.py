@@ -67,12 +67,15 @@ def _print(action: str, result: Any) -> None:
         if not result["pending"]:
             print("Aucune demande en attente / no pending request")
         for p in result["pending"]:
-            print(f"{p['code']}  {p['origin']}  (expire dans {p['expiresIn']} s)")
+            key = p.get("keyFingerprint", "?")
+            print(f"{p['code']}  {p['origin']}  clé/key {key}  (expire dans {p['expiresIn']} s)")
     elif action == "list":
         if not result["origins"]:
             print("Aucune origine autorisée / no approved origin")
         for o in result["origins"]:
-            print(f"{o['origin']}  ({o['approvedAt']})")
+            # "pairing-needed": approved by name before key proofs; its page must pair again.
+            keys = ", ".join(k["fingerprint"] for k in o.get("keys", [])) or "appairage requis / pairing needed"
+            print(f"{o['origin']}  ({o['approvedAt']})  {keys}")
     elif action in ("approve", "deny"):
         verb = "autorisée / approved" if action == "approve" else "refusée / denied"
         print(f"{result['origin']} {verb}")

@@ -24,7 +24,11 @@ log = logging.getLogger(__name__)
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options of `run`."""
-    parser.add_argument("--port", type=int, help="port d'écoute / listening port (default from config, 28442)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        help="port d'écoute / listening port (default: config, else this user's port in 28442-28457)",
+    )
     parser.add_argument("--no-tray", action="store_true", help="sans icône / headless")
 
 

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal, Protocol
 
 from bridge.errors import BridgeError, ErrorCode
+from bridge.service.cps_login_owner import CpsLoginOwners
 
 __all__ = ["DEFAULT_BUSY_WAIT", "CardKind", "CardLocks", "CardService", "DigestName", "KeyUsage"]
 
@@ -57,9 +58,11 @@ class CardService(Protocol):
 class CardLocks:
     """One FIFO lock per reader, acquired with a bounded wait."""
 
-    def __init__(self, wait: float = DEFAULT_BUSY_WAIT) -> None:
+    def __init__(self, wait: float = DEFAULT_BUSY_WAIT, *, share_cps_login: bool = False) -> None:
         self.wait = wait
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Who entered each card's PIN (checked by cps.sign and the DMP calls that use the card).
+        self.login_owners = CpsLoginOwners(shared=share_cps_login)
 
     @asynccontextmanager
     async def hold(self, reader: str) -> AsyncIterator[None]:

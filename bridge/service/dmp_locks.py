@@ -33,8 +33,8 @@ class _Reader:
 class SharedCardLocks(CardLocks):
     """`CardLocks` (exclusive `hold`) plus `hold_shared` for DMP calls that use the card."""
 
-    def __init__(self, wait: float = DEFAULT_BUSY_WAIT) -> None:
-        super().__init__(wait)
+    def __init__(self, wait: float = DEFAULT_BUSY_WAIT, *, share_cps_login: bool = False) -> None:
+        super().__init__(wait, share_cps_login=share_cps_login)
         self._readers: dict[str, _Reader] = {}
 
     def _reader(self, reader: str) -> _Reader:
@@ -69,7 +69,11 @@ class SharedCardLocks(CardLocks):
 
     @asynccontextmanager
     async def hold_shared(self, reader: str) -> AsyncIterator[None]:
-        """Hold `reader` with other DMP calls (not with a card method); CARD_BUSY after `wait` seconds."""
+        """Hold `reader` with other DMP calls (not with a card method); CARD_BUSY after `wait` seconds.
+
+        The call acts with the card's login: PIN_REQUIRED when another caller entered its PIN.
+        """
+        self.login_owners.check(reader)
         state = self._reader(reader)
         try:
             async with state.changed:

@@ -51,6 +51,27 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 ORIGIN = "https://dpi.example.fr"
+#: The bench page's key (fixed, so the driver approves it and the worker proves it): P-256 scalar.
+BENCH_KEY_SCALAR = 0x5EC3_BE4C_0001_0002_0003_0004_0005_0006
+
+
+def bench_key() -> Any:
+    """The bench page's ECDSA P-256 key (cryptography object)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.derive_private_key(BENCH_KEY_SCALAR, ec.SECP256R1())
+
+
+def bench_spki() -> str:
+    """The bench key's base64 DER SubjectPublicKeyInfo, as the SDK sends it."""
+    from cryptography.hazmat.primitives import serialization
+
+    der = (
+        bench_key()
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return base64.b64encode(der).decode()
 
 
 def free_port() -> int:
@@ -84,8 +105,11 @@ def masked_text_frame(text: str) -> bytes:
     """A client text frame. The mask is fixed (computed once): fine for a bench, not for a real client."""
     payload = text.encode()
     key = os.urandom(4)
-    header = bytes([0x81, 0x80 | len(payload)]) if len(payload) < 126 else b""
-    assert header, "bench frames are small"
+    if len(payload) < 126:
+        header = bytes([0x81, 0x80 | len(payload)])
+    else:
+        assert len(payload) < 65536, "bench frames are small"
+        header = bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big")
     return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
@@ -117,9 +141,53 @@ class BenchClient:
             raise RuntimeError(f"handshake refused: {head.splitlines()[0]}")
         # A daemon that still negotiates compression (older checkouts) sends RSV1 frames: inflate them.
         self.inflate = zlib.decompressobj(wbits=-15) if "permessage-deflate" in head else None
+        self._prove_key()
         self.sock.setblocking(False)
         self.sent_at = 0.0
         self.latencies: list[float] = []
+
+    def _blocking_call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One call during set-up (blocking socket): its decoded response."""
+        self.sock.sendall(
+            masked_text_frame(json.dumps({"jsonrpc": "2.0", "id": 0, "method": method, "params": params}))
+        )
+        while True:
+            while True:
+                buf = self.buffer
+                if len(buf) >= 4:  # set-up answers are under 64 KB: a 7- or 16-bit length
+                    size, offset = buf[1] & 0x7F, 2
+                    if size == 126:
+                        size, offset = int.from_bytes(buf[2:4], "big"), 4
+                    if len(buf) >= offset + size:
+                        break
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError("closed during set-up")
+                self.buffer += chunk
+            first, payload = buf[0], bytes(buf[offset : offset + size])
+            del buf[: offset + size]
+            if first & 0x40 and self.inflate is not None:
+                payload = self.inflate.decompress(payload + b"\x00\x00\xff\xff")
+            message = json.loads(payload)
+            if message.get("id") == 0:
+                return dict(message)
+
+    def _prove_key(self) -> None:
+        """The SDK's handshake: sign the daemon's challenge with the approved bench key (older daemons: none)."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        answer = self._blocking_call("pairing.challenge", {})
+        if "result" not in answer:
+            return  # a daemon from before key proofs
+        challenge = base64.b64decode(answer["result"]["challenge"])
+        message = b"dmp-bridge key proof v1\x00" + ORIGIN.encode() + b"\x00" + challenge
+        r, s = decode_dss_signature(bench_key().sign(message, ec.ECDSA(hashes.SHA256())))
+        signature = base64.b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")).decode()
+        proved = self._blocking_call("pairing.prove", {"publicKey": bench_spki(), "signature": signature})
+        if not proved.get("result", {}).get("approved"):
+            raise RuntimeError(f"bench key not approved: {proved}")
 
     def send(self) -> None:
         """Send one call (the frame is tiny: a non-blocking send takes it whole)."""
@@ -284,7 +352,8 @@ def launch(label: str, repo: Path) -> Daemon:
     from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore
     from bridge.paths import data_dir
 
-    ApprovalStore(data_dir() / APPROVALS_FILENAME).approve(ORIGIN)  # the daemon reads the same file
+    # The daemon reads the same file (a checkout from before key proofs reads the origin's name only).
+    ApprovalStore(data_dir() / APPROVALS_FILENAME).approve(ORIGIN, bench_spki())
     port = free_port()
     started = time.perf_counter()
     proc = start_daemon(repo, home, port)
@@ -322,11 +391,16 @@ async def event_latency(quick: bool, clients: int) -> list[float]:
     monitor = FakeMonitor([Row("Virtual PCD 00 00", False, None)])
     latencies: list[float] = []
     async with running_bridge(monitor=monitor) as app, aiohttp.ClientSession() as session:
-        app.store.approve(ORIGIN)
+        from tests.api_helpers import PageKey
+
+        key = PageKey()
+        app.store.approve(ORIGIN, key.spki)
         sockets = [
             await session.ws_connect(f"ws://127.0.0.1:{app.port}/ws", headers={"Origin": ORIGIN})
             for _ in range(clients)
         ]
+        for ws in sockets:
+            await key.prove(ws, ORIGIN)
         for ws in sockets:
             await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "bridge.info"}))
             await ws.receive_str()

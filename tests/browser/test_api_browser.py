@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +24,7 @@ from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.vpcd import VirtualSlot
-from tests.api_helpers import CardInserted, CardRemoved, FakeMonitor, Row, running_bridge
+from tests.api_helpers import CardInserted, CardRemoved, FakeMonitor, Row, approved_page, running_bridge
 from tests.browser.helpers import ARTIFACTS, READERS, cli, serve_page
 from tests.conftest import wait_card_state
 from tests.scripted_card import AtrOnlyCard
@@ -92,6 +93,98 @@ async def test_page_from_another_origin_pairs_calls_and_gets_events(browser: Any
         await page.close()
 
 
+CONNECT = """async (port) => {
+  const sdk = await import(`http://127.0.0.1:${port}/sdk/dmp-bridge.js`);
+  const bridge = await sdk.connect({ url: `ws://127.0.0.1:${port}/ws` });
+  window.bridge = bridge;
+  window.states = [];
+  bridge.on("connection", (e) => window.states.push(e.state));
+  const listing = await bridge.readersList().then((r) => r.pcsc, (e) => e.code);
+  return [bridge.approved, listing];
+}"""
+
+STORED_KEY = """() => new Promise((resolve, reject) => {
+  const open = indexedDB.open("dmp-bridge");
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const get = open.result.transaction("keys").objectStore("keys").get("pairing");
+    get.onsuccess = () => resolve([get.result.privateKey.extractable, get.result.privateKey.algorithm.namedCurve]);
+  };
+})"""
+
+
+async def test_key_kept_in_the_profile_reconnects_and_a_cleared_profile_pairs_again(browser: Any) -> None:
+    async with running_bridge() as app, serve_page(PAGE % {"port": app.port}) as origin:
+        first = await browser.new_context()
+        page = await first.new_page()
+        await pair_from_page(page, app, origin)
+        (entry,) = app.store.list()
+        assert len(entry.keys) == 1
+        assert await page.evaluate("window.bridge.keyFingerprint") == entry.keys[0].to_json()["fingerprint"]
+        # The private key is a non-extractable P-256 CryptoKey in the origin's IndexedDB.
+        assert await page.evaluate(STORED_KEY) == [False, "P-256"]
+        # A new page load in the same profile proves the stored key: approved at once, no pairing.
+        await page.reload()
+        await page.wait_for_function("window.ready === true")
+        assert await page.evaluate(CONNECT, app.port) == [True, "unavailable"]
+        # The bridge drops the connection: the SDK reconnects and proves the key again by itself.
+        for ws in list(app.server._sockets.values()):
+            await ws.close()
+        await page.wait_for_function("window.states.includes('open')", timeout=15_000)
+        assert (await page.evaluate("window.bridge.readersList()"))["pcsc"] == "unavailable"
+        # A cleared profile (another context: empty IndexedDB) has a new key: pairing needed again...
+        second = await browser.new_context()
+        fresh = await second.new_page()
+        await fresh.goto(origin + "/")
+        await fresh.wait_for_function("window.ready === true")
+        assert await fresh.evaluate(CONNECT, app.port) == [False, "ORIGIN_NOT_APPROVED"]
+        # ...while the first profile's key keeps working until, and after, the new one is approved.
+        assert (await page.evaluate("window.bridge.readersList()"))["pcsc"] == "unavailable"
+        await fresh.evaluate(
+            "() => { window.pairing = window.bridge.pair({ onPending: (a) => { window.pending = a; } }); }"
+        )
+        await fresh.wait_for_function("window.pending !== undefined")
+        code, _ = await cli("origins", "approve", await fresh.evaluate("window.pending.code"), "--port", str(app.port))
+        assert code == 0
+        await fresh.evaluate("window.pairing")
+        assert (await fresh.evaluate("window.bridge.readersList()"))["pcsc"] == "unavailable"
+        assert (await page.evaluate("window.bridge.readersList()"))["pcsc"] == "unavailable"
+        assert len(app.store.list()[0].keys) == 2
+        # Revoking the origin cuts both profiles at once.
+        code, _ = await cli("origins", "revoke", origin, "--port", str(app.port))
+        assert code == 0
+        for tab in (page, fresh):
+            assert await tab.evaluate("window.bridge.readersList().catch((e) => e.code)") == "ORIGIN_NOT_APPROVED"
+        await first.close()
+        await second.close()
+
+
+DISCOVER = """async ([port, ports]) => {
+  const sdk = await import(`http://127.0.0.1:${port}/sdk/dmp-bridge.js`);
+  try {
+    const bridge = await sdk.connect({ ports, retry: { attempts: 1 } });
+    return [(await bridge.info()).port, bridge.url];
+  } catch (e) {
+    return [e.code, e.data.detail];
+  }
+}"""
+
+
+async def test_sdk_finds_this_users_bridge_among_the_candidate_ports(browser: Any) -> None:
+    async with running_bridge() as app, serve_page(PAGE % {"port": app.port}) as origin:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            closed = s.getsockname()[1]  # nothing listens there once closed
+        not_a_bridge = int(origin.rsplit(":", 1)[1])  # an HTTP server: no WebSocket, no bridge.info
+        page = await browser.new_page()
+        await page.goto(origin + "/")
+        await page.wait_for_function("window.ready === true")
+        found = await page.evaluate(DISCOVER, [app.port, [closed, not_a_bridge, app.port]])
+        assert found == [app.port, f"ws://127.0.0.1:{app.port}/ws"]
+        assert await page.evaluate(DISCOVER, [app.port, [closed, not_a_bridge]]) == ["BRIDGE_UNREACHABLE", "no-port"]
+        await page.close()
+
+
 async def test_sdk_reports_bridge_not_running(browser: Any) -> None:
     async with running_bridge() as app, serve_page(PAGE % {"port": app.port}) as origin:
         page = await browser.new_page()
@@ -115,7 +208,7 @@ async def test_diagnostics_page_renders(browser: Any) -> None:
         [Row("Virtual PCD 00 00", True, bytes.fromhex("3BAC00402A")), Row("Virtual PCD 00 01", False, None)]
     )
     async with running_bridge(monitor=monitor) as app:
-        app.store.approve("https://dpi.example.fr")
+        approved_page(app, "https://dpi.example.fr")
         app.errors.record("cps.login", "PIN_INCORRECT")
         base = f"http://127.0.0.1:{app.port}"
         context = await browser.new_context(viewport={"width": 1100, "height": 900}, bypass_csp=True)

@@ -1,20 +1,17 @@
 """Attacks on the local API (issue 13), kept as a regression suite: each asserts the refusal and that
-another client's round trip stays under 100 ms while the attack runs."""
+another client's round trip stays under 100 ms while the attack runs. Proof of possession, per-user
+port, bounded frames, pairing floods and files here; PIN handling in test_api_attacks_pin.py, timeouts
+and other OS users in test_api_attacks_transport.py."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import io
 import json
 import logging
 import os
 import socket
-import statistics
-import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +20,15 @@ import pytest
 
 from bridge.api.methods import Handler, Registry, Scope, object_schema
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore
-from bridge.api.peer import peer_uid
 from bridge.api.token import token_path
 from bridge.app import Application
 from bridge.config import BridgeConfig
 from bridge.logs import setup_logging
 from bridge.paths import data_dir
-from tests.api_helpers import open_ws, rpc, running_bridge
+from tests.api_helpers import FakeApprover, PageKey, approved_page, open_ws, rpc, running_bridge
+from tests.attack_helpers import WEB, cli, error_data, under_attack
 
 pytestmark = [pytest.mark.usefixtures("home"), pytest.mark.timeout(30)]
-
-WEB = "https://dpi.example.fr"
-ROUND_TRIP_BOUND = 0.1  # seconds: the issue's bound on another client's round trip under attack
 
 
 @pytest.fixture
@@ -49,48 +43,64 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def under_attack(
-    session: aiohttp.ClientSession,
-    app: Application,
-    attack: Callable[[], Awaitable[None]],
-    *,
-    seconds: float = 1.0,
-    probe_origin: str | None = None,
-) -> None:
-    """Repeat `attack` for `seconds` while another client measures round trips; their median stays under 100 ms."""
-    if probe_origin is None:
-        probe_ws = await open_ws(session, app, token=app.token)
-    else:
-        app.store.approve(probe_origin)
-        probe_ws = await open_ws(session, app, origin=probe_origin)
-    await rpc(probe_ws, "bridge.info")
-    samples: list[float] = []
-    over = asyncio.Event()
-
-    async def probe() -> None:
-        while not over.is_set():
-            start = time.perf_counter()
-            await rpc(probe_ws, "bridge.info")
-            samples.append(time.perf_counter() - start)
-
-    async def attacker() -> None:
-        deadline = time.monotonic() + seconds
-        try:
-            while time.monotonic() < deadline:
-                await attack()
-        finally:
-            over.set()
-
-    await asyncio.gather(probe(), attacker())
-    await probe_ws.close()
-    # A median over many samples: robust to one slow turn on a loaded machine, not to a stalled loop.
-    assert len(samples) >= 5, samples
-    assert statistics.median(samples) < ROUND_TRIP_BOUND, sorted(samples)[-5:]
+# -- 1. proof of possession for web pages -----------------------------------------------------------
 
 
-def error_data(response: dict[str, Any]) -> dict[str, Any]:
-    assert "error" in response, response
-    return dict(response["error"]["data"])
+async def test_forged_origin_without_the_key_gets_nothing(bridge: Application, session: aiohttp.ClientSession) -> None:
+    legit_key = approved_page(bridge, WEB)
+    legit = await open_ws(session, bridge, origin=WEB, key=legit_key)
+    assert "result" in await rpc(legit, "readers.list")
+    attacker_key = PageKey()
+    guarded = ("readers.list", "cps.read", "vitale.read", "cps.sign", "dmp.documents.find", "diagnostics.report")
+
+    async def attack() -> None:
+        # A local program (no browser forces it to be truthful) claims the approved origin's name.
+        forged = await open_ws(session, bridge, origin=WEB)
+        for method in guarded:
+            assert error_data(await rpc(forged, method))["code"] == "ORIGIN_NOT_APPROVED", method
+        # Its own key, validly signed: proven, but that key was never approved for the origin.
+        assert (await attacker_key.prove(forged, WEB))["result"]["approved"] is False
+        assert error_data(await rpc(forged, "cps.read"))["code"] == "ORIGIN_NOT_APPROVED"
+        # The approved public key without its private half: the signature does not verify.
+        challenge = (await rpc(forged, "pairing.challenge"))["result"]["challenge"]
+        claim = {"publicKey": legit_key.spki, "signature": attacker_key.sign(WEB, challenge)}
+        assert error_data(await rpc(forged, "pairing.prove", claim))["code"] == "UNAUTHORIZED"
+        assert error_data(await rpc(forged, "readers.list"))["code"] == "ORIGIN_NOT_APPROVED"
+        # The bridge's own origin (the diagnostics page, which lists approved origins) without its secret.
+        own_page = await open_ws(session, bridge, origin=f"http://127.0.0.1:{bridge.port}")
+        assert error_data(await rpc(own_page, "diagnostics.report"))["code"] == "ORIGIN_NOT_APPROVED"
+        assert error_data(await rpc(own_page, "pairing.prove", {"pageSecret": "guess"}))["code"] == "UNAUTHORIZED"
+        await own_page.close()
+        await forged.close()
+
+    await under_attack(session, bridge, attack)
+    assert "result" in await rpc(legit, "readers.list")  # the real page was never disturbed
+    await legit.close()
+
+
+async def test_replayed_key_proof_is_refused(bridge: Application, session: aiohttp.ClientSession) -> None:
+    key = approved_page(bridge, WEB)
+    page = await open_ws(session, bridge, origin=WEB)
+    challenge = (await rpc(page, "pairing.challenge"))["result"]["challenge"]
+    proof = {"publicKey": key.spki, "signature": key.sign(WEB, challenge)}
+    assert (await rpc(page, "pairing.prove", proof))["result"]["approved"] is True
+    # A captured proof: on the same connection again (its challenge was consumed)...
+    assert error_data(await rpc(page, "pairing.prove", proof))["detail"] == "no-challenge"
+    # ...and on another connection, before and after that one asked for its own challenge.
+    replay = await open_ws(session, bridge, origin=WEB)
+    assert error_data(await rpc(replay, "pairing.prove", proof))["detail"] == "no-challenge"
+    await rpc(replay, "pairing.challenge")
+    assert error_data(await rpc(replay, "pairing.prove", proof))["detail"] == "key-proof"
+    assert error_data(await rpc(replay, "readers.list"))["code"] == "ORIGIN_NOT_APPROVED"
+    # A signature of this connection's challenge made for another origin proves nothing here.
+    fresh = (await rpc(replay, "pairing.challenge"))["result"]["challenge"]
+    elsewhere = {"publicKey": key.spki, "signature": key.sign("https://evil.example", fresh)}
+    assert error_data(await rpc(replay, "pairing.prove", elsewhere))["detail"] == "key-proof"
+    # Pairing needs a proven key: a name alone cannot even ask.
+    assert error_data(await rpc(replay, "pairing.request"))["detail"] == "key-proof-required"
+    assert "result" in await rpc(page, "readers.list")
+    await replay.close()
+    await page.close()
 
 
 # -- 4. bounded work per frame ----------------------------------------------------------------------
@@ -160,7 +170,7 @@ async def test_big_frames_from_unapproved_pages_are_cut_at_64_kb(
     await under_attack(session, bridge, attack)
 
     # Once approved, the page's connection gets the configured limit, without reconnecting.
-    ws = await open_ws(session, bridge, origin=WEB)
+    ws = await open_ws(session, bridge, origin=WEB, key=PageKey())
     pending = (await rpc(ws, "pairing.request"))["result"]
     bridge.pairing.approve(pending["code"])
     answer = await rpc(ws, "bridge.info", {"pad": "x" * 200_000})
@@ -224,35 +234,43 @@ async def test_method_names_checked_before_stored_or_logged(
     assert sum("-> NOT_FOUND" in line for line in lines) <= 1, lines
 
 
+# -- 2. one daemon per OS user, each on its own port -------------------------------------------------
+
+
+async def test_unconfigured_port_is_the_users_first_free_candidate_and_the_cli_finds_it(
+    session: aiohttp.ClientSession,
+) -> None:
+    from bridge.api.user_port import read_port_file
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    taken, mine = free_port(), free_port()
+    # Another user's daemon already holds this user's first candidate.
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", taken))
+    squatter.listen()
+    app = Application(BridgeConfig(port=None), data_dir=data_dir(), approver=FakeApprover())
+    app.port_candidates = [taken, mine]
+    try:
+        await app.start(hosts=("127.0.0.1",))
+        assert app.port == mine
+        assert read_port_file(data_dir()) == mine
+        # The CLI, with no --port and no port in config.toml, reads the port file.
+        code, out, err = await cli("origins", "list", "--json")
+        assert code == 0 and json.loads(out) == {"origins": []}, err
+    finally:
+        await app.stop()
+        squatter.close()
+    assert read_port_file(data_dir()) is None
+
+
 # -- 7. files ---------------------------------------------------------------------------------------
 
-REPO = Path(__file__).resolve().parents[2]
 NOBODY = 65534
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
-
-
-async def cli(*args: str, home: Path | None = None, timeout: float = 15.0) -> tuple[int, str, str]:
-    """Run `python -m bridge.cli ...` off the loop that serves the bridge; killed if it outlives `timeout`."""
-    env = dict(os.environ)
-    if home is not None:
-        env["DMP_BRIDGE_HOME"] = str(home)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge.cli",
-        *args,
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    return proc.returncode or 0, out.decode(), err.decode()
 
 
 @as_root
@@ -260,9 +278,13 @@ async def test_planted_data_folder_refuses_start(
     bridge: Application, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     victim = tmp_path / "victim"
+    evil = PageKey()  # the planting user's own key, approved for its origin in the planted file
+    planted_approvals = json.dumps(
+        {"version": 2, "origins": {"https://evil.example": {"approvedAt": "x", "keys": [{"spki": evil.spki}]}}}
+    )
     planted = victim / "data"
     planted.mkdir(parents=True)
-    (planted / APPROVALS_FILENAME).write_text(json.dumps({"version": 1, "origins": {"https://evil.example": {}}}))
+    (planted / APPROVALS_FILENAME).write_text(planted_approvals)
     for path in (planted, planted / APPROVALS_FILENAME):
         os.chown(path, NOBODY, NOBODY)
     planted.chmod(0o755)
@@ -277,9 +299,9 @@ async def test_planted_data_folder_refuses_start(
         assert "Dossier non sûr" in err and "Unsafe folder" in err and str(NOBODY) in err, err
     # The same file planted inside the user's own folder approves nothing either.
     mine = data_dir() / APPROVALS_FILENAME
-    mine.write_text(json.dumps({"version": 1, "origins": {"https://evil.example": {}}}))
+    mine.write_text(planted_approvals)
     os.chown(mine, NOBODY, NOBODY)
-    assert not ApprovalStore(mine).is_approved("https://evil.example")
+    assert not ApprovalStore(mine).is_approved("https://evil.example", evil.spki)
 
 
 async def test_token_rotated_by_the_daemon_old_one_refused_at_once(
@@ -319,9 +341,8 @@ async def test_token_rotated_by_the_daemon_old_one_refused_at_once(
 async def test_pairing_flood_locks_out_nobody(bridge: Application, session: aiohttp.ClientSession) -> None:
     approver: Any = bridge.approver
     approved = "https://approved.example"
-    bridge.store.approve(approved)
-    app_ws = await open_ws(session, bridge, origin=approved)
-    flood = [await open_ws(session, bridge, origin=f"https://flood{i}.example") for i in range(40)]
+    app_ws = await open_ws(session, bridge, origin=approved, key=approved_page(bridge, approved))
+    flood = [await open_ws(session, bridge, origin=f"https://flood{i}.example", key=PageKey()) for i in range(40)]
     refusals: set[str] = set()
 
     async def attack() -> None:
@@ -341,7 +362,7 @@ async def test_pairing_flood_locks_out_nobody(bridge: Application, session: aioh
     # The flood ends (its pages go away): its requests go with it, and a new origin pairs at once.
     for ws in flood:
         await ws.close()
-    legit = await open_ws(session, bridge, origin="https://legit.example")
+    legit = await open_ws(session, bridge, origin="https://legit.example", key=PageKey())
     answer = (await rpc(legit, "pairing.request"))["result"]
     assert answer["status"] == "pending"
     await rpc(legit, "bridge.info")  # a round trip: the last flood connections are closed server-side by now
@@ -357,264 +378,16 @@ async def test_pairing_flood_locks_out_nobody(bridge: Application, session: aioh
 async def test_pairing_rate_limited_per_origin(bridge: Application, session: aiohttp.ClientSession) -> None:
     origin = "https://churn.example"
     details: list[str] = []
+    key = PageKey()
     for _ in range(5):
         # A page reconnecting in a loop: each request dies with its connection, so each would be new.
-        ws = await open_ws(session, bridge, origin=origin)
+        ws = await open_ws(session, bridge, origin=origin, key=key)
         answer = await rpc(ws, "pairing.request")
         details.append(answer["result"]["status"] if "result" in answer else error_data(answer)["detail"])
         if "error" in answer:
             assert error_data(answer)["retryAfter"] >= 1
         await ws.close()
     assert details == ["pending"] * 3 + ["pairing-rate-limited"] * 2
-    other = await open_ws(session, bridge, origin="https://other.example")
+    other = await open_ws(session, bridge, origin="https://other.example", key=PageKey())
     assert (await rpc(other, "pairing.request"))["result"]["status"] == "pending"
     await other.close()
-
-
-# -- 3. PIN handling a script cannot abuse ----------------------------------------------------------
-
-CPS_READER = "Virtual PCD 00 00"
-PIN_UNIT = 0.3  # seconds: the test's delay unit after a first wrong PIN (1 s in the daemon)
-
-
-@pytest.mark.pcsc
-async def test_pin_exhaustion_from_a_page_no_longer_blocks_the_card(
-    session: aiohttp.ClientSession, slots: list[Any]
-) -> None:
-    from bridge.pcsc.monitor import ReaderMonitor
-    from bridge.service.pcsc_cards.service import PcscCardService
-    from bridge.sim.cps3 import create_card
-    from tests.api_helpers import next_notification
-    from tests.conftest import wait_card_state
-
-    await asyncio.to_thread(wait_card_state, CPS_READER, False)
-    monitor = ReaderMonitor()
-    cards = PcscCardService(monitor, pin_delay_unit=PIN_UNIT)
-    async with running_bridge(monitor=monitor, cards=cards) as app:
-        local = await open_ws(session, app, token=app.token)
-        await rpc(local, "bridge.info")
-        await asyncio.to_thread(slots[0].insert, create_card("gp"))
-        while (await next_notification(local, "card.inserted", timeout=15))["reader"] != CPS_READER:
-            pass
-        app.store.approve(WEB)
-        page = await open_ws(session, app, origin=WEB)
-        codes: list[tuple[str, str | None]] = []
-        elapsed: list[float] = []
-
-        async def login(ws: Any, params: dict[str, Any]) -> dict[str, Any]:
-            start = time.monotonic()
-            answer = await rpc(ws, "cps.login", params, timeout=30)
-            elapsed.append(time.monotonic() - start)
-            return answer
-
-        async def attack() -> None:
-            # The sequence that blocked the card in 13 ms: two wrong PINs, the guarded try, then allowLastTry.
-            for params in ({"pin": "0000"}, {"pin": "0000"}, {"pin": "0000"}, {"pin": "0000", "allowLastTry": True}):
-                data = error_data(await login(page, params))
-                codes.append((data["code"], data.get("detail")))
-                assert data["code"] != "PIN_BLOCKED", data
-
-        await under_attack(session, app, attack, seconds=0.5)
-        assert codes[:4] == [
-            ("PIN_INCORRECT", None),
-            ("PIN_INCORRECT", None),
-            ("PIN_LAST_TRY", None),
-            ("PIN_LAST_TRY", "confirm-at-workstation"),
-        ], codes
-        # Growing delay across calls: the second wrong PIN waited one unit, the guarded try two.
-        assert elapsed[1] >= PIN_UNIT * 0.9, elapsed
-        assert elapsed[2] >= PIN_UNIT * 1.8, elapsed
-        refusal = error_data(await rpc(page, "cps.login", {"pin": "1234", "allowLastTry": True}))
-        assert "poste de travail" in refusal["message_fr"] and "workstation" in refusal["message_en"]
-        read = (await rpc(local, "cps.read", timeout=30))["result"]
-        assert read["pin"] == {"triesLeft": 1, "triesMax": 3, "blocked": False}
-        # The person at the workstation (local token, as the CLI's --force-last-try) still may; it resets the delay.
-        ok = (await rpc(local, "cps.login", {"pin": "1234", "allowLastTry": True}, timeout=30))["result"]
-        assert (ok["authenticated"], ok["triesLeft"]) == (True, 3)
-        assert cards._cps.throttle.delay(read["serial"]) == 0.0
-        # The authentication key signs no arbitrary digest for a page; a local program still may.
-        digest = {"data": base64.b64encode(b"d" * 32).decode(), "prehashed": True, "key": "authentication"}
-        assert error_data(await rpc(page, "cps.sign", digest))["detail"] == "prehashed: local-programs-only"
-        assert "signature" in (await rpc(local, "cps.sign", digest, timeout=30))["result"]
-        await page.close()
-        await local.close()
-
-
-# -- 5. timeouts ------------------------------------------------------------------------------------
-
-
-async def test_slowloris_sockets_are_cut_and_clients_get_through(
-    bridge: Application, session: aiohttp.ClientSession
-) -> None:
-    bridge.server.guard.http_deadline = 0.5  # 10 s in the daemon
-    request = f"GET /openrpc.json HTTP/1.1\r\nHost: 127.0.0.1:{bridge.port}\r\nX-Pad: ".encode() + b"a" * 1000
-    cut: list[float] = []
-
-    async def slow_client() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", bridge.port)
-        start = time.monotonic()
-
-        async def drip() -> None:
-            # One header byte at a time, never finishing the header block (the attack's own pace).
-            with contextlib.suppress(ConnectionError):
-                for byte in request:
-                    writer.write(bytes([byte]))
-                    await writer.drain()
-                    await asyncio.sleep(0.05)
-
-        dripping = asyncio.create_task(drip())
-        try:
-            with contextlib.suppress(ConnectionError):
-                assert await asyncio.wait_for(reader.read(), 10) == b""
-            cut.append(time.monotonic() - start)
-        finally:
-            dripping.cancel()
-            writer.close()
-
-    async def attack() -> None:
-        slow = [asyncio.create_task(slow_client()) for _ in range(200)]
-        # A legitimate client still gets its round trip while 200 sockets drip.
-        ws = await open_ws(session, bridge, token=bridge.token)
-        assert (await rpc(ws, "bridge.info"))["result"]["name"] == "dmp-bridge"
-        await ws.close()
-        async with session.get(f"http://127.0.0.1:{bridge.port}/openrpc.json") as response:
-            assert response.status == 200
-        await asyncio.gather(*slow)
-
-    await under_attack(session, bridge, attack)
-    assert len(cut) >= 200 and max(cut) < 5, max(cut)
-
-
-REPO_ROOT = REPO
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_NOFILE and /proc/<pid>/fd: Linux")
-async def test_fd_exhaustion_refuses_new_connections_without_tracebacks(tmp_path: Path) -> None:
-    import resource
-
-    def low_fd_limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96))
-
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge.cli",
-        "run",
-        "--no-tray",
-        "--port",
-        "0",
-        cwd=REPO_ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=low_fd_limit,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        banner = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
-        port = int(banner.split("http://127.0.0.1:")[1].split("/")[0])
-        clients: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        for _ in range(150):
-            clients.append(await asyncio.open_connection("127.0.0.1", port))
-
-        async def refused(reader: asyncio.StreamReader) -> bool:
-            try:
-                return await asyncio.wait_for(reader.read(), 4) == b""
-            except ConnectionError:
-                return True
-            except TimeoutError:
-                return False  # accepted and kept: it holds one of the daemon's descriptors
-
-        outcomes = await asyncio.gather(*(refused(reader) for reader, _ in clients))
-        # Beyond the descriptor limit, clients are refused at once instead of hanging in the backlog.
-        assert sum(outcomes) >= 150 - 96, sum(outcomes)
-        for _, writer in clients:
-            writer.close()
-        # Once they are gone, the daemon serves again.
-        token = token_path(data_dir()).read_text().strip()
-        async with aiohttp.ClientSession() as client:
-            for _attempt in range(50):
-                try:
-                    ws = await client.ws_connect(
-                        f"http://127.0.0.1:{port}/ws", headers={"Authorization": f"Bearer {token}"}
-                    )
-                    break
-                except (aiohttp.ClientError, ConnectionError):
-                    await asyncio.sleep(0.1)  # the daemon closes the last held sockets at its own pace
-            start = time.perf_counter()
-            assert (await rpc(ws, "bridge.info"))["result"]["name"] == "dmp-bridge"
-            assert time.perf_counter() - start < ROUND_TRIP_BOUND
-            await ws.close()
-    finally:
-        proc.terminate()
-        _, err_bytes = await asyncio.wait_for(proc.communicate(), 15)
-    err = err_bytes.decode()
-    assert "Traceback" not in err, err[-3000:]
-    # One line per interval, not one per failed accept.
-    assert 1 <= err.count("out of file descriptors") <= 3, err[-3000:]
-
-
-# -- 2. same OS user only ---------------------------------------------------------------------------
-
-_RAW_CLIENT = """
-import socket, sys
-host, port = sys.argv[1], int(sys.argv[2])
-s = socket.create_connection((host, port), 5)
-s.settimeout(5)
-try:
-    s.sendall(b"GET /openrpc.json HTTP/1.1\\r\\nHost: 127.0.0.1:%d\\r\\nConnection: close\\r\\n\\r\\n" % port)
-    head = s.recv(12)
-except ConnectionError:
-    head = b""
-print(head.decode() or "refused")
-"""
-
-
-async def raw_client(port: int, host: str, *user: str) -> str:
-    """Run a stdlib HTTP client (as `user` when given); its first answer bytes, or 'refused'."""
-    proc = await asyncio.create_subprocess_exec(
-        *user,
-        "/usr/bin/python3",
-        "-c",
-        _RAW_CLIENT,
-        host,
-        str(port),
-        cwd="/",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 15)
-    assert proc.returncode == 0, err
-    return out.decode().strip()
-
-
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not sys.platform.startswith("linux"), reason="runs a client as nobody: root on Linux"
-)
-async def test_another_os_user_is_refused_before_http(bridge: Application, session: aiohttp.ClientSession) -> None:
-    nobody = ("runuser", "-u", "nobody", "--")
-    answers: list[str] = []
-
-    async def attack() -> None:
-        answers.append(await raw_client(bridge.port, "127.0.0.1", *nobody))
-
-    await under_attack(session, bridge, attack)
-    assert answers and set(answers) == {"refused"}, answers
-    # The daemon's own user is served.
-    assert await raw_client(bridge.port, "127.0.0.1") == "HTTP/1.1 200"
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/net/tcp{,6}: Linux")
-@pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
-def test_peer_owner_found_over_ipv4_and_ipv6(family: socket.AddressFamily, host: str) -> None:
-    try:
-        listener = socket.socket(family)
-        listener.bind((host, 0))
-    except OSError:
-        pytest.skip(f"{host} unavailable")
-    with listener:
-        listener.listen()
-        with socket.socket(family) as client:
-            client.connect(listener.getsockname()[:2])
-            accepted, _ = listener.accept()
-            with accepted:
-                assert peer_uid(accepted) == os.geteuid()

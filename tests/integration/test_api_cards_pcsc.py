@@ -112,7 +112,9 @@ async def test_cps_and_vitale_through_the_api(bridge: Application, slots: list[V
         assert isinstance(public, rsa.RSAPublicKey)
         public.verify(base64.b64decode(signed["signature"]), digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
 
-        page = await open_ws(session, bridge, origin=f"http://127.0.0.1:{bridge.port}")
+        page = await open_ws(
+            session, bridge, origin=f"http://127.0.0.1:{bridge.port}", page_secret=bridge.server.page_secret
+        )
         report = conforms(bridge, "diagnostics.report", (await rpc(page, "diagnostics.report", timeout=30))["result"])
         by_name = {r["name"]: r for r in report["readers"]}
         assert by_name[READERS[0]]["card"]["pinTriesLeft"] == 3

@@ -16,7 +16,9 @@ from tests.api_helpers import (
     CardInserted,
     CardRemoved,
     FakeMonitor,
+    PageKey,
     Row,
+    approved_page,
     next_notification,
     open_ws,
     rpc,
@@ -40,10 +42,10 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 async def test_events_only_to_approved_connections(session: aiohttp.ClientSession) -> None:
     monitor = FakeMonitor([Row(READER, False, None), Row("Virtual PCD 00 01", False, None)])
     async with running_bridge(monitor=monitor) as app:
-        app.store.approve(WEB)
-        approved = await open_ws(session, app, origin=WEB)
+        key = approved_page(app, WEB)
+        approved = await open_ws(session, app, origin=WEB, key=key)
         stranger = await open_ws(session, app, origin=OTHER)
-        page = await open_ws(session, app, origin=f"http://127.0.0.1:{app.port}")
+        page = await open_ws(session, app, origin=f"http://127.0.0.1:{app.port}", page_secret=app.server.page_secret)
         local = await open_ws(session, app, token=app.token)
         for ws in (approved, stranger, page, local):
             await rpc(ws, "bridge.info")  # connection registered
@@ -162,7 +164,7 @@ async def test_pin_is_wiped_and_sign_checks_before_card(session: aiohttp.ClientS
         assert short["error"]["data"]["detail"] == "data: digest-length"
         signed = await rpc(ws, "cps.sign", {"data": "AAAA", "key": "authentication"})
         assert signed["result"] == {"length": 3, "digest": "SHA-256", "prehashed": False, "key": "authentication"}
-        page = await open_ws(session, app, origin=f"http://127.0.0.1:{app.port}")
+        page = await open_ws(session, app, origin=f"http://127.0.0.1:{app.port}", page_secret=app.server.page_secret)
         report = (await rpc(page, "diagnostics.report"))["result"]
         assert report["cardService"] is True
         await ws.close()
@@ -195,7 +197,7 @@ async def test_tray_approval_and_pcsc_notices(session: aiohttp.ClientSession) ->
     ui = FakeApprover()
     monitor = FakeMonitor([Row(READER, False, None)])
     async with running_bridge(monitor=monitor, approver=ui) as app:
-        ws = await open_ws(session, app, origin=WEB)
+        ws = await open_ws(session, app, origin=WEB, key=PageKey())
         answer = (await rpc(ws, "pairing.request"))["result"]
         pending, decide = await asyncio.wait_for(ui.requests.get(), 5)
         assert (pending.origin, pending.code) == (WEB, answer["code"])

@@ -18,7 +18,7 @@ from bridge.app import Application
 from bridge.config import BridgeConfig
 from bridge.errors import BridgeError, ErrorCode
 from bridge.paths import data_dir
-from tests.api_helpers import open_ws, rpc, running_bridge
+from tests.api_helpers import PageKey, open_ws, rpc, running_bridge
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = "https://dpi.example.fr"
@@ -189,14 +189,25 @@ async def test_malformed_json_unknown_method_invalid_params(
 
 
 async def _diagnostics(session: aiohttp.ClientSession, app: Application) -> dict[str, Any]:
-    ws = await open_ws(session, app, origin=f"http://127.0.0.1:{app.port}")
+    ws = await open_ws(session, app, origin=f"http://127.0.0.1:{app.port}", page_secret=app.server.page_secret)
     response = await rpc(ws, "diagnostics.report")
     await ws.close()
     return dict(response["result"])
 
 
 async def test_own_page_is_diagnostics_only(bridge: Application, session: aiohttp.ClientSession) -> None:
-    ws = await open_ws(session, bridge, origin=f"http://localhost:{bridge.port}")
+    own = f"http://localhost:{bridge.port}"
+    # Its Origin alone (which any local program can send) gives nothing: the served secret does.
+    forged = await open_ws(session, bridge, origin=own)
+    assert error_data(await rpc(forged, "diagnostics.report"))["code"] == "ORIGIN_NOT_APPROVED"
+    bad = await rpc(forged, "pairing.prove", {"pageSecret": "not-the-secret"})
+    assert error_data(bad)["code"] == "UNAUTHORIZED"
+    assert error_data(await rpc(forged, "readers.list"))["code"] == "ORIGIN_NOT_APPROVED"
+    await forged.close()
+    async with session.get(f"http://127.0.0.1:{bridge.port}/") as resp:
+        assert bridge.server.page_secret in await resp.text()  # served in the page (same-user programs only)
+        assert resp.headers["Cache-Control"] == "no-store"
+    ws = await open_ws(session, bridge, origin=own, page_secret=bridge.server.page_secret)
     assert (await rpc(ws, "readers.list"))["result"]["pcsc"] == "unavailable"
     report = (await rpc(ws, "diagnostics.report"))["result"]
     assert report["bridge"]["port"] == bridge.port
@@ -237,8 +248,9 @@ async def test_public_resources_and_lna_preflight(bridge: Application, session: 
 
 
 async def test_pairing_end_to_end_through_cli(bridge: Application, session: aiohttp.ClientSession) -> None:
-    ws = await open_ws(session, bridge, origin=WEB)
-    other_tab = await open_ws(session, bridge, origin=WEB)
+    key = PageKey()
+    ws = await open_ws(session, bridge, origin=WEB, key=key)
+    other_tab = await open_ws(session, bridge, origin=WEB, key=key)  # same browser profile: same key
     answer = (await rpc(ws, "pairing.request"))["result"]
     assert answer["status"] == "pending" and answer["expiresIn"] == 300
     assert len(answer["code"]) == 6 and answer["code"] == bridge.pairing.pending()[0].code
@@ -269,10 +281,18 @@ async def test_pairing_end_to_end_through_cli(bridge: Application, session: aioh
     assert json.loads(out) == {"origins": []}
     await ws.close()
     await other_tab.close()
+    # Pairing again after revocation: a new request, and the same key works once approved.
+    ws = await open_ws(session, bridge, origin=WEB, key=key)
+    answer = (await rpc(ws, "pairing.request"))["result"]
+    assert answer["status"] == "pending"
+    bridge.pairing.approve(answer["code"])
+    assert (await rpc(ws, "readers.list"))["result"]["pcsc"] == "unavailable"
+    await ws.close()
 
 
 async def test_pairing_denied_reaches_requester(bridge: Application, session: aiohttp.ClientSession) -> None:
-    ws = await open_ws(session, bridge, origin=WEB)
+    key = PageKey()
+    ws = await open_ws(session, bridge, origin=WEB, key=key)
     answer = (await rpc(ws, "pairing.request"))["result"]
     code_ = bridge.pairing.pending()[0].code
     rc, _, err = await cli("origins", "deny", code_, "--port", str(bridge.port))
@@ -280,20 +300,21 @@ async def test_pairing_denied_reaches_requester(bridge: Application, session: ai
     notes: list[dict[str, Any]] = []
     await rpc(ws, "bridge.info", notes=notes)
     assert notes[0]["method"] == "pairing.denied" and notes[0]["params"]["requestId"] == answer["requestId"]
-    assert not bridge.store.is_approved(WEB)
+    assert not bridge.store.is_approved(WEB, key.spki)
 
 
 async def test_cli_offline_fallback(home: Path) -> None:
     from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore
 
-    ApprovalStore(data_dir() / APPROVALS_FILENAME).approve(WEB)
+    key = PageKey()
+    ApprovalStore(data_dir() / APPROVALS_FILENAME).approve(WEB, key.spki)
     code, out, _ = await cli("origins", "list", "--json", "--port", "1")
     assert code == 0 and json.loads(out)["origins"][0]["origin"] == WEB
     code, _, err = await cli("origins", "pending", "--port", "1")
     assert code == 8 and "pont n'est pas démarré" in err and "dmp-bridge run" in err
     code, _, _ = await cli("origins", "revoke", WEB, "--port", "1")
     assert code == 0
-    assert not ApprovalStore(data_dir() / APPROVALS_FILENAME).is_approved(WEB)
+    assert not ApprovalStore(data_dir() / APPROVALS_FILENAME).is_approved(WEB, key.spki)
 
 
 async def test_token_command_prints_private_token(home: Path) -> None:
@@ -345,6 +366,7 @@ async def test_daemon_process_runs_without_pcscd(home: Path) -> None:
         # Headless: the pairing code goes to the log, where the person (or `origins pending`) finds it.
         async with aiohttp.ClientSession() as session:
             page = await session.ws_connect(f"http://127.0.0.1:{port}/ws", headers={"Origin": WEB})
+            await PageKey().prove(page, WEB)
             await rpc_simple(page, "pairing.request")
             assert proc.stderr is not None
             async with asyncio.timeout(15):

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from bridge.app import Application
-from tests.api_helpers import CardInserted, CardRemoved, FakeMonitor, Row, open_ws, running_bridge
+from tests.api_helpers import CardInserted, CardRemoved, FakeMonitor, Row, approved_page, open_ws, running_bridge
 
 WEB = "https://dpi.example.fr"
 READER = "Virtual PCD 00 00"
@@ -39,9 +39,9 @@ async def bridge(monitor: FakeMonitor) -> AsyncIterator[Application]:
 
 
 async def test_pipelined_calls_and_events_all_delivered(bridge: Application, monitor: FakeMonitor) -> None:
-    bridge.store.approve(WEB)
+    key = approved_page(bridge, WEB)
     async with aiohttp.ClientSession() as session:
-        ws = await open_ws(session, bridge, origin=WEB)
+        ws = await open_ws(session, bridge, origin=WEB, key=key)
         calls = 200
         for i in range(calls):
             await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": i, "method": "readers.list"}))

@@ -31,7 +31,7 @@ from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.sim.cps3 import create_card
 from bridge.sim.registry import make_card
 from bridge.sim.vpcd import VirtualCard, VirtualSlot
-from tests.api_helpers import monitor_event, next_notification, open_ws, rpc, running_bridge
+from tests.api_helpers import approved_page, monitor_event, next_notification, open_ws, rpc, running_bridge
 from tests.conftest import wait_card_state
 from tests.cps_fixtures import pki
 from tests.gated_vicc import GatedVicc
@@ -345,9 +345,9 @@ async def test_card_events_reach_approved_connections_only(
     bridge: Daemon, slots: list[VirtualSlot], pki: TestPki
 ) -> None:
     approved, stranger = "http://localhost:8123", "http://localhost:8124"
-    bridge.app.store.approve(approved)
+    key = approved_page(bridge.app, approved)
     async with aiohttp.ClientSession() as session:
-        good = await open_ws(session, bridge.app, origin=approved)
+        good = await open_ws(session, bridge.app, origin=approved, key=key)
         bad = await open_ws(session, bridge.app, origin=stranger)
         await rpc(good, "bridge.info")
         await rpc(bad, "bridge.info")

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import DEFAULT_PORT, BridgeConfig, ConfigError, load_config
+from bridge.config import BridgeConfig, ConfigError, load_config
 
 
 def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     config = load_config(tmp_path / "none.toml")
     assert config == BridgeConfig()
-    assert config.port == DEFAULT_PORT
+    assert config.port is None  # one derived per OS user (bridge.api.user_port)
     assert config.max_message_size >= 20 * 1024 * 1024 * 4 // 3  # a 20 MB document in base64
 
 
@@ -89,3 +89,13 @@ def test_required_cryptolib_missing_is_a_french_error(tmp_path: Path) -> None:
         select_cps_backend(CardsConfig(cps_backend="pkcs11", pkcs11_module=missing))
     assert "Cryptolib CPS introuvable" in error.value.message_fr and str(missing) in error.value.message_fr
     assert select_cps_backend(CardsConfig(cps_backend="pcsc")).name == "pcsc"
+
+
+def test_share_cps_login_is_a_boolean_off_by_default(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    assert load_config(path).share_cps_login is False
+    path.write_text("share_cps_login = true\n")
+    assert load_config(path).share_cps_login is True
+    path.write_text("share_cps_login = 1\n")
+    with pytest.raises(ConfigError, match="share_cps_login"):
+        load_config(path)

@@ -1,7 +1,7 @@
 // Diagnostics page for the helpdesk: one traffic light per section, each problem with what to do (the same
 // words as `dmp-bridge doctor`), an offline notice when the bridge stops, and a report to copy.
-// Same origin as the bridge, so it may call the diagnostics methods without pairing. It shows no secret
-// and no personal data: diagnostics.report holds codes, states and ATRs only.
+// Served by the bridge with a secret (meta tag) it proves on connecting; read-only methods. It shows no
+// secret and no personal data: diagnostics.report holds codes, states and ATRs only.
 import { connect } from "/sdk/dmp-bridge.js";
 
 const TEXT = {
@@ -18,7 +18,7 @@ const TEXT = {
     none: "Aucun", noErrors: "Aucune erreur récente.",
     pending: (n) => `${n} demande(s) d'appairage en attente : dmp-bridge origins pending`,
     copied: "Rapport copié dans le presse-papiers.", copyFailed: "Copie impossible : sélectionnez le texte ci-dessous.",
-    noService: "Pilotes de carte non chargés : redémarrez le pont.", other: "English",
+    noService: "Pilotes de carte non chargés : redémarrez le pont.", other: "English", repair: "nouvel appairage nécessaire",
     dmpTitle: "Accès au DMP", dmpTest: "Tester l'accès au DMP", dmpRunning: "Test en cours…",
     dmpNotRun: "Pas encore testé.", dmpFailed: "Le test n'a pas pu être lancé.",
     offline: (at) => `Le pont ne répond plus (arrêté ?) : les informations ci-dessous datent de ${at} et ne sont plus à jour. Relancez-le (« dmp-bridge run » ou le menu des applications) ; la page se reconnectera seule.`,
@@ -37,7 +37,7 @@ const TEXT = {
     none: "None", noErrors: "No recent error.",
     pending: (n) => `${n} pending pairing request(s): dmp-bridge origins pending`,
     copied: "Report copied to the clipboard.", copyFailed: "Copy failed: select the text below.",
-    noService: "Card drivers not loaded: restart the bridge.", other: "Français",
+    noService: "Card drivers not loaded: restart the bridge.", other: "Français", repair: "pairing needed again",
     dmpTitle: "DMP access", dmpTest: "Test DMP access", dmpRunning: "Testing…",
     dmpNotRun: "Not tested yet.", dmpFailed: "The test could not be run.",
     offline: (at) => `The bridge no longer answers (stopped?): the information below dates from ${at} and is out of date. Start it again (\`dmp-bridge run\` or the applications menu); the page reconnects by itself.`,
@@ -167,7 +167,7 @@ function render() {
     $("sec-readers").dataset.light = "unknown";
   }
   const origins = $("origins");
-  origins.replaceChildren(...(report.origins.length ? report.origins.map((o) => el("li", `${o.origin} (${when(o.approvedAt)})`)) : [el("li", t("none"), "absent")]));
+  origins.replaceChildren(...(report.origins.length ? report.origins.map((o) => el("li", `${o.origin} (${when(o.approvedAt)})${o.status === "pairing-needed" ? " — " + t("repair") : ""}`)) : [el("li", t("none"), "absent")]));
   $("pending").textContent = report.pendingPairings ? t("pending")(report.pendingPairings) : "";
   const errors = $("errors");
   const recent = report.recentErrors.slice(-20).reverse();
@@ -233,7 +233,9 @@ $("copy").addEventListener("click", async () => {
 });
 
 render();
-const bridge = await connect({ url: `ws://${location.host}/ws`, retry: { attempts: 20 } }).catch((err) => {
+// The bridge put this run's page secret in the HTML: the page proves it instead of being trusted by its Origin.
+const pageSecret = document.querySelector('meta[name="dmp-bridge-page-secret"]').content;
+const bridge = await connect({ url: `ws://${location.host}/ws`, retry: { attempts: 20 }, pageSecret }).catch((err) => {
   connState = "closed";
   render();
   throw err;
@@ -243,7 +245,9 @@ everOpen = true;
 bridge.on("connection", ({ state }) => {
   connState = state;
   render();
-  if (state === "open") refresh(bridge);
+  // A restarted bridge has a new page secret: reload to be served it.
+  if (state === "open" && !bridge.approved) location.reload();
+  else if (state === "open") refresh(bridge);
 });
 for (const event of ["readers.changed", "card.inserted", "card.removed"]) bridge.on(event, () => refresh(bridge));
 $("dmp-test").addEventListener("click", () => runDmpCheck(bridge));

@@ -2,6 +2,9 @@
 
 export declare const DEFAULT_PORT: number;
 export declare const DEFAULT_URL: string;
+/** Ports tried when `connect()` is given no url: 28442-28457 (one daemon per OS user). */
+export declare const PORT_WINDOW: number;
+export declare const DEFAULT_PORTS: number[];
 
 export type ErrorCode =
   | "NO_READER" | "NO_CARD" | "CARD_REMOVED" | "CARD_RESET" | "UNSUPPORTED_CARD" | "CARD_ERROR"
@@ -163,6 +166,10 @@ export interface ConnectOptions {
   reconnect?: boolean;
   timeout?: number;
   openTimeout?: number;
+  /** Candidate ports tried at once when `url` is not given (default 28442-28457: one daemon per OS user). */
+  ports?: number[];
+  /** Only for the bridge's own diagnostics page: the secret it was served with. */
+  pageSecret?: string;
 }
 
 export interface BridgeInfo {
@@ -325,6 +332,10 @@ export interface VitaleCard {
 }
 
 export declare class Bridge {
+  /** Whether this connection proved an approved key (the SDK proves it on every connection). */
+  readonly approved: boolean;
+  /** Fingerprint of this origin's key as the bridge shows it (`dmp-bridge origins list`). */
+  readonly keyFingerprint: string | null;
   on<K extends keyof EventMap>(event: K, cb: (params: EventMap[K]) => void): () => void;
   call<T = unknown>(method: string, params?: Record<string, unknown>, options?: { timeout?: number }): Promise<T>;
   pair(options?: { onPending?: (answer: PairingAnswer) => void; timeout?: number }): Promise<PairingAnswer | PairingDecision>;

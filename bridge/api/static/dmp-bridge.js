@@ -1,7 +1,7 @@
 // dmp-bridge SDK: an ES module with no build step and no dependency.
 //
 //   import { connect } from "http://127.0.0.1:28442/sdk/dmp-bridge.js";
-//   const bridge = await connect();            // retries with backoff, then a clear BridgeError
+//   const bridge = await connect();            // finds this user's bridge; retries with backoff, then a clear BridgeError
 //   await bridge.pair({ onPending: (r) => showCode(r) });  // once per origin: the person approves at the workstation
 //   const { readers } = await bridge.readersList();
 //   bridge.on("card.inserted", (e) => ...);    // listeners survive reconnections
@@ -11,9 +11,17 @@
 // loopback connection), BRIDGE_BLOCKED (the browser's local-network permission is denied),
 // DISCONNECTED and TIMEOUT. Call connect()/pair() from a user gesture: Chrome asks the
 // "loopback-network" permission on first use.
+//
+// Key proof (hidden from the application): on every (re)connection the SDK signs a fresh challenge of the
+// bridge with this origin's key, an ECDSA P-256 WebCrypto key created non-extractable and kept in the
+// origin's IndexedDB; pairing approves that key, so a program that merely claims the origin gets nothing.
+// WebCrypto needs a secure context: serve the application over HTTPS (or from localhost).
 
 export const DEFAULT_PORT = 28442;
 export const DEFAULT_URL = `ws://127.0.0.1:${DEFAULT_PORT}/ws`;
+/** Ports a daemon listens on when none is configured: one per OS user (bridge/api/user_port.py). */
+export const PORT_WINDOW = 16;
+export const DEFAULT_PORTS = Array.from({ length: PORT_WINDOW }, (_, i) => DEFAULT_PORT + i);
 
 const SDK_MESSAGES = {
   BRIDGE_UNREACHABLE: [
@@ -72,6 +80,63 @@ function sdkError(code, extra = {}) {
   return new BridgeError(code, { code, message_fr: fr, message_en: en, ...extra });
 }
 
+// -- key proof (docs/api.md, "Pairing and key proof") -------------------------------------------------
+
+const PROOF_LABEL = "dmp-bridge key proof v1";
+const KEY_DB = "dmp-bridge";
+const KEY_STORE = "keys";
+const KEY_NAME = "pairing";
+
+const toBase64 = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)));
+const fromBase64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+
+function idb(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+function openKeyDb() {
+  const request = indexedDB.open(KEY_DB, 1);
+  request.onupgradeneeded = () => request.result.createObjectStore(KEY_STORE);
+  return idb(request);
+}
+
+/** This origin's key pair: {privateKey (non-extractable), spki (base64)}, created once and kept in IndexedDB. */
+async function originKey() {
+  const db = await openKeyDb();
+  try {
+    const stored = await idb(db.transaction(KEY_STORE).objectStore(KEY_STORE).get(KEY_NAME));
+    if (stored) return stored;
+    const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
+    const entry = { privateKey: pair.privateKey, spki: toBase64(await crypto.subtle.exportKey("spki", pair.publicKey)) };
+    try {
+      // add(), not put(): two tabs creating a key at once keep the first one stored.
+      await idb(db.transaction(KEY_STORE, "readwrite").objectStore(KEY_STORE).add(entry, KEY_NAME));
+      return entry;
+    } catch (_) {
+      return await idb(db.transaction(KEY_STORE).objectStore(KEY_STORE).get(KEY_NAME));
+    }
+  } finally {
+    db.close();
+  }
+}
+
+async function signProof(privateKey, origin, challenge) {
+  const label = new TextEncoder().encode(PROOF_LABEL);
+  const name = new TextEncoder().encode(origin);
+  const nonce = fromBase64(challenge);
+  const message = new Uint8Array(label.length + 1 + name.length + 1 + nonce.length);
+  message.set(label, 0);
+  message.set(name, label.length + 1);
+  message.set(nonce, label.length + name.length + 2);
+  return toBase64(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, privateKey, message));
+}
+
+const canProveKey = () =>
+  typeof location !== "undefined" && globalThis.isSecureContext && globalThis.crypto?.subtle && globalThis.indexedDB;
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function loopbackPermission() {
@@ -112,6 +177,36 @@ function openSocket(url, openTimeout) {
   });
 }
 
+/** Whether `url` answers bridge.info as a dmp-bridge (another user's daemon resets the connection first). */
+async function probeBridge(url, openTimeout) {
+  const ws = await openSocket(url, openTimeout);
+  try {
+    const reply = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("timeout")), openTimeout);
+      ws.onmessage = (ev) => {
+        clearTimeout(timer);
+        resolve(JSON.parse(ev.data));
+      };
+      ws.onclose = () => reject(new Error("closed"));
+      ws.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "bridge.info" }));
+    });
+    if (!reply.result || reply.result.name !== "dmp-bridge") throw new Error("not a dmp-bridge");
+    return url;
+  } finally {
+    ws.onclose = null;
+    ws.close();
+  }
+}
+
+/** This OS user's bridge among the candidate ports (all tried at once); BRIDGE_UNREACHABLE when none answers. */
+async function discoverUrl(ports, openTimeout) {
+  try {
+    return await Promise.any(ports.map((port) => probeBridge(`ws://127.0.0.1:${port}/ws`, openTimeout)));
+  } catch (_) {
+    throw sdkError("BRIDGE_UNREACHABLE", { detail: "no-port", ports });
+  }
+}
+
 /** A live connection to the bridge; reconnects by itself after an unexpected close. */
 export class Bridge {
   constructor(url, options) {
@@ -122,14 +217,38 @@ export class Bridge {
     this.pending = new Map();
     this.listeners = new Map();
     this.closedByUser = false;
+    /** Whether this connection proved an approved key (or the diagnostics page its secret). */
+    this.approved = false;
+    this.keyFingerprint = null;
+    this._opening = false;
+    this._handshake = null; // calls wait for the key proof of the current connection
   }
 
   async _open() {
     const { attempts, initialDelay, maxDelay } = this.options.retry;
     let delay = initialDelay;
+    this._opening = true;
+    try {
+      await this._openLoop(attempts, delay, maxDelay);
+    } finally {
+      this._opening = false;
+    }
+  }
+
+  async _openLoop(attempts, initialDelay, maxDelay) {
+    let delay = initialDelay;
     for (let attempt = 1; ; attempt++) {
       try {
+        // No url given: find this user's daemon again on every attempt (a restarted one may take another port).
+        if (this.options.ports) this.url = await discoverUrl(this.options.ports, this.options.openTimeout);
         this._attach(await openSocket(this.url, this.options.openTimeout));
+        this._handshake = this._prove();
+        try {
+          await this._handshake;
+        } finally {
+          this._handshake = null;
+        }
+        this._emit("connection", { state: "open" });
         return;
       } catch (err) {
         if ((await loopbackPermission()) === "denied") throw sdkError("BRIDGE_BLOCKED");
@@ -144,7 +263,29 @@ export class Bridge {
     this.ws = ws;
     ws.onmessage = (ev) => this._receive(ev.data);
     ws.onclose = (ev) => this._closed(ev);
-    this._emit("connection", { state: "open" });
+  }
+
+  /** Prove this page's key (or the diagnostics page's secret) on the new connection. */
+  async _prove() {
+    this.approved = false;
+    try {
+      if (this.options.pageSecret) {
+        this.approved = (await this._call("pairing.prove", { pageSecret: this.options.pageSecret })).approved;
+        return;
+      }
+      if (!canProveKey()) return; // not a page in a secure context: it can only use the public methods
+      const key = await originKey();
+      const { challenge } = await this._call("pairing.challenge");
+      const signature = await signProof(key.privateKey, location.origin, challenge);
+      const answer = await this._call("pairing.prove", { publicKey: key.spki, signature });
+      this.approved = answer.approved;
+      this.keyFingerprint = answer.keyFingerprint;
+    } catch (err) {
+      // An older bridge (no pairing.challenge) or a refused proof: the page stays unapproved, and says why
+      // on its first call (ORIGIN_NOT_APPROVED). A lost connection is reported by the caller's retry.
+      if (err && err.code === "DISCONNECTED") throw err;
+      console.warn("dmp-bridge: key proof failed", err && err.code);
+    }
   }
 
   _receive(text) {
@@ -180,6 +321,7 @@ export class Bridge {
     this.ws = null;
     for (const entry of this.pending.values()) entry.reject(sdkError("DISCONNECTED", { closeCode: ev.code }));
     this.pending.clear();
+    if (this._opening) return; // closed during the key proof: the opening loop retries
     if (this.closedByUser || !this.options.reconnect) {
       this._emit("connection", { state: "closed" });
       return;
@@ -216,8 +358,13 @@ export class Bridge {
     return () => this.listeners.get(event).delete(cb);
   }
 
-  /** Call any method by name. */
-  call(method, params = {}, { timeout = this.options.timeout } = {}) {
+  /** Call any method by name (after the connection's key proof). */
+  call(method, params = {}, options = {}) {
+    if (this._handshake) return this._handshake.then(() => this._call(method, params, options));
+    return this._call(method, params, options);
+  }
+
+  _call(method, params = {}, { timeout = this.options.timeout } = {}) {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return Promise.reject(sdkError("DISCONNECTED"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -238,7 +385,10 @@ export class Bridge {
   async pair({ onPending, timeout } = {}) {
     let settle;
     const decided = new Promise((resolve, reject) => (settle = { resolve, reject }));
-    const offOk = this.on("pairing.approved", (p) => settle.resolve(p));
+    const offOk = this.on("pairing.approved", (p) => {
+      this.approved = true;
+      settle.resolve(p);
+    });
     const offNo = this.on("pairing.denied", (p) => settle.reject(sdkError("PAIRING_DENIED", p)));
     try {
       const answer = await this.call("pairing.request");
@@ -275,20 +425,27 @@ export class Bridge {
   }
 }
 
-/** Connect to the bridge. `retry`: {attempts, initialDelay, maxDelay} (ms) for the first connection;
+/** Connect to the bridge (and prove this origin's key). Without `url`, the SDK finds this OS user's bridge
+ * among `ports` (default 28442-28457, all tried at once, kept if `bridge.info` answers). `pageSecret` is for
+ * the bridge's own diagnostics page. `retry`: {attempts, initialDelay, maxDelay} (ms) for the first connection;
  * after that, reconnection retries forever with the same backoff unless `reconnect: false`. */
 export async function connect({
-  url = DEFAULT_URL,
+  url = null,
+  ports = DEFAULT_PORTS,
   retry = {},
   reconnect = true,
   timeout = 60000,
   openTimeout = 5000,
+  pageSecret = null,
 } = {}) {
   const options = {
     retry: { attempts: 4, initialDelay: 250, maxDelay: 4000, ...retry },
     reconnect,
     timeout,
     openTimeout,
+    pageSecret,
+    // An explicit url is used as is; otherwise the candidate ports are tried (one daemon per OS user).
+    ports: url ? null : ports,
   };
   const bridge = new Bridge(url, options);
   await bridge._open();
