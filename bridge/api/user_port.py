@@ -18,7 +18,15 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["PORT_FILENAME", "PORT_WINDOW", "candidate_ports", "read_port_file", "remove_port_file", "write_port_file"]
+__all__ = [
+    "PORT_FILENAME",
+    "PORT_WINDOW",
+    "candidate_ports",
+    "client_port",
+    "read_port_file",
+    "remove_port_file",
+    "write_port_file",
+]
 
 #: Ports tried from the base (28442): the SDK tries them all, so the window stays small.
 PORT_WINDOW = 16
@@ -55,3 +63,11 @@ def remove_port_file(data_dir: Path, port: int) -> None:
     if read_port_file(data_dir) == port:
         with contextlib.suppress(OSError):
             (data_dir / PORT_FILENAME).unlink()
+
+
+def client_port(configured: int | None, data_dir: Path, base: int) -> int:
+    """Where a local client finds this user's daemon: the configured port, else the one its daemon wrote,
+    else this user's first candidate."""
+    if configured is not None:
+        return configured
+    return read_port_file(data_dir) or candidate_ports(os.getuid(), base)[0]

@@ -15,9 +15,7 @@ __all__ = ["bridge_down", "daemon_port", "local_token", "print_error"]
 def daemon_port(option: int | None) -> int | None:
     """The daemon's port: `--port`, else the configuration's, else the one this user's daemon wrote in its
     port file, else this user's first candidate; None (reason printed) if the config is bad."""
-    import os
-
-    from bridge.api.user_port import candidate_ports, read_port_file
+    from bridge.api.user_port import client_port
     from bridge.config import DEFAULT_PORT, ConfigError, load_config
     from bridge.paths import data_dir
 
@@ -28,9 +26,7 @@ def daemon_port(option: int | None) -> int | None:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return None
-    if configured is not None:
-        return configured
-    return read_port_file(data_dir()) or candidate_ports(os.getuid(), DEFAULT_PORT)[0]
+    return client_port(configured, data_dir(), DEFAULT_PORT)
 
 
 def local_token() -> str:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore
 from bridge.api.token import token_path
+from bridge.api.user_port import client_port
 from bridge.cards.pkcs11_module import ModuleInfo
-from bridge.config import BridgeConfig, ConfigError, config_path, load_config
+from bridge.config import DEFAULT_PORT, BridgeConfig, ConfigError, config_path, load_config
 from bridge.doctor.browser_checks import browser_findings, load_policies
 from bridge.doctor.card_checks import card_findings, pcsc_findings
 from bridge.doctor.cryptolib_checks import cryptolib_findings, installed_modules
@@ -80,7 +81,7 @@ def run_checks(*, network: bool = True) -> list[Finding]:
         token = token_path(data).read_text(encoding="ascii").strip()
     except OSError:
         token = ""  # the doctor never creates one: an absent token means no daemon ever ran here
-    found.append(daemon_finding(config.port, token))
+    found.append(daemon_finding(client_port(config.port, data, DEFAULT_PORT), token))
     origins = [o.origin for o in ApprovalStore(data / APPROVALS_FILENAME).list()]
     found.extend(browser_findings(origins, load_policies()))
     return found

@@ -230,7 +230,7 @@ async def test_cli_submit_find_get(daemon: Application, tmp_path: Path) -> None:
 
     card = ("--mode", "DIRECTE", "--situation", "0", "--reader", "A")  # metadata operations: a card holder's
     code, out, err = await _cli(daemon, "find", "--json")
-    assert code == 1 and "NOT_PERMITTED_FOR_ACTOR" in out + err  # the establishment may not search metadata
+    assert code == 10 and "NOT_PERMITTED_FOR_ACTOR" in out + err  # the establishment may not search metadata
     code, out, err = await _cli(daemon, "find", "--json", *card)
     assert code == 0, err
     assert '"uniqueId": "' + uid + '"' in out
@@ -319,7 +319,7 @@ async def test_find_filters_through_json_rpc(daemon: Application) -> None:
 
     def doc(type_code: str, **extra: object) -> dict[str, object]:
         return {"patient": PATIENT_JSON, "content": base64.b64encode(PDF).decode(), "mimeType": "application/pdf",
-                "title": "CR", "typeCode": type_code, **extra}  # fmt: skip
+                "title": "CR", "typeCode": type_code, "insQualified": True, **extra}  # fmt: skip
 
     async def uids(**query: object) -> set[str]:
         found = await a.call("dmp.documents.find", {"patient": WHO, **query})

@@ -64,7 +64,7 @@ async def test_sandbox_starts_cards_and_daemon(tmp_path: Path) -> None:
              "--mode", "INDIRECTE", "--port", str(port)],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
-        assert cli.returncode == 1 and "(document)" in cli.stderr, cli.stderr
+        assert cli.returncode == 12 and "(détail : document)" in cli.stderr, cli.stderr
         assert b"810099990001" in (dump / "0003-TD3.1-request.http").read_bytes()
 
         # The INSi simulator runs too: the virtual CPS (CPS mode) and the sandbox's INSI-AUTO certificate
