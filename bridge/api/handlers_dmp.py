@@ -20,6 +20,7 @@ from bridge.dmp.cda import CdaPatient
 from bridge.dmp.codes import AuthMode, AvailabilityStatus, Confidentiality, PurposeOfUse
 from bridge.dmp.context import CLASS_COMPTE_RENDU, NewDocument
 from bridge.dmp.failures import DmpInputError
+from bridge.dmp.refusals import REFUSALS
 from bridge.dmp.vihf import PatientIns
 from bridge.dmp.xds_model import Code, DocumentEntry
 from bridge.errors import BridgeError, ErrorCode
@@ -47,6 +48,8 @@ _DMP_ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode.PIN_REQUIRED,
     ErrorCode.CARD_REMOVED,
     ErrorCode.NOT_FOUND,
+    # The DMP's refusals by kind (bridge/dmp/refusals.py).
+    *dict.fromkeys(REFUSALS.values()),
 )
 _UID = {"type": "string", "pattern": "^[0-2](\\.(0|[1-9][0-9]*))+$", "maxLength": 64}
 _PATIENT = object_schema(

@@ -41,6 +41,10 @@ class Transaction(enum.Enum):
     TD3_2 = "TD3.2"
     #: Metadata update (ITI-57): visibility, archive/unarchive, delete.
     TD3_3 = "TD3.3"
+    #: Test d'existence et vérification d'autorisation (HL7v3 GDP, patients service).
+    TD0_2 = "TD0.2"
+    #: Mise à jour de l'autorisation (habilitations service).
+    TD0_3 = "TD0.3"
 
     @property
     def endpoint(self) -> Endpoint:
@@ -50,6 +54,8 @@ class Transaction(enum.Enum):
             "TD3.1": Endpoint("registry", WsaAction.REGISTRY_STORED_QUERY.value, False, idempotent=True),
             "TD3.2": Endpoint("repository", WsaAction.RETRIEVE_DOCUMENT_SET.value, False, idempotent=True),
             "TD3.3": Endpoint("registry", WsaAction.UPDATE_DOCUMENT_SET.value, False),
+            "TD0.2": Endpoint("patients", WsaAction.PRPA_IN201307UV02.value, False, idempotent=True),
+            "TD0.3": Endpoint("habilitations", WsaAction.SET_AUTHORIZATION.value, False),
         }[self.value]
 
 

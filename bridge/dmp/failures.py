@@ -3,13 +3,15 @@
 Who broke the protocol decides the class: `DmpParamsError` is a value our caller gave that cannot go on
 the wire (INVALID_PARAMS); `DmpInputError` is something the DMP (or a file) sent that we cannot read
 (INVALID_INPUT). A well-formed refusal by the DMP is not an exception here: it is a `DmpFault` value, and
-`DmpFault.to_error()` gives the BridgeError DMP_FAULT carrying the DMP's own code.
+`DmpFault.to_error()` gives the BridgeError whose data.code the table of `bridge.dmp.refusals` picks for
+the DMP's code (DMP_FAULT when unknown), always carrying the DMP's own code in `dmpCode`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bridge.dmp.refusals import error_code_for
 from bridge.errors import BridgeError, ErrorCode
 
 __all__ = ["DmpFault", "DmpInputError", "DmpParamsError", "RegistryError"]
@@ -65,5 +67,6 @@ class DmpFault:
         return self.subcode or self.code
 
     def to_error(self) -> BridgeError:
-        """The BridgeError DMP_FAULT the service layer raises; detail is the DMP's code (never patient data)."""
-        return BridgeError(ErrorCode.DMP_FAULT, self.dmp_code, dmpCode=self.dmp_code)
+        """The BridgeError the service layer raises (code from `bridge.dmp.refusals`); detail is the DMP's
+        code (never patient data)."""
+        return BridgeError(error_code_for(self.dmp_code), self.dmp_code, dmpCode=self.dmp_code)

@@ -1,0 +1,155 @@
+"""TD0.2 / TD0.3 built and read without I/O: official samples, official XSD/WSDL, and the refusal table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from bridge.dmp.codes import InsOid
+from bridge.dmp.failures import DmpFault
+from bridge.dmp.patient_access import (
+    AuthorizationAction,
+    AuthorizationState,
+    DmpState,
+    build_set_authorization,
+    build_status_query,
+    parse_set_authorization,
+    parse_status,
+)
+from bridge.dmp.refusals import REFUSALS, error_code_for
+from bridge.dmp.vihf import PatientIns
+from bridge.errors import BridgeError, ErrorCode
+from tests.unit._dmp_support import REFERENCE, SCHEMAS, needs_reference, sample_body
+from tests.unit._xml_shape import shape
+
+PATIENT = PatientIns(value="207058575627097", oid=InsOid.NIR_TEST)
+NOW = dt.datetime(2021, 5, 19, 17, 45, 7, tzinfo=dt.UTC)
+HL7 = "urn:hl7-org:v3"
+
+
+def _status_query() -> Any:
+    return build_status_query(
+        PATIENT, oid_root="1.3.6.1.4.1.48364", lps_name="LPS GIE-SV", message_id="m-1", query_id="q-1", now=NOW
+    )
+
+
+def _schema(path: str) -> Any:
+    if not SCHEMAS.is_dir():
+        pytest.skip(f"official XSDs not found at {SCHEMAS}")
+    return etree.XMLSchema(etree.parse(str(SCHEMAS / path)))
+
+
+def _wsdl_schema(name: str) -> Any:
+    wsdl = etree.parse(str(REFERENCE / "wsdl" / "wsdl" / name))
+    schema = wsdl.find(".//{http://www.w3.org/2001/XMLSchema}schema")
+    return etree.XMLSchema(schema)
+
+
+def _no_comments(el: Any) -> Any:
+    copy = etree.fromstring(etree.tostring(el))
+    for comment in copy.xpath("//comment()"):
+        comment.getparent().remove(comment)
+    return copy
+
+
+@needs_reference
+def test_status_query_has_the_sample_shape_and_validates() -> None:
+    built = _status_query()
+    sample = _no_comments(sample_body("TD0.2_Test-dexistence_request.xml"))
+    assert shape(built) == shape(sample)
+    _schema("HL7V3/NE2009/multicacheschemas/PRPA_IN201307UV02.xsd").assertValid(built)
+    value = built.find(f".//{{{HL7}}}patientIdentifier/{{{HL7}}}value")
+    assert (value.get("root"), value.get("extension")) == (InsOid.NIR_TEST.value, PATIENT.value)
+    assert built.find(f".//{{{HL7}}}reasonCode").get("code") == "TEST_EXST"
+
+
+@needs_reference
+def test_status_answer_of_the_sample() -> None:
+    status = parse_status(sample_body("TD0.2_Test-dexistence_response.xml"))
+    assert status.dmp is DmpState.EXISTS
+    assert status.authorization is AuthorizationState.VALID
+    assert status.treating_physician is True
+    assert status.mes is False  # RATTACHEMENT_ENS false: not associated with Mon espace santé
+    assert status.web_access_open is True
+    identity = (status.family, status.given, status.gender, status.birth_date)
+    assert identity == ("patb-quatre", "LAURENCE", "M", "19070525")
+    assert "LAURENCE" not in repr(status)
+
+
+@needs_reference
+def test_status_answers_not_found_closed_and_blocked() -> None:
+    sample = sample_body("TD0.2_Test-dexistence_response.xml")
+    not_found = etree.fromstring(etree.tostring(sample))
+    not_found.find(f".//{{{HL7}}}queryResponseCode").set("code", "NF")
+    assert parse_status(not_found).dmp is DmpState.UNKNOWN
+    closed = etree.fromstring(etree.tostring(sample))
+    closed.find(f".//{{{HL7}}}patient/{{{HL7}}}statusCode").set("code", "terminated")
+    blocked = closed.find(f"{{{HL7}}}attentionLine/{{{HL7}}}value")
+    blocked.set("code", "INTERDIT")
+    status = parse_status(closed)
+    assert (status.dmp, status.authorization) == (DmpState.CLOSED, AuthorizationState.BLOCKED)
+    blocked.set("code", "PEUT-ETRE")
+    with pytest.raises(BridgeError) as bad:
+        parse_status(closed)
+    assert bad.value.code is ErrorCode.INVALID_INPUT
+
+
+@needs_reference
+@pytest.mark.parametrize(
+    ("action", "role"),
+    [(AuthorizationAction.DECLARE, None), (AuthorizationAction.REMOVE, None),
+     (AuthorizationAction.REMOVE_TREATING, "MEDECIN_TRAITANT")],
+)  # fmt: skip
+def test_set_authorization_matches_sample_and_wsdl(action: AuthorizationAction, role: str | None) -> None:
+    built = build_set_authorization(action)
+    _wsdl_schema("Habilitations.wsdl").assertValid(built)
+    ns = "urn:si-dmp-habilitations"
+    assert built.findtext(f"{{{ns}}}action") == action.wire[0]
+    assert built.findtext(f"{{{ns}}}role") == role
+    if action is AuthorizationAction.DECLARE:
+        assert shape(built) == shape(sample_body("TD0.3_Mise-a-jour-de-lautorisation_request.xml"))
+
+
+@needs_reference
+def test_set_authorization_answer() -> None:
+    answer = sample_body("TD0.3_Mise-a-jour-de-lautorisation_response.xml")
+    assert parse_set_authorization(answer) == "Autorisation déjà présente aucune action effectuée"
+    answer.find(".//{urn:si-dmp-habilitations}status").text = "DMPAccessDeniedByPatient"
+    with pytest.raises(BridgeError) as refused:
+        parse_set_authorization(answer)
+    assert refused.value.code is ErrorCode.BLOCKED_BY_PATIENT
+    assert refused.value.to_data()["dmpCode"] == "DMPAccessDeniedByPatient"
+
+
+@pytest.mark.parametrize(
+    ("dmp_code", "expected"),
+    [
+        ("XDSUnknownPatientId", ErrorCode.DMP_UNKNOWN),
+        ("soap:DMPClosed", ErrorCode.DMP_CLOSED),
+        ("DMPAccessDenied", ErrorCode.DMP_NOT_AUTHORIZED),
+        ("DMPAccessDeniedByPatient", ErrorCode.BLOCKED_BY_PATIENT),
+        ("DMPAuthorizationExpired", ErrorCode.DMP_AUTHORIZATION_EXPIRED),
+        ("XDSDocumentUniqueIdError", ErrorCode.DOCUMENT_UNKNOWN),
+        ("XDSDuplicateUniqueIdInRegistry", ErrorCode.DOCUMENT_ALREADY_EXISTS),
+        ("DMPNotAllowedForMesDmp", ErrorCode.DMP_MANAGED_BY_MES),
+        ("DMPInvalidCertificate", ErrorCode.DMP_AUTHENTICATION_REFUSED),
+        ("XDSMetadataUpdateError", ErrorCode.DMP_FAULT),
+        ("SomethingNew", ErrorCode.DMP_FAULT),
+    ],
+)
+def test_refusal_table(dmp_code: str, expected: ErrorCode) -> None:
+    assert error_code_for(dmp_code) is expected
+    error = DmpFault(code="Sender", subcode=dmp_code).to_error()
+    data = error.to_data()
+    assert (data["code"], data["dmpCode"]) == (expected.value, dmp_code)
+
+
+def test_every_mapped_code_has_its_own_french_and_english_message() -> None:
+    generic = BridgeError(ErrorCode.DMP_FAULT).message_fr
+    messages = {code: BridgeError(code) for code in set(REFUSALS.values())}
+    for code, error in messages.items():
+        assert error.message_fr != generic and error.message_en, code
+    assert len({e.message_fr for e in messages.values()}) == len(messages)
