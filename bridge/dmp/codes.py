@@ -222,6 +222,8 @@ class WsaAction(WireEnum):
     PRPA_IN201307UV02 = "urn:hl7-org:v3:PRPA_IN201307UV02"
     #: TD0.3 (sample value; the WSDL's soapAction `urn:hl7-org:v3:setAuthorization` is not what the DMP uses).
     SET_AUTHORIZATION = "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization"
+    #: TD1.6 (sample value).
+    LIST_AUTHORIZATIONS = "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatient"
 
 
 class SignatureAlgorithm(WireEnum):

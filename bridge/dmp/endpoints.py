@@ -45,6 +45,8 @@ class Transaction(enum.Enum):
     TD0_2 = "TD0.2"
     #: Mise à jour de l'autorisation (habilitations service).
     TD0_3 = "TD0.3"
+    #: Liste des PS autorisés / bloqués (habilitations service).
+    TD1_6 = "TD1.6"
 
     @property
     def endpoint(self) -> Endpoint:
@@ -56,6 +58,7 @@ class Transaction(enum.Enum):
             "TD3.3": Endpoint("registry", WsaAction.UPDATE_DOCUMENT_SET.value, False),
             "TD0.2": Endpoint("patients", WsaAction.PRPA_IN201307UV02.value, False, idempotent=True),
             "TD0.3": Endpoint("habilitations", WsaAction.SET_AUTHORIZATION.value, False),
+            "TD1.6": Endpoint("habilitations", WsaAction.LIST_AUTHORIZATIONS.value, False, idempotent=True),
         }[self.value]
 
 

@@ -49,6 +49,7 @@ class Endpoint(enum.Enum):
     """Service path suffixes under `/si-dmp-server/v2/services/` (notes §1.2)."""
 
     PATIENTS = "patients"
+    HABILITATIONS = "habilitations"
     REGISTRY = "registry"
     REPOSITORY = "repository"
 
@@ -61,6 +62,8 @@ class Action(enum.Enum):
     RETRIEVE = "urn:ihe:iti:2007:RetrieveDocumentSet"
     STORED_QUERY = "urn:ihe:iti:2007:RegistryStoredQuery"
     UPDATE_DOCUMENT_SET = "urn:ihe:iti:2010:UpdateDocumentSet"
+    SET_AUTHORIZATION = "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization"
+    LIST_AUTHORIZATIONS = "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatient"
 
     @property
     def response(self) -> str:
@@ -74,6 +77,8 @@ _RESPONSE_ACTIONS = {
     Action.RETRIEVE: "urn:ihe:iti:2007:RetrieveDocumentSetResponse",
     Action.STORED_QUERY: "urn:ihe:iti:2007:RegistryStoredQueryResponse",
     Action.UPDATE_DOCUMENT_SET: "urn:ihe:iti:2010:UpdateDocumentSet-Response",
+    Action.SET_AUTHORIZATION: "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorizationResponse",
+    Action.LIST_AUTHORIZATIONS: "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatientResponse",
 }
 
 # Which actions each endpoint serves.
@@ -81,6 +86,7 @@ ENDPOINT_ACTIONS: dict[Endpoint, frozenset[Action]] = {
     Endpoint.PATIENTS: frozenset({Action.PATIENT_QUERY}),
     Endpoint.REGISTRY: frozenset({Action.STORED_QUERY, Action.UPDATE_DOCUMENT_SET}),
     Endpoint.REPOSITORY: frozenset({Action.PROVIDE_AND_REGISTER, Action.RETRIEVE}),
+    Endpoint.HABILITATIONS: frozenset({Action.SET_AUTHORIZATION, Action.LIST_AUTHORIZATIONS}),
 }
 
 
@@ -88,6 +94,8 @@ class Transaction(enum.Enum):
     """DMP transaction names used in dumps and logs."""
 
     TD0_2 = "TD0.2"
+    TD0_3 = "TD0.3"
+    TD1_6 = "TD1.6"
     TD2_1 = "TD2.1"
     TD3_1 = "TD3.1"
     TD3_2 = "TD3.2"

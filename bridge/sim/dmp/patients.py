@@ -2,7 +2,8 @@
 
 The answer is shaped like the official sample: AUTORISATION attentionLine, acknowledgement AA,
 registrationEvent with the patient's ids and status, queryAck OK, or NF when no DMP exists (the
-not-found shape is an assumption: no sample). Every professional is treated as authorised (VALIDE).
+not-found shape is an assumption: no sample). AUTORISATION, STATUT_MT and RATTACHEMENT_ENS come from the
+access facts of `bridge.sim.dmp.authorizations`; the rights matrix is applied to the caller first.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import uuid
 
 from lxml import etree
 
+from bridge.dmp.rights import Operation
 from bridge.sim.dmp.access import Caller, Reply
+from bridge.sim.dmp.authorizations import authorization, enforce, is_mes
 from bridge.sim.dmp.constants import NS, InsOid
 from bridge.sim.dmp.ins import InsError, parse_ins
 from bridge.sim.dmp.soap import FaultCode, SoapFault
@@ -81,6 +84,8 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
     patient = store.patient(ins.value)
     if patient is not None and patient.oid != ins.oid.value:
         patient = None
+    enforce(store, caller, Operation.TD0_2, patient.ins if patient is not None else None)
+    standing = authorization(store, patient.ins, caller.vihf.name_id) if patient is not None else None
 
     out = etree.Element(f"{{{_HL7}}}PRPA_IN201308UV02", nsmap={None: _HL7, "xsi": _XSI}, ITSVersion="XML_1.0")
     _sub(out, "id", root=str(uuid.uuid4()))
@@ -98,13 +103,13 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
     sender_name = sender.findtext(f"{{{_HL7}}}softwareName", "") if sender is not None else ""
     _device(out, "receiver", "RCV", sender_root, sender_name)
     _device(out, "sender", "SND", _DMP_DEVICE, "DMP")
-    if patient is not None:
+    if patient is not None and standing is not None:
         line = _sub(out, "attentionLine")
         _sub(line, "keyWordText", code="AUTORISATION", codeSystem="1.2.250.1.213.4.1.2.6.1")
-        _typed_value(line, "CV", code="VALIDE", codeSystem="1.2.250.1.213.4.1.2.6.2")
+        _typed_value(line, "CV", code=standing.state.value, codeSystem="1.2.250.1.213.4.1.2.6.2")
         line = _sub(out, "attentionLine")
         _sub(line, "keyWordText", code="STATUT_MT", codeSystem="1.2.250.1.213.4.1.2.6.3")
-        _typed_value(line, "BL", value="false")
+        _typed_value(line, "BL", value="true" if standing.treating else "false")
     ack = _sub(out, "acknowledgement", typeCode="AA")
     request_id = body.find(f"{{{_HL7}}}id")
     target = _sub(_sub(ack, "targetMessage"), "id")
@@ -136,15 +141,15 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
         _sub(name, "family", qualifier="SP").text = patient.family
         _sub(person, "administrativeGenderCode", code=patient.gender)
         _sub(person, "birthTime", value=patient.birth)
-        for code, system in (
-            ("COMPTE_INTERNET_OUVERT", "1.2.250.1.213.4.1.2.9"),
-            ("RATTACHEMENT_ENS", "1.2.250.1.213.4.1.2.3"),
+        for code, system, flag in (
+            ("COMPTE_INTERNET_OUVERT", "1.2.250.1.213.4.1.2.9", True),
+            ("RATTACHEMENT_ENS", "1.2.250.1.213.4.1.2.3", is_mes(store, patient.ins)),
         ):
             obs = _sub(
                 _sub(pat, "subjectOf", typeCode="SBJ"), "administrativeObservation", classCode="OBS", moodCode="EVN"
             )
             _sub(obs, "code", code=code, codeSystem=system)
-            _typed_value(obs, "BL", value="true")
+            _typed_value(obs, "BL", value="true" if flag else "false")
         _sub(
             _sub(_sub(event, "custodian", typeCode="CST"), "assignedEntity", classCode="ASSIGNED"),
             "id",

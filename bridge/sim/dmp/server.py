@@ -22,8 +22,10 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
 from bridge.sim.dmp.access import Caller, Reply
+from bridge.sim.dmp.authorizations import seed_access
 from bridge.sim.dmp.constants import ENDPOINT_ACTIONS, Action, Endpoint, Transaction
 from bridge.sim.dmp.errors import XdsError
+from bridge.sim.dmp.habilitations import list_authorizations, set_authorization
 from bridge.sim.dmp.mime import MimeError, build_mtom, parse_body
 from bridge.sim.dmp.patients import SEED_PATIENTS, patient_query
 from bridge.sim.dmp.registry import stored_query, update_document_set
@@ -51,6 +53,8 @@ _TRANSACTIONS = {
     Action.STORED_QUERY: Transaction.TD3_1,
     Action.RETRIEVE: Transaction.TD3_2,
     Action.UPDATE_DOCUMENT_SET: Transaction.TD3_3,
+    Action.SET_AUTHORIZATION: Transaction.TD0_3,
+    Action.LIST_AUTHORIZATIONS: Transaction.TD1_6,
 }
 PATIENT_VIEW_HEADER = "X-DMP-Sim-Viewer"
 
@@ -112,6 +116,7 @@ class DmpSimulator:
         self._trust = TrustStore.from_pem_file(config.ca_file)
         self._store = DmpStore(config.data_dir / "dmp-sim.sqlite3")
         self._store.seed_patients(SEED_PATIENTS)
+        seed_access(self._store)
         self._counter = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -184,6 +189,8 @@ class DmpSimulator:
             Action.RETRIEVE: lambda: retrieve(self._store, caller, body_child),
             Action.STORED_QUERY: lambda: stored_query(self._store, caller, body_child),
             Action.UPDATE_DOCUMENT_SET: lambda: update_document_set(self._store, caller, body_child),
+            Action.SET_AUTHORIZATION: lambda: set_authorization(self._store, caller, body_child),
+            Action.LIST_AUTHORIZATIONS: lambda: list_authorizations(self._store, caller, body_child),
         }
         return handlers[action]()
 
@@ -227,7 +234,7 @@ class DmpSimulator:
             refused = SoapFault(FaultCode.INTERNAL, "Erreur interne du simulateur")
             envelope, status = build_fault(refused, relates_to), refused.http_status
         log.info("DMP sim %s %s -> HTTP %d", endpoint.value, transaction.value, status)
-        if endpoint is Endpoint.PATIENTS:
+        if endpoint in (Endpoint.PATIENTS, Endpoint.HABILITATIONS):
             return _Outcome(status, "application/soap+xml; charset=UTF-8", envelope, transaction)
         # Registry and repository bindings are MTOM (kit App.config); the DMP answers MTOM even for faults.
         answer_action = (
