@@ -20,6 +20,7 @@ from bridge import __version__
 from bridge.api.handlers_cards import card_handlers
 from bridge.api.handlers_core import core_handlers
 from bridge.api.handlers_dmp import dmp_handlers
+from bridge.api.handlers_patient import patient_handlers
 from bridge.api.methods import ConnectionView, Registry
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore, PairingManager, PendingPairing
 from bridge.api.server import BridgeServer
@@ -32,6 +33,7 @@ from bridge.service.cps_backend import select_cps_backend
 from bridge.service.dmp import DmpService
 from bridge.service.dmp_card import CardServiceDirectSource
 from bridge.service.dmp_locks import SharedCardLocks
+from bridge.service.dmp_patient import PatientAccess
 from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
 from bridge.tray import Approver, Notifier
@@ -90,7 +92,14 @@ class Application:
         self.locks = SharedCardLocks(config.card_busy_wait)
         direct = CardServiceDirectSource(cards, monitor) if isinstance(cards, PcscCardService) else None
         self.dmp = dmp or DmpService(config.dmp, direct=direct, locks=self.locks)
-        self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks), *dmp_handlers(self.dmp)])
+        self.registry = registry or Registry(
+            [
+                *core_handlers(),
+                *card_handlers(self.locks),
+                *dmp_handlers(self.dmp),
+                *patient_handlers(PatientAccess(self.dmp)),
+            ]
+        )
         self.approver = approver
         self.notifier = notifier
         self._pcsc_available: bool | None = None

@@ -8,7 +8,11 @@ export type ErrorCode =
   | "PIN_INCORRECT" | "PIN_BLOCKED" | "PIN_LAST_TRY" | "PIN_REQUIRED" | "CARD_BUSY" | "SHARING_VIOLATION"
   | "PCSC_UNAVAILABLE" | "TIMEOUT" | "ORIGIN_NOT_APPROVED" | "UNAUTHORIZED" | "DMP_UNREACHABLE" | "DMP_FAULT"
   | "DMP_OUTCOME_UNKNOWN" | "NOT_PERMITTED_FOR_ACTOR" | "INVALID_PARAMS" | "INVALID_INPUT" | "NOT_FOUND" | "INTERNAL"
-  | "BRIDGE_UNREACHABLE" | "BRIDGE_BLOCKED" | "DISCONNECTED" | "PAIRING_DENIED";
+  | "BRIDGE_UNREACHABLE" | "BRIDGE_BLOCKED" | "DISCONNECTED" | "PAIRING_DENIED"
+  // The DMP's refusals by kind (dmpCode keeps the DMP's own code).
+  | "DMP_UNKNOWN" | "DMP_CLOSED" | "DMP_NOT_AUTHORIZED" | "DMP_AUTHORIZATION_EXPIRED" | "BLOCKED_BY_PATIENT"
+  | "DMP_MANAGED_BY_MES" | "DOCUMENT_UNKNOWN" | "DOCUMENT_ALREADY_EXISTS" | "PATIENT_MISMATCH"
+  | "DMP_AUTHENTICATION_REFUSED" | "DMP_REQUEST_REFUSED";
 
 export interface ErrorData {
   code: ErrorCode;
@@ -226,6 +230,55 @@ export interface VitaleCard {
   unverified: string[];
 }
 
+/** A patient as the DMP methods take it. */
+export interface DmpPatient {
+  ins: string;
+  oid?: string;
+  lastName?: string;
+  firstName?: string;
+  gender?: "M" | "F" | "U";
+  birthDate?: string;
+}
+
+/** dmp.patient.status (TD0.2). */
+export interface DmpPatientStatus {
+  dmp: "exists" | "closed" | "unknown";
+  /** This professional's authorisation; null when the patient has no DMP. */
+  authorization: "valid" | "expired" | "blocked" | "none" | null;
+  treatingPhysician: boolean;
+  /** Associated with Mon espace santé (then TD1.3b/TD1.4 are refused); null when the DMP does not say. */
+  mes: boolean | null;
+  webAccessOpen: boolean | null;
+  patient: { lastName: string; firstName: string; gender: string; birthDate: string };
+  /** The rights matrix's actor (PDT-INF-526), e.g. "Médecin (non MT)", "Certificat ES". */
+  actor: string;
+  accessMode: "normal" | "bris_de_glace" | "centre_15";
+  rights: { transaction: string; operation: string; verdict: "allowed" | "refused" | "conditional" }[];
+}
+
+/** dmp.patient.authorize (TD0.3). */
+export interface DmpPatientAuthorizeParams {
+  patient: DmpPatient;
+  action: "declare" | "remove" | "removeTreatingPhysician";
+  /** Required true for "declare": the caller recorded the patient's agreement. */
+  patientAgreement?: boolean;
+}
+
+/** dmp.patient.professionals (TD1.6) rows. */
+export interface DmpProfessional {
+  nationalId: string;
+  lastName: string;
+  firstName: string;
+  specialities: string[];
+  since: string;
+  lastAction: string;
+  blocked: boolean;
+}
+
+export type WebPsPage =
+  | "dashboard" | "patient" | "management" | "documents" | "carePathway" | "accessHistory" | "settings"
+  | "wishesAndRights" | "vaccination";
+
 export declare class Bridge {
   on<K extends keyof EventMap>(event: K, cb: (params: EventMap[K]) => void): () => void;
   call<T = unknown>(method: string, params?: Record<string, unknown>, options?: { timeout?: number }): Promise<T>;
@@ -244,6 +297,10 @@ export declare class Bridge {
     reader?: string;
   }): Promise<CpsSignResult>;
   vitaleRead(options?: { reader?: string }): Promise<VitaleCard>;
+  dmpPatientStatus(patient: DmpPatient): Promise<DmpPatientStatus>;
+  dmpPatientAuthorize(params: DmpPatientAuthorizeParams): Promise<{ action: string; context: string }>;
+  dmpPatientProfessionals(patient: DmpPatient, mode?: "authorized" | "blocked" | "all"): Promise<{ professionals: DmpProfessional[] }>;
+  dmpWebPsUrl(page?: WebPsPage, patient?: DmpPatient): Promise<{ url: string }>;
   close(): void;
 }
 

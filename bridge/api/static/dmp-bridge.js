@@ -241,6 +241,14 @@ export class Bridge {
     return this.call("cps.sign", { data, digestAlgorithm, prehashed, key, ...(reader ? { reader } : {}) }, { timeout: 120000 });
   }
   vitaleRead({ reader } = {}) { return this.call("vitale.read", reader ? { reader } : {}); }
+  dmpPatientStatus(patient) { return this.call("dmp.patient.status", { patient }); }
+  dmpPatientAuthorize({ patient, action, patientAgreement = false }) {
+    return this.call("dmp.patient.authorize", { patient, action, patientAgreement });
+  }
+  dmpPatientProfessionals(patient, mode = "all") { return this.call("dmp.patient.professionals", { patient, mode }); }
+  dmpWebPsUrl(page = "patient", patient = undefined) {
+    return this.call("dmp.webps.url", patient ? { page, patient } : { page });
+  }
 
   /** Close for good (no reconnection). */
   close() {
