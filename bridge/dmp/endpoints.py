@@ -47,6 +47,10 @@ class Transaction(enum.Enum):
     TD0_3 = "TD0.3"
     #: Liste des PS autorisés / bloqués (habilitations service).
     TD1_6 = "TD1.6"
+    #: Consultation / modification des données administratives, fermeture (GDP, patients service).
+    TD1_3A = "TD1.3a"
+    TD1_3B = "TD1.3b"
+    TD1_4 = "TD1.4"
 
     @property
     def endpoint(self) -> Endpoint:
@@ -59,6 +63,9 @@ class Transaction(enum.Enum):
             "TD0.2": Endpoint("patients", WsaAction.PRPA_IN201307UV02.value, False, idempotent=True),
             "TD0.3": Endpoint("habilitations", WsaAction.SET_AUTHORIZATION.value, False),
             "TD1.6": Endpoint("habilitations", WsaAction.LIST_AUTHORIZATIONS.value, False, idempotent=True),
+            "TD1.3a": Endpoint("patients", WsaAction.PRPA_IN201307UV02.value, False, idempotent=True),
+            "TD1.3b": Endpoint("patients", WsaAction.PRPA_IN201314UV02.value, False),
+            "TD1.4": Endpoint("patients", WsaAction.PRPA_IN201314UV02.value, False),
         }[self.value]
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "DmpState",
     "DmpStatus",
     "build_hl7_header",
+    "build_patient_query",
     "build_set_authorization",
     "build_status_query",
     "parse_set_authorization",
@@ -116,9 +117,7 @@ def _device(parent: Any, role: str, type_code: str, root: str, name: str) -> Non
     _sub(device, "softwareName", name)
 
 
-def build_hl7_header(
-    interaction: str, *, oid_root: str, lps_name: str, message_id: str, now: dt.datetime
-) -> Any:
+def build_hl7_header(interaction: str, *, oid_root: str, lps_name: str, message_id: str, now: dt.datetime) -> Any:
     """The GDP message root with its transmission wrapper (id, creationTime, interaction, receiver, sender)."""
     root = etree.Element(q(HL7, interaction), nsmap={None: HL7}, ITSVersion="XML_1.0")
     _sub(root, "id", root=f"{oid_root}.1.1", extension=message_id)
@@ -137,9 +136,31 @@ def build_status_query(
     patient: PatientIns, *, oid_root: str, lps_name: str, message_id: str, query_id: str, now: dt.datetime
 ) -> Any:
     """TD0.2 request body: PRPA_IN201307UV02 with reasonCode TEST_EXST and the patient's INS."""
+    return build_patient_query(
+        patient,
+        reason=("TEST_EXST", "Test d'existence de dossier"),
+        oid_root=oid_root,
+        lps_name=lps_name,
+        message_id=message_id,
+        query_id=query_id,
+        now=now,
+    )
+
+
+def build_patient_query(
+    patient: PatientIns,
+    *,
+    reason: tuple[str, str],
+    oid_root: str,
+    lps_name: str,
+    message_id: str,
+    query_id: str,
+    now: dt.datetime,
+) -> Any:
+    """A GDP PRPA_IN201307UV02 query on one patient with its reasonCode (TRE_R271: TEST_EXST, CNSLT_DATA)."""
     root = build_hl7_header("PRPA_IN201307UV02", oid_root=oid_root, lps_name=lps_name, message_id=message_id, now=now)
     control = _sub(root, "controlActProcess", classCode="CACT", moodCode="EVN")
-    _sub(control, "reasonCode", code="TEST_EXST", codeSystem=_REASON_SYSTEM, displayName="Test d'existence de dossier")
+    _sub(control, "reasonCode", code=reason[0], codeSystem=_REASON_SYSTEM, displayName=reason[1])
     query = _sub(control, "queryByParameter")
     _sub(query, "queryId", root=f"{oid_root}.2", extension=query_id)
     _sub(query, "statusCode", code="new")

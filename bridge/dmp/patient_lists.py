@@ -75,9 +75,7 @@ def parse_professionals(body: Any) -> tuple[AuthorizedProfessional, ...]:
             national_id_type=_text(item, "nationalIdType"),
             given=_text(item, "firstName"),
             family=_text(item, "lastName"),
-            specialities=tuple(
-                (s.text or "").strip() for s in item.iterfind(q(AUTHORIZATIONS_NS, "codeSpeciality"))
-            ),
+            specialities=tuple((s.text or "").strip() for s in item.iterfind(q(AUTHORIZATIONS_NS, "codeSpeciality"))),
             since=_text(item, "startOfAuthorization"),
             last_action=_text(item, "lastActionDate"),
             blocked=_text(item, "mode") == ListMode.BLOCKED.value,

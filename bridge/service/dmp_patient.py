@@ -1,19 +1,22 @@
-"""The patient's DMP use cases: status and authorisation (TD0.2, TD0.3), professionals on the DMP (TD1.6),
-and the contextual Web PS link (TD0.9).
+"""The patient's DMP use cases: status and authorisation (TD0.2, TD0.3), administrative data and closing
+(TD1.3a, TD1.3b, TD1.4), professionals on the DMP (TD1.6), and the contextual Web PS link (TD0.9).
 
 Each call takes the caller's DMP context from `DmpService` (who acts, how, with which keys), checks the
 rights matrix (`bridge.dmp.rights.require`) before anything is sent, builds the request with the sans-IO
 modules of `bridge.dmp`, and sends it through `DmpClient.transact` (VIHF, mutual TLS, deadline, at most
 once for writes). The médecin traitant is a fact the DMP holds: the client checks as a plain médecin,
-except for « se supprimer MT », which only a médecin traitant may ask.
+except for « se supprimer MT », which only a médecin traitant may ask. TD1.3b and TD1.4 first ask TD0.2
+whether the DMP is associated with Mon espace santé (note 10): then DMP_MANAGED_BY_MES, nothing sent.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.dmp import valuesets
 from bridge.dmp.actors import access_mode_for, actor_for
 from bridge.dmp.context import Practitioner
 from bridge.dmp.endpoints import Transaction
@@ -25,6 +28,15 @@ from bridge.dmp.patient_access import (
     parse_set_authorization,
     parse_status,
 )
+from bridge.dmp.patient_admin import (
+    AdminData,
+    Author,
+    build_admin_query,
+    build_close,
+    build_update,
+    parse_admin,
+    parse_registration_answer,
+)
 from bridge.dmp.patient_lists import AuthorizedProfessional, ListMode, build_professionals_query, parse_professionals
 from bridge.dmp.rights import AccessMode, Actor, Operation, Verdict, check, require
 from bridge.dmp.vihf import PatientIns
@@ -32,7 +44,7 @@ from bridge.dmp.webps import WebPsPage, webps_url
 from bridge.errors import BridgeError, ErrorCode
 from bridge.service.dmp import DmpService
 
-__all__ = ["AccessReport", "PatientAccess", "rights_json"]
+__all__ = ["AccessReport", "PatientAccess", "author_of", "rights_json"]
 
 _ACTION_OPERATIONS = {
     AuthorizationAction.DECLARE: Operation.TD0_3_DECLARE,
@@ -113,6 +125,61 @@ class PatientAccess:
             answer = await client.transact(Transaction.TD0_3, practitioner, patient, build_set_authorization(action))
         return parse_set_authorization(answer.body)
 
+    async def admin(self, caller: Any, patient: PatientIns) -> AdminData:
+        """TD1.3a: the DMP's administrative data."""
+        async with self.dmp.using(caller) as (client, practitioner):
+            require(_actor(practitioner), access_mode_for(practitioner.purpose.value), Operation.TD1_3A)
+            body = build_admin_query(patient, **self._ids(client))
+            answer = await client.transact(Transaction.TD1_3A, practitioner, patient, body)
+        return parse_admin(answer.body)
+
+    async def update_admin(self, caller: Any, patient: PatientIns, changes: dict[str, Any]) -> AdminData:
+        """TD1.3b: the current data (TD1.3a) with `changes` (AdminData field names) sent back; non-MES DMPs only."""
+        editable = {f.name for f in dataclasses.fields(AdminData)} - {"closed", "representatives"}
+        unknown = set(changes) - editable
+        if unknown:
+            raise BridgeError(ErrorCode.INVALID_PARAMS, f"unknown field {sorted(unknown)[0]}")
+        await self._require_not_mes(caller, patient, Operation.TD1_3B)
+        current = await self.admin(caller, patient)
+        wanted = dataclasses.replace(current, **changes)
+        async with self.dmp.using(caller) as (client, practitioner):
+            ids = self._ids(client)
+            del ids["query_id"]
+            body = build_update(patient, wanted, author_of(practitioner), **ids)
+            answer = await client.transact(Transaction.TD1_3B, practitioner, patient, body)
+        parse_registration_answer(answer.body)
+        return wanted
+
+    async def close(self, caller: Any, patient: PatientIns) -> None:
+        """TD1.4: close the DMP at the patient's request; non-MES DMPs only."""
+        status = await self._require_not_mes(caller, patient, Operation.TD1_4)
+        data = AdminData(family=status.family, given=status.given)
+        async with self.dmp.using(caller) as (client, practitioner):
+            ids = self._ids(client)
+            del ids["query_id"]
+            body = build_close(patient, data, author_of(practitioner), **ids)
+            answer = await client.transact(Transaction.TD1_4, practitioner, patient, body)
+        parse_registration_answer(answer.body)
+
+    async def _require_not_mes(self, caller: Any, patient: PatientIns, operation: Operation) -> DmpStatus:
+        report = await self.status(caller, patient)
+        if report.status.mes:
+            raise BridgeError(ErrorCode.DMP_MANAGED_BY_MES, operation.transaction, transaction=operation.transaction)
+        require(report.actor, report.mode, operation, dmp_mes=report.status.mes)
+        return report.status
+
+    @staticmethod
+    def _ids(client: Any) -> dict[str, Any]:
+        now, message_id = client.message_ids()
+        _, query_id = client.message_ids()
+        return {
+            "oid_root": client.settings.oid_root,
+            "lps_name": client.settings.lps_name,
+            "message_id": message_id,
+            "query_id": query_id,
+            "now": now,
+        }
+
     async def professionals(
         self, caller: Any, patient: PatientIns, mode: ListMode
     ) -> tuple[AuthorizedProfessional, ...]:
@@ -133,6 +200,19 @@ class PatientAccess:
         if not root:
             raise BridgeError(ErrorCode.INVALID_PARAMS, "webps-not-configured")
         return webps_url(root, page, patient)
+
+
+def author_of(practitioner: Practitioner) -> Author:
+    specialty = practitioner.specialty_code
+    return Author(
+        national_id=practitioner.national_id,
+        family=practitioner.family,
+        given=practitioner.given,
+        specialty_code=specialty,
+        specialty_label=valuesets.label(valuesets.SPECIALTY, specialty) or specialty if specialty else "",
+        structure_id=practitioner.structure_id,
+        structure_name=practitioner.structure_name,
+    )
 
 
 def rights_json(rights: Sequence[tuple[Operation, Verdict]]) -> list[dict[str, str]]:

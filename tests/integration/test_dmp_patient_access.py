@@ -19,6 +19,7 @@ from bridge.dmp.codes import AuthMode, InsOid, PurposeOfUse
 from bridge.dmp.context import DmpCredentials
 from bridge.dmp.endpoints import Transaction
 from bridge.dmp.patient_access import AuthorizationAction, AuthorizationState, DmpState, build_set_authorization
+from bridge.dmp.patient_admin import AdminData, build_close
 from bridge.dmp.patient_lists import ListMode
 from bridge.dmp.rights import Actor, Operation, Verdict
 from bridge.dmp.vihf import PatientIns
@@ -26,7 +27,7 @@ from bridge.dmp.webps import WebPsPage
 from bridge.errors import BridgeError, ErrorCode
 from bridge.service.dmp import DirectIdentity, DmpContext, DmpService
 from bridge.service.dmp_config import DmpConfig
-from bridge.service.dmp_patient import PatientAccess
+from bridge.service.dmp_patient import PatientAccess, author_of
 from bridge.sim.dmp.authorizations import set_mes
 from tests.dmp_fixtures import RunningSim, dmp_pki, establishment, simulator  # noqa: F401
 from tests.unit._dmp_support import REFERENCE, SCHEMAS
@@ -249,3 +250,47 @@ async def test_webps_links(env: Any) -> None:
     dashboard = await access.webps(Caller(), None, WebPsPage.DASHBOARD)
     assert dashboard == "https://webps.example.test/AccesDirect/TableauDeBord"
     assert await _code(access.webps(Caller(), None, WebPsPage.DOCUMENTS)) is ErrorCode.INVALID_PARAMS
+
+
+async def test_administrative_data_update_and_close_a_non_mes_dmp(env: Any) -> None:
+    access, _, sim, dumps = env
+    who = Caller()
+    data = await access.admin(who, SAMPLE)
+    assert (data.family, data.city, data.opposition_bris_de_glace) == ("PATB-QUATRE", "Paris", False)
+    changed = await access.update_admin(
+        who, SAMPLE, {"city": "Lyon", "postal_code": "69001", "opposition_bris_de_glace": True}
+    )
+    assert changed.city == "Lyon"
+    again = await access.admin(who, SAMPLE)
+    assert (again.city, again.postal_code, again.opposition_bris_de_glace) == ("Lyon", "69001", True)
+    assert again.telecoms == data.telecoms  # what was not changed is sent back as it was
+    assert await _code(access.update_admin(who, SAMPLE, {"closed": True})) is ErrorCode.INVALID_PARAMS
+
+    await access.close(who, SAMPLE)
+    assert (await access.status(who, SAMPLE)).status.dmp is DmpState.CLOSED
+    assert sim.sim.store.patient(SAMPLE.value).status == "closed"
+    assert await _code(access.close(who, SAMPLE)) is ErrorCode.DMP_CLOSED
+
+    schema = etree.XMLSchema(etree.parse(str(SCHEMAS / "HL7V3/NE2009/multicacheschemas/PRPA_IN201314UV02.xsd")))
+    sent = _requests(dumps, "TD1.3b-TD1.4")
+    assert len(sent) == 3  # update, close, close again (refused by the DMP: DMPClosed)
+    for body in sent:
+        schema.assertValid(body)
+
+
+async def test_a_mes_dmp_is_neither_updated_nor_closed(env: Any) -> None:
+    access, _, sim, dumps = env
+    who = Caller()
+    assert (await access.admin(who, TROIS)).family == "PAT-TROIS"
+    assert await _code(access.close(who, TROIS)) is ErrorCode.DMP_MANAGED_BY_MES
+    assert await _code(access.update_admin(who, TROIS, {"city": "Lyon"})) is ErrorCode.DMP_MANAGED_BY_MES
+    assert _requests(dumps, "TD1.3b-TD1.4") == []  # refused before sending
+    # Sent anyway: the simulator applies note (10) itself.
+    async with access.dmp.using(who) as (client, practitioner):
+        ids = PatientAccess._ids(client)
+        del ids["query_id"]
+        body = build_close(TROIS, AdminData(family="PAT-TROIS", given="DOMINIQUE"), author_of(practitioner), **ids)
+        assert await _code(client.transact(Transaction.TD1_4, practitioner, TROIS, body)) is (
+            ErrorCode.DMP_MANAGED_BY_MES
+        )
+    assert sim.sim.store.patient(TROIS.value).status == "active"

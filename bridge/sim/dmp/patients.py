@@ -18,6 +18,7 @@ from bridge.sim.dmp.access import Caller, Reply
 from bridge.sim.dmp.authorizations import authorization, enforce, is_mes
 from bridge.sim.dmp.constants import NS, InsOid
 from bridge.sim.dmp.ins import InsError, parse_ins
+from bridge.sim.dmp.patient_admin import add_details
 from bridge.sim.dmp.soap import FaultCode, SoapFault
 from bridge.sim.dmp.store import DmpStore, PatientRow
 
@@ -45,6 +46,13 @@ SEED_PATIENTS: tuple[PatientRow, ...] = tuple(
 )
 
 
+# reasonCode (TRE_R271) → the matrix's line and the answer's displayName.
+_QUERIES = {
+    "TEST_EXST": (Operation.TD0_2, "Test d'existence de dossier"),
+    "CNSLT_DATA": (Operation.TD1_3A, "Consultation des données de gestion de dossier"),
+}
+
+
 def _sub(parent: etree._Element, name: str, **attrs: str) -> etree._Element:
     return etree.SubElement(parent, f"{{{_HL7}}}{name}", **attrs)
 
@@ -65,8 +73,10 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
     if body.tag != f"{{{_HL7}}}PRPA_IN201307UV02":
         raise SoapFault(FaultCode.INVALID_REQUEST, "PRPA_IN201307UV02 attendu")
     reason = body.find(f"{{{_HL7}}}controlActProcess/{{{_HL7}}}reasonCode")
-    if reason is None or reason.get("code") != "TEST_EXST" or reason.get("codeSystem") != "1.2.250.1.213.1.1.4.11":
-        raise SoapFault(FaultCode.INVALID_REQUEST, "reasonCode TEST_EXST (1.2.250.1.213.1.1.4.11) attendu")
+    kind = reason.get("code") if reason is not None else None
+    if reason is None or kind not in _QUERIES or reason.get("codeSystem") != "1.2.250.1.213.1.1.4.11":
+        raise SoapFault(FaultCode.INVALID_REQUEST, "reasonCode TEST_EXST|CNSLT_DATA (1.2.250.1.213.1.1.4.11) attendu")
+    operation, display = _QUERIES[kind]
     query = body.find(f"{{{_HL7}}}controlActProcess/{{{_HL7}}}queryByParameter")
     value = (
         query.find(f"{{{_HL7}}}parameterList/{{{_HL7}}}patientIdentifier/{{{_HL7}}}value")
@@ -84,8 +94,13 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
     patient = store.patient(ins.value)
     if patient is not None and patient.oid != ins.oid.value:
         patient = None
-    enforce(store, caller, Operation.TD0_2, patient.ins if patient is not None else None)
-    standing = authorization(store, patient.ins, caller.vihf.name_id) if patient is not None else None
+    enforce(store, caller, operation, patient.ins if patient is not None else None)
+    # TD1.3a answers the administrative data only: no AUTORISATION / STATUT_MT lines (official sample).
+    standing = (
+        authorization(store, patient.ins, caller.vihf.name_id)
+        if patient is not None and operation is Operation.TD0_2
+        else None
+    )
 
     out = etree.Element(f"{{{_HL7}}}PRPA_IN201308UV02", nsmap={None: _HL7, "xsi": _XSI}, ITSVersion="XML_1.0")
     _sub(out, "id", root=str(uuid.uuid4()))
@@ -117,13 +132,7 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
         target.set("extension", request_id.get("extension", ""))
         target.set("root", request_id.get("root", ""))
     control = _sub(out, "controlActProcess", classCode="CACT", moodCode="EVN")
-    _sub(
-        control,
-        "reasonCode",
-        code="TEST_EXST",
-        codeSystem="1.2.250.1.213.1.1.4.11",
-        displayName="Test d'existence de dossier",
-    )
+    _sub(control, "reasonCode", code=kind or "", codeSystem="1.2.250.1.213.1.1.4.11", displayName=display)
     if patient is not None:
         event = _sub(
             _sub(control, "subject", contextConductionInd="false", typeCode="SUBJ"),
@@ -141,6 +150,8 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
         _sub(name, "family", qualifier="SP").text = patient.family
         _sub(person, "administrativeGenderCode", code=patient.gender)
         _sub(person, "birthTime", value=patient.birth)
+        if operation is Operation.TD1_3A:
+            add_details(store, patient.ins, pat, person)
         for code, system, flag in (
             ("COMPTE_INTERNET_OUVERT", "1.2.250.1.213.4.1.2.9", True),
             ("RATTACHEMENT_ENS", "1.2.250.1.213.4.1.2.3", is_mes(store, patient.ins)),

@@ -27,6 +27,7 @@ from bridge.sim.dmp.constants import ENDPOINT_ACTIONS, Action, Endpoint, Transac
 from bridge.sim.dmp.errors import XdsError
 from bridge.sim.dmp.habilitations import list_authorizations, set_authorization
 from bridge.sim.dmp.mime import MimeError, build_mtom, parse_body
+from bridge.sim.dmp.patient_admin import registration, seed_admin
 from bridge.sim.dmp.patients import SEED_PATIENTS, patient_query
 from bridge.sim.dmp.registry import stored_query, update_document_set
 from bridge.sim.dmp.repository import provide_and_register, retrieve
@@ -53,6 +54,7 @@ _TRANSACTIONS = {
     Action.STORED_QUERY: Transaction.TD3_1,
     Action.RETRIEVE: Transaction.TD3_2,
     Action.UPDATE_DOCUMENT_SET: Transaction.TD3_3,
+    Action.REGISTRATION: Transaction.TD1_3B_4,
     Action.SET_AUTHORIZATION: Transaction.TD0_3,
     Action.LIST_AUTHORIZATIONS: Transaction.TD1_6,
 }
@@ -117,6 +119,7 @@ class DmpSimulator:
         self._store = DmpStore(config.data_dir / "dmp-sim.sqlite3")
         self._store.seed_patients(SEED_PATIENTS)
         seed_access(self._store)
+        seed_admin(self._store)
         self._counter = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -189,6 +192,7 @@ class DmpSimulator:
             Action.RETRIEVE: lambda: retrieve(self._store, caller, body_child),
             Action.STORED_QUERY: lambda: stored_query(self._store, caller, body_child),
             Action.UPDATE_DOCUMENT_SET: lambda: update_document_set(self._store, caller, body_child),
+            Action.REGISTRATION: lambda: registration(self._store, caller, body_child),
             Action.SET_AUTHORIZATION: lambda: set_authorization(self._store, caller, body_child),
             Action.LIST_AUTHORIZATIONS: lambda: list_authorizations(self._store, caller, body_child),
         }

@@ -19,6 +19,15 @@ from bridge.dmp.patient_access import (
     parse_set_authorization,
     parse_status,
 )
+from bridge.dmp.patient_admin import (
+    AdminData,
+    Author,
+    build_admin_query,
+    build_close,
+    build_update,
+    parse_admin,
+    parse_registration_answer,
+)
 from bridge.dmp.refusals import REFUSALS, error_code_for
 from bridge.dmp.vihf import PatientIns
 from bridge.errors import BridgeError, ErrorCode
@@ -153,3 +162,79 @@ def test_every_mapped_code_has_its_own_french_and_english_message() -> None:
     for code, error in messages.items():
         assert error.message_fr != generic and error.message_en, code
     assert len({e.message_fr for e in messages.values()}) == len(messages)
+
+
+# -- TD1.3a / TD1.3b / TD1.4 -------------------------------------------------------------------------
+
+AUTHOR = Author(
+    national_id="899900063480", family="LIBRE", given="MAX", specialty_code="SM26",
+    specialty_label="Qualifié en Médecine Générale (SM)", structure_id="499900063480001",
+    structure_name="CABINET DR LIBRE",
+)  # fmt: skip
+IDS: dict[str, Any] = {"oid_root": "1.3.6.1.4.1.48364", "lps_name": "LPS GIE-SV", "message_id": "m-1", "now": NOW}
+
+
+def _gdp_schema(name: str) -> Any:
+    return _schema(f"HL7V3/NE2009/multicacheschemas/{name}.xsd")
+
+
+def _without_nils(el: Any) -> Any:
+    """A sample without the xsi:nil placeholders the GIE tool leaves (TD1.3a) and without comments."""
+    copy = _no_comments(el)
+    for node in copy.xpath("//*[@xsi:nil='true']", namespaces={"xsi": "http://www.w3.org/2001/XMLSchema-instance"}):
+        if etree.QName(node).localname not in {"attentionLine", "dataSource"}:
+            node.getparent().remove(node)
+    return copy
+
+
+@needs_reference
+def test_admin_query_matches_sample_and_validates() -> None:
+    built = build_admin_query(PATIENT, query_id="q-1", **IDS)
+    _gdp_schema("PRPA_IN201307UV02").assertValid(built)
+    assert shape(built) == shape(_without_nils(sample_body("TD1.3a_Consultation_request.xml")))
+    assert built.find(f".//{{{HL7}}}reasonCode").get("code") == "CNSLT_DATA"
+
+
+@needs_reference
+def test_admin_answer_of_the_sample() -> None:
+    data = parse_admin(sample_body("TD1.3a_Consultation_response.xml"))
+    assert (data.family, data.given, data.birth_date, data.closed) == ("patb-quatre", "LAURENCE", "19070525", False)
+    assert data.telecoms == (("", "mailto:alain@gmail.com"), ("MC", "tel:0102030405"))
+    assert (data.street, data.postal_code, data.city) == (("1, rue du Chat qui pêche",), "75005", "Paris")
+    assert (data.opposition_bris_de_glace, data.opposition_acces_urgence) == (False, False)
+    assert data.representatives == (("REPLEG", "Jean"),)
+    assert "LAURENCE" not in repr(data)
+
+
+@needs_reference
+def test_update_and_close_match_samples_and_validate() -> None:
+    data = AdminData(
+        family="patb-quatre", given="LAURENCE", prefix="M", gender="F", birth_date="19790328",
+        telecoms=(("HP", "tel:0123456789"), ("MC", "tel:0607080901"), ("", "mailto:dominque.pattrois@mail.com")),
+        street=("20 rue des edelweiss",), postal_code="75005", city="Paris", country="France",
+    )  # fmt: skip
+    update = build_update(PATIENT, data, AUTHOR, **IDS)
+    _gdp_schema("PRPA_IN201314UV02").assertValid(update)
+    sample = _no_comments(sample_body("TD1.3b_Modification_request.xml"))
+    # The sample lacks the organisation's contactParty that the XSD requires (the TD1.4 sample has it).
+    assert [p for p in shape(update) if "attentionLine" not in p[0] and "contactParty" not in p[0]] == shape(sample)
+    close = build_close(PATIENT, AdminData(family="patb-quatre", given="LAURENCE", prefix="M"), AUTHOR, **IDS)
+    _gdp_schema("PRPA_IN201314UV02").assertValid(close)
+    sample_close = _no_comments(sample_body("TD1.4_Fermer_request.xml"))
+    # The sample writes family before given: same elements, order aside.
+    assert sorted(shape(close)) == sorted(shape(sample_close))
+
+
+@needs_reference
+def test_registration_answers() -> None:
+    assert parse_registration_answer(sample_body("TD1.4_Fermer_response.xml")) is None
+    assert parse_registration_answer(sample_body("TD1.3b_Modification_response.xml")) is None
+    refused = sample_body("TD1.4_Fermer_response.xml")
+    message = refused[0]
+    message.tag = f"{{{HL7}}}PRPA_IN201316UV02"
+    ack = message.find(f"{{{HL7}}}acknowledgement")
+    ack.set("typeCode", "AE")
+    etree.SubElement(etree.SubElement(ack, f"{{{HL7}}}acknowledgementDetail"), f"{{{HL7}}}code", code="DMPClosed")
+    with pytest.raises(BridgeError) as closed:
+        parse_registration_answer(refused)
+    assert closed.value.code is ErrorCode.DMP_CLOSED
