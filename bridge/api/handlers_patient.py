@@ -1,5 +1,6 @@
 """The patient's DMP methods: `dmp.patient.status` (TD0.2), `dmp.patient.authorize` (TD0.3),
-`dmp.patient.professionals` (TD1.6) and `dmp.webps.url` (TD0.9).
+`dmp.patient.admin.get|update` (TD1.3a/b), `dmp.patient.close` (TD1.4), `dmp.patient.professionals` (TD1.6)
+and `dmp.webps.url` (TD0.9).
 
 Params are checked by their schemas before any card or DMP access; the rights matrix (PDT-INF-526) is
 checked by `PatientAccess` before anything is sent. Names, birth dates and INS travel in results only,
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 from bridge.api.handlers_dmp import _DMP_ERRORS, _PATIENT, _caller, _patient
 from bridge.api.methods import CallContext, Handler, Scope, object_schema
 from bridge.dmp.patient_access import AuthorizationAction, AuthorizationState
+from bridge.dmp.patient_admin import AdminData
 from bridge.dmp.patient_lists import MAX_PROFESSIONALS, AuthorizedProfessional, ListMode
 from bridge.dmp.rights import Operation, Verdict
 from bridge.dmp.webps import WebPsPage
@@ -20,7 +22,10 @@ from bridge.errors import ErrorCode
 from bridge.service.dmp_patient import AccessReport, PatientAccess, rights_json
 
 __all__ = [
+    "DmpPatientAdminGet",
+    "DmpPatientAdminUpdate",
     "DmpPatientAuthorize",
+    "DmpPatientClose",
     "DmpPatientProfessionals",
     "DmpPatientStatus",
     "DmpWebPsUrl",
@@ -176,6 +181,127 @@ class DmpPatientAuthorize(_PatientHandler):
         return {"action": params["action"], "context": context[:1024]}
 
 
+_TELECOM = object_schema(
+    {
+        "use": {"type": "string", "pattern": "^[A-Z]{0,4}$", "maxLength": 4},
+        "value": {"type": "string", "minLength": 4, "maxLength": 256},
+    },
+    ["value"],
+)
+#: JSON member → AdminData field, for the members a caller may change (TD1.3b).
+_ADMIN_FIELDS = {
+    "lastName": "family",
+    "firstName": "given",
+    "prefix": "prefix",
+    "gender": "gender",
+    "birthDate": "birth_date",
+    "street": "street",
+    "postalCode": "postal_code",
+    "city": "city",
+    "country": "country",
+    "oppositionBrisDeGlace": "opposition_bris_de_glace",
+    "oppositionAccesUrgence": "opposition_acces_urgence",
+}
+_ADMIN_MEMBERS: dict[str, Any] = {
+    "lastName": {"type": "string", "minLength": 1, "maxLength": 100},
+    "firstName": {"type": "string", "minLength": 1, "maxLength": 100},
+    "prefix": {"type": "string", "maxLength": 10},
+    "gender": {"enum": ["M", "F", "U"]},
+    "birthDate": {"type": "string", "pattern": "^[0-9]{8}$"},
+    "telecoms": {"type": "array", "maxItems": 10, "items": _TELECOM},
+    "street": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 100}},
+    "postalCode": {"type": "string", "maxLength": 10},
+    "city": {"type": "string", "maxLength": 100},
+    "country": {"type": "string", "maxLength": 60},
+    "oppositionBrisDeGlace": {"type": "boolean"},
+    "oppositionAccesUrgence": {"type": "boolean"},
+}
+_ADMIN = object_schema(
+    {
+        **_ADMIN_MEMBERS,
+        "closed": {"type": "boolean"},
+        "representatives": {
+            "type": "array",
+            "maxItems": 10,
+            "items": object_schema(
+                {"lastName": {"type": "string", "maxLength": 100}, "firstName": {"type": "string", "maxLength": 100}}
+            ),
+        },
+    }
+)
+
+
+def admin_json(data: AdminData) -> dict[str, Any]:
+    """The JSON view of a DMP's administrative data."""
+    out: dict[str, Any] = {member: getattr(data, name) for member, name in _ADMIN_FIELDS.items()}
+    out["street"] = list(data.street)
+    out["telecoms"] = [{"use": use, "value": value} for use, value in data.telecoms]
+    out["closed"] = data.closed
+    out["representatives"] = [{"lastName": f, "firstName": g} for f, g in data.representatives]
+    return out
+
+
+class DmpPatientAdminGet(_PatientHandler):
+    """dmp.patient.admin.get: TD1.3a."""
+
+    name = "dmp.patient.admin.get"
+    summary = "The DMP's administrative data: identity, contact, address, oppositions, legal representatives (TD1.3a)."
+    params_schema: ClassVar[dict[str, Any]] = object_schema({"patient": _PATIENT}, ["patient"])
+    result_schema: ClassVar[dict[str, Any]] = _ADMIN
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        return admin_json(await self.access.admin(_caller(ctx), _patient(self.access.dmp, params)))
+
+
+class DmpPatientAdminUpdate(_PatientHandler):
+    """dmp.patient.admin.update: TD1.3b."""
+
+    name = "dmp.patient.admin.update"
+    summary = (
+        "Change the DMP's administrative data (TD1.3b): the members given replace the current ones, the others "
+        "are sent back as the DMP has them. Only for a DMP not associated with Mon espace santé "
+        "(PDT-INF-526 note 10): DMP_MANAGED_BY_MES otherwise, nothing sent. Sent at most once."
+    )
+    params_schema: ClassVar[dict[str, Any]] = {
+        **object_schema({"patient": _PATIENT, "changes": object_schema(_ADMIN_MEMBERS)}, ["patient", "changes"]),
+    }
+    result_schema: ClassVar[dict[str, Any]] = _ADMIN
+    errors: ClassVar[tuple[ErrorCode, ...]] = (*_ERRORS, ErrorCode.DMP_MANAGED_BY_MES)
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        given = params["changes"]
+        changes: dict[str, Any] = {_ADMIN_FIELDS[k]: v for k, v in given.items() if k in _ADMIN_FIELDS}
+        if "street" in changes:
+            changes["street"] = tuple(changes["street"])
+        if "telecoms" in given:
+            changes["telecoms"] = tuple((t.get("use", ""), t["value"]) for t in given["telecoms"])
+        data = await self.access.update_admin(_caller(ctx), _patient(self.access.dmp, params), changes)
+        return admin_json(data)
+
+
+class DmpPatientClose(_PatientHandler):
+    """dmp.patient.close: TD1.4."""
+
+    name = "dmp.patient.close"
+    summary = (
+        "Close the patient's DMP at the patient's request (TD1.4; `patientRequest: true` states it). Only for a "
+        "DMP not associated with Mon espace santé (note 10): DMP_MANAGED_BY_MES otherwise; DMP_CLOSED when "
+        "already closed. Sent at most once."
+    )
+    params_schema: ClassVar[dict[str, Any]] = object_schema(
+        {"patient": _PATIENT, "patientRequest": {"const": True}}, ["patient", "patientRequest"]
+    )
+    result_schema: ClassVar[dict[str, Any]] = object_schema({"closed": {"const": True}})
+    errors: ClassVar[tuple[ErrorCode, ...]] = (*_ERRORS, ErrorCode.DMP_MANAGED_BY_MES, ErrorCode.DMP_CLOSED)
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """See summary."""
+        await self.access.close(_caller(ctx), _patient(self.access.dmp, params))
+        return {"closed": True}
+
+
 class DmpPatientProfessionals(_PatientHandler):
     """dmp.patient.professionals: TD1.6."""
 
@@ -237,4 +363,12 @@ class DmpWebPsUrl(_PatientHandler):
 
 def patient_handlers(access: PatientAccess) -> list[Handler]:
     """All patient-level DMP handlers around one service."""
-    return [DmpPatientStatus(access), DmpPatientAuthorize(access), DmpPatientProfessionals(access), DmpWebPsUrl(access)]
+    return [
+        DmpPatientStatus(access),
+        DmpPatientAuthorize(access),
+        DmpPatientAdminGet(access),
+        DmpPatientAdminUpdate(access),
+        DmpPatientClose(access),
+        DmpPatientProfessionals(access),
+        DmpWebPsUrl(access),
+    ]

@@ -1,9 +1,10 @@
-"""`dmp-bridge patient status|authorize|professionals|webps`: the patient's DMP from a shell.
+"""`dmp-bridge patient status|authorize|admin|close|professionals|webps`: the patient's DMP from a shell.
 
 Like `dmp-bridge dmp`, every action is a JSON-RPC call to the RUNNING daemon with the local token:
 `status` (TD0.2: DMP, authorisation, médecin traitant, Mon espace santé, what the matrix allows),
 `authorize` (TD0.3: `--declare --patient-agreed`, `--remove`, `--remove-treating-physician`),
-`professionals` (TD1.6) and `webps` (TD0.9 link). `--json` prints the method's result as is.
+`admin` (TD1.3a; with `--set member=value` … TD1.3b), `close --patient-request` (TD1.4), `professionals`
+(TD1.6) and `webps` (TD0.9 link). `--json` prints the method's result as is.
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--patient-agreed", action="store_true", help="le patient a donné son accord / the patient agreed (declare)"
     )
+    p = sub.add_parser("admin", parents=[common], help="données administratives / administrative data (TD1.3a/b)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MEMBRE=VALEUR",
+        help="modifier (TD1.3b) : lastName, firstName, city, postalCode, country, oppositionBrisDeGlace=true…",
+    )
+    p = sub.add_parser("close", parents=[common], help="fermer le DMP à la demande du patient (TD1.4)")
+    p.add_argument("--patient-request", action="store_true", required=True, help="le patient l'a demandé")
     p = sub.add_parser("professionals", parents=[common], help="PS autorisés ou bloqués (TD1.6)")
     p.add_argument("--list", choices=["authorized", "blocked", "all"], default="all", dest="list_mode")
     p = sub.add_parser("webps", parents=[common], help="lien Web PS / Web PS link (TD0.9)")
@@ -68,10 +79,26 @@ def _call(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         raise SystemExit("--ins est obligatoire / --ins is required")
     if args.action == "status":
         return "dmp.patient.status", {"patient": patient}
+    if args.action == "admin":
+        if not args.set:
+            return "dmp.patient.admin.get", {"patient": patient}
+        return "dmp.patient.admin.update", {"patient": patient, "changes": _changes(args.set)}
+    if args.action == "close":
+        return "dmp.patient.close", {"patient": patient, "patientRequest": True}
     if args.action == "professionals":
         return "dmp.patient.professionals", {"patient": patient, "mode": args.list_mode}
     action = "declare" if args.declare else "remove" if args.remove else "removeTreatingPhysician"
     return "dmp.patient.authorize", {"patient": patient, "action": action, "patientAgreement": args.patient_agreed}
+
+
+def _changes(items: list[str]) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for item in items:
+        member, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r} : MEMBRE=VALEUR attendu / MEMBER=VALUE expected")
+        changes[member] = {"true": True, "false": False}.get(value, value) if member.startswith("opposition") else value
+    return changes
 
 
 async def _session(args: argparse.Namespace, port: int, token: str, pin: bytearray | None) -> Any:
@@ -118,6 +145,13 @@ def _print(args: argparse.Namespace, result: Any) -> None:
         _print_status(result)
     elif args.action == "authorize":
         print(f"{result['action']}: {result['context'] or 'ok'}")
+    elif args.action == "admin":
+        print(f"{result['lastName']} {result['firstName']} ({result['gender']}, {result['birthDate']})")
+        print(" ".join([*result["street"], result["postalCode"], result["city"]]).strip())
+        print(f"Opposition bris de glace : {'oui' if result['oppositionBrisDeGlace'] else 'non'}")
+        print(f"Opposition accès en urgence : {'oui' if result['oppositionAccesUrgence'] else 'non'}")
+    elif args.action == "close":
+        print("DMP fermé / DMP closed")
     elif args.action == "professionals":
         for pro in result["professionals"]:
             state = "bloqué" if pro["blocked"] else "autorisé"

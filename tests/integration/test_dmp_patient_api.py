@@ -126,3 +126,43 @@ async def test_cli_status_authorize_professionals_webps(daemon: Application) -> 
     assert code == 1
     code, out, err = await _cli(daemon, "webps", "--page", "dashboard", "--json")
     assert code == 1 and "NOT_PERMITTED_FOR_ACTOR" in out + err
+
+
+SAMPLE = {"ins": "207058575627097"}  # not associated with Mon espace santé
+TROIS = {"ins": "279035121518989"}
+
+
+async def test_admin_data_and_close_through_json_rpc_and_cli(daemon: Application) -> None:
+    async with LocalClient(daemon.port, daemon.token) as client:
+        data = await client.call("dmp.patient.admin.get", {"patient": SAMPLE})
+        assert (data["lastName"], data["city"], data["closed"]) == ("PATB-QUATRE", "Paris", False)
+        assert {"use": "MC", "value": "tel:0102030405"} in data["telecoms"]
+        changed = await client.call(
+            "dmp.patient.admin.update",
+            {
+                "patient": SAMPLE,
+                "changes": {"city": "Lyon", "street": ["2 place Bellecour"], "oppositionBrisDeGlace": True},
+            },
+        )
+        assert (changed["city"], changed["street"], changed["oppositionBrisDeGlace"]) == (
+            "Lyon",
+            ["2 place Bellecour"],
+            True,
+        )
+        assert (await client.call("dmp.patient.admin.get", {"patient": SAMPLE}))["city"] == "Lyon"
+        mes = await _refused(client, "dmp.patient.close", {"patient": TROIS, "patientRequest": True})
+        assert (mes["code"], mes["transaction"]) == ("DMP_MANAGED_BY_MES", "TD1.4")
+        assert "Mon espace santé" in mes["message_fr"]
+        bad = await _refused(client, "dmp.patient.admin.update", {"patient": SAMPLE, "changes": {"closed": True}})
+        assert bad["code"] == "INVALID_PARAMS"
+        assert (await _refused(client, "dmp.patient.close", {"patient": SAMPLE}))["code"] == "INVALID_PARAMS"
+
+    code, out, err = await _cli(daemon, "admin", "--ins", SAMPLE["ins"], "--set", "postalCode=69002", "--json")
+    assert code == 0, err
+    assert json.loads(out)["postalCode"] == "69002"
+    code, out, err = await _cli(daemon, "admin", "--ins", SAMPLE["ins"])
+    assert code == 0 and "Opposition bris de glace : oui" in out, err
+    code, out, err = await _cli(daemon, "close", "--ins", SAMPLE["ins"], "--patient-request")
+    assert (code, out.strip()) == (0, "DMP fermé / DMP closed"), err
+    code, out, err = await _cli(daemon, "close", "--ins", SAMPLE["ins"], "--patient-request", "--json")
+    assert code == 1 and json.loads(out)["error"]["code"] == "DMP_CLOSED"

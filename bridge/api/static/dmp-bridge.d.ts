@@ -264,6 +264,26 @@ export interface DmpPatientAuthorizeParams {
   patientAgreement?: boolean;
 }
 
+/** dmp.patient.admin.get / update (TD1.3a/b). */
+export interface DmpAdminData {
+  lastName: string;
+  firstName: string;
+  prefix: string;
+  gender: string;
+  birthDate: string;
+  telecoms: { use?: string; value: string }[];
+  street: string[];
+  postalCode: string;
+  city: string;
+  country: string;
+  oppositionBrisDeGlace: boolean;
+  oppositionAccesUrgence: boolean;
+  closed: boolean;
+  representatives: { lastName: string; firstName: string }[];
+}
+
+export type DmpAdminChanges = Partial<Omit<DmpAdminData, "closed" | "representatives">>;
+
 /** dmp.patient.professionals (TD1.6) rows. */
 export interface DmpProfessional {
   nationalId: string;
@@ -299,6 +319,11 @@ export declare class Bridge {
   vitaleRead(options?: { reader?: string }): Promise<VitaleCard>;
   dmpPatientStatus(patient: DmpPatient): Promise<DmpPatientStatus>;
   dmpPatientAuthorize(params: DmpPatientAuthorizeParams): Promise<{ action: string; context: string }>;
+  dmpPatientAdmin(patient: DmpPatient): Promise<DmpAdminData>;
+  /** Only for a DMP not associated with Mon espace santé (else DMP_MANAGED_BY_MES). */
+  dmpPatientAdminUpdate(patient: DmpPatient, changes: DmpAdminChanges): Promise<DmpAdminData>;
+  /** At the patient's request; only for a DMP not associated with Mon espace santé. */
+  dmpPatientClose(patient: DmpPatient): Promise<{ closed: true }>;
   dmpPatientProfessionals(patient: DmpPatient, mode?: "authorized" | "blocked" | "all"): Promise<{ professionals: DmpProfessional[] }>;
   dmpWebPsUrl(page?: WebPsPage, patient?: DmpPatient): Promise<{ url: string }>;
   close(): void;

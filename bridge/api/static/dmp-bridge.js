@@ -245,6 +245,9 @@ export class Bridge {
   dmpPatientAuthorize({ patient, action, patientAgreement = false }) {
     return this.call("dmp.patient.authorize", { patient, action, patientAgreement });
   }
+  dmpPatientAdmin(patient) { return this.call("dmp.patient.admin.get", { patient }); }
+  dmpPatientAdminUpdate(patient, changes) { return this.call("dmp.patient.admin.update", { patient, changes }); }
+  dmpPatientClose(patient) { return this.call("dmp.patient.close", { patient, patientRequest: true }); }
   dmpPatientProfessionals(patient, mode = "all") { return this.call("dmp.patient.professionals", { patient, mode }); }
   dmpWebPsUrl(page = "patient", patient = undefined) {
     return this.call("dmp.webps.url", patient ? { page, patient } : { page });
