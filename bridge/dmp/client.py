@@ -121,7 +121,7 @@ class DmpClient:
                 endpoint, sessions=self._sessions, max_connections=max_connections, timeout=settings.call_timeout
             )
             # patients / habilitations: the patient-level transactions (TD0.x, TD1.x) of bridge.dmp.patient_*.
-            for name in ("registry", "repository", "patients", "habilitations")
+            for name in ("registry", "repository", "patients", "habilitations", "patientsSpecific", "patientsPDQ")
         }
         self._vihf_lock = asyncio.Lock()
         #: Time split of the last call (benchmarks, diagnostics).

@@ -51,6 +51,10 @@ class Transaction(enum.Enum):
     TD1_3A = "TD1.3a"
     TD1_3B = "TD1.3b"
     TD1_4 = "TD1.4"
+    #: Liste des DMP autorisés (patientsSpecific service).
+    TD0_4 = "TD0.4"
+    #: Recherche d'un patient sans INS (PDQv3, patientsPDQ service).
+    TD0_5 = "TD0.5"
 
     @property
     def endpoint(self) -> Endpoint:
@@ -66,6 +70,8 @@ class Transaction(enum.Enum):
             "TD1.3a": Endpoint("patients", WsaAction.PRPA_IN201307UV02.value, False, idempotent=True),
             "TD1.3b": Endpoint("patients", WsaAction.PRPA_IN201314UV02.value, False),
             "TD1.4": Endpoint("patients", WsaAction.PRPA_IN201314UV02.value, False),
+            "TD0.4": Endpoint("patientsSpecific", WsaAction.PATIENT_LIST.value, False, idempotent=True),
+            "TD0.5": Endpoint("patientsPDQ", WsaAction.PRPA_IN201305UV02.value, False, idempotent=True),
         }[self.value]
 
 

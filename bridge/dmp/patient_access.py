@@ -117,7 +117,15 @@ def _device(parent: Any, role: str, type_code: str, root: str, name: str) -> Non
     _sub(device, "softwareName", name)
 
 
-def build_hl7_header(interaction: str, *, oid_root: str, lps_name: str, message_id: str, now: dt.datetime) -> Any:
+def build_hl7_header(
+    interaction: str,
+    *,
+    oid_root: str,
+    lps_name: str,
+    message_id: str,
+    now: dt.datetime,
+    nil_attention_line: bool = True,
+) -> Any:
     """The GDP message root with its transmission wrapper (id, creationTime, interaction, receiver, sender)."""
     root = etree.Element(q(HL7, interaction), nsmap={None: HL7}, ITSVersion="XML_1.0")
     _sub(root, "id", root=f"{oid_root}.1.1", extension=message_id)
@@ -128,7 +136,8 @@ def build_hl7_header(interaction: str, *, oid_root: str, lps_name: str, message_
     _sub(root, "acceptAckCode", code="AL")
     _device(root, "receiver", "RCV", DMP_DEVICE, "DMP")
     _device(root, "sender", "SND", oid_root, lps_name)
-    _sub(root, "attentionLine").set(q(XSI, "nil"), "true")
+    if nil_attention_line:  # as the GDP samples; the PDQv3 sample (TD0.5) has none
+        _sub(root, "attentionLine").set(q(XSI, "nil"), "true")
     return root
 
 

@@ -37,7 +37,17 @@ from bridge.dmp.patient_admin import (
     parse_admin,
     parse_registration_answer,
 )
-from bridge.dmp.patient_lists import AuthorizedProfessional, ListMode, build_professionals_query, parse_professionals
+from bridge.dmp.patient_lists import (
+    AuthorizedDmp,
+    AuthorizedProfessional,
+    DateType,
+    ListMode,
+    build_authorized_query,
+    build_professionals_query,
+    parse_authorized,
+    parse_professionals,
+)
+from bridge.dmp.patient_search import SearchResult, Traits, build_search, parse_search
 from bridge.dmp.rights import AccessMode, Actor, Operation, Verdict, check, require
 from bridge.dmp.vihf import PatientIns
 from bridge.dmp.webps import WebPsPage, webps_url
@@ -189,6 +199,40 @@ class PatientAccess:
             body = build_professionals_query(mode)
             answer = await client.transact(Transaction.TD1_6, practitioner, patient, body)
         return parse_professionals(answer.body)
+
+    async def authorized(
+        self,
+        caller: Any,
+        context_patient: PatientIns,
+        start: str,
+        date_type: DateType,
+        ps_owner_id: str | None = None,
+    ) -> tuple[AuthorizedDmp, ...]:
+        """TD0.4: the DMPs the caller (a CPE: `ps_owner_id`, a professional of its structure) is authorised on.
+
+        `context_patient` only fills the VIHF's resource-id, mandatory in every sample (notes §4)."""
+        async with self.dmp.using(caller) as (client, practitioner):
+            actor, mode = _actor(practitioner), access_mode_for(practitioner.purpose.value)
+            decision = require(actor, mode, Operation.TD0_4)
+            # Notes (2) and (3): a CPE lists for a professional of its structure; a certificate, new authorisations.
+            if actor is Actor.CPE and not ps_owner_id:
+                raise BridgeError(ErrorCode.INVALID_PARAMS, "psOwnerId: required for a CPE (PDT-INF-526 note 2)")
+            if actor is Actor.CERTIFICAT_ES and date_type is not DateType.LAST_AUTHORIZATION:
+                raise BridgeError(
+                    ErrorCode.NOT_PERMITTED_FOR_ACTOR, "TD0.4 LASTDOC", transaction="TD0.4", actor=actor.value,
+                    accessMode=mode.value, reason="(3)", notes=[n.text for n in decision.notes],
+                )  # fmt: skip
+            body = build_authorized_query(start, date_type, ps_owner_id if actor is Actor.CPE else None)
+            answer = await client.transact(Transaction.TD0_4, practitioner, context_patient, body)
+        return parse_authorized(answer.body)
+
+    async def search(self, caller: Any, context_patient: PatientIns, traits: Traits) -> SearchResult:
+        """TD0.5: patients by traits, without INS (régulation, or the establishment certificate in régulation)."""
+        async with self.dmp.using(caller) as (client, practitioner):
+            require(_actor(practitioner), access_mode_for(practitioner.purpose.value), Operation.TD0_5)
+            body = build_search(traits, **self._ids(client))
+            answer = await client.transact(Transaction.TD0_5, practitioner, context_patient, body)
+        return parse_search(answer.body)
 
     async def webps(self, caller: Any, patient: PatientIns | None, page: WebPsPage) -> str:
         """TD0.9: the Web PS URL of `page` for this patient (direct authentication only: the matrix says so)."""

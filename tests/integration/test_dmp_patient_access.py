@@ -20,7 +20,8 @@ from bridge.dmp.context import DmpCredentials
 from bridge.dmp.endpoints import Transaction
 from bridge.dmp.patient_access import AuthorizationAction, AuthorizationState, DmpState, build_set_authorization
 from bridge.dmp.patient_admin import AdminData, build_close
-from bridge.dmp.patient_lists import ListMode
+from bridge.dmp.patient_lists import DateType, ListMode
+from bridge.dmp.patient_search import Traits
 from bridge.dmp.rights import Actor, Operation, Verdict
 from bridge.dmp.vihf import PatientIns
 from bridge.dmp.webps import WebPsPage
@@ -30,7 +31,8 @@ from bridge.service.dmp_config import DmpConfig
 from bridge.service.dmp_patient import PatientAccess, author_of
 from bridge.sim.dmp.authorizations import set_mes
 from tests.dmp_fixtures import RunningSim, dmp_pki, establishment, simulator  # noqa: F401
-from tests.unit._dmp_support import REFERENCE, SCHEMAS
+from tests.unit._dmp_support import REFERENCE, SCHEMAS, sample_body
+from tests.unit._xml_shape import shape
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -60,9 +62,10 @@ class CardSource:
     async def direct_identity(self, reader: str | None) -> DirectIdentity:
         """The identity of the card 'inserted' now (`current`, `profession`)."""
         specialty = "SM54" if self.profession == "10" else ""
+        profile = f"pa-{self.current.replace('/', '_')}-{self.profession or 'cpe'}"
         certs = self.pki.person(
-            f"pa-{self.current}-{self.profession}", last_name="TEST", first_name="DOC", national_id=self.current,
-            profession_code=self.profession, specialty_code=specialty, card_type="CPS",
+            profile, last_name="TEST", first_name="DOC", national_id=self.current,
+            profession_code=self.profession, specialty_code=specialty, card_type="CPS" if self.profession else "CPE",
         )  # fmt: skip
         auth, sign = certs.auth, certs.sign
         creds = DmpCredentials(
@@ -294,3 +297,54 @@ async def test_a_mes_dmp_is_neither_updated_nor_closed(env: Any) -> None:
             ErrorCode.DMP_MANAGED_BY_MES
         )
     assert sim.sim.store.patient(TROIS.value).status == "active"
+
+
+async def test_authorized_dmps_with_their_date_filters(env: Any) -> None:
+    access, cards, _, dumps = env
+    who = Caller()
+    listed = await access.authorized(who, SAMPLE, "20200101000000", DateType.LAST_AUTHORIZATION)
+    assert [(d.identifiers, d.treating_physician) for d in listed] == [
+        ((("1.2.250.1.213.1.4.10", SAMPLE.value),), True)
+    ]
+    assert await access.authorized(who, SAMPLE, "20300101000000", DateType.LAST_AUTHORIZATION) == ()
+    await access.authorize(who, TROIS, AuthorizationAction.DECLARE, patient_agreement=True)
+    listed = await access.authorized(who, SAMPLE, "20200101000000", DateType.LAST_AUTHORIZATION)
+    assert {d.family for d in listed} == {"PATB-QUATRE", "PAT-TROIS"}
+    assert await access.authorized(who, SAMPLE, "20200101000000", DateType.LAST_DOCUMENT) == ()  # no document yet
+    # The establishment certificate: new authorisations only (note 3), refused before sending otherwise.
+    clinic = Caller()
+    access.dmp.set_context(clinic, DmpContext(mode=AuthMode.INDIRECTE))
+    assert await _code(access.authorized(clinic, SAMPLE, "20200101000000", DateType.LAST_DOCUMENT)) is (
+        ErrorCode.NOT_PERMITTED_FOR_ACTOR
+    )
+    assert len(await access.authorized(clinic, SAMPLE, "20200101000000", DateType.LAST_AUTHORIZATION)) == 2
+    # A CPE names the professional of its structure (note 2).
+    cards.current, cards.profession = "30B0057881/CPET0002", ""
+    assert await _code(access.authorized(Caller(), SAMPLE, "20200101000000", DateType.LAST_AUTHORIZATION)) is (
+        ErrorCode.INVALID_PARAMS
+    )
+    schema = _wsdl_schema("PatientsSpecific.wsdl")
+    sent = _requests(dumps, "TD0.4")
+    assert len(sent) == 5  # four by the GP, one by the certificate; none for the refusals
+    for body in sent:
+        schema.assertValid(body)
+
+
+async def test_search_without_ins_in_regulation(env: Any) -> None:
+    access, _, _, dumps = env
+    # Normal access: the matrix keeps TD0.5 for régulation (and the certificate in régulation).
+    assert await _code(access.search(Caller(), SAMPLE, Traits(family="LEFEBVRE"))) is ErrorCode.NOT_PERMITTED_FOR_ACTOR
+    assert _requests(dumps, "TD0.5") == []
+    samu = Caller()
+    access.dmp.set_context(samu, DmpContext(mode=AuthMode.DIRECTE, purpose=PurposeOfUse.CENTRE_15))
+    many = await access.search(samu, SAMPLE, Traits(family="lefèbvre"))
+    assert (len(many.candidates), many.total, many.remaining) == (10, 12, 2)  # the DMP's limit: refine
+    one = await access.search(samu, SAMPLE, Traits(family="LEFEBVRE", given="luc b"))
+    assert [(c.given, c.ins_oid) for c in one.candidates] == [("LUC-B", "1.2.250.1.213.1.4.10")]
+    none = await access.search(samu, SAMPLE, Traits(family="INCONNU"))
+    assert (none.candidates, none.total) == ((), 0)
+    # The official XSD set lacks PRPA_MT201306UV02 (TD0.5 cannot be validated): the family-only search must have
+    # the official sample's structure exactly.
+    sent = _requests(dumps, "TD0.5")
+    assert len(sent) == 3
+    assert shape(sent[0]) == shape(sample_body("TD0.5_Recherche-dun-patient-sans-INS_request.xml"))

@@ -28,6 +28,8 @@ from bridge.dmp.patient_admin import (
     parse_admin,
     parse_registration_answer,
 )
+from bridge.dmp.patient_lists import DateType, build_authorized_query, parse_authorized
+from bridge.dmp.patient_search import Traits, build_search, parse_search
 from bridge.dmp.refusals import REFUSALS, error_code_for
 from bridge.dmp.vihf import PatientIns
 from bridge.errors import BridgeError, ErrorCode
@@ -238,3 +240,40 @@ def test_registration_answers() -> None:
     with pytest.raises(BridgeError) as closed:
         parse_registration_answer(refused)
     assert closed.value.code is ErrorCode.DMP_CLOSED
+
+
+# -- TD0.4 / TD0.5 -----------------------------------------------------------------------------------
+
+
+@needs_reference
+def test_authorized_query_matches_sample_and_wsdl() -> None:
+    built = build_authorized_query("20101010202010", DateType.LAST_DOCUMENT)
+    _wsdl_schema("PatientsSpecific.wsdl").assertValid(built)
+    assert shape(built) == shape(sample_body("TD0.4_Liste-des-DMP-autorises_request.xml"))
+    with pytest.raises(BridgeError):
+        build_authorized_query("2010", DateType.LAST_DOCUMENT)
+
+
+@needs_reference
+def test_authorized_answer_of_the_sample() -> None:
+    dmps = parse_authorized(sample_body("TD0.4_Liste-des-DMP-autorises_response.xml"))
+    assert [(d.family, d.treating_physician) for d in dmps] == [("PAT-TROIS", False), ("patb-quatre", True)]
+    assert dmps[1].identifiers[1] == ("1.2.250.1.213.1.4.10", "207058575627097")
+    assert dmps[0].last_add == "20210525134735"
+
+
+@needs_reference
+def test_search_matches_sample_and_reads_its_answer() -> None:
+    built = build_search(Traits(family="DECHAINE"), query_id="q-1", **IDS)
+    assert shape(built) == shape(sample_body("TD0.5_Recherche-dun-patient-sans-INS_request.xml"))
+    full = build_search(Traits(family="DECHAINE", given="IRENE", gender="F", birth_date="19570628", city="SECLIN"),
+                        query_id="q-2", **IDS)  # fmt: skip
+    names = [etree.QName(p).localname for p in full.find(f".//{{{HL7}}}parameterList")]
+    assert names == [
+        "livingSubjectAdministrativeGender", "livingSubjectBirthTime", "livingSubjectName", "patientAddress",
+    ]  # fmt: skip
+    result = parse_search(sample_body("TD0.5_Recherche-dun-patient-sans-INS_response.xml"))
+    (found,) = result.candidates
+    assert (found.ins, found.family, found.birth_family) == ("157069329642881", "ENCHAINE", "DECHAINE")
+    assert found.match == 100
+    assert (result.total, result.remaining) == (1, 0)
