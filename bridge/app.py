@@ -21,6 +21,7 @@ from bridge.api.handlers_cards import card_handlers
 from bridge.api.handlers_core import core_handlers
 from bridge.api.handlers_dmp import dmp_handlers
 from bridge.api.handlers_patient import patient_handlers
+from bridge.api.handlers_patient_lists import patient_list_handlers
 from bridge.api.methods import ConnectionView, Registry
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore, PairingManager, PendingPairing
 from bridge.api.server import BridgeServer
@@ -97,7 +98,8 @@ class Application:
                 *core_handlers(),
                 *card_handlers(self.locks),
                 *dmp_handlers(self.dmp),
-                *patient_handlers(PatientAccess(self.dmp)),
+                *patient_handlers(access := PatientAccess(self.dmp)),
+                *patient_list_handlers(access),
             ]
         )
         self.approver = approver

@@ -1,10 +1,12 @@
-"""`dmp-bridge patient status|authorize|admin|close|professionals|webps`: the patient's DMP from a shell.
+"""`dmp-bridge patient status|authorize|admin|close|professionals|webps|authorized|search`: the patient's DMP
+from a shell.
 
 Like `dmp-bridge dmp`, every action is a JSON-RPC call to the RUNNING daemon with the local token:
 `status` (TD0.2: DMP, authorisation, médecin traitant, Mon espace santé, what the matrix allows),
 `authorize` (TD0.3: `--declare --patient-agreed`, `--remove`, `--remove-treating-physician`),
 `admin` (TD1.3a; with `--set member=value` … TD1.3b), `close --patient-request` (TD1.4), `professionals`
-(TD1.6) and `webps` (TD0.9 link). `--json` prints the method's result as is.
+(TD1.6), `webps` (TD0.9 link), `authorized --since` (TD0.4) and `search --family` (TD0.5; `--ins` then
+only fills the VIHF's resource-id). `--json` prints the method's result as is.
 """
 
 from __future__ import annotations
@@ -60,6 +62,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--patient-request", action="store_true", required=True, help="le patient l'a demandé")
     p = sub.add_parser("professionals", parents=[common], help="PS autorisés ou bloqués (TD1.6)")
     p.add_argument("--list", choices=["authorized", "blocked", "all"], default="all", dest="list_mode")
+    p = sub.add_parser("authorized", parents=[common], help="DMP sur lesquels je suis autorisé (TD0.4)")
+    p.add_argument("--since", required=True, help="AAAAMMJJ[hhmmss]")
+    p.add_argument("--by", choices=["authorization", "document"], default="authorization", dest="date_type")
+    p.add_argument("--ps-owner", help="PS de la structure (CPE) / professional of the structure (CPE)")
+    p = sub.add_parser("search", parents=[common], help="rechercher un patient sans INS (TD0.5, régulation)")
+    p.add_argument("--family", required=True, help="nom / family name")
+    p.add_argument("--given", help="prénom / given name")
+    p.add_argument("--gender", choices=["M", "F", "U"])
+    p.add_argument("--birth-date", help="AAAAMMJJ")
     p = sub.add_parser("webps", parents=[common], help="lien Web PS / Web PS link (TD0.9)")
     p.add_argument(
         "--page",
@@ -77,6 +88,15 @@ def _call(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         return "dmp.webps.url", {"page": args.page, **({"patient": patient} if patient else {})}
     if not patient:
         raise SystemExit("--ins est obligatoire / --ins is required")
+    if args.action == "authorized":
+        since = args.since.ljust(14, "0")
+        params: dict[str, Any] = {"contextPatient": patient, "since": since, "dateType": args.date_type}
+        if args.ps_owner:
+            params["psOwnerId"] = args.ps_owner
+        return "dmp.patients.authorized", params
+    if args.action == "search":
+        traits = {"lastName": args.family, "firstName": args.given, "gender": args.gender, "birthDate": args.birth_date}
+        return "dmp.patients.search", {"contextPatient": patient, **{k: v for k, v in traits.items() if v}}
     if args.action == "status":
         return "dmp.patient.status", {"patient": patient}
     if args.action == "admin":
@@ -152,6 +172,16 @@ def _print(args: argparse.Namespace, result: Any) -> None:
         print(f"Opposition accès en urgence : {'oui' if result['oppositionAccesUrgence'] else 'non'}")
     elif args.action == "close":
         print("DMP fermé / DMP closed")
+    elif args.action == "authorized":
+        for dmp in result["dmps"]:
+            ins = dmp["identifiers"][-1]["value"] if dmp["identifiers"] else "?"
+            mt = " (MT)" if dmp["treatingPhysician"] else ""
+            print(f"{ins}\t{dmp['lastName']} {dmp['firstName']}{mt}\t{dmp['lastAdd']}")
+    elif args.action == "search":
+        for c in result["candidates"]:
+            print(f"{c['ins']}\t{c['lastName']} {c['firstName']}\t{c['gender']}\t{c['birthDate']}")
+        if result["remaining"]:
+            print(f"… et {result['remaining']} autres : précisez la recherche / {result['remaining']} more: refine")
     elif args.action == "professionals":
         for pro in result["professionals"]:
             state = "bloqué" if pro["blocked"] else "autorisé"

@@ -166,3 +166,27 @@ async def test_admin_data_and_close_through_json_rpc_and_cli(daemon: Application
     assert (code, out.strip()) == (0, "DMP fermé / DMP closed"), err
     code, out, err = await _cli(daemon, "close", "--ins", SAMPLE["ins"], "--patient-request", "--json")
     assert code == 1 and json.loads(out)["error"]["code"] == "DMP_CLOSED"
+
+
+async def test_authorized_dmps_and_search_through_json_rpc_and_cli(daemon: Application) -> None:
+    async with LocalClient(daemon.port, daemon.token) as client:
+        listed = await client.call("dmp.patients.authorized", {"contextPatient": SAMPLE, "since": "20200101000000"})
+        assert [(d["lastName"], d["treatingPhysician"]) for d in listed["dmps"]] == [("PATB-QUATRE", True)]
+        by_doc = {"contextPatient": SAMPLE, "since": "20200101000000", "dateType": "document"}
+        refused = await _refused(client, "dmp.patients.authorized", by_doc)
+        assert (refused["code"], refused["reason"]) == ("NOT_PERMITTED_FOR_ACTOR", "(3)")
+        search = {"contextPatient": SAMPLE, "lastName": "Lefebvre"}
+        assert (await _refused(client, "dmp.patients.search", search))["code"] == "NOT_PERMITTED_FOR_ACTOR"
+        await client.call("dmp.context.set", {"authMode": "INDIRECTE", "accessMode": "centre_15"})
+        found = await client.call("dmp.patients.search", search)
+        assert (len(found["candidates"]), found["total"], found["remaining"]) == (10, 12, 2)
+        assert {c["lastName"] for c in found["candidates"]} <= {"LEFEBVRE", "LEFÈBVRE"}
+
+    code, out, err = await _cli(
+        daemon, "search", "--ins", SAMPLE["ins"], "--family", "LEFEBVRE", "--mode", "INDIRECTE", "--access", "centre_15"
+    )
+    assert code == 0, err
+    assert out.count("LEFEBVRE") + out.count("LEFÈBVRE") == 10 and "2 autres" in out
+    code, out, err = await _cli(daemon, "authorized", "--ins", SAMPLE["ins"], "--since", "2020", "--json")
+    assert code == 0, err
+    assert [d["lastName"] for d in json.loads(out)["dmps"]] == ["PATB-QUATRE"]

@@ -295,6 +295,28 @@ export interface DmpProfessional {
   blocked: boolean;
 }
 
+/** dmp.patients.authorized (TD0.4) rows. */
+export interface DmpAuthorizedDmp {
+  identifiers: { oid: string; value: string }[];
+  lastName: string;
+  firstName: string;
+  birthDate: string;
+  treatingPhysician: boolean;
+  lastAccess: string;
+  lastUpdate: string;
+  lastAdd: string;
+}
+
+/** dmp.patients.search (TD0.5): at most 10 candidates; `remaining` > 0 means refine. */
+export interface DmpSearchResult {
+  candidates: {
+    ins: string; insOid: string; lastName: string; birthName: string; firstName: string; gender: string;
+    birthDate: string; postalCode: string; city: string; match: number | null; oppositionAccesUrgence: boolean | null;
+  }[];
+  total: number;
+  remaining: number;
+}
+
 export type WebPsPage =
   | "dashboard" | "patient" | "management" | "documents" | "carePathway" | "accessHistory" | "settings"
   | "wishesAndRights" | "vaccination";
@@ -325,6 +347,13 @@ export declare class Bridge {
   /** At the patient's request; only for a DMP not associated with Mon espace santé. */
   dmpPatientClose(patient: DmpPatient): Promise<{ closed: true }>;
   dmpPatientProfessionals(patient: DmpPatient, mode?: "authorized" | "blocked" | "all"): Promise<{ professionals: DmpProfessional[] }>;
+  dmpPatientsAuthorized(params: {
+    contextPatient: DmpPatient; since: string; dateType?: "authorization" | "document"; psOwnerId?: string;
+  }): Promise<{ dmps: DmpAuthorizedDmp[] }>;
+  dmpPatientsSearch(params: {
+    contextPatient: DmpPatient; lastName: string; firstName?: string; gender?: "M" | "F" | "U"; birthDate?: string;
+    postalCode?: string; city?: string;
+  }): Promise<DmpSearchResult>;
   dmpWebPsUrl(page?: WebPsPage, patient?: DmpPatient): Promise<{ url: string }>;
   close(): void;
 }

@@ -249,6 +249,8 @@ export class Bridge {
   dmpPatientAdminUpdate(patient, changes) { return this.call("dmp.patient.admin.update", { patient, changes }); }
   dmpPatientClose(patient) { return this.call("dmp.patient.close", { patient, patientRequest: true }); }
   dmpPatientProfessionals(patient, mode = "all") { return this.call("dmp.patient.professionals", { patient, mode }); }
+  dmpPatientsAuthorized(params) { return this.call("dmp.patients.authorized", params); }
+  dmpPatientsSearch(params) { return this.call("dmp.patients.search", params); }
   dmpWebPsUrl(page = "patient", patient = undefined) {
     return this.call("dmp.webps.url", patient ? { page, patient } : { page });
   }
