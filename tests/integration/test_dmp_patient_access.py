@@ -231,6 +231,21 @@ async def test_matrix_refusals_before_sending_and_by_the_simulator(env: Any) -> 
     )
     assert await _code(access.professionals(clinic, TROIS, ListMode.ALL)) is ErrorCode.NOT_PERMITTED_FOR_ACTOR
     assert await _code(access.webps(clinic, TROIS, WebPsPage.DOCUMENTS)) is ErrorCode.NOT_PERMITTED_FOR_ACTOR
+    # Centre 15: a médecin may not remove his authorisation; the certificate in régulation has no TD0.4.
+    samu = Caller()
+    service.set_context(samu, DmpContext(mode=AuthMode.DIRECTE, purpose=PurposeOfUse.CENTRE_15))
+    assert await _code(access.authorize(samu, TROIS, AuthorizationAction.REMOVE, patient_agreement=False)) is (
+        ErrorCode.NOT_PERMITTED_FOR_ACTOR
+    )
+    regulation = Caller()
+    service.set_context(regulation, DmpContext(mode=AuthMode.INDIRECTE, purpose=PurposeOfUse.CENTRE_15))
+    assert await _code(access.authorized(regulation, TROIS, "20200101000000", DateType.LAST_AUTHORIZATION)) is (
+        ErrorCode.NOT_PERMITTED_FOR_ACTOR
+    )
+    # The certificate in bris de glace is no column of the sheet: even TD0.2 is refused.
+    glass_clinic = Caller()
+    service.set_context(glass_clinic, DmpContext(mode=AuthMode.INDIRECTE, purpose=PurposeOfUse.BRIS_DE_GLACE))
+    assert await _code(access.status(glass_clinic, TROIS)) is ErrorCode.NOT_PERMITTED_FOR_ACTOR
     # A non-médecin may not remove himself as médecin traitant.
     cards.profession = "60"
     assert await _code(
