@@ -7,8 +7,9 @@ code in `dmpCode` (nothing is lost).
 
 Sources of the codes (SEL-MP-037, the DMPi specification, whose error catalogue is not public):
 - IHE ITI TF-3 §4.2.4 (XDS error codes returned in RegistryError/@errorCode): `XDSUnknownPatientId`,
-  `XDSPatientIdDoesNotMatch`, `XDSDocumentUniqueIdError`, `XDSDuplicateUniqueIdInRegistry`,
-  `XDSMissingDocument`, `XDSRegistryMetadataError`, `XDSRepositoryMetadataError`;
+  `XDSPatientIdDoesNotMatch`, `XDSDocumentUniqueIdError` (retrieve of an unknown document),
+  `XDSDuplicateUniqueIdInRegistry`, `XDSMissingDocument` (a submission lacking a document its metadata
+  names), `XDSRegistryMetadataError`, `XDSRepositoryMetadataError`;
 - `../shared/reference/notes/dmp-webservices.md` §2: `DMPClosed` (TD1.4; also the GIE kit's TD1.x
   tests, acknowledgementDetail code), `DMPFound`, `DMPPatientAccessAlreadyExists`,
   `DMPAccessDeniedByRightsService` (PDT-INF-527, Web PS), `DMPInvalidCertificate` (soap:Sender
@@ -47,7 +48,6 @@ REFUSALS: Mapping[str, ErrorCode] = MappingProxyType(
         "DMPAccessDeniedByRightsService": ErrorCode.NOT_PERMITTED_FOR_ACTOR,
         # Documents.
         "XDSDocumentUniqueIdError": ErrorCode.DOCUMENT_UNKNOWN,
-        "XDSMissingDocument": ErrorCode.DOCUMENT_UNKNOWN,
         "XDSDuplicateUniqueIdInRegistry": ErrorCode.DOCUMENT_ALREADY_EXISTS,
         # Authentication (card, certificates, VIHF).
         "DMPInvalidCertificate": ErrorCode.DMP_AUTHENTICATION_REFUSED,
@@ -58,6 +58,8 @@ REFUSALS: Mapping[str, ErrorCode] = MappingProxyType(
         "DMPInvalidRequest": ErrorCode.DMP_REQUEST_REFUSED,
         "XDSRegistryMetadataError": ErrorCode.DMP_REQUEST_REFUSED,
         "XDSRepositoryMetadataError": ErrorCode.DMP_REQUEST_REFUSED,
+        # A submission whose metadata names a document it does not carry (IHE: not an unknown document).
+        "XDSMissingDocument": ErrorCode.DMP_REQUEST_REFUSED,
     }
 )
 

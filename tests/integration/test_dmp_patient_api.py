@@ -96,7 +96,7 @@ async def test_status_and_refusals_through_json_rpc(daemon: Application) -> None
         assert (closed["code"], closed["dmpCode"]) == ("DMP_CLOSED", "DMPClosed")
         assert "fermé" in closed["message_fr"] and "closed" in closed["message_en"]
         gone = await _refused(client, "dmp.documents.get", {"patient": MARTIN, "uniqueId": "1.2.250.1.999.1"})
-        assert gone["code"] in {"DOCUMENT_UNKNOWN", "NOT_FOUND"}
+        assert (gone["code"], gone["dmpCode"]) == ("DOCUMENT_UNKNOWN", "XDSDocumentUniqueIdError")
         assert (await _refused(client, "dmp.documents.find", {"patient": NO_DMP}))["code"] == "DMP_UNKNOWN"
 
 

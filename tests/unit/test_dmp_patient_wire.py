@@ -145,6 +145,7 @@ def test_set_authorization_answer() -> None:
         ("DMPAuthorizationExpired", ErrorCode.DMP_AUTHORIZATION_EXPIRED),
         ("XDSDocumentUniqueIdError", ErrorCode.DOCUMENT_UNKNOWN),
         ("XDSDuplicateUniqueIdInRegistry", ErrorCode.DOCUMENT_ALREADY_EXISTS),
+        ("XDSMissingDocument", ErrorCode.DMP_REQUEST_REFUSED),
         ("DMPNotAllowedForMesDmp", ErrorCode.DMP_MANAGED_BY_MES),
         ("DMPInvalidCertificate", ErrorCode.DMP_AUTHENTICATION_REFUSED),
         ("XDSMetadataUpdateError", ErrorCode.DMP_FAULT),
