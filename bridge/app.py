@@ -25,6 +25,8 @@ from bridge.api.handlers_core import core_handlers
 from bridge.api.handlers_diagnostics import diagnostics_handlers
 from bridge.api.handlers_dmp import dmp_handlers
 from bridge.api.handlers_ins import ins_handlers
+from bridge.api.handlers_patient import patient_handlers
+from bridge.api.handlers_patient_lists import patient_list_handlers
 from bridge.api.methods import ConnectionView, Handler, Registry
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore, PairingManager, PendingPairing
 from bridge.api.ports import PortInUseError
@@ -39,6 +41,7 @@ from bridge.service.cps_backend import select_cps_backend
 from bridge.service.dmp import DmpService
 from bridge.service.dmp_card import CardServiceDirectSource
 from bridge.service.dmp_locks import SharedCardLocks
+from bridge.service.dmp_patient import PatientAccess
 from bridge.service.ins import InsService
 from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
@@ -73,6 +76,8 @@ def all_handlers(locks: SharedCardLocks, dmp: DmpService, ins: InsService) -> li
         *core_handlers(),
         *card_handlers(locks),
         *dmp_handlers(dmp, ins=ins),
+        *patient_handlers(access := PatientAccess(dmp)),
+        *patient_list_handlers(access),
         *ins_handlers(ins, locks),
         *diagnostics_handlers(lambda: dmp.config),
     ]

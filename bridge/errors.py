@@ -52,6 +52,18 @@ class ErrorCode(enum.Enum):
     INSI_UNAVAILABLE = "INSI_UNAVAILABLE"
     INSI_REFUSED = "INSI_REFUSED"
     INSI_SOFTWARE_NOT_AUTHORISED = "INSI_SOFTWARE_NOT_AUTHORISED"
+    # The DMP's refusals a person acts on differently (issue 10; table in bridge/dmp/refusals.py).
+    DMP_UNKNOWN = "DMP_UNKNOWN"
+    DMP_CLOSED = "DMP_CLOSED"
+    DMP_NOT_AUTHORIZED = "DMP_NOT_AUTHORIZED"
+    DMP_AUTHORIZATION_EXPIRED = "DMP_AUTHORIZATION_EXPIRED"
+    BLOCKED_BY_PATIENT = "BLOCKED_BY_PATIENT"
+    DMP_MANAGED_BY_MES = "DMP_MANAGED_BY_MES"
+    DOCUMENT_UNKNOWN = "DOCUMENT_UNKNOWN"
+    DOCUMENT_ALREADY_EXISTS = "DOCUMENT_ALREADY_EXISTS"
+    PATIENT_MISMATCH = "PATIENT_MISMATCH"
+    DMP_AUTHENTICATION_REFUSED = "DMP_AUTHENTICATION_REFUSED"
+    DMP_REQUEST_REFUSED = "DMP_REQUEST_REFUSED"
 
 
 # (French, English). French first: the users are French-speaking.
@@ -161,6 +173,66 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "contactez l'éditeur ou votre responsable informatique.",
         "This software is not authorised to call the INSi service (unknown authorisation number): contact the "
         "vendor or your IT manager.",
+    ),
+    ErrorCode.DMP_UNKNOWN: (
+        "Ce patient n'a pas de DMP pour cet INS : vérifiez l'INS (qualifié par le téléservice INSi) et "
+        "son type (NIR ou NIA).",
+        "This patient has no DMP for this INS: check the INS (qualified through the INSi service) and its "
+        "kind (NIR or NIA).",
+    ),
+    ErrorCode.DMP_CLOSED: (
+        "Le DMP de ce patient est fermé : rien ne peut y être lu ni ajouté. Le patient peut le rouvrir "
+        "depuis Mon espace santé.",
+        "This patient's DMP is closed: nothing can be read from or added to it. The patient can reopen it "
+        "from Mon espace santé.",
+    ),
+    ErrorCode.DMP_NOT_AUTHORIZED: (
+        "Vous n'êtes pas autorisé sur le DMP de ce patient : avec son accord, déclarez-vous autorisé "
+        "(dmp.patient.authorize), ou utilisez le mode bris de glace en cas d'urgence.",
+        "You are not authorised on this patient's DMP: with the patient's agreement, declare yourself "
+        "authorised (dmp.patient.authorize), or use the break-glass mode in an emergency.",
+    ),
+    ErrorCode.DMP_AUTHORIZATION_EXPIRED: (
+        "Votre autorisation sur le DMP de ce patient a expiré : avec son accord, déclarez-vous de nouveau "
+        "autorisé (dmp.patient.authorize).",
+        "Your authorisation on this patient's DMP has expired: with the patient's agreement, declare "
+        "yourself authorised again (dmp.patient.authorize).",
+    ),
+    ErrorCode.BLOCKED_BY_PATIENT: (
+        "Le patient vous a bloqué l'accès à son DMP : seul le patient peut lever ce blocage, depuis Mon "
+        "espace santé.",
+        "The patient has blocked your access to their DMP: only the patient can lift it, from Mon espace "
+        "santé.",
+    ),
+    ErrorCode.DMP_MANAGED_BY_MES: (
+        "Ce DMP est associé à Mon espace santé : ses données administratives ne se modifient et il ne se "
+        "ferme que depuis Mon espace santé, par le patient.",
+        "This DMP is associated with Mon espace santé: its administrative data are changed, and it is "
+        "closed, only from Mon espace santé, by the patient.",
+    ),
+    ErrorCode.DOCUMENT_UNKNOWN: (
+        "Ce document est introuvable dans le DMP (identifiant inconnu, supprimé ou masqué) : relancez une "
+        "recherche des documents.",
+        "This document is not in the DMP (unknown identifier, deleted or hidden): search the documents "
+        "again.",
+    ),
+    ErrorCode.DOCUMENT_ALREADY_EXISTS: (
+        "Un document avec cet identifiant est déjà dans le DMP : il a déjà été envoyé ; ne le renvoyez pas.",
+        "A document with this identifier is already in the DMP: it was sent before; do not send it again.",
+    ),
+    ErrorCode.PATIENT_MISMATCH: (
+        "Le patient de la demande n'est pas celui du document ou du contexte : vérifiez l'INS utilisé.",
+        "The request's patient is not the one of the document or the context: check the INS used.",
+    ),
+    ErrorCode.DMP_AUTHENTICATION_REFUSED: (
+        "Le DMP a refusé l'authentification (carte, certificat ou jeton VIHF) : vérifiez la carte CPS et "
+        "la date du poste, puis réessayez.",
+        "The DMP refused the authentication (card, certificate or VIHF token): check the CPS card and the "
+        "workstation's clock, then try again.",
+    ),
+    ErrorCode.DMP_REQUEST_REFUSED: (
+        "Le DMP a jugé la demande invalide : signalez-le à l'éditeur du logiciel avec le code DMP indiqué.",
+        "The DMP found the request invalid: report it to the software vendor with the DMP code given.",
     ),
 }
 

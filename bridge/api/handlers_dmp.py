@@ -20,6 +20,7 @@ from bridge.dmp.cda import CdaPatient
 from bridge.dmp.codes import AuthMode, AvailabilityStatus, Confidentiality, PurposeOfUse
 from bridge.dmp.context import CLASS_COMPTE_RENDU, NewDocument
 from bridge.dmp.failures import DmpInputError
+from bridge.dmp.refusals import REFUSALS
 from bridge.dmp.vihf import PatientIns
 from bridge.dmp.xds_model import Code, DocumentEntry
 from bridge.errors import BridgeError, ErrorCode
@@ -50,7 +51,8 @@ _DMP_ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode.CERTIFICATE_EXPIRED,
     ErrorCode.CERTIFICATE_NOT_YET_VALID,
     ErrorCode.NOT_FOUND,
-    ErrorCode.NOT_PERMITTED_FOR_ACTOR,
+    # The rights matrix, then the DMP's refusals by kind (bridge/dmp/refusals.py).
+    *dict.fromkeys((ErrorCode.NOT_PERMITTED_FOR_ACTOR, *REFUSALS.values())),
 )
 _UID = {"type": "string", "pattern": "^[0-2](\\.(0|[1-9][0-9]*))+$", "maxLength": 64}
 _PATIENT = object_schema(

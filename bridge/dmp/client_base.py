@@ -76,7 +76,8 @@ class ClientBase:
             name: HttpsClient(
                 endpoint, sessions=self._sessions, max_connections=max_connections, timeout=settings.call_timeout
             )
-            for name in ("registry", "repository")
+            # patients / habilitations…: the patient-level transactions (TD0.x, TD1.x) of bridge.dmp.patient_*.
+            for name in ("registry", "repository", "patients", "habilitations", "patientsSpecific", "patientsPDQ")
         }
         self._vihf_lock = asyncio.Lock()
         #: Time split of the last call (benchmarks, diagnostics).
@@ -204,6 +205,19 @@ class ClientBase:
         if answer.body is None:
             raise DmpInputError("empty SOAP body")
         return answer
+
+    async def transact(
+        self, transaction: Transaction, practitioner: Practitioner, patient: PatientIns, body: Any
+    ) -> SoapResponse:
+        """Send one request built by a sans-IO module (bridge.dmp.patient_*) with this client's VIHF, TLS,
+        deadline and at-most-once rules; the answer, its SOAP fault raised as the mapped BridgeError."""
+        async with self._call(transaction.value) as call:
+            vihf = await self._vihf(practitioner, patient, call)
+            return await self._exchange(transaction, body, vihf, call)
+
+    def message_ids(self) -> tuple[dt.datetime, str]:
+        """The injected clock's now and a new id, for the HL7v3 messages the patient modules build."""
+        return self._clock(), self._new_id()
 
     @staticmethod
     def _permit(practitioner: Practitioner, operation: rights.Operation, **facts: bool | None) -> rights.Decision:

@@ -222,6 +222,16 @@ class WsaAction(WireEnum):
     RETRIEVE_DOCUMENT_SET = "urn:ihe:iti:2007:RetrieveDocumentSet"
     UPDATE_DOCUMENT_SET = "urn:ihe:iti:2010:UpdateDocumentSet"
     PRPA_IN201307UV02 = "urn:hl7-org:v3:PRPA_IN201307UV02"
+    #: TD0.4 (sample value).
+    PATIENT_LIST = "urn:si-dmp-patients:PatientSpecificEndPoint:patientList"
+    #: TD0.5 (PDQv3, ITI-47).
+    PRPA_IN201305UV02 = "urn:hl7-org:v3:PRPA_IN201305UV02"
+    #: TD1.3b / TD1.4 (GDP registration request).
+    PRPA_IN201314UV02 = "urn:hl7-org:v3:PRPA_IN201314UV02"
+    #: TD0.3 (sample value; the WSDL's soapAction `urn:hl7-org:v3:setAuthorization` is not what the DMP uses).
+    SET_AUTHORIZATION = "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization"
+    #: TD1.6 (sample value).
+    LIST_AUTHORIZATIONS = "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatient"
 
 
 class SignatureAlgorithm(WireEnum):

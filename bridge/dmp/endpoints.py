@@ -41,6 +41,20 @@ class Transaction(enum.Enum):
     TD3_2 = "TD3.2"
     #: Metadata update (ITI-57): visibility, archive/unarchive, delete.
     TD3_3 = "TD3.3"
+    #: Test d'existence et vérification d'autorisation (HL7v3 GDP, patients service).
+    TD0_2 = "TD0.2"
+    #: Mise à jour de l'autorisation (habilitations service).
+    TD0_3 = "TD0.3"
+    #: Liste des PS autorisés / bloqués (habilitations service).
+    TD1_6 = "TD1.6"
+    #: Consultation / modification des données administratives, fermeture (GDP, patients service).
+    TD1_3A = "TD1.3a"
+    TD1_3B = "TD1.3b"
+    TD1_4 = "TD1.4"
+    #: Liste des DMP autorisés (patientsSpecific service).
+    TD0_4 = "TD0.4"
+    #: Recherche d'un patient sans INS (PDQv3, patientsPDQ service).
+    TD0_5 = "TD0.5"
 
     @property
     def endpoint(self) -> Endpoint:
@@ -50,6 +64,14 @@ class Transaction(enum.Enum):
             "TD3.1": Endpoint("registry", WsaAction.REGISTRY_STORED_QUERY.value, False, idempotent=True),
             "TD3.2": Endpoint("repository", WsaAction.RETRIEVE_DOCUMENT_SET.value, False, idempotent=True),
             "TD3.3": Endpoint("registry", WsaAction.UPDATE_DOCUMENT_SET.value, False),
+            "TD0.2": Endpoint("patients", WsaAction.PRPA_IN201307UV02.value, False, idempotent=True),
+            "TD0.3": Endpoint("habilitations", WsaAction.SET_AUTHORIZATION.value, False),
+            "TD1.6": Endpoint("habilitations", WsaAction.LIST_AUTHORIZATIONS.value, False, idempotent=True),
+            "TD1.3a": Endpoint("patients", WsaAction.PRPA_IN201307UV02.value, False, idempotent=True),
+            "TD1.3b": Endpoint("patients", WsaAction.PRPA_IN201314UV02.value, False),
+            "TD1.4": Endpoint("patients", WsaAction.PRPA_IN201314UV02.value, False),
+            "TD0.4": Endpoint("patientsSpecific", WsaAction.PATIENT_LIST.value, False, idempotent=True),
+            "TD0.5": Endpoint("patientsPDQ", WsaAction.PRPA_IN201305UV02.value, False, idempotent=True),
         }[self.value]
 
 

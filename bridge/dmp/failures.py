@@ -3,16 +3,18 @@
 Who broke the protocol decides the class: `DmpParamsError` is a value our caller gave that cannot go on
 the wire (INVALID_PARAMS); `DmpInputError` is something the DMP (or a file) sent that we cannot read
 (INVALID_INPUT). A well-formed refusal by the DMP is not an exception here: it is a `DmpFault` value, and
-`DmpFault.to_error()` gives the BridgeError DMP_FAULT carrying the DMP's own code.
+`DmpFault.to_error()` gives the BridgeError whose data.code the table of `bridge.dmp.refusals` picks for
+the DMP's code (DMP_FAULT when unknown), always carrying the DMP's own code in `dmpCode`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bridge.dmp.refusals import error_code_for
 from bridge.errors import BridgeError, ErrorCode
 
-__all__ = ["DMP_REFUSALS", "DmpFault", "DmpInputError", "DmpParamsError", "RegistryError"]
+__all__ = ["DmpFault", "DmpInputError", "DmpParamsError", "RegistryError"]
 
 
 class DmpParamsError(BridgeError):
@@ -65,17 +67,6 @@ class DmpFault:
         return self.subcode or self.code
 
     def to_error(self) -> BridgeError:
-        """The BridgeError the service layer raises: DMP_FAULT, or the stable code of `DMP_REFUSALS`; detail
-        and `dmpCode` are the DMP's code (never patient data)."""
-        code = self.dmp_code
-        # SOAP subcodes travel as QNames (soap:DMPAccessDeniedByRightsService): the local part is the code.
-        stable = DMP_REFUSALS.get(code.rpartition(":")[2], ErrorCode.DMP_FAULT)
-        return BridgeError(stable, code, dmpCode=code)
-
-
-#: DMP refusals that have a stable code of their own (the rest is DMP_FAULT with `dmpCode`). One small
-#: table for the lead to merge with the patient transactions' mapping.
-DMP_REFUSALS: dict[str, ErrorCode] = {
-    # PDT-INF-527: the rights service refuses the transaction to this actor (PDT-INF-526 matrix).
-    "DMPAccessDeniedByRightsService": ErrorCode.NOT_PERMITTED_FOR_ACTOR,
-}
+        """The BridgeError the service layer raises (code from `bridge.dmp.refusals`); detail is the DMP's
+        code (never patient data)."""
+        return BridgeError(error_code_for(self.dmp_code), self.dmp_code, dmpCode=self.dmp_code)

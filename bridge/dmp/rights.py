@@ -397,19 +397,23 @@ def require(
 _MEDECIN = "10"
 
 
-def actor_of(auth_mode: str, profession_code: str) -> Actor:
+def actor_of(auth_mode: str, profession_code: str, *, treating_physician: bool = False) -> Actor:
     """The sheet's actor from what a VIHF carries: its Authentification_mode and the TRE_G15 profession.
 
+    The one derivation for the client (refuse early) and the simulator (refuse as the DMP does).
     Indirect modes (INDIRECTE, INDIRECTE_RENFORCEE) are the establishment certificate (« Certificat ES »:
     PDT-INF-606, the AIR matrix, is not readable, so AIR gets the sheet's indirect column); in direct mode
-    no profession code is a CPE (non PS), « 10 » a physician, anything else a non-physician PS. The
-    médecin traitant and the médecin du travail are known to the DMP only, never derived here.
+    no profession code is a CPE (non PS), « 10 » a physician — the médecin traitant when the caller knows
+    this doctor is (`treating_physician`: a fact the DMP holds) — anything else a non-physician PS. The
+    médecin du travail needs a fact no card carries: never derived here.
     """
     if auth_mode != "DIRECTE":
         return Actor.CERTIFICAT_ES
     if not profession_code:
         return Actor.CPE
-    return Actor.MEDECIN if profession_code == _MEDECIN else Actor.PS_NON_MEDECIN
+    if profession_code == _MEDECIN:
+        return Actor.MEDECIN_TRAITANT if treating_physician else Actor.MEDECIN
+    return Actor.PS_NON_MEDECIN
 
 
 def access_mode_of(purpose: str) -> AccessMode:

@@ -14,6 +14,7 @@ Example::
     default_mode = "DIRECTE"                                    # when a connection did not call dmp.context.set
     io_timeout = 60                                             # longest wait for one network read or write (s)
     call_timeout = 120                                          # total deadline of one DMP call (s): TIMEOUT after
+    webps_url = "https://<nom de domaine>"                      # Web PS root for TD0.9 links (PDT-INF-527)
     # Indirect modes: the establishment's certificates and the practitioner used by default.
     establishment_auth_p12 = "/path/auth-cli.p12"
     establishment_sign_p12 = "/path/sign.p12"
@@ -77,6 +78,8 @@ class DmpConfig:
     xades_algorithm: str = "rsa-sha1"
     #: ... and SigningCertificate "chain" (official sample) or "leaf" (signer only, as DRIMbox).
     xades_certificates: str = "chain"
+    #: Root of the Web PS portal (PDT-INF-527 gives only « https://<nom de domaine>/AccesDirect/… »).
+    webps_url: str | None = None
 
     @property
     def indirect_ready(self) -> bool:
@@ -110,6 +113,8 @@ def parse_dmp_table(raw: Any) -> DmpConfig:
     config = DmpConfig(**values)
     if config.url is not None and not config.url.startswith("https://"):
         raise DmpConfigError("config.toml: dmp.url must start with https://")
+    if config.webps_url is not None and not config.webps_url.startswith("https://"):
+        raise DmpConfigError("config.toml: dmp.webps_url must start with https://")
     for key in ("oid_root", "ins_oid"):
         if not _OID.match(getattr(config, key)):
             raise DmpConfigError(f"config.toml: dmp.{key} must be an OID")

@@ -177,8 +177,25 @@ async def test_demo_page_pairs_reads_cards_and_manages_a_document(
     await page.click("#ins-search")
     await page.wait_for_selector(f"#ins-identity[data-ins='{JEAN_INS}']", timeout=30_000)
     assert "depuis la carte Vitale" in await page.inner_text("#ins-identity")
+    # 4b. The patient's DMP before any document (TD0.2): it exists, is associated with Mon espace santé,
+    # and this GP's authorisation has expired; the documents stay locked until he declares it again
+    # (TD0.3) with the patient's agreement.
+    await page.wait_for_selector("body[data-authorization=expired]", timeout=20_000)
+    assert await page.inner_text("#access-dmp") == "ouvert"
+    assert await page.inner_text("#access-mes") == "associé"
+    assert await page.get_attribute("#step-docs", "data-state") == "locked"
+    assert await page.is_visible("#declare-form")
+    await page.check("#patient-agreed")
+    await page.click("#declare")
+    await page.wait_for_selector("body[data-authorization=valid]", timeout=20_000)
+    await page.wait_for_selector("#step-access[data-state=done]", timeout=20_000)
     await page.wait_for_selector("#step-docs[data-state=todo]", timeout=20_000)
     await page.wait_for_selector("body[data-documents='0']", timeout=20_000)
+    assert demo.sim.simulator is not None
+    history = demo.sim.simulator.store.select(
+        "SELECT professional, action FROM authorization_history WHERE ins=?", (JEAN_INS,)
+    )
+    assert history == [("810012345678", "AJOUT")]
 
     # 5. Upload a PDF for the beneficiary (INS qualified by the INSi: no statement needed); the list shows it.
     await page.set_input_files("#file", {"name": "cr.pdf", "mimeType": "application/pdf", "buffer": PDF})

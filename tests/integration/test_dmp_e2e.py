@@ -180,7 +180,7 @@ async def test_documents_through_json_rpc(
         # A patient without a DMP: the registry's code comes through.
         with pytest.raises(BridgeError) as unknown:
             await author.call("dmp.documents.find", {"patient": {"ins": "169017505601246"}})
-        assert unknown.value.code is ErrorCode.DMP_FAULT
+        assert unknown.value.code is ErrorCode.DMP_UNKNOWN
         assert unknown.value.detail == "XDSUnknownPatientId"
 
         # Bad params are refused before any DMP access.
@@ -306,7 +306,7 @@ async def test_submit_with_the_callers_unique_id_is_checkable_and_never_stored_t
         # ...and a resend with the same id is refused, not stored twice.
         with pytest.raises(BridgeError) as again:
             await client.call("dmp.documents.submit", params)
-        assert again.value.code is ErrorCode.DMP_FAULT
+        assert again.value.code is ErrorCode.DOCUMENT_ALREADY_EXISTS
     finally:
         await client.__aexit__(None, None, None)
         await card.__aexit__(None, None, None)

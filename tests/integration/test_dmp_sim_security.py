@@ -17,6 +17,7 @@ from lxml import etree
 
 from bridge.crypto.pki import Issued, TestPki
 from bridge.sim.dmp import DmpSimulator
+from bridge.sim.dmp.authorizations import AuthorizationRow, State, record
 from tests.integration.dmp_sim_support import (
     NS,
     SAMPLE_INS,
@@ -119,8 +120,11 @@ async def test_tls_is_1_2_with_dmp_suites_only(
 
 
 async def test_td02_sample_accepted_with_a_valid_vihf(
-    client_a: DmpClient, doctors: tuple[Practitioner, Practitioner]
+    sim: DmpSimulator, client_a: DmpClient, doctors: tuple[Practitioner, Practitioner]
 ) -> None:
+    # Dr A authorised on the sample's patient, as the sample answer says (AUTORISATION VALIDE).
+    record(sim.store, AuthorizationRow(SAMPLE_INS, doctors[0].name_id, State.VALID, False),
+           ins=SAMPLE_INS, professional=doctors[0].name_id, action="AJOUT")  # fmt: skip
     body = with_vihf(sample_envelope("TD0.2_Test-dexistence_request.xml"), sign_vihf(doctors[0], SAMPLE_INS))
     answer = await client_a.post("patients", body)
     assert answer.status == 200, answer.raw

@@ -98,7 +98,7 @@ def test_soap12_fault_becomes_dmp_fault_value_and_error() -> None:
     assert fault.reason.startswith("Le certificat")
     assert fault.detail == "Not a valid signature certificate"
     err = fault.to_error()
-    assert isinstance(err, BridgeError) and err.code is ErrorCode.DMP_FAULT
+    assert isinstance(err, BridgeError) and err.code is ErrorCode.DMP_AUTHENTICATION_REFUSED
     assert err.to_data()["dmpCode"] == "DMPInvalidCertificate"
 
 

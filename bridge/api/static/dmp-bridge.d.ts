@@ -14,7 +14,11 @@ export type ErrorCode =
   | "BRIDGE_UNREACHABLE" | "BRIDGE_BLOCKED" | "DISCONNECTED" | "PAIRING_DENIED"
   // INSi (ins.search, ins.verify) and the qualified-INS rule of dmp.documents.submit.
   | "INS_NOT_FOUND" | "INS_MULTIPLE_MATCHES" | "INS_MISMATCH" | "INS_NOT_QUALIFIED" | "INSI_UNAVAILABLE"
-  | "INSI_REFUSED" | "INSI_SOFTWARE_NOT_AUTHORISED";
+  | "INSI_REFUSED" | "INSI_SOFTWARE_NOT_AUTHORISED"
+  // The DMP's refusals by kind (dmpCode keeps the DMP's own code).
+  | "DMP_UNKNOWN" | "DMP_CLOSED" | "DMP_NOT_AUTHORIZED" | "DMP_AUTHORIZATION_EXPIRED" | "BLOCKED_BY_PATIENT"
+  | "DMP_MANAGED_BY_MES" | "DOCUMENT_UNKNOWN" | "DOCUMENT_ALREADY_EXISTS" | "PATIENT_MISMATCH"
+  | "DMP_AUTHENTICATION_REFUSED" | "DMP_REQUEST_REFUSED";
 
 export interface ErrorData {
   code: ErrorCode;
@@ -331,6 +335,97 @@ export interface VitaleCard {
   unverified: string[];
 }
 
+/** A patient as the DMP methods take it. */
+export interface DmpPatient {
+  ins: string;
+  oid?: string;
+  lastName?: string;
+  firstName?: string;
+  gender?: "M" | "F" | "U";
+  birthDate?: string;
+}
+
+/** dmp.patient.status (TD0.2). */
+export interface DmpPatientStatus {
+  dmp: "exists" | "closed" | "unknown";
+  /** This professional's authorisation; null when the patient has no DMP. */
+  authorization: "valid" | "expired" | "blocked" | "none" | null;
+  treatingPhysician: boolean;
+  /** Associated with Mon espace santé (then TD1.3b/TD1.4 are refused); null when the DMP does not say. */
+  mes: boolean | null;
+  webAccessOpen: boolean | null;
+  patient: { lastName: string; firstName: string; gender: string; birthDate: string };
+  /** The rights matrix's actor (PDT-INF-526), e.g. "Médecin (non MT)", "Certificat ES". */
+  actor: string;
+  accessMode: "normal" | "bris_de_glace" | "centre_15";
+  rights: { transaction: string; operation: string; verdict: "allowed" | "refused" | "conditional" }[];
+}
+
+/** dmp.patient.authorize (TD0.3). */
+export interface DmpPatientAuthorizeParams {
+  patient: DmpPatient;
+  action: "declare" | "remove" | "removeTreatingPhysician";
+  /** Required true for "declare": the caller recorded the patient's agreement. */
+  patientAgreement?: boolean;
+}
+
+/** dmp.patient.admin.get / update (TD1.3a/b). */
+export interface DmpAdminData {
+  lastName: string;
+  firstName: string;
+  prefix: string;
+  gender: string;
+  birthDate: string;
+  telecoms: { use?: string; value: string }[];
+  street: string[];
+  postalCode: string;
+  city: string;
+  country: string;
+  oppositionBrisDeGlace: boolean;
+  oppositionAccesUrgence: boolean;
+  closed: boolean;
+  representatives: { lastName: string; firstName: string }[];
+}
+
+export type DmpAdminChanges = Partial<Omit<DmpAdminData, "closed" | "representatives">>;
+
+/** dmp.patient.professionals (TD1.6) rows. */
+export interface DmpProfessional {
+  nationalId: string;
+  lastName: string;
+  firstName: string;
+  specialities: string[];
+  since: string;
+  lastAction: string;
+  blocked: boolean;
+}
+
+/** dmp.patients.authorized (TD0.4) rows. */
+export interface DmpAuthorizedDmp {
+  identifiers: { oid: string; value: string }[];
+  lastName: string;
+  firstName: string;
+  birthDate: string;
+  treatingPhysician: boolean;
+  lastAccess: string;
+  lastUpdate: string;
+  lastAdd: string;
+}
+
+/** dmp.patients.search (TD0.5): at most 10 candidates; `remaining` > 0 means refine. */
+export interface DmpSearchResult {
+  candidates: {
+    ins: string; insOid: string; lastName: string; birthName: string; firstName: string; gender: string;
+    birthDate: string; postalCode: string; city: string; match: number | null; oppositionAccesUrgence: boolean | null;
+  }[];
+  total: number;
+  remaining: number;
+}
+
+export type WebPsPage =
+  | "dashboard" | "patient" | "management" | "documents" | "carePathway" | "accessHistory" | "settings"
+  | "wishesAndRights" | "vaccination";
+
 export declare class Bridge {
   /** Whether this connection proved an approved key (the SDK proves it on every connection). */
   readonly approved: boolean;
@@ -357,6 +452,22 @@ export declare class Bridge {
   insSearch(params: InsSearchParams): Promise<InsSearchResult>;
   /** INSi: check an INS against the traits (INS_MISMATCH when they designate someone else). */
   insVerify(params: { ins: string; traits: InsTraits; auth?: "cps" | "establishment"; reader?: string }): Promise<InsVerifyResult>;
+  dmpPatientStatus(patient: DmpPatient): Promise<DmpPatientStatus>;
+  dmpPatientAuthorize(params: DmpPatientAuthorizeParams): Promise<{ action: string; context: string }>;
+  dmpPatientAdmin(patient: DmpPatient): Promise<DmpAdminData>;
+  /** Only for a DMP not associated with Mon espace santé (else DMP_MANAGED_BY_MES). */
+  dmpPatientAdminUpdate(patient: DmpPatient, changes: DmpAdminChanges): Promise<DmpAdminData>;
+  /** At the patient's request; only for a DMP not associated with Mon espace santé. */
+  dmpPatientClose(patient: DmpPatient): Promise<{ closed: true }>;
+  dmpPatientProfessionals(patient: DmpPatient, mode?: "authorized" | "blocked" | "all"): Promise<{ professionals: DmpProfessional[] }>;
+  dmpPatientsAuthorized(params: {
+    contextPatient: DmpPatient; since: string; dateType?: "authorization" | "document"; psOwnerId?: string;
+  }): Promise<{ dmps: DmpAuthorizedDmp[] }>;
+  dmpPatientsSearch(params: {
+    contextPatient: DmpPatient; lastName: string; firstName?: string; gender?: "M" | "F" | "U"; birthDate?: string;
+    postalCode?: string; city?: string;
+  }): Promise<DmpSearchResult>;
+  dmpWebPsUrl(page?: WebPsPage, patient?: DmpPatient): Promise<{ url: string }>;
   close(): void;
 }
 

@@ -417,6 +417,19 @@ export class Bridge {
   vitaleRead({ reader } = {}) { return this.call("vitale.read", reader ? { reader } : {}); }
   insSearch(params) { return this.call("ins.search", params, { timeout: 120000 }); }
   insVerify(params) { return this.call("ins.verify", params, { timeout: 120000 }); }
+  dmpPatientStatus(patient) { return this.call("dmp.patient.status", { patient }); }
+  dmpPatientAuthorize({ patient, action, patientAgreement = false }) {
+    return this.call("dmp.patient.authorize", { patient, action, patientAgreement });
+  }
+  dmpPatientAdmin(patient) { return this.call("dmp.patient.admin.get", { patient }); }
+  dmpPatientAdminUpdate(patient, changes) { return this.call("dmp.patient.admin.update", { patient, changes }); }
+  dmpPatientClose(patient) { return this.call("dmp.patient.close", { patient, patientRequest: true }); }
+  dmpPatientProfessionals(patient, mode = "all") { return this.call("dmp.patient.professionals", { patient, mode }); }
+  dmpPatientsAuthorized(params) { return this.call("dmp.patients.authorized", params); }
+  dmpPatientsSearch(params) { return this.call("dmp.patients.search", params); }
+  dmpWebPsUrl(page = "patient", patient = undefined) {
+    return this.call("dmp.webps.url", patient ? { page, patient } : { page });
+  }
 
   /** Close for good (no reconnection). */
   close() {

@@ -4,8 +4,9 @@ It checks what the real service checks and never imports the client's builders (
 
 - transport: HTTPS TLS 1.2 only, the four "Accès LPS" suites of PDT-INF-579v4, client certificate
   required and chained to the test IGC-Santé bundle; paths `/si-dmp-server/v2/services/{patients,
-  registry,repository}`; SOAP 1.2 (a SOAP 1.1 envelope gets `soap:VersionMismatch`); WS-Addressing
-  Action must be one the endpoint serves (`wsa:ActionNotSupported`), MessageID required;
+  registry,repository,habilitations,patientsSpecific,patientsPDQ}`; SOAP 1.2 (a SOAP 1.1 envelope gets
+  `soap:VersionMismatch`); WS-Addressing Action must be one the endpoint serves (`wsa:ActionNotSupported`),
+  MessageID required;
 - VIHF: one signed saml2:Assertion in wsse:Security, enveloped XML-DSig (RSA-SHA1/SHA-2) by a
   certificate of the test CA whose DN is the Issuer; the attributes of the official samples; in
   DIRECTE mode the TLS client certificate has the VIHF signer's DN (same card holder);
@@ -18,7 +19,13 @@ Assumptions (no public source; see notes §9):
 - a VIHF is valid for 8 hours after IssueInstant (5 minutes of clock skew), plus Conditions if any;
 - ITI-57 visibility changes create a new version (same lid, new entryUUID, older one Deprecated);
   what is visible is decided on the current version; only the author (or sender) may delete;
-- every professional is authorised on every existing DMP (TD0.2 answers AUTORISATION=VALIDE);
+- patient-level transactions (issue 10): authorisations with their history, médecins traitants, blocked
+  professionals and the Mon espace santé flag live in `authorizations.py` (a professional with no row is
+  not authorised: AUTORISATION NON_EXISTE); TD0.3/TD1.6 in `habilitations.py`, TD1.3a/b/TD1.4 in
+  `patient_admin.py`, TD0.4/TD0.5 in `patient_lists.py`; the rights matrix of `bridge.dmp.rights` is applied
+  to each caller (refusal: DMPAccessDeniedByRightsService; note 10: DMPNotAllowedForMesDmp); document
+  transactions do not check the authorisation here (feeding needs none; reading is left to the document
+  transactions' rights enforcement, issue 11);
   an unknown INS answers queryResponseCode NF with no patient;
 - registry and repository answers are MTOM, even faults (kit binding); the patient service is plain;
 - the patient's own view (INVISIBLE_PATIENT hides documents) is simulated with the HTTP header

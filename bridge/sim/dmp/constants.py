@@ -49,6 +49,9 @@ class Endpoint(enum.Enum):
     """Service path suffixes under `/si-dmp-server/v2/services/` (notes §1.2)."""
 
     PATIENTS = "patients"
+    HABILITATIONS = "habilitations"
+    PATIENTS_SPECIFIC = "patientsSpecific"
+    PATIENTS_PDQ = "patientsPDQ"
     REGISTRY = "registry"
     REPOSITORY = "repository"
 
@@ -61,6 +64,11 @@ class Action(enum.Enum):
     RETRIEVE = "urn:ihe:iti:2007:RetrieveDocumentSet"
     STORED_QUERY = "urn:ihe:iti:2007:RegistryStoredQuery"
     UPDATE_DOCUMENT_SET = "urn:ihe:iti:2010:UpdateDocumentSet"
+    REGISTRATION = "urn:hl7-org:v3:PRPA_IN201314UV02"
+    PATIENT_LIST = "urn:si-dmp-patients:PatientSpecificEndPoint:patientList"
+    PDQ_QUERY = "urn:hl7-org:v3:PRPA_IN201305UV02"
+    SET_AUTHORIZATION = "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization"
+    LIST_AUTHORIZATIONS = "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatient"
 
     @property
     def response(self) -> str:
@@ -74,13 +82,21 @@ _RESPONSE_ACTIONS = {
     Action.RETRIEVE: "urn:ihe:iti:2007:RetrieveDocumentSetResponse",
     Action.STORED_QUERY: "urn:ihe:iti:2007:RegistryStoredQueryResponse",
     Action.UPDATE_DOCUMENT_SET: "urn:ihe:iti:2010:UpdateDocumentSet-Response",
+    Action.REGISTRATION: "urn:hl7-org:v3:PRPA_IN201314ResponseUV02",
+    Action.PATIENT_LIST: "urn:si-dmp-patients:PatientSpecificEndPoint:patientListResponse",
+    Action.PDQ_QUERY: "urn:hl7-org:v3:PRPA_IN201306UV02",
+    Action.SET_AUTHORIZATION: "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorizationResponse",
+    Action.LIST_AUTHORIZATIONS: "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatientResponse",
 }
 
 # Which actions each endpoint serves.
 ENDPOINT_ACTIONS: dict[Endpoint, frozenset[Action]] = {
-    Endpoint.PATIENTS: frozenset({Action.PATIENT_QUERY}),
+    Endpoint.PATIENTS: frozenset({Action.PATIENT_QUERY, Action.REGISTRATION}),
     Endpoint.REGISTRY: frozenset({Action.STORED_QUERY, Action.UPDATE_DOCUMENT_SET}),
     Endpoint.REPOSITORY: frozenset({Action.PROVIDE_AND_REGISTER, Action.RETRIEVE}),
+    Endpoint.HABILITATIONS: frozenset({Action.SET_AUTHORIZATION, Action.LIST_AUTHORIZATIONS}),
+    Endpoint.PATIENTS_SPECIFIC: frozenset({Action.PATIENT_LIST}),
+    Endpoint.PATIENTS_PDQ: frozenset({Action.PDQ_QUERY}),
 }
 
 
@@ -88,6 +104,11 @@ class Transaction(enum.Enum):
     """DMP transaction names used in dumps and logs."""
 
     TD0_2 = "TD0.2"
+    TD0_3 = "TD0.3"
+    TD1_6 = "TD1.6"
+    TD1_3B_4 = "TD1.3b-TD1.4"
+    TD0_4 = "TD0.4"
+    TD0_5 = "TD0.5"
     TD2_1 = "TD2.1"
     TD3_1 = "TD3.1"
     TD3_2 = "TD3.2"

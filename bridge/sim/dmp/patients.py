@@ -2,7 +2,8 @@
 
 The answer is shaped like the official sample: AUTORISATION attentionLine, acknowledgement AA,
 registrationEvent with the patient's ids and status, queryAck OK, or NF when no DMP exists (the
-not-found shape is an assumption: no sample). Every professional is treated as authorised (VALIDE).
+not-found shape is an assumption: no sample). AUTORISATION, STATUT_MT and RATTACHEMENT_ENS come from the
+access facts of `bridge.sim.dmp.authorizations`; the rights matrix is applied to the caller first.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import uuid
 
 from lxml import etree
 
+from bridge.dmp.rights import Operation
 from bridge.sim.dmp.access import Caller, Reply
+from bridge.sim.dmp.authorizations import authorization, enforce, is_mes
 from bridge.sim.dmp.constants import NS, InsOid
 from bridge.sim.dmp.ins import InsError, parse_ins
+from bridge.sim.dmp.patient_admin import add_details
 from bridge.sim.dmp.soap import FaultCode, SoapFault
 from bridge.sim.dmp.store import DmpStore, PatientRow
 
@@ -42,6 +46,13 @@ SEED_PATIENTS: tuple[PatientRow, ...] = tuple(
 )
 
 
+# reasonCode (TRE_R271) → the matrix's line and the answer's displayName.
+_QUERIES = {
+    "TEST_EXST": (Operation.TD0_2, "Test d'existence de dossier"),
+    "CNSLT_DATA": (Operation.TD1_3A, "Consultation des données de gestion de dossier"),
+}
+
+
 def _sub(parent: etree._Element, name: str, **attrs: str) -> etree._Element:
     return etree.SubElement(parent, f"{{{_HL7}}}{name}", **attrs)
 
@@ -62,8 +73,10 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
     if body.tag != f"{{{_HL7}}}PRPA_IN201307UV02":
         raise SoapFault(FaultCode.INVALID_REQUEST, "PRPA_IN201307UV02 attendu")
     reason = body.find(f"{{{_HL7}}}controlActProcess/{{{_HL7}}}reasonCode")
-    if reason is None or reason.get("code") != "TEST_EXST" or reason.get("codeSystem") != "1.2.250.1.213.1.1.4.11":
-        raise SoapFault(FaultCode.INVALID_REQUEST, "reasonCode TEST_EXST (1.2.250.1.213.1.1.4.11) attendu")
+    kind = reason.get("code") if reason is not None else None
+    if reason is None or kind not in _QUERIES or reason.get("codeSystem") != "1.2.250.1.213.1.1.4.11":
+        raise SoapFault(FaultCode.INVALID_REQUEST, "reasonCode TEST_EXST|CNSLT_DATA (1.2.250.1.213.1.1.4.11) attendu")
+    operation, display = _QUERIES[kind]
     query = body.find(f"{{{_HL7}}}controlActProcess/{{{_HL7}}}queryByParameter")
     value = (
         query.find(f"{{{_HL7}}}parameterList/{{{_HL7}}}patientIdentifier/{{{_HL7}}}value")
@@ -81,6 +94,13 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
     patient = store.patient(ins.value)
     if patient is not None and patient.oid != ins.oid.value:
         patient = None
+    enforce(store, caller, operation, patient.ins if patient is not None else None)
+    # TD1.3a answers the administrative data only: no AUTORISATION / STATUT_MT lines (official sample).
+    standing = (
+        authorization(store, patient.ins, caller.vihf.name_id)
+        if patient is not None and operation is Operation.TD0_2
+        else None
+    )
 
     out = etree.Element(f"{{{_HL7}}}PRPA_IN201308UV02", nsmap={None: _HL7, "xsi": _XSI}, ITSVersion="XML_1.0")
     _sub(out, "id", root=str(uuid.uuid4()))
@@ -98,13 +118,13 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
     sender_name = sender.findtext(f"{{{_HL7}}}softwareName", "") if sender is not None else ""
     _device(out, "receiver", "RCV", sender_root, sender_name)
     _device(out, "sender", "SND", _DMP_DEVICE, "DMP")
-    if patient is not None:
+    if patient is not None and standing is not None:
         line = _sub(out, "attentionLine")
         _sub(line, "keyWordText", code="AUTORISATION", codeSystem="1.2.250.1.213.4.1.2.6.1")
-        _typed_value(line, "CV", code="VALIDE", codeSystem="1.2.250.1.213.4.1.2.6.2")
+        _typed_value(line, "CV", code=standing.state.value, codeSystem="1.2.250.1.213.4.1.2.6.2")
         line = _sub(out, "attentionLine")
         _sub(line, "keyWordText", code="STATUT_MT", codeSystem="1.2.250.1.213.4.1.2.6.3")
-        _typed_value(line, "BL", value="false")
+        _typed_value(line, "BL", value="true" if standing.treating else "false")
     ack = _sub(out, "acknowledgement", typeCode="AA")
     request_id = body.find(f"{{{_HL7}}}id")
     target = _sub(_sub(ack, "targetMessage"), "id")
@@ -112,13 +132,7 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
         target.set("extension", request_id.get("extension", ""))
         target.set("root", request_id.get("root", ""))
     control = _sub(out, "controlActProcess", classCode="CACT", moodCode="EVN")
-    _sub(
-        control,
-        "reasonCode",
-        code="TEST_EXST",
-        codeSystem="1.2.250.1.213.1.1.4.11",
-        displayName="Test d'existence de dossier",
-    )
+    _sub(control, "reasonCode", code=kind or "", codeSystem="1.2.250.1.213.1.1.4.11", displayName=display)
     if patient is not None:
         event = _sub(
             _sub(control, "subject", contextConductionInd="false", typeCode="SUBJ"),
@@ -136,15 +150,17 @@ def patient_query(store: DmpStore, caller: Caller, body: etree._Element) -> Repl
         _sub(name, "family", qualifier="SP").text = patient.family
         _sub(person, "administrativeGenderCode", code=patient.gender)
         _sub(person, "birthTime", value=patient.birth)
-        for code, system in (
-            ("COMPTE_INTERNET_OUVERT", "1.2.250.1.213.4.1.2.9"),
-            ("RATTACHEMENT_ENS", "1.2.250.1.213.4.1.2.3"),
+        if operation is Operation.TD1_3A:
+            add_details(store, patient.ins, pat, person)
+        for code, system, flag in (
+            ("COMPTE_INTERNET_OUVERT", "1.2.250.1.213.4.1.2.9", True),
+            ("RATTACHEMENT_ENS", "1.2.250.1.213.4.1.2.3", is_mes(store, patient.ins)),
         ):
             obs = _sub(
                 _sub(pat, "subjectOf", typeCode="SBJ"), "administrativeObservation", classCode="OBS", moodCode="EVN"
             )
             _sub(obs, "code", code=code, codeSystem=system)
-            _typed_value(obs, "BL", value="true")
+            _typed_value(obs, "BL", value="true" if flag else "false")
         _sub(
             _sub(_sub(event, "custodian", typeCode="CST"), "assignedEntity", classCode="ASSIGNED"),
             "id",

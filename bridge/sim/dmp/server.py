@@ -22,9 +22,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
 from bridge.sim.dmp.access import Caller, Reply
+from bridge.sim.dmp.authorizations import seed_access
 from bridge.sim.dmp.constants import ENDPOINT_ACTIONS, Action, Endpoint, Transaction
 from bridge.sim.dmp.errors import XdsError
+from bridge.sim.dmp.habilitations import list_authorizations, set_authorization
 from bridge.sim.dmp.mime import MimeError, build_mtom, parse_body
+from bridge.sim.dmp.patient_admin import registration, seed_admin
+from bridge.sim.dmp.patient_lists import SEED_HOMONYMS, patient_list, pdq_search
 from bridge.sim.dmp.patients import SEED_PATIENTS, patient_query
 from bridge.sim.dmp.registry import stored_query, update_document_set
 from bridge.sim.dmp.repository import provide_and_register, retrieve
@@ -51,6 +55,11 @@ _TRANSACTIONS = {
     Action.STORED_QUERY: Transaction.TD3_1,
     Action.RETRIEVE: Transaction.TD3_2,
     Action.UPDATE_DOCUMENT_SET: Transaction.TD3_3,
+    Action.REGISTRATION: Transaction.TD1_3B_4,
+    Action.PATIENT_LIST: Transaction.TD0_4,
+    Action.PDQ_QUERY: Transaction.TD0_5,
+    Action.SET_AUTHORIZATION: Transaction.TD0_3,
+    Action.LIST_AUTHORIZATIONS: Transaction.TD1_6,
 }
 PATIENT_VIEW_HEADER = "X-DMP-Sim-Viewer"
 
@@ -112,6 +121,9 @@ class DmpSimulator:
         self._trust = TrustStore.from_pem_file(config.ca_file)
         self._store = DmpStore(config.data_dir / "dmp-sim.sqlite3")
         self._store.seed_patients(SEED_PATIENTS)
+        self._store.seed_patients(SEED_HOMONYMS)
+        seed_access(self._store)
+        seed_admin(self._store)
         self._counter = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -184,6 +196,11 @@ class DmpSimulator:
             Action.RETRIEVE: lambda: retrieve(self._store, caller, body_child),
             Action.STORED_QUERY: lambda: stored_query(self._store, caller, body_child),
             Action.UPDATE_DOCUMENT_SET: lambda: update_document_set(self._store, caller, body_child),
+            Action.REGISTRATION: lambda: registration(self._store, caller, body_child),
+            Action.PATIENT_LIST: lambda: patient_list(self._store, caller, body_child),
+            Action.PDQ_QUERY: lambda: pdq_search(self._store, caller, body_child),
+            Action.SET_AUTHORIZATION: lambda: set_authorization(self._store, caller, body_child),
+            Action.LIST_AUTHORIZATIONS: lambda: list_authorizations(self._store, caller, body_child),
         }
         return handlers[action]()
 
@@ -228,7 +245,7 @@ class DmpSimulator:
             refused = SoapFault(FaultCode.INTERNAL, "Erreur interne du simulateur")
             envelope, status = build_fault(refused, relates_to), refused.http_status
         log.info("DMP sim %s %s -> HTTP %d", endpoint.value, transaction.value, status)
-        if endpoint is Endpoint.PATIENTS:
+        if endpoint in (Endpoint.PATIENTS, Endpoint.HABILITATIONS, Endpoint.PATIENTS_SPECIFIC, Endpoint.PATIENTS_PDQ):
             return _Outcome(status, "application/soap+xml; charset=UTF-8", envelope, transaction)
         # Registry and repository bindings are MTOM (kit App.config); the DMP answers MTOM even for faults.
         answer_action = (

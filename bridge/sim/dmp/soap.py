@@ -48,6 +48,14 @@ class FaultCode(enum.Enum):
     ACCESS_DENIED = "DMPAccessDeniedByRightsService"
     # Anything unexpected on our side.
     INTERNAL = "DMPInternalError"
+    # Access refusals of the patient-level transactions (issue 10). Only DMPAccessDeniedByRightsService is
+    # public (PDT-INF-527); the others are assumed names, mapped by the client in bridge/dmp/refusals.py.
+    ACCESS_DENIED_BY_RIGHTS = "DMPAccessDeniedByRightsService"
+    PATIENT_NOT_FOUND = "DMPPatientNotFound"
+    ACCESS_DENIED = "DMPAccessDenied"
+    ACCESS_DENIED_BY_PATIENT = "DMPAccessDeniedByPatient"
+    AUTHORIZATION_EXPIRED = "DMPAuthorizationExpired"
+    NOT_ALLOWED_FOR_MES = "DMPNotAllowedForMesDmp"
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,24 @@ class DmpStore:
                 raise
             self._db.execute("COMMIT")
 
+    # -- for the modules that keep their own tables in this file (authorisations: sim/dmp/authorizations.py)
+
+    def add_schema(self, script: str) -> None:
+        """Create a module's own tables (idempotent `CREATE … IF NOT EXISTS` script)."""
+        with self._lock:
+            self._db.executescript(script)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write transaction (BEGIN IMMEDIATE … COMMIT, rolled back on error)."""
+        with self._tx() as db:
+            yield db
+
+    def select(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """The rows of one read query."""
+        with self._lock:
+            return list(self._db.execute(sql, params).fetchall())
+
     def seed_patients(self, patients: Iterable[PatientRow]) -> None:
         """Insert patients that are not there yet (existing rows, e.g. closed DMPs, are kept)."""
         with self._tx() as db:
