@@ -151,6 +151,55 @@ HINTS: Mapping[ErrorCode, tuple[str, str]] = MappingProxyType(
             "Contactez l'éditeur ou votre responsable informatique : le numéro d'autorisation INSi est à revoir.",
             "Contact the vendor or your IT manager: the INSi authorisation number must be checked.",
         ),
+        ErrorCode.DMP_UNKNOWN: (
+            "Vérifiez l'INS (qualifié par le téléservice INSi) ; le DMP est créé automatiquement pour tout assuré, "
+            "sauf opposition du patient.",
+            "Check the INS (qualified through the INSi); a DMP is created automatically for every insured person "
+            "unless they opposed it.",
+        ),
+        ErrorCode.DMP_CLOSED: (
+            "Rien ne peut y être lu ni ajouté : le patient peut le rouvrir depuis Mon espace santé.",
+            "Nothing can be read or added: the patient can reopen it from Mon espace santé.",
+        ),
+        ErrorCode.DMP_NOT_AUTHORIZED: (
+            "Avec l'accord du patient, déclarez-vous autorisé (dmp.patient.authorize) ; en urgence, utilisez le "
+            "mode bris de glace.",
+            "With the patient's agreement, declare yourself authorised (dmp.patient.authorize); in an emergency, "
+            "use break-glass access.",
+        ),
+        ErrorCode.DMP_AUTHORIZATION_EXPIRED: (
+            "Avec l'accord du patient, déclarez-vous de nouveau autorisé (dmp.patient.authorize).",
+            "With the patient's agreement, declare yourself authorised again (dmp.patient.authorize).",
+        ),
+        ErrorCode.BLOCKED_BY_PATIENT: (
+            "Seul le patient peut lever ce blocage, depuis Mon espace santé.",
+            "Only the patient can lift this block, from Mon espace santé.",
+        ),
+        ErrorCode.DMP_MANAGED_BY_MES: (
+            "Invitez le patient à faire ce changement lui-même dans Mon espace santé.",
+            "Ask the patient to make this change in Mon espace santé.",
+        ),
+        ErrorCode.DOCUMENT_UNKNOWN: (
+            "Relancez une recherche des documents du patient, puis choisissez le document dans la liste.",
+            "Search the patient's documents again, then pick the document from the list.",
+        ),
+        ErrorCode.DOCUMENT_ALREADY_EXISTS: (
+            "Ne renvoyez pas ce document : il est déjà dans le DMP (cherchez-le par son identifiant).",
+            "Do not send this document again: it is already in the DMP (look it up by its identifier).",
+        ),
+        ErrorCode.PATIENT_MISMATCH: (
+            "Vérifiez que l'INS utilisé est bien celui du patient du document.",
+            "Check that the INS used is the document's patient's.",
+        ),
+        ErrorCode.DMP_AUTHENTICATION_REFUSED: (
+            f"Vérifiez la carte CPS (connectée, valide) et l'heure du poste ; {_DOCTOR} aide à trouver la cause.",
+            "Check the CPS card (logged in, valid) and the workstation's clock; `dmp-bridge doctor` helps find the "
+            "cause.",
+        ),
+        ErrorCode.DMP_REQUEST_REFUSED: (
+            "Signalez-le à l'éditeur du logiciel avec le code du DMP indiqué.",
+            "Report it to the software vendor with the DMP code given.",
+        ),
         ErrorCode.INVALID_PARAMS: (
             "Corrigez la valeur nommée dans le détail, puis recommencez.",
             "Fix the value named in the detail, then try again.",

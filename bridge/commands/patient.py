@@ -193,7 +193,7 @@ def _print(args: argparse.Namespace, result: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one patient action through the daemon."""
     from bridge.api.client import DaemonNotRunning
-    from bridge.commands._daemon import daemon_port, local_token, print_error
+    from bridge.commands._daemon import bridge_down, daemon_port, local_token, print_error
     from bridge.errors import BridgeError
 
     port = daemon_port(args.port)
@@ -203,11 +203,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(_session(args, port, local_token(), pin))
     except DaemonNotRunning:
-        print(f"Le pont ne tourne pas sur le port {port} / the bridge is not running on port {port}", file=sys.stderr)
-        return 3
+        return bridge_down(port, as_json=args.json, command="patient")
     except BridgeError as exc:
-        print_error(exc, as_json=args.json)
-        return 1
+        return print_error(exc, as_json=args.json, command="patient")
     finally:
         if pin is not None:
             pin[:] = b"\x00" * len(pin)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.dmp import valuesets
-from bridge.dmp.rights import access_mode_of, actor_of
 from bridge.dmp.context import Practitioner
 from bridge.dmp.endpoints import Transaction
 from bridge.dmp.patient_access import (
@@ -48,7 +47,7 @@ from bridge.dmp.patient_lists import (
     parse_professionals,
 )
 from bridge.dmp.patient_search import SearchResult, Traits, build_search, parse_search
-from bridge.dmp.rights import AccessMode, Actor, Operation, Verdict, check, require
+from bridge.dmp.rights import AccessMode, Actor, Operation, Verdict, access_mode_of, actor_of, check, require
 from bridge.dmp.vihf import PatientIns
 from bridge.dmp.webps import WebPsPage, webps_url
 from bridge.errors import BridgeError, ErrorCode

@@ -119,13 +119,14 @@ async def test_cli_status_authorize_professionals_webps(daemon: Application) -> 
     assert "Autorisation : expirée" in out and "Mon espace santé : associé" in out
     code, out, err = await _cli(daemon, "status", "--ins", NO_DMP["ins"])
     assert (code, out.strip()) == (0, "DMP : inexistant")
+    # Refused by the rights matrix: the DMP-refusal exit family (10).
     code, out, err = await _cli(daemon, "authorize", "--ins", MARTIN["ins"], "--declare", "--patient-agreed", "--json")
-    assert code == 1
+    assert code == 10
     assert json.loads(out)["error"]["code"] == ErrorCode.NOT_PERMITTED_FOR_ACTOR.value
     code, out, err = await _cli(daemon, "professionals", "--ins", MARTIN["ins"], "--json")
-    assert code == 1
+    assert code == 10
     code, out, err = await _cli(daemon, "webps", "--page", "dashboard", "--json")
-    assert code == 1 and "NOT_PERMITTED_FOR_ACTOR" in out + err
+    assert code == 10 and "NOT_PERMITTED_FOR_ACTOR" in out + err
 
 
 SAMPLE = {"ins": "207058575627097"}  # not associated with Mon espace santé
@@ -165,7 +166,7 @@ async def test_admin_data_and_close_through_json_rpc_and_cli(daemon: Application
     code, out, err = await _cli(daemon, "close", "--ins", SAMPLE["ins"], "--patient-request")
     assert (code, out.strip()) == (0, "DMP fermé / DMP closed"), err
     code, out, err = await _cli(daemon, "close", "--ins", SAMPLE["ins"], "--patient-request", "--json")
-    assert code == 1 and json.loads(out)["error"]["code"] == "DMP_CLOSED"
+    assert code == 10 and json.loads(out)["error"]["code"] == "DMP_CLOSED"
 
 
 async def test_authorized_dmps_and_search_through_json_rpc_and_cli(daemon: Application) -> None:

@@ -17,8 +17,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from bridge.dmp.rights import access_mode_of, actor_of
-from bridge.dmp.rights import Actor, NotPermitted, Operation, require
+from bridge.dmp.rights import Actor, NotPermitted, Operation, access_mode_of, actor_of, require
 from bridge.sim.dmp.access import Caller
 from bridge.sim.dmp.soap import FaultCode, SoapFault
 from bridge.sim.dmp.store import DmpStore

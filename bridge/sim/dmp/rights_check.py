@@ -30,7 +30,7 @@ def enforce(caller: Caller, operation: rights.Operation, **facts: bool | None) -
         decision = exc.decision
         why = "" if decision.reason in {"matrix", "no-column"} else f" (note {decision.reason})"
         raise SoapFault(
-            FaultCode.ACCESS_DENIED,
+            FaultCode.ACCESS_DENIED_BY_RIGHTS,
             f"{operation.transaction} « {operation.label} » refusé à l'acteur « {decision.actor.value} » "
             f"en mode d'accès {decision.mode.value}{why}",
         ) from None

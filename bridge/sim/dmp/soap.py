@@ -44,13 +44,12 @@ class FaultCode(enum.Enum):
     MISSING_HEADER = "wsa:MessageAddressingHeaderRequired"
     # The patient's DMP is closed (seen in TD1.4 notes).
     DMP_CLOSED = "DMPClosed"
-    # The rights matrix (PDT-INF-526) refuses the transaction to this actor: PDT-INF-527 names this code.
-    ACCESS_DENIED = "DMPAccessDeniedByRightsService"
     # Anything unexpected on our side.
     INTERNAL = "DMPInternalError"
-    # Access refusals of the patient-level transactions (issue 10). Only DMPAccessDeniedByRightsService is
-    # public (PDT-INF-527); the others are assumed names, mapped by the client in bridge/dmp/refusals.py.
+    # The rights matrix (PDT-INF-526) refuses the transaction to this actor: PDT-INF-527 names this code.
     ACCESS_DENIED_BY_RIGHTS = "DMPAccessDeniedByRightsService"
+    # Access refusals of the patient-level transactions (issue 10): assumed names (no public catalogue),
+    # mapped by the client in bridge/dmp/refusals.py.
     PATIENT_NOT_FOUND = "DMPPatientNotFound"
     ACCESS_DENIED = "DMPAccessDenied"
     ACCESS_DENIED_BY_PATIENT = "DMPAccessDeniedByPatient"
