@@ -20,6 +20,7 @@ from bridge import __version__
 from bridge.api.handlers_cards import card_handlers
 from bridge.api.handlers_core import core_handlers
 from bridge.api.handlers_dmp import dmp_handlers
+from bridge.api.handlers_ins import ins_handlers
 from bridge.api.handlers_patient import patient_handlers
 from bridge.api.handlers_patient_lists import patient_list_handlers
 from bridge.api.methods import ConnectionView, Registry
@@ -35,6 +36,7 @@ from bridge.service.dmp import DmpService
 from bridge.service.dmp_card import CardServiceDirectSource
 from bridge.service.dmp_locks import SharedCardLocks
 from bridge.service.dmp_patient import PatientAccess
+from bridge.service.ins import InsService
 from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
 from bridge.tray import Approver, Notifier
@@ -93,13 +95,15 @@ class Application:
         self.locks = SharedCardLocks(config.card_busy_wait)
         direct = CardServiceDirectSource(cards, monitor) if isinstance(cards, PcscCardService) else None
         self.dmp = dmp or DmpService(config.dmp, direct=direct, locks=self.locks)
+        self.ins = InsService(config.insi, self.dmp)
         self.registry = registry or Registry(
             [
                 *core_handlers(),
                 *card_handlers(self.locks),
-                *dmp_handlers(self.dmp),
+                *dmp_handlers(self.dmp, ins=self.ins),
                 *patient_handlers(access := PatientAccess(self.dmp)),
                 *patient_list_handlers(access),
+                *ins_handlers(self.ins, self.locks),
             ]
         )
         self.approver = approver
@@ -135,6 +139,7 @@ class Application:
         await self.readers.stop()
         await self.server.stop()
         await self.dmp.aclose()
+        await self.ins.aclose()
         await _maybe_call(self.cards, "close")
         await _maybe_call(self.monitor, "stop")
 

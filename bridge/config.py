@@ -12,6 +12,7 @@ Example::
     [dmp]                           # DMP access, see bridge.service.dmp_config
     [cards]                         # CPS backend: cps_backend = "auto"|"pkcs11"|"pcsc", pkcs11_module = "/path"
                                     # (see bridge.service.cps_backend)
+    [insi]                          # INSi téléservice (INS search), see bridge.service.insi_config
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from bridge.service.cards_config import CardsConfig, CardsConfigError, parse_cards_table
 from bridge.service.dmp_config import DmpConfig, DmpConfigError, parse_dmp_table
+from bridge.service.insi_config import InsiConfig, InsiConfigError, parse_insi_table
 
 __all__ = ["DEFAULT_PORT", "BridgeConfig", "ConfigError", "config_path", "load_config"]
 
@@ -50,6 +52,8 @@ class BridgeConfig:
     dmp: DmpConfig = field(default_factory=DmpConfig)
     #: The `[cards]` table: which CPS backend (see bridge.service.cps_backend).
     cards: CardsConfig = field(default_factory=CardsConfig)
+    #: The `[insi]` table: the INSi téléservice (see bridge.service.insi_config).
+    insi: InsiConfig = field(default_factory=InsiConfig)
 
 
 _BOUNDS: dict[str, tuple[float, float]] = {
@@ -74,6 +78,11 @@ def _coerce(name: str, value: Any) -> Any:
         try:
             return parse_dmp_table(value)
         except DmpConfigError as exc:
+            raise ConfigError(str(exc)) from None
+    if name == "insi":
+        try:
+            return parse_insi_table(value)
+        except InsiConfigError as exc:
             raise ConfigError(str(exc)) from None
     if name == "cards":
         try:

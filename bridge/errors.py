@@ -54,6 +54,14 @@ class ErrorCode(enum.Enum):
     PATIENT_MISMATCH = "PATIENT_MISMATCH"
     DMP_AUTHENTICATION_REFUSED = "DMP_AUTHENTICATION_REFUSED"
     DMP_REQUEST_REFUSED = "DMP_REQUEST_REFUSED"
+    # INSi (téléservice INS), see bridge.ins.faults.
+    INS_NOT_FOUND = "INS_NOT_FOUND"
+    INS_MULTIPLE_MATCHES = "INS_MULTIPLE_MATCHES"
+    INS_MISMATCH = "INS_MISMATCH"
+    INS_NOT_QUALIFIED = "INS_NOT_QUALIFIED"
+    INSI_UNAVAILABLE = "INSI_UNAVAILABLE"
+    INSI_REFUSED = "INSI_REFUSED"
+    INSI_SOFTWARE_NOT_AUTHORISED = "INSI_SOFTWARE_NOT_AUTHORISED"
 
 
 # (French, English). French first: the users are French-speaking.
@@ -175,6 +183,43 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.DMP_REQUEST_REFUSED: (
         "Le DMP a jugé la demande invalide : signalez-le à l'éditeur du logiciel avec le code DMP indiqué.",
         "The DMP found the request invalid: report it to the software vendor with the DMP code given.",
+    ErrorCode.INS_NOT_FOUND: (
+        "Aucune identité INS ne correspond à ces traits : vérifiez le nom de naissance, les prénoms, le sexe "
+        "et la date de naissance sur une pièce d'identité, puis recommencez.",
+        "No INS identity matches these traits: check the birth name, first names, sex and birth date against "
+        "an identity document, then try again.",
+    ),
+    ErrorCode.INS_MULTIPLE_MATCHES: (
+        "Plusieurs identités INS correspondent : ajoutez le lieu de naissance (code INSEE) ou tous les prénoms, "
+        "puis recommencez.",
+        "Several INS identities match: add the birth place (INSEE code) or all the first names, then try again.",
+    ),
+    ErrorCode.INS_MISMATCH: (
+        "L'INS fourni ne correspond pas à l'identité retournée par le téléservice INSi : ne l'utilisez pas, "
+        "reprenez l'identité renvoyée.",
+        "The INS given does not match the identity the INSi returned: do not use it, take the returned identity.",
+    ),
+    ErrorCode.INS_NOT_QUALIFIED: (
+        "L'INS de ce patient n'est pas qualifié : interrogez le téléservice INSi d'abord, ou indiquez "
+        "explicitement que le document peut partir avec un INS non qualifié.",
+        "This patient's INS is not qualified: query the INSi first, or state explicitly that the document may "
+        "be sent with an unqualified INS.",
+    ),
+    ErrorCode.INSI_UNAVAILABLE: (
+        "Le téléservice INSi est injoignable ou indisponible ; rien n'a été modifié. Réessayez dans un instant.",
+        "The INSi service is unreachable or unavailable; nothing was changed. Try again in a moment.",
+    ),
+    ErrorCode.INSI_REFUSED: (
+        "Le téléservice INSi a refusé la demande (authentification ou requête) : vérifiez la carte CPS ou le "
+        "certificat d'établissement, puis recommencez.",
+        "The INSi service refused the request (authentication or request): check the CPS card or the "
+        "establishment certificate, then try again.",
+    ),
+    ErrorCode.INSI_SOFTWARE_NOT_AUTHORISED: (
+        "Ce logiciel n'est pas autorisé à appeler le téléservice INSi (numéro d'autorisation inconnu) : "
+        "contactez l'éditeur ou votre responsable informatique.",
+        "This software is not authorised to call the INSi service (unknown authorisation number): contact the "
+        "vendor or your IT manager.",
     ),
 }
 

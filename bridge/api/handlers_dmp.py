@@ -25,6 +25,7 @@ from bridge.dmp.vihf import PatientIns
 from bridge.dmp.xds_model import Code, DocumentEntry
 from bridge.errors import BridgeError, ErrorCode
 from bridge.service.dmp import DmpContext, DmpService, IndirectPractitioner
+from bridge.service.ins_gate import QUALIFICATIONS, SUBMIT_FLAGS, QualifiedIns, qualification
 from bridge.xmlsafe import parse_xml
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
 _APP = frozenset({Scope.APP})
 _LOINC = "2.16.840.1.113883.6.1"
 _DMP_ERRORS: tuple[ErrorCode, ...] = (
+    ErrorCode.INS_NOT_QUALIFIED,
     ErrorCode.DMP_UNREACHABLE,
     ErrorCode.DMP_FAULT,
     ErrorCode.DMP_OUTCOME_UNKNOWN,
@@ -232,12 +234,21 @@ class DmpDocumentsSubmit(_DmpHandler):
                 "DMP_OUTCOME_UNKNOWN, look it up before sending again); a CDA must carry it as its id",
             },
             "progressId": {"type": "string", "maxLength": 64, "description": "echoed in dmp.progress"},
+            **SUBMIT_FLAGS,
         },
         ["patient", "content", "mimeType", "title", "typeCode"],
     )
     result_schema: ClassVar[dict[str, Any]] = object_schema(
-        {"uniqueId": {"type": "string"}, "submissionSetUniqueId": {"type": "string"}}
+        {
+            "uniqueId": {"type": "string"},
+            "submissionSetUniqueId": {"type": "string"},
+            "insQualification": {"enum": QUALIFICATIONS},
+        }
     )
+
+    def __init__(self, service: DmpService, ins: QualifiedIns | None = None) -> None:
+        super().__init__(service)
+        self.ins = ins
 
     async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
         """Check, then submit."""
@@ -246,6 +257,7 @@ class DmpDocumentsSubmit(_DmpHandler):
         except (binascii.Error, ValueError):
             raise BridgeError(ErrorCode.INVALID_PARAMS, "content: base64") from None
         patient = _patient(self.service, params)
+        how = qualification(self.ins, patient, params)
         p = params["patient"]
         identity = None
         if params["mimeType"] != "text/xml":
@@ -293,7 +305,11 @@ class DmpDocumentsSubmit(_DmpHandler):
         result = await self.service.submit(
             _caller(ctx), patient, document, replaces=params.get("replaces"), progress=progress
         )
-        return {"uniqueId": result.unique_ids[0], "submissionSetUniqueId": result.submission_set_unique_id}
+        return {
+            "uniqueId": result.unique_ids[0],
+            "submissionSetUniqueId": result.submission_set_unique_id,
+            "insQualification": how,
+        }
 
 
 class DmpDocumentsFind(_DmpHandler):
@@ -466,11 +482,11 @@ class DmpDocumentsDelete(_DmpHandler):
         return {"uniqueId": params["uniqueId"], "deleted": True}
 
 
-def dmp_handlers(service: DmpService) -> list[Handler]:
-    """All DMP handlers around one service."""
+def dmp_handlers(service: DmpService, ins: QualifiedIns | None = None) -> list[Handler]:
+    """All DMP handlers around one service (`ins`: the INSi's record of qualified INS, for TD2.1)."""
     return [
         DmpContextSet(service),
-        DmpDocumentsSubmit(service),
+        DmpDocumentsSubmit(service, ins),
         DmpDocumentsFind(service),
         DmpDocumentsGet(service),
         DmpDocumentsSetVisibility(service),

@@ -133,6 +133,9 @@ class Beneficiary:
             "nir": self.nir,
             "nirKey": self.nir_key,
             "nirValid": self.nir_valid,
+            # Whether the card holds this person's own NIR: only then may ins.search start from the card.
+            # False (a child on a parent's card): cardNir is someone else's and never this person's INS.
+            "hasOwnIns": self.nir_valid,
             "cardNir": self.card_nir,
             "cardNirKey": self.card_nir_key,
             "isInsured": self.is_insured,

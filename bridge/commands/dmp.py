@@ -70,6 +70,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden-from-professionals", action="store_true")
     p.add_argument("--hidden-from-patient", action="store_true")
     p.add_argument("--replaces", help="uniqueId du document remplacé")
+    p.add_argument(
+        "--ins-qualified", action="store_true", help="l'INS a été qualifié par l'INSi / the INS was qualified by INSi"
+    )
+    p.add_argument(
+        "--allow-unqualified-ins",
+        action="store_true",
+        help="envoyer avec un INS non qualifié / send with an unqualified INS",
+    )
     p = sub.add_parser("find", parents=[common], help="rechercher / find documents (TD3.1)")
     p.add_argument("--archived", action="store_true", help="inclure les documents archivés / include archived")
     p = sub.add_parser("get", parents=[common], help="lire un document / retrieve a document (TD3.2)")
@@ -117,6 +125,10 @@ def _call(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             params["hiddenFromPatient"] = True
         if args.replaces:
             params["replaces"] = args.replaces
+        if args.ins_qualified:
+            params["insQualified"] = True
+        if args.allow_unqualified_ins:
+            params["allowUnqualifiedIns"] = True
         return "dmp.documents.submit", params
     if args.action == "find":
         statuses = ["approved", "archived"] if args.archived else ["approved"]

@@ -97,6 +97,7 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
     from bridge.pcsc.monitor import ReaderMonitor
     from bridge.sim.registry import make_card
     from bridge.sim.sandbox import SandboxDmp
+    from bridge.sim.sandbox_insi import SandboxInsi
     from bridge.sim.vpcd import VirtualSlot
     from bridge.tray import LogUI
 
@@ -111,8 +112,19 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
             print(f"Simulateur DMP non démarré : {exc.strerror or exc}", file=sys.stderr)
             return 4
         stack.push_async_callback(dmp.stop)
-        # In memory only: the user's config.toml keeps its own [dmp] table.
-        config = dataclasses.replace(config, dmp=await asyncio.to_thread(dmp.dmp_config, config.dmp))
+        insi = SandboxInsi(data_dir() / "sandbox" / "insi-sim", pki)
+        try:
+            await insi.start()
+        except OSError as exc:
+            print(f"Simulateur INSi non démarré : {exc.strerror or exc}", file=sys.stderr)
+            return 4
+        stack.push_async_callback(insi.stop)
+        # In memory only: the user's config.toml keeps its own [dmp] and [insi] tables.
+        config = dataclasses.replace(
+            config,
+            dmp=await asyncio.to_thread(dmp.dmp_config, config.dmp),
+            insi=await asyncio.to_thread(insi.insi_config, config.insi),
+        )
         monitor = ReaderMonitor()
         app = await start_application(config, approver=LogUI(), monitor=monitor)
         if app is None:
@@ -140,6 +152,7 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
         await _cards_seen(monitor, events, len(cards))
         backend = getattr(app.cards, "cps_backend", None)
         print(_summary(app.port, pcscd, ports, cards, backend), flush=True)
+        print(f"  Simulateur INSi : {insi.url}", flush=True)
         print(_dmp_summary(dmp.url, args.dump, demo.url), flush=True)
         await stop.wait()
     return 0

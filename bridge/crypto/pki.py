@@ -484,6 +484,55 @@ class TestPki:
                 paths.append(p12_path)
         return EstablishmentCerts(auth, sign, paths[0], paths[1], password)
 
+    def insi_certificate(self, finess_or_id: str, name: str, cn: str = "INSI-AUTO") -> tuple[Issued, Path, bytes]:
+        """An establishment's INSi client certificate (subject CN INSI-AUTO or INSI-MANU), also as PKCS#12.
+
+        Returns the issued certificate, the PKCS#12 path and its password (the establishment's, see
+        `establishment`). The INSi accepts these for unattended (AUTO) or attended (MANU) calls without a card.
+        """
+        if cn not in ("INSI-AUTO", "INSI-MANU"):
+            raise ValueError("cn must be INSI-AUTO or INSI-MANU")
+        certs = self.establishment(finess_or_id, name)
+        subject = x509.Name(
+            [
+                _rdn(NameOID.COUNTRY_NAME, "FR"),
+                _rdn(NameOID.ORGANIZATION_NAME, name),
+                _rdn(NameOID.ORGANIZATIONAL_UNIT_NAME, finess_or_id),
+                _rdn(NameOID.COMMON_NAME, cn),
+            ]
+        )
+
+        def auth_ext(b: x509.CertificateBuilder) -> x509.CertificateBuilder:
+            b = b.add_extension(_key_usage(digital_signature=True), critical=True)
+            return b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+
+        folder = f"establishments/{finess_or_id}"
+        stem = cn.lower()
+        issued = self._leaf(
+            folder,
+            stem,
+            {"id": finess_or_id, "name": name, "cn": cn},
+            subject,
+            self._orgs_ca,
+            "ACI-ST-ORG-TEST",
+            auth_ext,
+        )
+        with self._locked():
+            p12_path = self._dir / folder / f"{stem}.p12"
+            stamp = self._dir / folder / f"{stem}.p12.for"
+            fingerprint = issued.certificate.fingerprint(hashes.SHA256()).hex()
+            if not p12_path.exists() or not stamp.exists() or stamp.read_text() != fingerprint:
+                blob = pkcs12.serialize_key_and_certificates(
+                    stem.encode(),
+                    issued.key,
+                    issued.certificate,
+                    list(issued.chain),
+                    serialization.BestAvailableEncryption(certs.p12_password),
+                )
+                _write_private(p12_path, blob)
+                _write_public(stamp, fingerprint)
+        return issued, p12_path, certs.p12_password
+
     def _leaf(
         self,
         folder: str,

@@ -12,8 +12,10 @@ const TYPE_LABELS = Object.fromEntries(
   [...document.querySelectorAll("#type option")].map((o) => [o.value, o.textContent]),
 );
 
+import { needsSex, patientFromIdentity, qualifyIns, renderIdentity } from "./ins-panel.js";
+
 const $ = (sel) => document.querySelector(sel);
-const state = { sdk: null, bridge: null, patient: null, cps: null, openedUrl: null };
+const state = { sdk: null, bridge: null, patient: null, beneficiary: null, identity: null, cps: null, openedUrl: null };
 // Exposed for scripted checks (the end-to-end test reads it); holds no secret.
 window.dmpDemo = state;
 
@@ -135,10 +137,11 @@ function displayBirth(yyyymmdd) {
 
 $("#read-vitale").addEventListener("click", (ev) =>
   guarded(ev.currentTarget, "Lecture de la carte Vitale", async () => {
-    const card = await state.bridge.vitaleRead({ reader: await cardReader(["VITALE2"], "carte Vitale") });
+    state.vitaleReader = await cardReader(["VITALE2"], "carte Vitale");
+    const card = await state.bridge.vitaleRead({ reader: state.vitaleReader });
     const list = $("#beneficiaries");
     list.replaceChildren();
-    for (const b of card.beneficiaries) {
+    for (const [index, b] of card.beneficiaries.entries()) {
       const li = document.createElement("li");
       const button = document.createElement("button");
       button.type = "button";
@@ -151,44 +154,65 @@ $("#read-vitale").addEventListener("click", (ev) =>
       const role = b.isInsured === null ? "Qualité non indiquée" : b.isInsured ? "Assuré" : "Ayant droit";
       meta.textContent = `${role} · né(e) le ${displayBirth(birth)}`;
       button.append(name, meta);
-      // The bridge gives nir only when it is the beneficiary's own (a child on a parent's NIR has
-      // none): without it the DMP needs the INS from the INSi teleservice.
-      if (b.nir === null || !b.nirValid) {
-        button.disabled = true;
+      // A child on a parent's card carries the parent's NIR: the INSi is asked by her traits instead.
+      if (needsSex(b)) {
         const note = document.createElement("span");
         note.className = "note";
-        note.textContent = "pas d'INS propre sur la carte (à obtenir par le téléservice INSi)";
+        note.textContent = "pas de NIR propre sur la carte : INS recherché par les traits d'identité";
         button.append(note);
       }
-      button.addEventListener("click", () => selectPatient(button, b, birth));
+      button.addEventListener("click", () => selectPatient(button, b, birth, index));
       li.append(button);
       list.append(li);
     }
   }),
 );
 
-function selectPatient(button, b, birth) {
+function selectPatient(button, b, birth, index) {
   for (const other of document.querySelectorAll(".beneficiary")) other.classList.remove("selected");
   button.classList.add("selected");
-  state.patient = {
-    ins: `${b.nir}${b.nirKey}`,
-    lastName: b.lastName,
-    firstName: b.firstName,
-    gender: genderOf(b.nir),
-    birthDate: birth,
-  };
+  // No DMP call before the INSi has qualified this person's INS.
+  state.beneficiary = { index, hasOwnIns: b.hasOwnIns, sex: b.hasOwnIns ? genderOf(b.nir) : null };
+  state.patient = null;
+  state.identity = null;
+  $("#ins-identity").hidden = true;
+  $("#ins-sex").hidden = $("#ins-sex-label").hidden = !needsSex(b);
+  $("#ins-sex").value = "";
   const label = `${b.lastName} ${b.firstName}`;
-  $("#patient-done").textContent = `Patient : ${label} (INS ${state.patient.ins.slice(0, 5)}…)`;
+  $("#patient-done").textContent = `Patient : ${label} (né(e) le ${displayBirth(birth)})`;
   $("#patient-done").hidden = false;
   $("#docs-patient").textContent = `— ${label}`;
   pill("#patient-state", `Patient : ${label}`, true);
   setStep("#step-patient", "done");
+  setStep("#step-docs", "locked");
   if (state.cps) {
-    checkAccess();
+    setStep("#step-ins", "todo");
   } else {
     setStep("#step-cps", "todo");
   }
 }
+
+// ---- 4. INS qualification (INSi) -------------------------------------------------------------------
+
+$("#ins-search").addEventListener("click", (ev) =>
+  guarded(ev.currentTarget, "Qualification de l'INS", async () => {
+    const wanted = state.beneficiary;
+    if (!wanted) throw { code: "INVALID_PARAMS", messageFr: "Choisissez d'abord le patient sur la carte Vitale." };
+    const sex = wanted.hasOwnIns ? undefined : $("#ins-sex").value;
+    if (!wanted.hasOwnIns && !sex) {
+      throw { code: "INVALID_PARAMS", messageFr: "Indiquez le sexe du patient : la carte ne porte pas son propre NIR." };
+    }
+    const found = await qualifyIns(state.bridge, {
+      vitaleReader: state.vitaleReader, index: wanted.index, sex, cpsReader: state.cpsReader,
+    });
+    state.identity = found.identity;
+    state.patient = patientFromIdentity(found.identity);
+    renderIdentity($("#ins-identity"), found.identity, found.source);
+    pill("#patient-state", `Patient : ${found.identity.birthName} ${found.identity.firstName} (INS qualifié)`, true);
+    setStep("#step-ins", "done");
+    await checkAccess();
+  }),
+);
 
 // ---- 3. CPS login --------------------------------------------------------------------------------
 
@@ -236,11 +260,11 @@ $("#login-form").addEventListener("submit", (ev) => {
     $("#login-form").hidden = true;
     pill("#cps-state", `CPS : ${state.cps}`, true);
     setStep("#step-cps", "done");
-    await checkAccess();
+    if (state.beneficiary) setStep("#step-ins", "todo");
   });
 });
 
-// ---- 4. the patient's DMP: status and authorisation (TD0.2, TD0.3) --------------------------------
+// ---- 5. the patient's DMP: status and authorisation (TD0.2, TD0.3) --------------------------------
 
 const DMP_LABELS = { exists: "ouvert", closed: "fermé", unknown: "aucun DMP pour cet INS" };
 const AUTHORIZATION_LABELS = {
@@ -305,10 +329,10 @@ $("#declare-form").addEventListener("submit", (ev) => {
 
 $("#check-access").addEventListener("click", () => checkAccess());
 
-// ---- 5. documents --------------------------------------------------------------------------------
+// ---- 6. documents --------------------------------------------------------------------------------
 
 function patientRef() {
-  return { ins: state.patient.ins };
+  return { ins: state.patient.ins, oid: state.patient.oid };
 }
 
 function dateOf(hl7) {

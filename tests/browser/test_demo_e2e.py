@@ -28,9 +28,11 @@ from bridge.demo import DemoServer
 from bridge.paths import data_dir
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.dmp_config import DmpConfig
+from bridge.service.insi_config import InsiConfig
 from bridge.sim.cps4 import create_card  # the sandbox's default virtual CPS
 from bridge.sim.registry import make_card
 from bridge.sim.sandbox import SandboxDmp
+from bridge.sim.sandbox_insi import SandboxInsi
 from bridge.sim.vpcd import VirtualSlot
 from tests.api_helpers import FakeApprover, next_notification, open_ws, rpc
 from tests.browser.helpers import ARTIFACTS, READERS, cli
@@ -42,6 +44,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
 # A small but real-looking PDF whose bytes cover every value (a byte-exact round trip shows).
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + bytes(range(256)) * 64 + b"\n%%EOF\n"
 JEAN_INS = "178037511501201"
+#: LEA's own INS, as the INSi (simulator) knows it; her Vitale card carries her father's NIR (JEAN_INS).
+LEA_INS = "212097511504349"
 
 
 @dataclass
@@ -66,8 +70,14 @@ async def demo(
         await asyncio.to_thread(wait_card_state, reader, False)
     sim = SandboxDmp(tmp_path / "dmp-sim", dmp_pki, dump_dir=tmp_path / "dump")
     await sim.start()
+    insi = SandboxInsi(tmp_path / "insi-sim", dmp_pki)
+    await insi.start()
     monitor = ReaderMonitor()
-    config = BridgeConfig(port=0, dmp=await asyncio.to_thread(sim.dmp_config, DmpConfig()))
+    config = BridgeConfig(
+        port=0,
+        dmp=await asyncio.to_thread(sim.dmp_config, DmpConfig()),
+        insi=await asyncio.to_thread(insi.insi_config, InsiConfig()),
+    )
     app = Application(config, data_dir=data_dir(), approver=FakeApprover(), monitor=monitor)
     await app.start(hosts=("127.0.0.1",))
     page_server = DemoServer(app.port, 0)
@@ -81,6 +91,7 @@ async def demo(
     finally:
         await page_server.stop()
         await app.stop()
+        await insi.stop()
         await sim.stop()
 
 
@@ -124,17 +135,19 @@ async def test_demo_page_pairs_reads_cards_and_manages_a_document(
     assert code == 0
     await page.wait_for_selector("#step-bridge[data-state=done]", timeout=10_000)
 
-    # 2. Vitale: three beneficiaries; the child on her father's NIR has no INS of her own.
+    # 2. Vitale: three beneficiaries; the child on her father's NIR has no NIR of her own on the card.
     await page.click("#read-vitale")
     await page.wait_for_selector(".beneficiary")
     names = await page.eval_on_selector_all(".beneficiary", "bs => bs.map(b => [b.innerText, b.disabled])")
     assert [(name.split("\n")[0], disabled) for name, disabled in names] == [
         ("MARTIN JEAN", False),
         ("MARTIN AICHA", False),
-        ("MARTIN LEA", True),
+        ("MARTIN LEA", False),
     ]
-    await page.click(".beneficiary >> nth=0")
-    assert await page.evaluate("window.dmpDemo.patient.ins") == JEAN_INS
+    assert "pas de NIR propre" in names[2][0]
+    await page.click(".beneficiary >> nth=2")
+    # No INS before the INSi has qualified one: nothing read from the card stands for it.
+    assert await page.evaluate("window.dmpDemo.patient") is None
 
     # 3. CPS: a wrong PIN is refused with the bridge's French message, then 1234 logs in.
     await page.click("#read-cps")
@@ -145,7 +158,26 @@ async def test_demo_page_pairs_reads_cards_and_manages_a_document(
     assert "code porteur" in (await page.inner_text("#message-text")).lower()
     await page.fill("#pin", "1234")
     await page.click("#login")
-    # 3b. The patient's DMP before any document (TD0.2): it exists, is associated with Mon espace santé,
+    await page.wait_for_selector("#step-ins[data-state=todo]", timeout=20_000)
+    assert await page.get_attribute("#step-docs", "data-state") == "locked"
+
+    # 4. INS qualification with the INSi (CPS mode: the card signs the assertion). LEA first: the page
+    # needs her sex (her card carries her father's NIR), then the INSi gives her own INS.
+    await page.click("#ins-search")
+    await page.wait_for_selector("#message[data-code=INVALID_PARAMS]", timeout=10_000)
+    await page.select_option("#ins-sex", "F")
+    await page.click("#ins-search")
+    await page.wait_for_selector(f"#ins-identity[data-ins='{LEA_INS}']", timeout=30_000)
+    assert "INS-NIR" in await page.inner_text("#ins-identity")
+    assert await page.evaluate("window.dmpDemo.patient.ins") == LEA_INS != JEAN_INS
+    # Then JEAN, the insured: searched from the card, his DMP opens.
+    await page.click(".beneficiary >> nth=0")
+    await page.wait_for_selector("#step-ins[data-state=todo]", timeout=10_000)
+    assert await page.is_hidden("#ins-sex")
+    await page.click("#ins-search")
+    await page.wait_for_selector(f"#ins-identity[data-ins='{JEAN_INS}']", timeout=30_000)
+    assert "depuis la carte Vitale" in await page.inner_text("#ins-identity")
+    # 4b. The patient's DMP before any document (TD0.2): it exists, is associated with Mon espace santé,
     # and this GP's authorisation has expired; the documents stay locked until he declares it again
     # (TD0.3) with the patient's agreement.
     await page.wait_for_selector("body[data-authorization=expired]", timeout=20_000)
@@ -165,7 +197,7 @@ async def test_demo_page_pairs_reads_cards_and_manages_a_document(
     )
     assert history == [("810012345678", "AJOUT")]
 
-    # 4. Upload a PDF for the beneficiary; the list (dmp.documents.find) shows it.
+    # 5. Upload a PDF for the beneficiary (INS qualified by the INSi: no statement needed); the list shows it.
     await page.set_input_files("#file", {"name": "cr.pdf", "mimeType": "application/pdf", "buffer": PDF})
     await page.fill("#title", "Compte rendu de consultation")
     await page.click("#submit")
@@ -174,7 +206,7 @@ async def test_demo_page_pairs_reads_cards_and_manages_a_document(
     uid = await page.evaluate("window.dmpDemo.lastSubmitted")
     assert (await rows(page))[uid] == {"uid": uid, "status": "approved", "masked": "false", "hidden": "false"}
 
-    # 5. Open it: the file the person downloads is the PDF, byte for byte.
+    # 6. Open it: the file the person downloads is the PDF, byte for byte.
     await page.click(f"#docs tr[data-uid='{uid}'] button.open")
     await page.wait_for_selector(f"#opened[data-uid='{uid}']", timeout=20_000)
     async with page.expect_download() as download_info:
@@ -183,7 +215,7 @@ async def test_demo_page_pairs_reads_cards_and_manages_a_document(
     assert Path(await download.path()).read_bytes() == PDF
     assert download.suggested_filename == "Compte rendu de consultation.pdf"
 
-    # 6. Mask it from other professionals: a second practitioner (gp2 in reader 1) no longer finds it.
+    # 7. Mask it from other professionals: a second practitioner (gp2 in reader 1) no longer finds it.
     await click_and_wait(page, uid, "mask", "[data-masked=true]")
     async with aiohttp.ClientSession() as session:
         other = await open_ws(session, app, token=app.token)
@@ -203,7 +235,7 @@ async def test_demo_page_pairs_reads_cards_and_manages_a_document(
     await page.click("#refresh")  # the author still sees it (with two CPS inserted, the page names its reader)
     await page.wait_for_selector(f"#docs tr[data-uid='{uid}'][data-masked=true]", timeout=20_000)
 
-    # 7. Hide from the patient, archive, unarchive, delete.
+    # 8. Hide from the patient, archive, unarchive, delete.
     await click_and_wait(page, uid, "patient", "[data-hidden=true]")
     await click_and_wait(page, uid, "archive", "[data-status=archived]")
     await click_and_wait(page, uid, "archive", "[data-status=approved]")

@@ -166,7 +166,7 @@ async def test_a_dmp_call_owns_its_card_against_another_callers_card_methods(
                     "patient": {"ins": PATIENT.value, "lastName": "MARTIN", "firstName": "JEAN", "gender": "M",
                                 "birthDate": "19780314"},
                     "content": base64.b64encode(b"%PDF-1.4\n" + bytes(200 * 1024) + b"%%EOF").decode(),
-                    "mimeType": "application/pdf", "title": "CR", "typeCode": "11488-4",
+                    "mimeType": "application/pdf", "title": "CR", "typeCode": "11488-4", "insQualified": True,
                 }  # fmt: skip
                 submit = asyncio.create_task(author.call("dmp.documents.submit", params))
                 await asyncio.wait_for(proxy.triggered.wait(), 20)  # signed by the card, answer held

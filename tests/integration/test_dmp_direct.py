@@ -187,6 +187,7 @@ async def test_direct_mode_through_cps_login_json_rpc_and_cli(
             "mimeType": "application/pdf",
             "title": "CR",
             "typeCode": "11488-4",
+            "insQualified": True,
         }
         uid = _result(await rpc(gp, "dmp.documents.submit", params, timeout=60))["uniqueId"]
         got = _result(await rpc(gp, "dmp.documents.get", {"patient": WHO, "uniqueId": uid}, timeout=30))

@@ -106,6 +106,7 @@ async def test_documents_through_json_rpc(
                 "title": "Compte rendu de consultation",
                 "typeCode": "11488-4",
                 "progressId": "p1",
+                "insQualified": True,
             },
         )
         uid = submitted["uniqueId"]
@@ -205,7 +206,7 @@ async def test_cli_submit_find_get(daemon: Application, tmp_path: Path) -> None:
     pdf.write_bytes(PDF)
     code, out, err = await _cli(
         daemon, "submit", str(pdf), "--title", "CR", "--type", "11488-4",
-        "--family", "MARTIN", "--given", "JEAN", "--gender", "M", "--birth-date", "19780314",
+        "--family", "MARTIN", "--given", "JEAN", "--gender", "M", "--birth-date", "19780314", "--ins-qualified",
     )  # fmt: skip
     assert code == 0, err
     uid = out.strip()
@@ -263,7 +264,7 @@ async def test_submit_with_the_callers_unique_id_is_checkable_and_never_stored_t
     chosen = "1.2.250.1.999.7.1.3.777.1"
     params = {
         "patient": PATIENT_JSON, "content": base64.b64encode(PDF).decode(), "mimeType": "application/pdf",
-        "title": "Compte rendu", "typeCode": "11488-4", "uniqueId": chosen,
+        "title": "Compte rendu", "typeCode": "11488-4", "uniqueId": chosen, "insQualified": True,
     }  # fmt: skip
     client = await _client(daemon, AUTHOR)
     try:

@@ -296,7 +296,7 @@ async def test_each_fault_gives_its_code_through_json_rpc(
                         "patient": {"ins": PATIENT.value, "lastName": "MARTIN", "firstName": "JEAN", "gender": "M",
                                     "birthDate": "19780314"},
                         "content": base64.b64encode(_pdf(256 * 1024, n)).decode(), "mimeType": "application/pdf",
-                        "title": "CR", "typeCode": "11488-4", "uniqueId": uid,
+                        "title": "CR", "typeCode": "11488-4", "uniqueId": uid, "insQualified": True,
                     }  # fmt: skip
                     started = time.monotonic()
                     try:

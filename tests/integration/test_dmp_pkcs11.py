@@ -100,6 +100,7 @@ async def test_dmp_flow_through_the_cryptolib(
             "mimeType": "application/pdf",
             "title": "CR",
             "typeCode": "11488-4",
+            "insQualified": True,
         }
         uid = _result(await rpc(ws, "dmp.documents.submit", params, timeout=60))["uniqueId"]
         found = _result(await rpc(ws, "dmp.documents.find", {"patient": WHO}, timeout=30))["documents"]

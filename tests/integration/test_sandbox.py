@@ -62,6 +62,16 @@ async def test_sandbox_starts_cards_and_daemon(tmp_path: Path) -> None:
         assert cli.returncode == 0, cli.stderr
         assert b"810099990001" in (dump / "0003-TD3.1-request.http").read_bytes()
 
+        # The INSi simulator runs too: the virtual CPS (CPS mode) and the sandbox's INSI-AUTO certificate
+        # both get the insured's INS from the family Vitale card's traits.
+        assert re.search(r"Simulateur INSi : https://127\.0\.0\.1:\d+/lps", text), text
+        jean = {"birthName": "MARTIN", "firstNames": "JEAN", "sex": "M", "birthDate": "1978-03-14"}
+        async with LocalClient(port, token) as client:
+            await client.call("cps.login", {"pin": "1234"})
+            by_card = await client.call("ins.search", {"traits": jean, "auth": "cps"})
+            by_certificate = await client.call("ins.search", {"traits": jean, "auth": "establishment"})
+        assert by_card["identity"]["ins"] == by_certificate["identity"]["ins"] == "178037511501201"
+
         # The demo page is served on its own port (a foreign origin for the bridge) and loads the SDK.
         assert f"Page de démonstration : http://localhost:{demo_port}/" in text
         assert "dmp-bridge origins approve CODE" in text

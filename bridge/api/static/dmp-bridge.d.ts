@@ -12,7 +12,10 @@ export type ErrorCode =
   // The DMP's refusals by kind (dmpCode keeps the DMP's own code).
   | "DMP_UNKNOWN" | "DMP_CLOSED" | "DMP_NOT_AUTHORIZED" | "DMP_AUTHORIZATION_EXPIRED" | "BLOCKED_BY_PATIENT"
   | "DMP_MANAGED_BY_MES" | "DOCUMENT_UNKNOWN" | "DOCUMENT_ALREADY_EXISTS" | "PATIENT_MISMATCH"
-  | "DMP_AUTHENTICATION_REFUSED" | "DMP_REQUEST_REFUSED";
+  | "DMP_AUTHENTICATION_REFUSED" | "DMP_REQUEST_REFUSED"
+  // INSi (ins.search, ins.verify) and the qualified-INS rule of dmp.documents.submit.
+  | "INS_NOT_FOUND" | "INS_MULTIPLE_MATCHES" | "INS_MISMATCH" | "INS_NOT_QUALIFIED" | "INSI_UNAVAILABLE"
+  | "INSI_REFUSED" | "INSI_SOFTWARE_NOT_AUTHORISED";
 
 export interface ErrorData {
   code: ErrorCode;
@@ -48,11 +51,72 @@ export interface DmpSubmitParams {
   /** The document's uniqueId (an OID), chosen by the caller: an idempotency key. */
   uniqueId?: string;
   progressId?: string;
+  /** The caller states the INS was qualified with the INSi earlier (its DPI keeps it so). */
+  insQualified?: boolean;
+  /** Send even though the INS is not qualified. Without either flag, an INS that `ins.search` /
+   * `ins.verify` did not return in this daemon is refused: INS_NOT_QUALIFIED. */
+  allowUnqualifiedIns?: boolean;
 }
 
 export interface DmpSubmitResult {
   uniqueId: string;
   submissionSetUniqueId: string;
+  /** How the INS was known to be qualified: returned by the INSi here, stated by the caller, or accepted unqualified. */
+  insQualification: "insi" | "stated" | "unqualified";
+}
+
+/** Identity traits as a person types them (the bridge removes accents and puts capitals). */
+export interface InsTraits {
+  birthName: string;
+  /** All first names, civil order, space-separated. */
+  firstNames: string;
+  sex: "M" | "F";
+  /** YYYY-MM-DD (a lunar date keeps its 00). */
+  birthDate: string;
+  /** INSEE (COG) code of the birth place. */
+  birthPlace?: string;
+}
+
+/** ins.search params: `traits`, or `vitale` (a beneficiary of the card in a reader), not both. */
+export interface InsSearchParams {
+  traits?: InsTraits;
+  vitale?: { reader?: string; beneficiary: number; sex?: "M" | "F" };
+  /** cps: the logged-in CPS (signed assertion); establishment: the INSI-AUTO / INSI-MANU certificate. */
+  auth?: "cps" | "establishment";
+  /** The CPS reader (cps auth). */
+  reader?: string;
+}
+
+/** The qualified identity the INSi returned: use `ins` and `oid` in DMP calls. */
+export interface InsIdentity {
+  ins: string;
+  oid: string;
+  kind: "INS-NIR" | "INS-NIA";
+  birthName: string;
+  firstName: string;
+  firstNames: string;
+  sex: string;
+  birthDate: string;
+  birthPlace: string | null;
+  /** Earlier INS of the same person. */
+  history: { ins: string; oid: string }[];
+}
+
+export interface InsSearchResult {
+  code: "00";
+  qualified: true;
+  /** vitale: searched with the beneficiary's own NIR on the card; traits: by identity traits. */
+  source: "traits" | "vitale";
+  identity: InsIdentity;
+}
+
+export interface InsVerifyResult {
+  code: "00";
+  qualified: true;
+  verified: true;
+  /** false: the INS given is an earlier INS of this person; use identity.ins. */
+  insIsCurrent: boolean;
+  identity: InsIdentity;
 }
 
 export declare class BridgeError extends Error {
@@ -207,6 +271,11 @@ export interface Beneficiary {
   nirKey: string | null;
   /** True when nir is not null and its key is right. */
   nirValid: boolean;
+  /** True when the card holds this person's own NIR (nirValid): `ins.search` with `vitale` may start from
+   * the card. False (e.g. a child on a parent's card): cardNir is not this person's and must never be used
+   * as their INS; `ins.search` then searches by the card's traits and the sex you give. Either way the INS
+   * to use is the one `ins.search` returns (qualified), not a NIR read from the card. */
+  hasOwnIns: boolean;
   /** The NIR written in this beneficiary's template (tag 93), whoever it belongs to; null without one. */
   cardNir: string | null;
   cardNirKey: string | null;
@@ -355,6 +424,10 @@ export declare class Bridge {
     postalCode?: string; city?: string;
   }): Promise<DmpSearchResult>;
   dmpWebPsUrl(page?: WebPsPage, patient?: DmpPatient): Promise<{ url: string }>;
+  /** INSi: the qualified INS of a person (INS_NOT_FOUND, INS_MULTIPLE_MATCHES otherwise). */
+  insSearch(params: InsSearchParams): Promise<InsSearchResult>;
+  /** INSi: check an INS against the traits (INS_MISMATCH when they designate someone else). */
+  insVerify(params: { ins: string; traits: InsTraits; auth?: "cps" | "establishment"; reader?: string }): Promise<InsVerifyResult>;
   close(): void;
 }
 

@@ -254,6 +254,8 @@ export class Bridge {
   dmpWebPsUrl(page = "patient", patient = undefined) {
     return this.call("dmp.webps.url", patient ? { page, patient } : { page });
   }
+  insSearch(params) { return this.call("ins.search", params, { timeout: 120000 }); }
+  insVerify(params) { return this.call("ins.verify", params, { timeout: 120000 }); }
 
   /** Close for good (no reconnection). */
   close() {

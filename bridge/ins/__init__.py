@@ -1,0 +1,1 @@
+"""The INSi téléservice (INS search and verification): pure messages, the fault table, the I/O client."""
