@@ -183,6 +183,7 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.DMP_REQUEST_REFUSED: (
         "Le DMP a jugé la demande invalide : signalez-le à l'éditeur du logiciel avec le code DMP indiqué.",
         "The DMP found the request invalid: report it to the software vendor with the DMP code given.",
+    ),
     ErrorCode.INS_NOT_FOUND: (
         "Aucune identité INS ne correspond à ces traits : vérifiez le nom de naissance, les prénoms, le sexe "
         "et la date de naissance sur une pièce d'identité, puis recommencez.",

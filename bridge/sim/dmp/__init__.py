@@ -4,8 +4,9 @@ It checks what the real service checks and never imports the client's builders (
 
 - transport: HTTPS TLS 1.2 only, the four "Accès LPS" suites of PDT-INF-579v4, client certificate
   required and chained to the test IGC-Santé bundle; paths `/si-dmp-server/v2/services/{patients,
-  registry,repository,habilitations,patientsSpecific,patientsPDQ}`; SOAP 1.2 (a SOAP 1.1 envelope gets `soap:VersionMismatch`); WS-Addressing
-  Action must be one the endpoint serves (`wsa:ActionNotSupported`), MessageID required;
+  registry,repository,habilitations,patientsSpecific,patientsPDQ}`; SOAP 1.2 (a SOAP 1.1 envelope gets
+  `soap:VersionMismatch`); WS-Addressing Action must be one the endpoint serves
+  (`wsa:ActionNotSupported`), MessageID required;
 - VIHF: one signed saml2:Assertion in wsse:Security, enveloped XML-DSig (RSA-SHA1/SHA-2) by a
   certificate of the test CA whose DN is the Issuer; the attributes of the official samples; in
   DIRECTE mode the TLS client certificate has the VIHF signer's DN (same card holder);
