@@ -21,24 +21,32 @@ window.dmpDemo = state;
 
 // ---- messages ---------------------------------------------------------------------------------
 
+/** The next step the bridge suggests for an error (SDK `err.hint`, or `data.hint_fr`), if any. */
+function hintOf(err) {
+  return (err && (err.hint || (err.data && (err.data.hint_fr || err.data.hint)))) || "";
+}
+
 function showError(err, context) {
   const code = err && err.code ? err.code : "ERREUR";
-  let text = err && err.messageFr ? err.messageFr : String((err && err.message) || err);
-  // Details are codes, never personal data: useful to the integrator reading the demo.
-  if (err && err.data && err.data.detail && code !== "DMP_FAULT") text += ` (${err.data.detail})`;
+  // Never a bare code or an internal identifier: the French message, then what to do next.
+  let text = err && err.messageFr ? err.messageFr : "Erreur inattendue : voir le journal du pont.";
   if (err && err.data && err.data.dmpCode) text += ` — code DMP : ${err.data.dmpCode}`;
-  setMessage("error", context, text, code);
+  setMessage("error", context, text, code, hintOf(err));
+  if (["PIN_REQUIRED", "CARD_REMOVED", "PIN_BLOCKED"].includes(code)) cpsLoggedOut();
+  if (code === "PIN_INCORRECT" && err.data && Number.isInteger(err.data.triesLeft)) showTries(err.data.triesLeft);
 }
 
 function showInfo(title, text) {
-  setMessage("info", title, text, "");
+  setMessage("info", title, text, "", "");
 }
 
-function setMessage(kind, title, text, code) {
+function setMessage(kind, title, text, code, hint) {
   const box = $("#message");
   box.className = `message ${kind === "info" ? "info" : ""}`;
   $("#message-title").textContent = title ? `${title} :` : "";
   $("#message-text").textContent = text;
+  $("#message-hint").textContent = hint || "";
+  $("#message-hint").hidden = !hint;
   $("#message-code").textContent = code;
   box.dataset.code = code;
   box.hidden = false;
@@ -94,11 +102,10 @@ $("#connect").addEventListener("click", (ev) =>
     }
     if (!state.bridge) {
       state.bridge = await state.sdk.connect({ url: `ws://${BRIDGE}/ws` });
-      state.bridge.on("connection", ({ state: s }) => {
-        const labels = { open: "Pont : connecté", reconnecting: "Pont : reconnexion…", closed: "Pont : déconnecté" };
-        pill("#conn-state", labels[s] || s, s === "open");
-      });
-      state.bridge.on("card.removed", ({ reader }) => showInfo("Carte retirée", `lecteur ${reader}`));
+      state.bridge.on("connection", onConnection);
+      state.bridge.on("card.removed", onCardRemoved);
+      state.bridge.on("card.inserted", (e) => onCardInserted(e).catch((err) => showError(err, "Carte insérée")));
+      state.bridge.on("readers.changed", ({ pcsc }) => showPcsc(pcsc !== "unavailable"));
       state.bridge.on("dmp.progress", showProgress);
       pill("#conn-state", "Pont : connecté", true);
     }
@@ -116,8 +123,39 @@ $("#connect").addEventListener("click", (ev) =>
     $("#connect").hidden = true;
     setStep("#step-bridge", "done");
     setStep("#step-patient", "todo");
+    setStep("#step-cps", state.cps ? "done" : "todo");
+    showPcsc((await state.bridge.readersList()).pcsc !== "unavailable");
   }).finally(() => ($("#pairing").hidden = true)),
 );
+
+/** The smart-card service's state, as a banner that stays while it is down. */
+function showPcsc(up) {
+  document.body.dataset.pcsc = up ? "up" : "down";
+  $("#pcsc-banner").hidden = up;
+  $("#pcsc-text").textContent = PCSC_DOWN.messageFr;
+  $("#pcsc-hint").textContent = PCSC_DOWN.hint;
+}
+
+/** The bridge's connection: a banner while it is unreachable; on its return, a new session (login lost). */
+function onConnection({ state: s }) {
+  const labels = { open: "Pont : connecté", reconnecting: "Pont : injoignable, reconnexion…", closed: "Pont : déconnecté" };
+  pill("#conn-state", labels[s] || s, s === "open");
+  document.body.dataset.bridge = s;
+  $("#bridge-banner").hidden = s === "open";
+  if (s !== "open") {
+    // The bridge holds the card sessions: when it is gone, so is the CPS login (the patient stays).
+    cpsLoggedOut("bridge");
+    return;
+  }
+  guarded(null, "Reconnexion au pont", async () => {
+    // A new connection proves the page's approval again before any card method.
+    await state.bridge.pair({ onPending: () => showInfo("Pont relancé", "autorisez de nouveau cette page.") });
+    showPcsc((await state.bridge.readersList()).pcsc !== "unavailable");
+    const reader = await cardReader(CPS_KINDS, "carte CPS").catch(() => null);
+    if (reader) await readCps(reader);
+    showInfo("Pont de nouveau joignable", "Saisissez de nouveau votre code porteur pour accéder au DMP.");
+  }, { keepMessage: true });
+}
 
 // ---- 2. Vitale card --------------------------------------------------------------------------------
 
@@ -168,14 +206,40 @@ $("#read-vitale").addEventListener("click", (ev) =>
   }),
 );
 
+/** Forget what the DMP said about the current patient: status, list, retrieved document. */
+function clearPatientDmpView() {
+  state.access = null;
+  state.documents = [];
+  delete document.body.dataset.authorization;
+  delete document.body.dataset.dmp;
+  delete document.body.dataset.documents;
+  $("#access-facts").hidden = true;
+  $("#access-done").hidden = true;
+  $("#declare-form").hidden = true;
+  $("#docs tbody").replaceChildren();
+  $("#docs").hidden = true;
+  $("#docs-empty").hidden = true;
+  if (state.openedUrl) URL.revokeObjectURL(state.openedUrl);
+  state.openedUrl = null;
+  $("#opened").hidden = true;
+  delete $("#opened").dataset.uid;
+  $("#open-link").removeAttribute("href");
+  $("#download-link").removeAttribute("href");
+}
+
 function selectPatient(button, b, birth, index) {
   for (const other of document.querySelectorAll(".beneficiary")) other.classList.remove("selected");
   button.classList.add("selected");
-  // No DMP call before the INSi has qualified this person's INS.
+  // No DMP call before the INSi has qualified this person's INS; nothing of the previous patient stays.
   state.beneficiary = { index, hasOwnIns: b.hasOwnIns, sex: b.hasOwnIns ? genderOf(b.nir) : null };
   state.patient = null;
   state.identity = null;
+  state.patientSeq = (state.patientSeq || 0) + 1;
+  clearPatientDmpView();
+  $("#ins-identity").replaceChildren();
+  delete $("#ins-identity").dataset.ins;
   $("#ins-identity").hidden = true;
+  setStep("#step-access", "locked");
   $("#ins-sex").hidden = $("#ins-sex-label").hidden = !needsSex(b);
   $("#ins-sex").value = "";
   const label = `${b.lastName} ${b.firstName}`;
@@ -223,22 +287,153 @@ function holderName(info) {
 
 /** Both CPS generations: the CPS4 (issued since 2025) and the CPS3. */
 const CPS_KINDS = ["CPS4", "CPS3"];
+const PCSC_DOWN = {
+  code: "PCSC_UNAVAILABLE",
+  messageFr: "Le service carte à puce ne répond pas : les lecteurs et les cartes sont inaccessibles.",
+  hint: "Redémarrez le service carte à puce (Linux : « sudo systemctl restart pcscd » ; Windows : service "
+    + "« Carte à puce »), puis réessayez. Si cela se répète, appelez l'assistance.",
+};
 
 /** The reader holding a card of one of `kinds` (CPS3/CPS4, VITALE2): calls then name it, so a second card never confuses them. */
 async function cardReader(kinds, label) {
-  const { readers } = await state.bridge.readersList();
-  const found = readers.filter((r) => r.cardPresent && kinds.includes(r.kind));
+  const listing = await state.bridge.readersList();
+  // No PC/SC service is not "no card": the person must restart a service, not look for a card.
+  if (listing.pcsc === "unavailable") throw PCSC_DOWN;
+  const found = listing.readers.filter((r) => r.cardPresent && kinds.includes(r.kind));
   if (found.length === 0) {
-    throw { code: "NO_CARD", messageFr: `Aucune ${label} n'est insérée dans un lecteur.` };
+    throw {
+      code: "NO_CARD",
+      messageFr: `Aucune ${label} n'est insérée dans un lecteur.`,
+      hint: `Insérez la ${label} (puce vers le haut) : la page la détecte d'elle-même.`,
+    };
   }
   return found[0].name;
 }
 
+/** The live PIN counter: what the card (or the last refusal) says is left. */
+function showTries(left, max = state.triesMax || 3) {
+  state.triesLeft = left;
+  state.triesMax = max;
+  const el = $("#cps-tries");
+  el.textContent = `Essais restants : ${left}/${max}`;
+  el.className = left <= 1 ? "tries bad" : "tries";
+  el.dataset.left = String(left);
+  el.hidden = false;
+}
+
+/** Read the CPS in `reader` (no PIN): holder and tries counter; the PIN field is offered again. */
+async function readCps(reader) {
+  const info = await state.bridge.cpsRead({ reader });
+  state.cpsSeen = { reader, name: holderName(info), nationalId: (info.holder || {}).nationalId };
+  $("#cps-holder").textContent = holderName(info);
+  showTries(info.pin.triesLeft, info.pin.triesMax);
+  return info;
+}
+
+/** Back to "not identified": the card is out, the login is lost, or the bridge restarted. The patient stays. */
+function cpsLoggedOut(why) {
+  const wasIn = Boolean(state.cps);
+  state.cps = null;
+  state.cpsReader = null;
+  state.situations = [];
+  $("#cps-done").hidden = true;
+  $("#situation-row").hidden = true;
+  $("#login-form").hidden = false;
+  document.body.dataset.cps = "out";
+  if (wasIn || why) pill("#cps-state", "CPS : non identifié", false);
+  if ($("#step-bridge").dataset.state === "done") setStep("#step-cps", "todo");
+  // Every DMP step needs the card: locked until the PIN is entered again (what was shown is cleared).
+  for (const step of ["#step-ins", "#step-access", "#step-docs"]) setStep(step, "locked");
+  clearPatientDmpView();
+}
+
+function onCardRemoved({ reader }) {
+  if (state.cpsSeen && state.cpsSeen.reader === reader) {
+    state.cpsSeen = null;
+    $("#cps-holder").textContent = "";
+    $("#cps-tries").hidden = true;
+    cpsLoggedOut("removed");
+    showInfo("Carte CPS retirée", "Vous n'êtes plus identifié : réinsérez votre carte CPS et saisissez votre code porteur.");
+  } else if (state.vitaleReader === reader) {
+    // A DPI keeps the patient's file open when the Vitale card is pulled (the INS, once qualified, comes from
+    // the INSi, not from the card): the chosen patient stays, marked, and the unchosen card entries go.
+    state.vitaleReader = null;
+    for (const li of document.querySelectorAll("#beneficiaries li")) {
+      if (!li.querySelector(".selected")) li.remove();
+    }
+    document.body.dataset.vitale = "out";
+    if (state.beneficiary) $("#patient-state").textContent += " — carte Vitale retirée";
+    showInfo("Carte Vitale retirée", state.beneficiary ? "Le patient choisi reste sélectionné." : "lecteur " + reader);
+  } else {
+    showInfo("Carte retirée", `lecteur ${reader}`);
+  }
+}
+
+async function onCardInserted({ reader }) {
+  if ($("#step-bridge").dataset.state !== "done") return;
+  const { readers } = await state.bridge.readersList();
+  const row = readers.find((r) => r.name === reader);
+  if (!row) return;
+  if (CPS_KINDS.includes(row.kind) && !state.cps) {
+    // Reread at once: the holder and the tries counter, and the PIN field is offered again.
+    await guarded(null, "Lecture de la CPS", () => readCps(reader), { keepMessage: true });
+    $("#login-form").hidden = false;
+    setStep("#step-cps", "todo");
+    $("#pin").focus();
+  } else if (row.kind === "VITALE2") {
+    document.body.dataset.vitale = "in";
+    if (!state.beneficiary) $("#read-vitale").click();
+  }
+}
+
 $("#read-cps").addEventListener("click", (ev) =>
-  guarded(ev.currentTarget, "Lecture de la CPS", async () => {
-    const reader = await cardReader(CPS_KINDS, "carte CPS");
-    const info = await state.bridge.cpsRead({ reader });
-    $("#cps-holder").textContent = `${holderName(info)} — essais restants : ${info.pin.triesLeft}/${info.pin.triesMax}`;
+  guarded(ev.currentTarget, "Lecture de la CPS", async () => readCps(await cardReader(CPS_KINDS, "carte CPS"))),
+);
+
+/** Ask, in a dialog, whether to spend the card's last PIN try; resolves true when the person confirms. */
+function confirmLastTry() {
+  const dialog = $("#last-try");
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+    dialog.showModal();
+  });
+}
+
+async function login(pin, reader, allowLastTry) {
+  try {
+    return await state.bridge.cpsLogin({ pin, reader, allowLastTry });
+  } catch (err) {
+    if (err.code !== "PIN_LAST_TRY" || allowLastTry) throw err;
+    showTries(1);
+    if (!(await confirmLastTry())) {
+      throw { code: "PIN_LAST_TRY", messageFr: "Saisie annulée : le dernier essai de la carte n'a pas été utilisé." };
+    }
+    return login(pin, reader, true);
+  }
+}
+
+/** The situations d'exercice of a multi-situation card, offered before any DMP call. */
+function renderSituations(situations, chosen) {
+  state.situations = situations;
+  const select = $("#situation");
+  select.replaceChildren();
+  for (const sit of situations) {
+    const option = document.createElement("option");
+    option.value = String(sit.index);
+    const mode = { L: "libéral", S: "salarié", B: "bénévole" }[sit.practiceMode] || "mode d'exercice non précisé";
+    option.textContent = `${sit.structureName || "Structure sans nom"} (${mode})`;
+    select.append(option);
+  }
+  select.value = String(chosen);
+  $("#situation-row").hidden = situations.length < 2;
+}
+
+$("#situation").addEventListener("change", (ev) =>
+  guarded(ev.currentTarget, "Choix de la situation d'exercice", async () => {
+    const situation = Number(ev.currentTarget.value);
+    await state.bridge.call("dmp.context.set", { authMode: "DIRECTE", reader: state.cpsReader, situation });
+    state.situation = situation;
+    document.body.dataset.situation = String(situation);
   }),
 );
 
@@ -246,21 +441,39 @@ $("#login-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const input = $("#pin");
   guarded($("#login"), "Identification CPS", async () => {
-    const pin = input.value;
+    let pin = input.value;
     input.value = ""; // the PIN stays in this page as briefly as possible
     const reader = await cardReader(CPS_KINDS, "carte CPS");
-    await state.bridge.cpsLogin({ pin, reader });
-    const info = await state.bridge.cpsRead({ reader });
-    // DIRECTE: the DMP calls are authenticated and signed by this card (in this reader).
-    await state.bridge.call("dmp.context.set", { authMode: "DIRECTE", reader });
+    let result;
+    try {
+      result = await login(pin, reader, false);
+    } finally {
+      pin = null;
+    }
+    const info = await readCps(reader);
+    const situations = result.situations || [];
+    const situation = result.situation ?? (situations[0] ? situations[0].index : null);
+    // DIRECTE: the DMP calls are authenticated and signed by this card (in this reader), in this situation.
+    await state.bridge.call("dmp.context.set", {
+      authMode: "DIRECTE", reader, ...(situation === null ? {} : { situation }),
+    });
+    renderSituations(situations, situation);
+    state.situation = situation;
+    document.body.dataset.situation = String(situation);
     state.cps = holderName(info);
     state.cpsReader = reader;
+    document.body.dataset.cps = "in";
     $("#cps-done").textContent = `Identifié : ${state.cps} (accès DIRECTE par la carte CPS, lecteur ${reader})`;
     $("#cps-done").hidden = false;
     $("#login-form").hidden = true;
     pill("#cps-state", `CPS : ${state.cps}`, true);
     setStep("#step-cps", "done");
-    if (state.beneficiary) setStep("#step-ins", "todo");
+    if (state.patient) {
+      setStep("#step-ins", "done");
+      await checkAccess();
+    } else if (state.beneficiary) {
+      setStep("#step-ins", "todo");
+    }
   });
 });
 
@@ -276,9 +489,11 @@ async function checkAccess() {
   if (!state.patient || !state.cps) return;
   setStep("#step-access", "todo");
   setStep("#step-docs", "locked");
+  const seq = state.patientSeq;
   const status = await guarded($("#check-access"), "Test d'existence du DMP", () =>
     state.bridge.dmpPatientStatus(patientRef()), { keepMessage: true });
-  if (status) renderAccess(status);
+  // An answer about a patient no longer on screen is dropped.
+  if (status && seq === state.patientSeq && state.cps) renderAccess(status);
 }
 
 function fact(id, text, cls) {
@@ -344,6 +559,32 @@ function dateOf(hl7) {
   return when.toLocaleString("fr-FR", { dateStyle: "short", timeStyle: "short" });
 }
 
+/** Who wrote the document: the logged-in professional by name, others by their national identifier. */
+function authorOf(doc) {
+  if (doc.authorName) return doc.authorName;
+  if (!doc.authorId) return "Non renseigné";
+  const mine = state.cpsSeen && state.cpsSeen.nationalId;
+  // The DMP names an author by the national identifier (the CPS's, with or without its type prefix).
+  if (mine && (doc.authorId === mine || doc.authorId.endsWith(mine) || mine.endsWith(doc.authorId))) {
+    return `Vous (${state.cpsSeen.name})`;
+  }
+  return `Professionnel n° ${doc.authorId}`;
+}
+
+/** Creation date (the document's own) and submission date (its deposit in the DMP, when the bridge gives it). */
+function datesOf(doc) {
+  const lines = [];
+  const add = (label, value) => {
+    if (!value) return;
+    const div = document.createElement("div");
+    div.textContent = `${label} ${dateOf(value)}`;
+    lines.push(div);
+  };
+  add("Créé le", doc.creationTime);
+  add("Déposé le", doc.submissionTime);
+  return lines;
+}
+
 function badge(text, cls) {
   const span = document.createElement("span");
   span.className = `badge ${cls}`;
@@ -364,13 +605,14 @@ function actionButton(label, title, onClick, extra = "") {
 async function refreshDocuments() {
   if (!state.patient || !state.cps) return;
   $("#docs-loading").hidden = false;
+  const seq = state.patientSeq;
   try {
     await guarded($("#refresh"), "Recherche des documents", async () => {
       const { documents } = await state.bridge.call("dmp.documents.find", {
         patient: patientRef(),
         statuses: ["approved", "archived"],
       });
-      renderDocuments(documents);
+      if (seq === state.patientSeq && state.cps) renderDocuments(documents);
     }, { keepMessage: true });
   } finally {
     $("#docs-loading").hidden = true;
@@ -392,8 +634,12 @@ function renderDocuments(documents) {
     title.textContent = doc.title;
     const type = document.createElement("td");
     type.textContent = TYPE_LABELS[doc.typeCode] || doc.typeCode;
+    const author = document.createElement("td");
+    author.className = "author";
+    author.textContent = authorOf(doc);
     const date = document.createElement("td");
-    date.textContent = dateOf(doc.creationTime);
+    date.className = "dates";
+    date.append(...datesOf(doc));
     const flags = document.createElement("td");
     flags.append(doc.status === "archived" ? badge("Archivé", "archived") : badge("Actif", "ok"));
     if (doc.hiddenFromProfessionals) flags.append(badge("Masqué aux professionnels", "masked"));
@@ -422,7 +668,7 @@ function renderDocuments(documents) {
       ),
       actionButton("Supprimer", "Supprimer du DMP (TD3.3c)", (b) => remove(b, doc), "danger delete"),
     );
-    tr.append(title, type, date, flags, actions);
+    tr.append(title, type, author, date, flags, actions);
     body.append(tr);
   }
   $("#docs").hidden = documents.length === 0;
@@ -469,8 +715,10 @@ function base64ToBytes(b64) {
 const EXT_BY_MIME = Object.fromEntries(Object.entries(MIME_BY_EXT).map(([ext, mime]) => [mime, ext]));
 
 async function openDocument(button, doc) {
+  const seq = state.patientSeq;
   await guarded(button, "Ouverture du document", async () => {
     const got = await state.bridge.call("dmp.documents.get", { patient: patientRef(), uniqueId: doc.uniqueId });
+    if (seq !== state.patientSeq) return; // the patient changed meanwhile: never show another's document
     // A wrapped document (PDF in a CDA) comes back with its original file in `body`.
     const b64 = got.body || got.content;
     const mime = got.body ? got.bodyMimeType : got.mimeType;
@@ -486,22 +734,37 @@ async function openDocument(button, doc) {
   });
 }
 
-function readAsBase64(file) {
+/** Base64 of `file`, encoded by a Web Worker (the page stays responsive); `onProgress(0..1)` as it goes. */
+function encodeInWorker(file, onProgress) {
   return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(String(reader.result).split(",", 2)[1] || "");
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
+    const worker = new Worker("/upload-worker.js");
+    const done = (fn, value) => {
+      worker.terminate();
+      fn(value);
+    };
+    worker.onmessage = ({ data }) => {
+      if (data.progress !== undefined) onProgress(data.progress);
+      else if (data.base64 !== undefined) done(resolve, data.base64);
+      else done(reject, { code: "INVALID_INPUT", messageFr: "Le fichier n'a pas pu être lu.", hint: "Vérifiez qu'il est accessible, puis choisissez-le de nouveau." });
+    };
+    worker.onerror = () => done(reject, { code: "INTERNAL", messageFr: "La préparation du fichier a échoué.", hint: "Rechargez la page puis réessayez." });
+    worker.postMessage({ file });
   });
+}
+
+/** One progress bar for the whole submission: local preparation, then the bytes sent to the DMP. */
+function setProgress(phase, percent, text) {
+  $("#submit-progress").value = percent;
+  $("#submit-step").textContent = text;
+  document.body.dataset.phase = phase;
+  document.body.dataset.progress = String(percent);
 }
 
 /** `dmp.progress` notifications of our submission: bytes sent to the DMP so far. */
 function showProgress({ progressId, sent, total }) {
   if (progressId !== state.progressId || !total) return;
   const percent = Math.floor((100 * sent) / total);
-  $("#submit-progress").value = percent;
-  $("#submit-step").textContent = percent < 100 ? `Envoi au DMP : ${percent} %` : "Transmis, vérification par le DMP…";
-  document.body.dataset.progress = String(percent);
+  setProgress("send", percent, percent < 100 ? `Envoi au DMP : ${percent} %` : "Transmis, vérification par le DMP…");
 }
 
 $("#upload-form").addEventListener("submit", (ev) => {
@@ -519,17 +782,21 @@ $("#upload-form").addEventListener("submit", (ev) => {
     return;
   }
   state.progressId = `envoi-${Date.now()}`;
-  $("#submit-progress").value = 0;
-  $("#submit-step").textContent = "Signature par la carte CPS…";
+  setProgress("encode", 0, "Préparation du fichier : 0 %");
   $("#submit-state").hidden = false;
   document.body.dataset.submitting = "true";
   guarded($("#submit"), "Envoi au DMP", async () => {
     const select = $("#type");
+    const content = await encodeInWorker(file, (fraction) => {
+      const percent = Math.floor(100 * fraction);
+      setProgress("encode", percent, `Préparation du fichier : ${percent} %`);
+    });
+    setProgress("sign", 0, "Signature par la carte CPS…");
     const result = await state.bridge.call(
       "dmp.documents.submit",
       {
         patient: state.patient,
-        content: await readAsBase64(file),
+        content,
         mimeType,
         title: $("#title").value.trim(),
         typeCode: select.value,
