@@ -277,3 +277,86 @@ async def test_the_last_try_is_confirmed_in_a_dialog_then_the_bridge_advice_show
     assert await page.is_hidden("#cps-done")
     assert failures == []
     await context.close()
+
+
+async def test_documents_show_author_and_dates_and_switching_patient_clears_them(world: World, browser: Any) -> None:
+    context, page, failures = await open_page(browser, world)
+    await jean_documents(page, world)
+    uid = await upload(page, "cr.pdf", PDF, "Compte rendu de consultation")
+    row = f"#docs tr[data-uid='{uid}']"
+    assert await page.inner_text(f"{row} td.author") == "Vous (DR PAUL MARTIN)"
+    dates = await page.inner_text(f"{row} td.dates")
+    assert dates.startswith("Créé le ") and dates[8:10].isdigit() and dates[10] == "/", dates  # 07/12/2026 19:03
+    await page.click(f"{row} button.open")
+    await page.wait_for_selector(f"#opened[data-uid='{uid}']", timeout=20_000)
+
+    # Another patient: nothing of JEAN's stays (document, list, INS identity, DMP status).
+    await page.click(".beneficiary >> nth=2")
+    await page.wait_for_selector("#opened", state="hidden")
+    assert await page.query_selector_all("#docs tbody tr") == []
+    assert await page.is_hidden("#ins-identity") and await page.is_hidden("#access-facts")
+    assert await page.get_attribute("body", "data-documents") is None
+    assert await page.get_attribute("body", "data-authorization") is None
+    assert await page.get_attribute("#open-link", "href") is None
+    assert await page.evaluate("window.dmpDemo.patient") is None
+    await shot(page, "patient-switched")
+    assert failures == []
+    await context.close()
+
+
+async def test_the_situation_chosen_on_a_multi_situation_card_signs_the_feeding(world: World, browser: Any) -> None:
+    context, page, failures = await open_page(browser, world)
+    await jean_documents(page, world)
+    options = await page.eval_on_selector_all("#situation option", "os => os.map(o => [o.value, o.textContent])")
+    assert options == [["0", "CABINET DR PAUL MARTIN (libéral)"], ["2", "CENTRE DE SANTE DES TILLEULS (salarié)"]]
+    assert await page.is_visible("#situation")
+    await page.select_option("#situation", str(CENTRE_INDEX))
+    await page.wait_for_selector(f"body[data-situation='{CENTRE_INDEX}']", timeout=10_000)
+    before = set(world.dump.glob("*-request.http"))
+    await upload(page, "cr.pdf", PDF, "Compte rendu du centre de santé")
+    sent = sorted(set(world.dump.glob("*-request.http")) - before)
+    assert sent and all(CENTRE_ID.encode() in path.read_bytes() for path in sent)  # the VIHF names the centre
+    assert failures == []
+    await context.close()
+
+
+async def test_pcscd_stopped_says_the_smart_card_service_not_no_card(
+    world: World, browser: Any, restartable_pcscd: PrivatePcscd
+) -> None:
+    context, page, failures = await open_page(browser, world)
+    await pair(page, world)
+    await asyncio.to_thread(restartable_pcscd.stop)
+    await page.wait_for_selector("#pcsc-banner:not([hidden])", timeout=20_000)
+    assert "service carte à puce ne répond pas" in await page.inner_text("#pcsc-banner")
+    await page.click("#read-vitale")
+    await page.wait_for_selector("#message[data-code=PCSC_UNAVAILABLE]", timeout=10_000)
+    message = await page.inner_text("#message")
+    assert "service carte à puce ne répond pas" in message and "Aucune carte Vitale" not in message
+    assert "redémarrez" in message.lower()  # the next step
+    await shot(page, "pcsc-down")
+    await asyncio.to_thread(restartable_pcscd.start)
+    await page.wait_for_selector("body[data-pcsc=up]", timeout=30_000)
+    assert await page.is_hidden("#pcsc-banner")
+    assert failures == []
+    await context.close()
+
+
+async def test_bridge_stopped_shows_a_banner_and_the_page_recovers_when_it_returns(world: World, browser: Any) -> None:
+    context, page, failures = await open_page(browser, world)
+    await pair(page, world)
+    await choose(page, 0)
+    await login(page)
+    await world.stop_bridge()
+    await page.wait_for_selector("#bridge-banner:not([hidden])", timeout=20_000)
+    assert await page.is_hidden("#cps-done")  # the login lived in the bridge
+    assert "injoignable" in await page.inner_text("#conn-state")
+    await shot(page, "bridge-down")
+    await world.start_bridge()
+    await page.wait_for_selector("body[data-bridge=open]", timeout=30_000)
+    assert await page.is_hidden("#bridge-banner")
+    await page.wait_for_selector("#cps-holder:has-text('PAUL MARTIN')", timeout=20_000)
+    assert await page.is_visible("#pin")
+    assert "MARTIN JEAN" in await page.inner_text(".beneficiary.selected")
+    await login(page)  # the page works again without a reload
+    assert failures == []
+    await context.close()
