@@ -360,3 +360,41 @@ async def test_bridge_stopped_shows_a_banner_and_the_page_recovers_when_it_retur
     await login(page)  # the page works again without a reload
     assert failures == []
     await context.close()
+
+
+PROBE = """() => {
+  // Recorded in the page: every value the progress bar takes (with the phase), and a 20 ms heartbeat.
+  const bar = document.querySelector('#submit-progress');
+  window.probe = { values: [], ticks: [] };
+  new MutationObserver(() => probe.values.push([document.body.dataset.phase, Number(bar.value), performance.now()]))
+    .observe(bar, { attributes: true, attributeFilter: ['value'] });
+  setInterval(() => probe.ticks.push(performance.now()), 20);
+}"""
+
+
+async def test_a_15_mb_upload_shows_progress_and_keeps_the_page_responsive(world: World, browser: Any) -> None:
+    context, page, failures = await open_page(browser, world)
+    await jean_documents(page, world)
+    big = b"%PDF-1.4\n" + bytes(range(256)) * (15 * 1024 * 4) + b"\n%%EOF\n"
+    # Handing 15 MB to the file input through the driver stalls the renderer: done before the probe starts.
+    await page.set_input_files("#file", {"name": "imagerie.pdf", "mimeType": "application/pdf", "buffer": big})
+    await page.fill("#title", "Compte rendu d'imagerie (15 Mo)")
+    await page.evaluate(PROBE)
+    started = await page.evaluate("performance.now()")
+    await page.click("#submit")
+    await page.wait_for_selector("body[data-documents='1']", timeout=180_000)
+    ended = await page.evaluate("performance.now()")
+    values = await page.evaluate("probe.values")
+    encoding = sorted({v for phase, v, _ in values if phase == "encode"})
+    sending = sorted({v for phase, v, _ in values if phase == "send"})
+    # The bar is there from the start: it advances while the file is prepared, then while it is sent.
+    assert values[0][:2] == ["encode", 0] and len(encoding) >= 5 and encoding[-1] == 100, values
+    assert len(sending) >= 2 and sending[-1] == 100, values
+    ticks = [t for t in await page.evaluate("probe.ticks") if started <= t <= ended]
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    # Responsive: the heartbeat kept ticking through the whole upload (generous bound: a loaded machine).
+    assert len(ticks) >= 10 and max(gaps) < 1500, (len(ticks), max(gaps))
+    print(f"15 MB upload: {len(ticks)} heartbeats, longest gap {max(gaps):.0f} ms, {len(encoding)} encoding steps")
+    await shot(page, "large-upload")
+    assert failures == []
+    await context.close()
