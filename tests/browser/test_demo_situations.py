@@ -10,6 +10,7 @@ Screenshots: tests/artifacts/demo-*.png.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,7 +109,10 @@ async def make_world(
 
 @pytest.fixture
 async def world(
-    slots: list[VirtualSlot], dmp_pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    slots: list[VirtualSlot],
+    dmp_pki: TestPki,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
 ) -> AsyncIterator[World]:
     """The demo with the GP's CPS (two situations d'exercice)."""
     async for w in make_world("gp", slots, dmp_pki, tmp_path, monkeypatch):
@@ -117,7 +121,10 @@ async def world(
 
 @pytest.fixture
 async def last_try_world(
-    slots: list[VirtualSlot], dmp_pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    slots: list[VirtualSlot],
+    dmp_pki: TestPki,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
 ) -> AsyncIterator[World]:
     """The demo with a CPS that has one PIN try left."""
     async for w in make_world("last-try", slots, dmp_pki, tmp_path, monkeypatch):
@@ -188,7 +195,10 @@ async def shot(page: Any, name: str) -> None:
 
 
 async def test_cps_pulled_logs_out_and_put_back_offers_the_pin_again_keeping_the_patient(
-    world: World, browser: Any, slots: list[VirtualSlot], dmp_pki: TestPki  # noqa: F811
+    world: World,
+    browser: Any,
+    slots: list[VirtualSlot],
+    dmp_pki: TestPki,  # noqa: F811
 ) -> None:
     context, page, failures = await open_page(browser, world)
     await jean_documents(page, world)
@@ -279,7 +289,7 @@ async def test_the_last_try_is_confirmed_in_a_dialog_then_the_bridge_advice_show
     await context.close()
 
 
-async def test_documents_show_author_and_dates_and_switching_patient_clears_them(world: World, browser: Any) -> None:
+async def test_the_documents_list_shows_the_author_and_the_dates(world: World, browser: Any) -> None:
     context, page, failures = await open_page(browser, world)
     await jean_documents(page, world)
     uid = await upload(page, "cr.pdf", PDF, "Compte rendu de consultation")
@@ -287,6 +297,17 @@ async def test_documents_show_author_and_dates_and_switching_patient_clears_them
     assert await page.inner_text(f"{row} td.author") == "Vous (DR PAUL MARTIN)"
     dates = await page.inner_text(f"{row} td.dates")
     assert dates.startswith("Créé le ") and dates[8:10].isdigit() and dates[10] == "/", dates  # 07/12/2026 19:03
+    assert failures == []
+    await context.close()
+
+
+async def test_switching_patient_clears_the_previous_patients_document_list_and_identity(
+    world: World, browser: Any
+) -> None:
+    context, page, failures = await open_page(browser, world)
+    await jean_documents(page, world)
+    uid = await upload(page, "cr.pdf", PDF, "Compte rendu de consultation")
+    row = f"#docs tr[data-uid='{uid}']"
     await page.click(f"{row} button.open")
     await page.wait_for_selector(f"#opened[data-uid='{uid}']", timeout=20_000)
 
@@ -391,7 +412,7 @@ async def test_a_15_mb_upload_shows_progress_and_keeps_the_page_responsive(world
     assert values[0][:2] == ["encode", 0] and len(encoding) >= 5 and encoding[-1] == 100, values
     assert len(sending) >= 2 and sending[-1] == 100, values
     ticks = [t for t in await page.evaluate("probe.ticks") if started <= t <= ended]
-    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     # Responsive: the heartbeat kept ticking through the whole upload (generous bound: a loaded machine).
     assert len(ticks) >= 10 and max(gaps) < 1500, (len(ticks), max(gaps))
     print(f"15 MB upload: {len(ticks)} heartbeats, longest gap {max(gaps):.0f} ms, {len(encoding)} encoding steps")
