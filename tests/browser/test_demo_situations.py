@@ -110,9 +110,9 @@ async def make_world(
 @pytest.fixture
 async def world(
     slots: list[VirtualSlot],
-    dmp_pki: TestPki,
+    dmp_pki: TestPki,  # noqa: F811
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[World]:
     """The demo with the GP's CPS (two situations d'exercice)."""
     async for w in make_world("gp", slots, dmp_pki, tmp_path, monkeypatch):
@@ -122,9 +122,9 @@ async def world(
 @pytest.fixture
 async def last_try_world(
     slots: list[VirtualSlot],
-    dmp_pki: TestPki,
+    dmp_pki: TestPki,  # noqa: F811
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[World]:
     """The demo with a CPS that has one PIN try left."""
     async for w in make_world("last-try", slots, dmp_pki, tmp_path, monkeypatch):
