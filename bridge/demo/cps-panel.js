@@ -108,7 +108,10 @@ export async function onCardInserted({ reader }) {
     $("#pin").focus();
   } else if (row.kind === "VITALE2") {
     document.body.dataset.vitale = "in";
-    if (!state.beneficiary) $("#read-vitale").click();
+    state.vitaleReader = reader;
+    const mark = " — carte Vitale retirée";
+    $("#patient-state").textContent = $("#patient-state").textContent.replace(mark, "");
+    if (!state.beneficiary) $("#read-vitale").click(); // a DPI reads the patient's card as soon as it is in
   }
 }
 

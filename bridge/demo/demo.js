@@ -24,7 +24,9 @@ $("#connect").addEventListener("click", (ev) =>
         // The SDK itself comes from the bridge: no SDK means no bridge on this port.
         throw {
           code: "BRIDGE_UNREACHABLE",
-          messageFr: `Le pont DMP ne répond pas sur le port ${PORT} : vérifiez qu'il est lancé (dmp-bridge sandbox).`,
+          messageFr: `Le pont DMP ne répond pas sur le port ${PORT}.`,
+          hint: "Vérifiez qu'il est lancé (icône du pont ; ou « .venv/bin/dmp-bridge sandbox » dans le bac à sable), "
+            + "puis cliquez de nouveau sur « Se connecter au pont ».",
         };
       }
     }

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from bridge.app import Application
 from bridge.config import BridgeConfig
@@ -231,6 +232,10 @@ async def test_cps_pulled_logs_out_and_put_back_offers_the_pin_again_keeping_the
     assert "carte Vitale retirée" in await page.inner_text("#patient-state")
     assert await page.evaluate("window.dmpDemo.patient.ins") == JEAN_INS
     assert len(await page.query_selector_all(".beneficiary")) == 1
+    await asyncio.to_thread(slots[1].insert, make_card("vitale", "famille"))
+    await page.wait_for_selector("body[data-vitale=in]", timeout=15_000)
+    await page.wait_for_function("!document.querySelector('#patient-state').textContent.includes('retirée')")
+    assert await page.evaluate("window.dmpDemo.patient.ins") == JEAN_INS
     assert failures == []
     await context.close()
 
@@ -371,6 +376,8 @@ async def test_bridge_stopped_shows_a_banner_and_the_page_recovers_when_it_retur
     await page.wait_for_selector("#bridge-banner:not([hidden])", timeout=20_000)
     assert await page.is_hidden("#cps-done")  # the login lived in the bridge
     assert "injoignable" in await page.inner_text("#conn-state")
+    with pytest.raises(PlaywrightTimeout):  # nothing to click while the bridge is away
+        await page.click("#read-vitale", timeout=1_000)
     await shot(page, "bridge-down")
     await world.start_bridge()
     await page.wait_for_selector("body[data-bridge=open]", timeout=30_000)
