@@ -208,5 +208,6 @@ $("#login-form").addEventListener("submit", (ev) => {
 
 errorHandlers.push((code, err) => {
   if (["PIN_REQUIRED", "CARD_REMOVED", "PIN_BLOCKED"].includes(code)) cpsLoggedOut();
-  if (code === "PIN_INCORRECT" && err.data && Number.isInteger(err.data.triesLeft)) showTries(err.data.triesLeft);
+  // Every PIN refusal carries what is left on the card (PIN_INCORRECT: 2, PIN_BLOCKED: 0...).
+  if (err && err.data && Number.isInteger(err.data.triesLeft)) showTries(err.data.triesLeft);
 });

@@ -60,6 +60,8 @@ $("#connect").addEventListener("click", (ev) =>
 
 /** The smart-card service's state, as a banner that stays while it is down. */
 function showPcsc(up) {
+  // The bridge drops its card sessions with the service: once it is back, the PIN is needed again.
+  if (!up && state.cps) cpsLoggedOut("pcsc");
   document.body.dataset.pcsc = up ? "up" : "down";
   $("#pcsc-banner").hidden = up;
   $("#pcsc-text").textContent = PCSC_DOWN.messageFr;
