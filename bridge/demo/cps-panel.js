@@ -6,6 +6,7 @@ import { checkAccess } from "./access-panel.js";
 import { clearPatientDmpView } from "./documents.js";
 import { $, errorHandlers, guarded, pill, setStep, showError, showInfo, state } from "./ui.js";
 
+/** "DR PAUL MARTIN": the holder as a person reads it. */
 export function holderName(info) {
   const h = info.holder || {};
   return [h.civility, h.firstName, h.lastName].filter(Boolean).join(" ");
@@ -73,6 +74,7 @@ export function cpsLoggedOut(why) {
   clearPatientDmpView();
 }
 
+/** `card.removed`: the CPS out logs the professional out; the Vitale card out leaves the patient, marked. */
 export function onCardRemoved({ reader }) {
   if (state.cpsSeen && state.cpsSeen.reader === reader) {
     state.cpsSeen = null;
@@ -95,6 +97,7 @@ export function onCardRemoved({ reader }) {
   }
 }
 
+/** `card.inserted`: a CPS is reread and the PIN field offered; a Vitale card is read if no patient is chosen. */
 export async function onCardInserted({ reader }) {
   if ($("#step-bridge").dataset.state !== "done") return;
   const { readers } = await state.bridge.readersList();

@@ -1,6 +1,7 @@
 // Demo DPI screen: the steps a care software goes through with the local DMP bridge.
 // Everything here uses only the public SDK (loaded from the bridge) and the documented JSON-RPC methods.
-
+// The screen follows the bridge's events: cards pulled and put back, the smart-card service and the bridge
+// itself going away and coming back; the panels are modules (ui, cps-panel, ins-panel, access-panel, documents).
 
 import { checkAccess } from "./access-panel.js";
 import { CPS_KINDS, PCSC_DOWN, cardReader, cpsLoggedOut, onCardInserted, onCardRemoved, readCps } from "./cps-panel.js";
@@ -39,13 +40,7 @@ $("#connect").addEventListener("click", (ev) =>
       state.bridge.on("dmp.progress", showProgress);
       pill("#conn-state", "Pont : connecté", true);
     }
-    const answer = await state.bridge.pair({
-      onPending: ({ code }) => {
-        $("#pair-code").textContent = `${code.slice(0, 3)} ${code.slice(3)}`;
-        $("#pair-command").textContent = `dmp-bridge origins approve ${code}`;
-        $("#pairing").hidden = false;
-      },
-    });
+    const answer = await state.bridge.pair({ onPending: showPairing });
     $("#pairing").hidden = true;
     const info = await state.bridge.info();
     $("#bridge-done").textContent = `Page autorisée — pont ${info.name} ${info.version} (${answer.origin || location.origin}).`;
@@ -57,6 +52,13 @@ $("#connect").addEventListener("click", (ev) =>
     showPcsc((await state.bridge.readersList()).pcsc !== "unavailable");
   }).finally(() => ($("#pairing").hidden = true)),
 );
+
+/** The pairing code the bridge shows, and the command that approves it at the workstation. */
+function showPairing({ code }) {
+  $("#pair-code").textContent = `${code.slice(0, 3)} ${code.slice(3)}`;
+  $("#pair-command").textContent = `dmp-bridge origins approve ${code}`;
+  $("#pairing").hidden = false;
+}
 
 /** The smart-card service's state, as a banner that stays while it is down. */
 function showPcsc(up) {
@@ -81,14 +83,13 @@ function onConnection({ state: s }) {
   }
   guarded(null, "Reconnexion au pont", async () => {
     // A new connection proves the page's approval again before any card method.
-    await state.bridge.pair({ onPending: () => showInfo("Pont relancé", "autorisez de nouveau cette page.") });
+    await state.bridge.pair({ onPending: showPairing }).finally(() => ($("#pairing").hidden = true));
     showPcsc((await state.bridge.readersList()).pcsc !== "unavailable");
     const reader = await cardReader(CPS_KINDS, "carte CPS").catch(() => null);
     if (reader) await readCps(reader);
     showInfo("Pont de nouveau joignable", "Saisissez de nouveau votre code porteur pour accéder au DMP.");
   }, { keepMessage: true });
 }
-
 
 // ---- 2. Vitale card --------------------------------------------------------------------------------
 
