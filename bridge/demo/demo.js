@@ -64,6 +64,12 @@ function showPairing({ code }) {
 function showPcsc(up) {
   // The bridge drops its card sessions with the service: once it is back, the PIN is needed again.
   if (!up && state.cps) cpsLoggedOut("pcsc");
+  if (!up) {
+    // Nothing read from a card before the outage is current any more.
+    state.cpsSeen = null;
+    $("#cps-holder").textContent = "";
+    $("#cps-tries").hidden = true;
+  }
   document.body.dataset.pcsc = up ? "up" : "down";
   $("#pcsc-banner").hidden = up;
   $("#pcsc-text").textContent = PCSC_DOWN.messageFr;

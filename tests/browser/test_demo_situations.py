@@ -355,6 +355,7 @@ async def test_pcscd_stopped_says_the_smart_card_service_not_no_card(
     await asyncio.to_thread(restartable_pcscd.stop)
     await page.wait_for_selector("#pcsc-banner:not([hidden])", timeout=20_000)
     assert await page.is_hidden("#cps-done")  # the card sessions went with the service
+    assert await page.is_hidden("#cps-tries") and await page.inner_text("#cps-holder") == ""
     assert "service carte à puce ne répond pas" in await page.inner_text("#pcsc-banner")
     await page.click("#read-vitale")
     await page.wait_for_selector("#message[data-code=PCSC_UNAVAILABLE]", timeout=10_000)
