@@ -1,8 +1,9 @@
 """The demo page's own web server: a second loopback port, so the page is a foreign origin that must pair.
 
-It serves four static files (index.html, demo.js, ins-panel.js, demo.css) and nothing else. The page loads the SDK
-from the bridge (`http://127.0.0.1:<bridge port>/sdk/dmp-bridge.js`) and talks to its WebSocket like any
-web application would; the bridge port reaches the page through a `<meta name="dmp-bridge-port">` tag.
+It serves its static files (index.html, demo.css, the page's ES modules and its upload worker) and nothing
+else. The page loads the SDK from the bridge (`http://127.0.0.1:<bridge port>/sdk/dmp-bridge.js`) and talks
+to its WebSocket like any web application would; the bridge port reaches the page through a
+`<meta name="dmp-bridge-port">` tag.
 Requests whose Host is not a loopback name with this port are refused (DNS rebinding).
 """
 
@@ -22,7 +23,12 @@ log = logging.getLogger(__name__)
 _FILES = {
     "/": ("index.html", "text/html"),
     "/demo.js": ("demo.js", "text/javascript"),
+    "/ui.js": ("ui.js", "text/javascript"),
+    "/cps-panel.js": ("cps-panel.js", "text/javascript"),
     "/ins-panel.js": ("ins-panel.js", "text/javascript"),
+    "/access-panel.js": ("access-panel.js", "text/javascript"),
+    "/documents.js": ("documents.js", "text/javascript"),
+    "/upload-worker.js": ("upload-worker.js", "text/javascript"),
     "/demo.css": ("demo.css", "text/css"),
 }
 _PORT_PLACEHOLDER = b"__DMP_BRIDGE_PORT__"
