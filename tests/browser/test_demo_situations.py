@@ -276,11 +276,14 @@ async def test_the_last_try_is_confirmed_in_a_dialog_then_the_bridge_advice_show
     await page.wait_for_selector("#message[data-code=PIN_LAST_TRY]")
     assert "annulée" in await page.inner_text("#message-text")
 
-    # Confirmed: a page may not spend it; the bridge's French message and next step are shown.
+    # Confirmed on the page: the bridge asks the person at the workstation (tray), who refuses here; the
+    # bridge's French message and next step are shown.
     await page.fill("#pin", "1234")
     await page.click("#login")
     await page.wait_for_selector("#last-try[open]", timeout=20_000)
     await page.click("#last-try-confirm")
+    _request, decide = await asyncio.wait_for(world.approver.last_tries.get(), 20)
+    decide(False)
     await page.wait_for_selector("#message:not([hidden])[data-code=PIN_LAST_TRY]", timeout=20_000)
     await page.wait_for_function("document.querySelector('#message-text').textContent.includes('poste de travail')")
     text = await page.inner_text("#message")

@@ -119,7 +119,7 @@ async def test_drip_fed_dmp_answer_ends_at_the_deadline_and_blocks_nobody(
                            "birthDate": "19780314"}  # fmt: skip
                 content = base64.b64encode(b"%PDF-1.4\n" + bytes(200 * 1024) + b"\n%%EOF\n").decode()
                 submit = {"patient": patient, "content": content, "mimeType": "application/pdf", "title": "CR",
-                          "typeCode": "11488-4"}  # fmt: skip
+                          "typeCode": "11488-4", "insQualified": True}  # fmt: skip
                 assert "result" in await rpc(dripped, "dmp.documents.submit", submit, timeout=30)  # warm, stored
                 proxy.fault = Fault.DRIP
                 outcomes: list[tuple[str, float, float]] = []
@@ -130,7 +130,9 @@ async def test_drip_fed_dmp_answer_ends_at_the_deadline_and_blocks_nobody(
                     await asyncio.wait_for(proxy.triggered.wait(), 15)
                     # Another caller's DMP call does not queue behind the dripping one.
                     begun = time.monotonic()
-                    assert "result" in await rpc(other, "dmp.documents.find", {"patient": {"ins": PATIENT.value}})
+                    # (a reference lookup, what the establishment may do: it answers that the document is unknown)
+                    unknown = {"patient": {"ins": PATIENT.value}, "uniqueId": "1.2.250.1.999.1"}
+                    assert error_data(await rpc(other, "dmp.documents.delete", unknown))["code"] == "NOT_FOUND"
                     found = time.monotonic() - begun
                     outcome = error_data(await slow)["code"]
                     outcomes.append((outcome, time.monotonic() - started, found))

@@ -4,6 +4,7 @@ over mutual TLS (indirect mode: the establishment's certificate, whose rights th
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -91,13 +92,24 @@ async def test_status_and_refusals_through_json_rpc(daemon: Application) -> None
         bad = await _refused(client, "dmp.patient.authorize", {"patient": MARTIN, "action": "maybe"})
         assert (bad["code"], bad["detail"]) == ("INVALID_PARAMS", "action: enum")
 
-        # Document transactions on a closed DMP, and an unknown document: each its own code and message.
-        closed = await _refused(client, "dmp.documents.find", {"patient": CLOSED})
+        # Document transactions on a closed or unknown DMP: each its own code and message. Feeding is what the
+        # matrix allows the establishment certificate (metadata search and retrieval are refused before
+        # sending: NOT_PERMITTED_FOR_ACTOR, PDT-INF-526).
+        def feed(patient: dict[str, str]) -> dict[str, object]:
+            who = {"lastName": "MARTIN", "firstName": "JEAN", "gender": "M", "birthDate": "19780314"}
+            return {
+                "patient": {**patient, **who},
+                "content": base64.b64encode(b"%PDF-1.4\n%%EOF\n").decode(), "mimeType": "application/pdf",
+                "title": "CR", "typeCode": "11488-4", "insQualified": True,
+            }  # fmt: skip
+
+        closed = await _refused(client, "dmp.documents.submit", feed(CLOSED))
         assert (closed["code"], closed["dmpCode"]) == ("DMP_CLOSED", "DMPClosed")
         assert "fermé" in closed["message_fr"] and "closed" in closed["message_en"]
-        gone = await _refused(client, "dmp.documents.get", {"patient": MARTIN, "uniqueId": "1.2.250.1.999.1"})
-        assert (gone["code"], gone["dmpCode"]) == ("DOCUMENT_UNKNOWN", "XDSDocumentUniqueIdError")
-        assert (await _refused(client, "dmp.documents.find", {"patient": NO_DMP}))["code"] == "DMP_UNKNOWN"
+        unknown_dmp = await _refused(client, "dmp.documents.submit", feed(NO_DMP))
+        assert unknown_dmp["code"] == "DMP_UNKNOWN"
+        refused = await _refused(client, "dmp.documents.get", {"patient": MARTIN, "uniqueId": "1.2.250.1.999.1"})
+        assert (refused["code"], refused["transaction"]) == ("NOT_PERMITTED_FOR_ACTOR", "TD3.2")
 
 
 async def _cli(app: Application, *args: str) -> tuple[int, str, str]:
