@@ -1,0 +1,175 @@
+"""The outbox as the daemon uses it: `OutboxStore` calls on one dedicated thread, and change listeners.
+
+SQLite commits are synced to disk (see `bridge.feed.outbox_store`), so every call runs off the event
+loop, on a single thread: calls are serialised in the order they were made. Every state change is told
+to the listeners (JSON-RPC notification `dmp.outbox.changed`, the tray on a permanent failure, the
+worker's wake-up, the hot folder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from bridge.feed.outbox_model import DocumentSpec, JobKind, JobState, Origin, OutboxJob
+from bridge.feed.outbox_store import OutboxStore, PendingAck
+
+__all__ = ["Outbox"]
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Listener = Callable[[OutboxJob], None]
+
+
+class Outbox:
+    """Async access to the outbox store, with change listeners (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self.store = OutboxStore(path)
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener(job)` on the event loop after each state change."""
+        self._listeners.append(listener)
+
+    def _changed(self, job: OutboxJob) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(job)
+            except Exception:  # one listener's bug must not stop the others nor the worker
+                log.exception("outbox listener failed")
+
+    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def aclose(self) -> None:
+        """Finish pending calls and close the database."""
+        await self._run(self.store.close)
+        self._executor.shutdown(wait=True)
+
+    async def enqueue(
+        self,
+        *,
+        kind: JobKind,
+        unique_id: str,
+        patient: str,
+        patient_oid: str,
+        ins_qualified: bool,
+        origin: Origin,
+        source_key: str,
+        spec: DocumentSpec,
+        payload: bytes,
+        reply_to: str | None = None,
+    ) -> tuple[OutboxJob, bool]:
+        """Write a job durably (see `OutboxStore.enqueue`)."""
+        job, created = await self._run(
+            self.store.enqueue,
+            kind=kind,
+            unique_id=unique_id,
+            patient=patient,
+            patient_oid=patient_oid,
+            ins_qualified=ins_qualified,
+            origin=origin,
+            source_key=source_key,
+            spec=spec,
+            payload=payload,
+            reply_to=reply_to,
+        )
+        if created:
+            self._changed(job)
+        return job, created
+
+    async def recover(self) -> list[OutboxJob]:
+        """Jobs left SENDING by a crash go back to the queue, to be checked before sending."""
+        jobs = await self._run(self.store.recover)
+        for job in jobs:
+            self._changed(job)
+        return jobs
+
+    async def claim(self, limit: int, busy_patients: Iterable[str] = ()) -> list[OutboxJob]:
+        """Take due jobs (see `OutboxStore.claim`)."""
+        jobs = await self._run(self.store.claim, limit, tuple(busy_patients))
+        for job in jobs:
+            self._changed(job)
+        return jobs
+
+    async def finish(self, job_id: int, target: JobState, **kwargs: Any) -> OutboxJob:
+        """Record an attempt's outcome (see `OutboxStore.finish`)."""
+        job = await self._run(self.store.finish, job_id, target, **kwargs)
+        self._changed(job)
+        return job
+
+    async def retry(self, job_id: int, *, ins_qualified: bool = False) -> OutboxJob:
+        """Queue a waiting, failed or unqualified job again now."""
+        job = await self._run(self.store.retry, job_id, ins_qualified=ins_qualified)
+        self._changed(job)
+        return job
+
+    async def cancel(self, job_id: int) -> OutboxJob:
+        """Withdraw a job that was not sent."""
+        job = await self._run(self.store.cancel, job_id)
+        self._changed(job)
+        return job
+
+    async def get(self, job_id: int) -> OutboxJob | None:
+        """One job."""
+        return await self._run(self.store.get, job_id)
+
+    async def find(self, origin: Origin, source_key: str) -> OutboxJob | None:
+        """The job of one intake reference."""
+        return await self._run(self.store.find, origin, source_key)
+
+    async def jobs(
+        self, states: Iterable[JobState] = (), *, limit: int = 100, before: int | None = None
+    ) -> list[OutboxJob]:
+        """Newest first."""
+        return await self._run(self.store.jobs, tuple(states), limit=limit, before=before)
+
+    async def payload(self, job_id: int) -> tuple[bytes, DocumentSpec]:
+        """A job's document and metadata."""
+        return await self._run(self.store.payload, job_id)
+
+    async def next_due(self) -> float | None:
+        """When the earliest waiting job is due."""
+        return await self._run(self.store.next_due)
+
+    async def pending_acks(self) -> list[PendingAck]:
+        """Feeding acknowledgements due now."""
+        return await self._run(self.store.pending_acks)
+
+    async def ack_delivered(self, ack_id: int) -> None:
+        """The DPI acknowledged one."""
+        await self._run(self.store.ack_delivered, ack_id)
+
+    async def ack_later(self, ack_id: int, next_at: float) -> None:
+        """Try one again later."""
+        await self._run(self.store.ack_later, ack_id, next_at)
+
+    async def next_ack_due(self) -> float | None:
+        """When the earliest pending acknowledgement is due."""
+        return await self._run(self.store.next_ack_due)
+
+    async def summary(self, failures: int = 5) -> dict[str, Any]:
+        """What the diagnostics page shows: counts per state, the oldest waiting job, the last failures."""
+
+        def read() -> dict[str, Any]:
+            oldest = self.store.oldest_waiting()
+            failed = self.store.jobs((JobState.FAILED,), limit=failures)
+            return {
+                "counts": self.store.counts(),
+                "acks": self.store.ack_counts(),
+                "oldestWaiting": oldest.to_public() if oldest else None,
+                "lastFailures": [j.to_public() for j in failed],
+            }
+
+        return await self._run(read)
