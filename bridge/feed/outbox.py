@@ -147,9 +147,12 @@ class Outbox:
         """Feeding acknowledgements due now."""
         return await self._run(self.store.pending_acks)
 
-    async def ack_delivered(self, ack_id: int) -> None:
-        """The DPI acknowledged one."""
+    async def ack_delivered(self, ack_id: int, job_id: int) -> None:
+        """The DPI acknowledged one (listeners hear of its job again)."""
         await self._run(self.store.ack_delivered, ack_id)
+        job = await self.get(job_id)
+        if job is not None:
+            self._changed(job)
 
     async def ack_later(self, ack_id: int, next_at: float) -> None:
         """Try one again later."""

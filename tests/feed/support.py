@@ -56,13 +56,27 @@ def feed_dmp_config(url: str, ca_file: Path, pki: TestPki, *, call_timeout: floa
 
 
 async def queue_cda(
-    outbox: Outbox, doc_id: str, *, key: str | None = None, qualified: bool = True, ins: str | None = None,
-    size: int = 2048, kind: JobKind = JobKind.SUBMIT, replaces: str | None = None,
+    outbox: Outbox,
+    doc_id: str,
+    *,
+    key: str | None = None,
+    qualified: bool = True,
+    ins: str | None = None,
+    size: int = 2048,
+    kind: JobKind = JobKind.SUBMIT,
+    replaces: str | None = None,
 ) -> OutboxJob:
     """Queue one CDA for the test patient as the API would."""
-    patient = PATIENT_IDENTITY if ins is None else CdaPatient(
-        ins=type(PATIENT_IDENTITY.ins)(value=ins, oid=InsOid.NIR_TEST), family="X", given="Y", gender="M",
-        birth_date="19800101",
+    patient = (
+        PATIENT_IDENTITY
+        if ins is None
+        else CdaPatient(
+            ins=type(PATIENT_IDENTITY.ins)(value=ins, oid=InsOid.NIR_TEST),
+            family="X",
+            given="Y",
+            gender="M",
+            birth_date="19800101",
+        )
     )
     spec = DocumentSpec(mime_type="text/xml", title="Compte rendu", type_code=LOINC_CR, replaces=replaces)
     job, _ = await outbox.enqueue(

@@ -17,7 +17,7 @@ from bridge.feed.outbox_model import JobState
 from bridge.feed.outbox_worker import OutboxWorker
 from bridge.feed.retry_policy import RetryPolicy
 from bridge.service.dmp import DmpService
-from tests.dmp_fixtures import RunningSim, dmp_pki, dmp_sim  # noqa: F401  (fixtures)
+from tests.dmp_fixtures import RunningSim
 from tests.faults import Fault, FaultProxy
 from tests.feed.support import feed_dmp_config, queue_cda, settled, unique_id
 
@@ -32,7 +32,9 @@ def _stored(sim: RunningSim, uid: str) -> int:
 
 @pytest.fixture
 async def feeding(
-    dmp_sim: RunningSim, dmp_pki: TestPki, tmp_path: Path  # noqa: F811
+    dmp_sim: RunningSim,
+    dmp_pki: TestPki,
+    tmp_path: Path,
 ) -> AsyncIterator[tuple[Outbox, OutboxWorker, FaultProxy, DmpService]]:
     """An outbox, its worker and the DMP service, talking to the simulator through a proxy."""
     async with FaultProxy(dmp_sim.sim.port, THRESHOLD) as proxy:
@@ -52,8 +54,9 @@ def _all(outbox: Outbox, state: JobState, n: int) -> bool:
     return outbox.store.counts()[state.value] == n
 
 
-async def test_documents_are_sent_once_each(feeding: tuple[Outbox, OutboxWorker, FaultProxy, DmpService],
-                                            dmp_sim: RunningSim) -> None:  # noqa: F811
+async def test_documents_are_sent_once_each(
+    feeding: tuple[Outbox, OutboxWorker, FaultProxy, DmpService], dmp_sim: RunningSim
+) -> None:
     outbox, worker, _proxy, _ = feeding
     uids = [unique_id(n, 1) for n in range(6)]
     for uid in uids:
@@ -66,7 +69,8 @@ async def test_documents_are_sent_once_each(feeding: tuple[Outbox, OutboxWorker,
 
 
 async def test_lost_answer_is_checked_before_sending_again(
-    feeding: tuple[Outbox, OutboxWorker, FaultProxy, DmpService], dmp_sim: RunningSim  # noqa: F811
+    feeding: tuple[Outbox, OutboxWorker, FaultProxy, DmpService],
+    dmp_sim: RunningSim,
 ) -> None:
     """The upload arrives, the answer is dropped: the job waits, is checked by uniqueId, and is not sent twice."""
     outbox, worker, proxy, _ = feeding
@@ -90,7 +94,8 @@ async def test_lost_answer_is_checked_before_sending_again(
 
 
 async def test_refused_connection_waits_then_goes(
-    feeding: tuple[Outbox, OutboxWorker, FaultProxy, DmpService], dmp_sim: RunningSim  # noqa: F811
+    feeding: tuple[Outbox, OutboxWorker, FaultProxy, DmpService],
+    dmp_sim: RunningSim,
 ) -> None:
     outbox, worker, proxy, _ = feeding
     proxy.fault = Fault.REFUSE
@@ -107,7 +112,8 @@ async def test_refused_connection_waits_then_goes(
 
 
 async def test_unknown_patient_fails_for_good(
-    feeding: tuple[Outbox, OutboxWorker, FaultProxy, DmpService], dmp_sim: RunningSim  # noqa: F811
+    feeding: tuple[Outbox, OutboxWorker, FaultProxy, DmpService],
+    dmp_sim: RunningSim,
 ) -> None:
     outbox, worker, _proxy, _ = feeding
     job = await queue_cda(outbox, unique_id(1, 4), ins="299999999999999")
@@ -119,7 +125,8 @@ async def test_unknown_patient_fails_for_good(
 
 
 async def test_unqualified_identity_waits_until_qualified(
-    feeding: tuple[Outbox, OutboxWorker, FaultProxy, DmpService], dmp_sim: RunningSim  # noqa: F811
+    feeding: tuple[Outbox, OutboxWorker, FaultProxy, DmpService],
+    dmp_sim: RunningSim,
 ) -> None:
     outbox, worker, _proxy, _ = feeding
     uid = unique_id(1, 5)
