@@ -20,12 +20,15 @@ from bridge import __version__
 from bridge.api.handlers_cards import card_handlers
 from bridge.api.handlers_core import core_handlers
 from bridge.api.handlers_dmp import dmp_handlers
+from bridge.api.handlers_outbox import outbox_handlers
 from bridge.api.methods import ConnectionView, Registry
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore, PairingManager, PendingPairing
 from bridge.api.server import BridgeServer
 from bridge.api.token import load_or_create_token, rotate_token
 from bridge.config import BridgeConfig
 from bridge.errors import BridgeError
+from bridge.feed.feed_service import FeedService
+from bridge.feed.outbox_model import OutboxJob, explain_fr
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cards import CardService
 from bridge.service.cps_backend import select_cps_backend
@@ -90,7 +93,16 @@ class Application:
         self.locks = SharedCardLocks(config.card_busy_wait)
         direct = CardServiceDirectSource(cards, monitor) if isinstance(cards, PcscCardService) else None
         self.dmp = dmp or DmpService(config.dmp, direct=direct, locks=self.locks)
-        self.registry = registry or Registry([*core_handlers(), *card_handlers(self.locks), *dmp_handlers(self.dmp)])
+        #: Unattended feeding (`[feed] enabled`): the outbox, its worker, the MLLP listener, the hot folder.
+        self.feed = FeedService(config.feed, self.dmp, data_dir) if config.feed.enabled else None
+        self.registry = registry or Registry(
+            [
+                *core_handlers(),
+                *card_handlers(self.locks),
+                *dmp_handlers(self.dmp),
+                *outbox_handlers(self.dmp, self.feed),
+            ]
+        )
         self.approver = approver
         self.notifier = notifier
         self._pcsc_available: bool | None = None
@@ -106,6 +118,9 @@ class Application:
         )
         self.pairing.add_listener(self.server.pairing_decided)
         self.pairing.add_request_listener(self._show_pairing)
+        if self.feed is not None:
+            self.feed.outbox.add_listener(self._outbox_changed)
+            self.feed.on_permanent_failure(self._feeding_failed)
 
     @property
     def port(self) -> int:
@@ -118,10 +133,14 @@ class Application:
         await self.server.start(hosts)
         self._pcsc_available = self.readers.available
         self.readers.start(self._publish)
+        if self.feed is not None:
+            await self.feed.start()
 
     async def stop(self) -> None:
         """Stop in reverse order."""
         await self.readers.stop()
+        if self.feed is not None:
+            await self.feed.stop()
         await self.server.stop()
         await self.dmp.aclose()
         await _maybe_call(self.cards, "close")
@@ -136,6 +155,15 @@ class Application:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         self.server.publish(method, params)
+
+    def _outbox_changed(self, job: OutboxJob) -> None:
+        self.server.publish("dmp.outbox.changed", job.to_public())
+
+    def _feeding_failed(self, job: OutboxJob) -> None:
+        """Tell the person at once: a document will not reach the DMP until someone acts."""
+        if self.notifier is not None:
+            why = explain_fr(job.reason or "INTERNAL", job.detail)
+            self.notifier.notify("Alimentation du DMP", f"Un document n'a pas pu être versé (tâche {job.id}). {why}")
 
     def _notice_pcsc(self, available: bool) -> None:
         """Tell the person when the smart-card service goes away or comes back (not on every event)."""

@@ -236,8 +236,8 @@ class DmpDocumentsSubmit(_DmpHandler):
         {"uniqueId": {"type": "string"}, "submissionSetUniqueId": {"type": "string"}}
     )
 
-    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
-        """Check, then submit."""
+    def document(self, params: dict[str, Any]) -> tuple[PatientIns, NewDocument]:
+        """The patient and the document of validated params (INVALID_PARAMS before anything is sent)."""
         try:
             content = base64.b64decode(params["content"], validate=True)
         except (binascii.Error, ValueError):
@@ -271,6 +271,11 @@ class DmpDocumentsSubmit(_DmpHandler):
             hidden_from_patient=bool(params.get("hiddenFromPatient", False)),
             unique_id=params.get("uniqueId"),
         )
+        return patient, document
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """Check, then submit."""
+        patient, document = self.document(params)
         progress = None
         # The calling connection's event queue (the server's Connection; takes an encoded frame).
         notify = getattr(ctx.connection, "offer_event", None)
