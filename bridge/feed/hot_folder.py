@@ -114,9 +114,18 @@ class HotFolder:
         self._new_uid = new_uid
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._listeners: list[Callable[[str, str], None]] = []
         for sub in ("processing", "done", "failed"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         outbox.add_listener(self._noticed)
+
+    def add_listener(self, listener: Callable[[str, str], None]) -> None:
+        """Call `listener(file name, "done" | "failed")` on the event loop when a file is filed."""
+        self._listeners.append(listener)
+
+    def _filed(self, name: str, where: str) -> None:
+        for listener in list(self._listeners):
+            listener(name, where)
 
     def _noticed(self, job: OutboxJob) -> None:
         if job.origin is Origin.HOT_FOLDER and job.state in TERMINAL_STATES:
@@ -183,6 +192,7 @@ class HotFolder:
                 )  # fmt: skip
             except _Refused as exc:
                 await asyncio.to_thread(self._settle, path, "failed", {"state": "refused", "message_fr": exc.reason_fr})
+                self._filed(path.name, "failed")
                 return
             except (
                 ValueError,
@@ -195,11 +205,13 @@ class HotFolder:
             ):
                 reason = "Document ou fiche JSON illisible ou incomplet : corrigez-le et déposez-le de nouveau."
                 await asyncio.to_thread(self._settle, path, "failed", {"state": "refused", "message_fr": reason})
+                self._filed(path.name, "failed")
                 return
             log.info("hot folder: file queued as job %d", job.id)
         if job.state in TERMINAL_STATES:
             where = "done" if job.state is JobState.SENT else "failed"
             await asyncio.to_thread(self._settle, path, where, job.to_public())
+            self._filed(path.name, where)
 
     def _settle(self, path: Path, where: str, result: dict[str, Any]) -> None:
         target = self.root / where

@@ -142,6 +142,11 @@ class OutboxStore:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
 
+    def db_mode(self) -> str:
+        """The SQLite journal mode ("wal")."""
+        with self._lock:
+            return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
+
     def close(self) -> None:
         """Close the database."""
         with self._lock:
