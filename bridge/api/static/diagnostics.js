@@ -15,6 +15,10 @@ const TEXT = {
     copied: "Rapport copié dans le presse-papiers.", copyFailed: "Copie impossible : sélectionnez le texte ci-dessous.",
     noService: "pilotes de carte non chargés", other: "English",
     backend: { pkcs11: "Cryptolib CPS (PKCS#11)", pcsc: "pilote PC/SC du pont" }, readBy: "lue par",
+    outbox: "File d'envoi au DMP", job: "Tâche", why: "Explication", feedOff: "Alimentation automatique désactivée ([feed] enabled = false).",
+    states: { queued: "en file", sending: "en cours", sent: "envoyés", waiting: "en attente", unqualified: "INS non qualifiée", failed: "en échec", cancelled: "annulés" },
+    oldest: (j) => `Plus ancienne tâche en attente : n° ${j.id} (${j.attempts} essai(s))${j.message_fr ? " — " + j.message_fr : ""}`,
+    noFailure: "Aucun échec définitif.",
   },
   en: {
     title: "DMP bridge diagnostics", copy: "Copy report", bridge: "Bridge", readers: "Readers and cards",
@@ -28,6 +32,10 @@ const TEXT = {
     copied: "Report copied to the clipboard.", copyFailed: "Copy failed: select the text below.",
     noService: "card drivers not loaded", other: "Français",
     backend: { pkcs11: "Cryptolib CPS (PKCS#11)", pcsc: "bridge's PC/SC driver" }, readBy: "read by",
+    outbox: "DMP feeding queue", job: "Job", why: "Explanation (French)", feedOff: "Unattended feeding is off ([feed] enabled = false).",
+    states: { queued: "queued", sending: "sending", sent: "sent", waiting: "waiting", unqualified: "INS not qualified", failed: "failed", cancelled: "cancelled" },
+    oldest: (j) => `Oldest waiting job: #${j.id} (${j.attempts} attempt(s))${j.reason ? " — " + j.reason : ""}`,
+    noFailure: "No permanent failure.",
   },
 };
 
@@ -92,12 +100,41 @@ function render() {
   const origins = $("origins");
   origins.replaceChildren(...(report.origins.length ? report.origins.map((o) => el("li", `${o.origin} (${when(o.approvedAt)})`)) : [el("li", t("none"), "absent")]));
   $("pending").textContent = report.pendingPairings ? t("pending")(report.pendingPairings) : "";
+  renderOutbox(report.outbox);
   const errors = $("errors");
   errors.replaceChildren(...report.recentErrors.slice(-20).reverse().map((e) => {
     const tr = el("tr");
     tr.append(el("td", when(e.at)), el("td", e.method), el("td", e.code));
     return tr;
   }));
+}
+
+function renderOutbox(outbox) {
+  const failures = $("outbox-failures");
+  if (!outbox) {
+    $("outbox-counts").textContent = t("feedOff");
+    $("outbox-oldest").textContent = "";
+    failures.replaceChildren();
+    return;
+  }
+  const states = t("states");
+  $("outbox-counts").textContent = Object.entries(outbox.counts).map(([s, n]) => `${states[s] || s} : ${n}`).join(" · ");
+  $("outbox-oldest").textContent = outbox.oldestWaiting ? t("oldest")(outbox.oldestWaiting) : "";
+  $("outbox-oldest").className = outbox.oldestWaiting ? "note warn" : "note";
+  const rows = outbox.lastFailures.map((j) => {
+    const tr = el("tr");
+    tr.append(el("td", j.id), el("td", when(new Date(j.updatedAt * 1000).toISOString())), el("td", j.detail || j.reason),
+      el("td", j.message_fr || ""));
+    return tr;
+  });
+  if (!rows.length) {
+    const tr = el("tr");
+    const td = el("td", t("noFailure"), "absent");
+    td.colSpan = 4;
+    tr.append(td);
+    rows.push(tr);
+  }
+  failures.replaceChildren(...rows);
 }
 
 async function refresh(bridge) {
@@ -141,6 +178,11 @@ bridge.on("connection", ({ state }) => {
   if (state === "open") refresh(bridge);
 });
 for (const event of ["readers.changed", "card.inserted", "card.removed"]) bridge.on(event, () => refresh(bridge));
+// A busy queue changes many times a second: one refresh per half second at most.
+let outboxTimer = null;
+bridge.on("dmp.outbox.changed", () => {
+  outboxTimer ??= setTimeout(() => { outboxTimer = null; refresh(bridge); }, 500);
+});
 window.dmpBridgeDiagnostics = { refresh: () => refresh(bridge), get report() { return report; } };
 await refresh(bridge);
 document.body.dataset.ready = "true";
