@@ -207,8 +207,10 @@ class FeedingAckSender:
                 continue
             due = await self.outbox.next_ack_due()
             timeout = 30.0 if due is None else min(30.0, max(0.01, due - self._clock()))
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (stop() would hang).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _deliver(self, pending: list[PendingAck]) -> None:
         writer: asyncio.StreamWriter | None = None

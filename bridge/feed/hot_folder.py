@@ -150,8 +150,10 @@ class HotFolder:
                 await self.scan()
             except Exception:  # a bad file or a full disk must not end the watcher
                 log.exception("hot folder scan failed")
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (stop() would hang).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
 
     async def scan(self) -> None:
         """Claim new files, queue what is in processing/, move what the DMP answered."""

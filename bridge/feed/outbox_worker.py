@@ -111,8 +111,10 @@ class OutboxWorker:
                 continue  # more may be due
             due = await self.outbox.next_due()
             timeout = 30.0 if due is None else min(30.0, max(0.01, due - self._clock()))
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (stop() would hang).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def _done(self, job_id: int, _task: object = None) -> None:
         self._inflight.pop(job_id, None)
