@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 from bridge.errors import BridgeError, to_bridge_error
 from bridge.feed.outbox import Outbox
-from bridge.feed.outbox_model import DocumentSpec, JobState, OutboxJob
-from bridge.feed.retry_policy import RetryPolicy, Verdict, classify, may_have_landed
+from bridge.feed.outbox_model import DocumentSpec, JobKind, JobState, OutboxJob
+from bridge.feed.retry_policy import RetryPolicy, Verdict, already_there, classify, may_have_landed
 
 __all__ = ["AckBuilder", "FeedSender", "OutboxWorker"]
 
@@ -138,6 +138,12 @@ class OutboxWorker:
         await self.outbox.finish(job.id, JobState.SENT, result=result, ack=self._ack)
 
     async def _failed(self, job: OutboxJob, error: BridgeError) -> None:
+        if job.kind is not JobKind.DELETE and already_there(error):
+            # An earlier attempt landed and its record was lost (power cut): the DMP says so itself.
+            log.info("outbox: job %d was already registered (duplicate uniqueId)", job.id)
+            result = {"alreadyRegistered": True, "uniqueId": job.unique_id}
+            await self.outbox.finish(job.id, JobState.SENT, result=result, ack=self._ack)
+            return
         detail = str(error.extra.get("dmpCode") or error.detail or "")[:200] or None
         verify = job.verify or may_have_landed(error)
         if classify(error) is Verdict.TRANSIENT and not self.policy.gives_up(job.attempts):

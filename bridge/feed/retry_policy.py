@@ -18,7 +18,10 @@ from dataclasses import dataclass
 
 from bridge.errors import BridgeError, ErrorCode
 
-__all__ = ["RetryPolicy", "Verdict", "classify", "may_have_landed"]
+__all__ = ["RetryPolicy", "Verdict", "already_there", "classify", "may_have_landed"]
+
+#: The registry's refusal of a uniqueId it already holds (IHE XDS): the document is there.
+DUPLICATE_UNIQUE_ID = "XDSDuplicateUniqueIdInRegistry"
 
 #: DMP fault codes that say "not now" rather than "not this": HTTP 5xx and internal/unavailable faults.
 _TRANSIENT_DMP_CODES = ("HTTP_5", "DMPInternalError", "DMPUnavailable", "DMPServiceUnavailable", "DMPBusy")
@@ -45,6 +48,11 @@ def classify(error: BridgeError) -> Verdict:
         if dmp_code.startswith(_TRANSIENT_DMP_CODES):
             return Verdict.TRANSIENT
     return Verdict.PERMANENT
+
+
+def already_there(error: BridgeError) -> bool:
+    """True when the DMP refused a submission because it already holds its uniqueId (an earlier attempt)."""
+    return error.code is ErrorCode.DMP_FAULT and error.extra.get("dmpCode") == DUPLICATE_UNIQUE_ID
 
 
 def may_have_landed(error: BridgeError) -> bool:

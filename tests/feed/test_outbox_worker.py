@@ -140,3 +140,19 @@ async def test_unqualified_identity_waits_until_qualified(
     await outbox.retry(job.id, ins_qualified=True)
     await settled(outbox, lambda: _all(outbox, JobState.SENT, 2))
     assert _stored(dmp_sim, uid) == 1
+
+
+async def test_a_document_already_in_the_dmp_is_not_a_failure(
+    feeding: tuple[Outbox, OutboxWorker, FaultProxy, DmpService], dmp_sim: RunningSim
+) -> None:
+    """Its record lost (a power cut after the send): the DMP refuses the duplicate uniqueId, the job is sent."""
+    outbox, worker, _proxy, service = feeding
+    uid = unique_id(1, 6)
+    job = await queue_cda(outbox, uid)
+    payload, spec = await outbox.payload(job.id)
+    await DmpFeedSender(service).send(job, payload, spec)  # the earlier attempt, whose outcome was not recorded
+    worker.start()
+    await settled(outbox, lambda: _all(outbox, JobState.SENT, 1))
+    sent = outbox.store.get(job.id)
+    assert sent is not None and sent.result["alreadyRegistered"] and sent.attempts == 1
+    assert _stored(dmp_sim, uid) == 1
