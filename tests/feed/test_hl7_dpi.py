@@ -130,3 +130,25 @@ async def test_feeding_acknowledgement_is_retried_until_the_dpi_takes_it(bridge:
     bridge.dpi.refuse = False
     await asyncio.wait_for(bridge.dpi.changed.wait(), 30)
     assert bridge.dpi.outcomes() == {"ORU-4": "Y"}
+
+
+async def test_replacement_and_deletion_go_through_the_queue_in_order(bridge: Bridge, dmp_sim: RunningSim) -> None:
+    """MDM^T02 then MDM^T10 (RPLC) then ORU with OBX-11 D, sent together: applied in that order."""
+    first, second = unique_id(7, 20), unique_id(8, 20)
+    messages = [
+        mdm("MDM-10", cda(first), first),
+        mdm("MDM-11", cda(second, seed=1), second, event="T10", replaces=first),
+        oru("ORU-12", cda(second, seed=1), status="D"),
+    ]
+    acks = await send(bridge.listener.port, *messages)
+    assert [str(a.extract_field("MSA", 1, 1)) for a in acks] == ["AA", "AA", "AA"]
+    bridge.worker.start()
+    bridge.acks.start()
+    await settled(bridge.outbox, lambda: bridge.outbox.store.ack_counts()["delivered"] == 3)
+    assert bridge.dpi.outcomes() == {"MDM-10": "Y", "MDM-11": "Y", "ORU-12": "Y"}
+    status = {
+        uid: row[0]
+        for uid in (first, second)
+        for row in [dmp_sim.sim.store._db.execute("SELECT status FROM entries WHERE unique_id=?", (uid,)).fetchone()]
+    }
+    assert status[first].endswith("Deprecated") and status[second].endswith("Deleted")
