@@ -103,11 +103,30 @@ class Outbox:
             self._changed(job)
         return jobs
 
+    async def claim_with_payloads(
+        self, limit: int, busy_patients: Iterable[str] = ()
+    ) -> list[tuple[OutboxJob, bytes, DocumentSpec]]:
+        """Take due jobs with their documents, in one trip to the store's thread (the worker's path)."""
+
+        def work() -> list[tuple[OutboxJob, bytes, DocumentSpec]]:
+            jobs = self.store.claim(limit, tuple(busy_patients))
+            return [(job, *self.store.payload(job.id)) for job in jobs]
+
+        taken = await self._run(work)
+        for job, _, _ in taken:
+            self._changed(job)
+        return taken
+
     async def finish(self, job_id: int, target: JobState, **kwargs: Any) -> OutboxJob:
         """Record an attempt's outcome (see `OutboxStore.finish`)."""
-        job = await self._run(self.store.finish, job_id, target, **kwargs)
-        self._changed(job)
-        return job
+        return await self.finish_soon(job_id, target, **kwargs)
+
+    def finish_soon(self, job_id: int, target: JobState, **kwargs: Any) -> asyncio.Future[OutboxJob]:
+        """`finish`, handed to the store's thread now: any call made after this one runs after it."""
+        loop = asyncio.get_running_loop()
+        done = loop.run_in_executor(self._executor, functools.partial(self.store.finish, job_id, target, **kwargs))
+        done.add_done_callback(lambda f: self._changed(f.result()) if not f.cancelled() and not f.exception() else None)
+        return done
 
     async def retry(self, job_id: int, *, ins_qualified: bool = False) -> OutboxJob:
         """Queue a waiting, failed or unqualified job again now."""

@@ -102,9 +102,10 @@ class OutboxWorker:
             jobs: list[OutboxJob] = []
             if free > 0:
                 busy = {patient for patient, _ in self._inflight.values()}
-                jobs = await self.outbox.claim(free, busy)
-                for job in jobs:
-                    task = asyncio.create_task(self._attempt(job), name=f"outbox-job-{job.id}")
+                taken = await self.outbox.claim_with_payloads(free, busy)
+                jobs = [job for job, _, _ in taken]
+                for job, payload, spec in taken:
+                    task = asyncio.create_task(self._attempt(job, payload, spec), name=f"outbox-job-{job.id}")
                     self._inflight[job.id] = (job.patient, task)
                     task.add_done_callback(functools.partial(self._done, job.id))
             if jobs and len(self._inflight) < self.concurrency:
@@ -120,7 +121,7 @@ class OutboxWorker:
         self._inflight.pop(job_id, None)
         self._wake.set()
 
-    async def _attempt(self, job: OutboxJob) -> None:
+    async def _attempt(self, job: OutboxJob, payload: bytes, spec: DocumentSpec) -> None:
         try:
             if job.verify and await self.sender.registered(job):
                 log.info("outbox: job %d was already registered by an earlier attempt", job.id)
@@ -128,14 +129,17 @@ class OutboxWorker:
                     job.id, JobState.SENT, result={"alreadyRegistered": True, "uniqueId": job.unique_id}, ack=self._ack
                 )
                 return
-            payload, spec = await self.outbox.payload(job.id)
             result = await self.sender.send(job, payload, spec)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure is recorded on the job, none ends the worker
             await self._failed(job, to_bridge_error(exc))
             return
-        await self.outbox.finish(job.id, JobState.SENT, result=result, ack=self._ack)
+        # The outcome is handed to the store's thread first, then the slot is freed: the next claim (same
+        # thread, after it) already sees this job finished, and the record overlaps the next DMP call.
+        recorded = self.outbox.finish_soon(job.id, JobState.SENT, result=result, ack=self._ack)
+        self._done(job.id)
+        await recorded
 
     async def _failed(self, job: OutboxJob, error: BridgeError) -> None:
         if job.kind is not JobKind.DELETE and already_there(error):
