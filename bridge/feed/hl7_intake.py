@@ -1,6 +1,8 @@
 """The HL7 v2 edges: the MLLP listener the DPI sends to, and the sender of feeding acknowledgements.
 
-Listener: each framed message is parsed and checked off the event loop (`parse_feed_message`), then
+Listener: on loopback (the default), only processes of the daemon's OS user are served (MLLP carries
+no credential; on a hospital network, `mllp_host` must be an interface of a trusted segment). Each
+framed message is parsed and checked off the event loop (`parse_feed_message`), then
 written to the outbox; only then is the ACK AA sent, so an AA means "durably queued". A malformed or
 non-conforming message gets AE with an ERR saying what to fix, and nothing is queued; a message that
 could not be stored (disk full, database locked) gets AR: the DPI sends it again later. A message sent
@@ -16,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
 
 import hl7
 
+from bridge.api.peer import UNSUPPORTED, peer_uid
 from bridge.feed.hl7_mapping import parse_feed_message
 from bridge.feed.hl7_message import (
     Hl7Header,
@@ -106,12 +111,26 @@ class MllpListener:
             await self._server.wait_closed()
             self._server = None
 
+    async def _other_user(self, writer: asyncio.StreamWriter) -> bool:
+        """On loopback, a client of another OS user is refused (as the WebSocket API does, design §3)."""
+        sock = writer.get_extra_info("socket")
+        if sock is None or not ipaddress.ip_address(self.host).is_loopback:
+            return False
+        try:
+            uid = await asyncio.to_thread(peer_uid, sock)
+        except OSError:
+            return True
+        return uid not in (os.getuid(), UNSUPPORTED)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._clients.add(task)
         decoder = MllpDecoder(self.max_size)
         try:
+            if await self._other_user(writer):
+                log.warning("MLLP: connection from another OS user refused")
+                return
             while data := await reader.read(65536):
                 for raw in decoder.feed(data):
                     writer.write(frame(await self.accept(raw)))

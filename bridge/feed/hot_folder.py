@@ -171,6 +171,8 @@ class HotFolder:
             sidecar = path.with_suffix(".json")
             if suffix == ".pdf" and not sidecar.exists():
                 continue  # its sidecar is not there yet
+            if (self.root / "processing" / path.name).exists():
+                continue  # a file of that name is still being fed: this one waits its turn
             if sidecar.exists():
                 os.replace(sidecar, self.root / "processing" / sidecar.name)
             os.replace(path, self.root / "processing" / path.name)

@@ -1,7 +1,9 @@
 """The outbox as the daemon uses it: `OutboxStore` calls on one dedicated thread, and change listeners.
 
 SQLite commits are synced to disk (see `bridge.feed.outbox_store`), so every call runs off the event
-loop, on a single thread: calls are serialised in the order they were made. Every state change is told
+loop: intake (`enqueue`, synced) on its own connection and thread, everything else on another, where
+calls are serialised in the order they were made. Two connections, so a burst of intake does not queue
+the worker's small updates behind it (WAL: the write lock is held for the commit only). Every state change is told
 to the listeners (JSON-RPC notification `dmp.outbox.changed`, the tray on a permanent failure, the
 worker's wake-up, the hot folder).
 """
@@ -34,7 +36,9 @@ class Outbox:
 
     def __init__(self, path: Path) -> None:
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._intake_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-in")
         self.store = OutboxStore(path)
+        self._intake = OutboxStore(path)
         self._listeners: list[Listener] = []
 
     def add_listener(self, listener: Listener) -> None:
@@ -54,8 +58,11 @@ class Outbox:
 
     async def aclose(self) -> None:
         """Finish pending calls and close the database."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._intake_executor, self._intake.close)
         await self._run(self.store.close)
         self._executor.shutdown(wait=True)
+        self._intake_executor.shutdown(wait=True)
 
     async def enqueue(
         self,
@@ -72,8 +79,9 @@ class Outbox:
         reply_to: str | None = None,
     ) -> tuple[OutboxJob, bool]:
         """Write a job durably (see `OutboxStore.enqueue`)."""
-        job, created = await self._run(
-            self.store.enqueue,
+        loop = asyncio.get_running_loop()
+        write = functools.partial(
+            self._intake.enqueue,
             kind=kind,
             unique_id=unique_id,
             patient=patient,
@@ -85,6 +93,7 @@ class Outbox:
             payload=payload,
             reply_to=reply_to,
         )
+        job, created = await loop.run_in_executor(self._intake_executor, write)
         if created:
             self._changed(job)
         return job, created

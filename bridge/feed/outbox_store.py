@@ -61,7 +61,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     UNIQUE (origin, source_key)
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, next_at);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, id);
 CREATE INDEX IF NOT EXISTS jobs_patient ON jobs (patient, id);
+CREATE INDEX IF NOT EXISTS jobs_order ON jobs (patient, kind, id);
 CREATE TABLE IF NOT EXISTS acks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id INTEGER NOT NULL REFERENCES jobs(id),
@@ -258,13 +260,17 @@ class OutboxStore:
         busy = tuple(busy_patients)
 
         def work(db: sqlite3.Connection) -> list[OutboxJob]:
+            active = ",".join("?" * len(_ACTIVE))
+            # Two index lookups per candidate (jobs_order): earlier replacements/deletions of the patient
+            # (any job waits for them), and, for a replacement/deletion only, any earlier job of the patient.
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM jobs j WHERE j.state IN (?, ?) AND (j.next_at IS NULL OR j.next_at <= ?)"
-                " AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.patient = j.patient AND e.id < j.id"
-                f" AND e.state IN ({','.join('?' * len(_ACTIVE))})"
-                " AND (j.kind != 'submit' OR e.kind != 'submit'))"
+                " AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.patient = j.patient AND e.kind IN ('replace', 'delete')"
+                f" AND e.id < j.id AND e.state IN ({active}))"
+                " AND (j.kind = 'submit' OR NOT EXISTS (SELECT 1 FROM jobs e WHERE e.patient = j.patient"
+                f" AND e.id < j.id AND e.state IN ({active})))"
                 " ORDER BY j.id LIMIT ?",
-                (JobState.QUEUED.value, JobState.WAITING.value, now, *_ACTIVE, limit * 4),
+                (JobState.QUEUED.value, JobState.WAITING.value, now, *_ACTIVE, *_ACTIVE, limit * 4),
             ).fetchall()
             taken: list[OutboxJob] = []
             for row in rows:
