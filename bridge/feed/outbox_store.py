@@ -13,6 +13,7 @@ own single worker thread).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -281,9 +282,9 @@ class OutboxStore:
                     "UPDATE jobs SET state=?, attempts=attempts+1, updated_at=? WHERE id=?",
                     (JobState.SENDING.value, now, job.id),
                 )
-                moved = self._get(db, job.id)
-                assert moved is not None
-                taken.append(moved)
+                taken.append(
+                    dataclasses.replace(job, state=JobState.SENDING, attempts=job.attempts + 1, updated_at=now)
+                )
                 if len(taken) >= limit:
                     break
             return taken
@@ -304,12 +305,20 @@ class OutboxStore:
             raise KeyError(job_id)
         if target not in TRANSITIONS[job.state]:
             raise StateError(job, target)
-        columns = {"state": target.value, "updated_at": self._clock(), **sets}
+        now = self._clock()
+        columns = {"state": target.value, "updated_at": now, **sets}
         assignments = ", ".join(f"{name}=?" for name in columns)
         db.execute(f"UPDATE jobs SET {assignments} WHERE id=?", (*columns.values(), job_id))
-        moved = self._get(db, job_id)
-        assert moved is not None
-        return moved
+        # The new row, without reading it back: the columns just written, mapped to the job's fields.
+        changed: dict[str, Any] = {"state": target, "updated_at": now}
+        for name, value in sets.items():
+            if name == "result":
+                changed["result"] = json.loads(value)
+            elif name in ("verify", "ins_qualified"):
+                changed[name] = bool(value)
+            else:
+                changed[name] = value
+        return dataclasses.replace(job, **changed)
 
     def finish(
         self,
@@ -333,8 +342,11 @@ class OutboxStore:
 
         def work(db: sqlite3.Connection) -> OutboxJob:
             moved = self._move(db, job_id, target, sets=sets)
-            reply = db.execute("SELECT reply_to FROM jobs WHERE id=?", (job_id,)).fetchone()[0]
-            if ack is not None and reply and target in (JobState.SENT, JobState.FAILED):
+            final = target in (JobState.SENT, JobState.FAILED)
+            reply = (
+                db.execute("SELECT reply_to FROM jobs WHERE id=?", (job_id,)).fetchone()[0] if ack and final else None
+            )
+            if ack is not None and reply and final:
                 message = ack(moved, reply)
                 if message is not None:
                     now = self._clock()
