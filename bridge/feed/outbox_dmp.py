@@ -33,8 +33,9 @@ async def already_registered(
 ) -> bool:
     """TD3.1 GetDocuments(uniqueId) with returnType ObjectRef: True when the DMP holds an entry with this id.
 
-    The client has no public ObjectRef query yet (issue 11 adds one): until then this uses its call,
-    VIHF and exchange steps directly, so the swap is in this one function.
+    The client on this branch has no public ObjectRef query: this uses its call, VIHF and exchange steps.
+    Issue 11 adds `DmpClient.find_references` (same query, rights checked); once merged, the body becomes
+    `return bool(await client.find_references(practitioner, patient, unique_id))`.
     """
     body = get_documents(unique_ids=[unique_id], return_type="ObjectRef")
     async with client._call("TD3.1") as call:
