@@ -312,6 +312,8 @@ class OutboxStore:
         # The new row, without reading it back: the columns just written, mapped to the job's fields.
         changed: dict[str, Any] = {"state": target, "updated_at": now}
         for name, value in sets.items():
+            if name == "payload":
+                continue
             if name == "result":
                 changed["result"] = json.loads(value)
             elif name in ("verify", "ins_qualified"):
@@ -335,6 +337,8 @@ class OutboxStore:
         """Record the outcome of an attempt; for a job with a `reply_to` (HL7), `ack` builds the feeding
         acknowledgement from the final job, written in the same transaction (only for SENT and FAILED)."""
         sets: dict[str, Any] = {"reason": reason, "detail": detail, "next_at": next_at}
+        if target is JobState.SENT:
+            sets["payload"] = b""  # the DMP holds the document now: the outbox keeps only what it did
         if result is not None:
             sets["result"] = json.dumps(result)
         if verify is not None:
@@ -380,7 +384,7 @@ class OutboxStore:
 
     def cancel(self, job_id: int) -> OutboxJob:
         """Withdraw a job that was not sent (queued, waiting, unqualified)."""
-        job: OutboxJob = self._tx(lambda db: self._move(db, job_id, JobState.CANCELLED, sets={}))
+        job: OutboxJob = self._tx(lambda db: self._move(db, job_id, JobState.CANCELLED, sets={"payload": b""}))
         return job
 
     # -- reading ----------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ def test_transitions_outside_the_table_are_refused(tmp_path: Path) -> None:
     job, _ = _add(store, "a")
     store.claim(1)
     store.finish(job.id, JobState.SENT, result={"uniqueId": "u"})
+    assert store.payload(job.id)[0] == b""  # sent: the document is not kept
     with pytest.raises(StateError):
         store.cancel(job.id)
     with pytest.raises(StateError):
