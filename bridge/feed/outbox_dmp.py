@@ -3,7 +3,9 @@
 Unattended mode: no card and no person. The worker acts in an indirect mode (INDIRECTE or
 INDIRECTE_RENFORCEE, `[feed] mode`) with the establishment's AUTH_CLI (TLS) and SIGN (VIHF, XAdES)
 certificates and the configured responsible practitioner (`[dmp] practitioner_*`), through the same
-`DmpService` (one client per credential set, kept alive) as the interactive calls.
+`DmpService` (one client per credential set, kept alive) as the interactive calls. Each operation is
+checked against the rights matrix for the establishment's certificate (`rights.require`, actor
+« Certificat ES »: TD2.1, TD3.1 reference, TD3.3c of its own structure's documents) before it is sent.
 
 `already_registered` is the one place that asks the DMP whether a uniqueId is registered. In an indirect
 mode the rights matrix (PDT-INF-526, note (5); `bridge.dmp.rights`) allows the establishment only a
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.dmp import rights
 from bridge.dmp.client import DmpClient
 from bridge.dmp.codes import AuthMode, AvailabilityStatus, InsOid
 from bridge.dmp.context import CLASS_COMPTE_RENDU, NewDocument, Practitioner
@@ -75,6 +78,11 @@ def _patient(job: OutboxJob) -> PatientIns:
     return PatientIns(value=job.patient, oid=InsOid(job.patient_oid))
 
 
+def _permitted(operation: rights.Operation, **facts: bool) -> None:
+    """What the establishment's certificate may do (PDT-INF-526), checked before anything is sent."""
+    rights.require(rights.Actor.CERTIFICAT_ES, rights.AccessMode.NORMAL, operation, **facts)
+
+
 class _FeedCaller:
     """The key of the worker's DMP context in `DmpService` (one per sender, never a connection)."""
 
@@ -97,6 +105,7 @@ class DmpFeedSender:
         first and changes nothing when the document is already deleted)."""
         if job.kind is JobKind.DELETE:
             return False
+        _permitted(rights.Operation.TD3_1_REFERENCE)
         async with self.service.using(self._caller) as (client, practitioner):
             return await already_registered(client, practitioner, _patient(job), job.unique_id)
 
@@ -104,8 +113,11 @@ class DmpFeedSender:
         """TD2.1 (with RPLC for a replacement) or TD3.3c."""
         patient = _patient(job)
         if job.kind is JobKind.DELETE:
+            # The establishment deletes what it fed (a document of its structure).
+            _permitted(rights.Operation.TD3_3C_DELETE, structure_document=True)
             await self.service.set_status(self._caller, patient, job.unique_id, AvailabilityStatus.DELETED)
             return {"uniqueId": job.unique_id, "deleted": True}
+        _permitted(rights.Operation.TD2_1)
         document = new_document(job, payload, spec)
         replaces = spec.replaces if job.kind is JobKind.REPLACE else None
         result = await self.service.submit(self._caller, patient, document, replaces=replaces)
