@@ -70,6 +70,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden-from-professionals", action="store_true")
     p.add_argument("--hidden-from-patient", action="store_true")
     p.add_argument("--replaces", help="uniqueId du document remplacé")
+    p.add_argument(
+        "--queue", action="store_true",
+        help="par la file d'envoi : réponse immédiate, envoi par le pont (certificat d'établissement) / via the outbox",
+    )  # fmt: skip
+    p.add_argument("--ins-qualified", action="store_true", help="avec --queue : INS qualifiée / the INS is qualified")
     p = sub.add_parser("find", parents=[common], help="rechercher / find documents (TD3.1)")
     p.add_argument("--archived", action="store_true", help="inclure les documents archivés / include archived")
     p = sub.add_parser("get", parents=[common], help="lire un document / retrieve a document (TD3.2)")
@@ -117,6 +122,8 @@ def _call(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             params["hiddenFromPatient"] = True
         if args.replaces:
             params["replaces"] = args.replaces
+        if args.queue:
+            params.update(queue=True, insQualified=bool(args.ins_qualified))
         return "dmp.documents.submit", params
     if args.action == "find":
         statuses = ["approved", "archived"] if args.archived else ["approved"]
@@ -170,7 +177,7 @@ def _print(args: argparse.Namespace, result: Any) -> None:
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     elif args.action == "submit":
-        print(result["uniqueId"])
+        print(result["uniqueId"] + (f"\t(tâche {result['jobId']}, {result['state']})" if "jobId" in result else ""))
     elif args.action == "find":
         for doc in result["documents"]:
             flags = ("M" if doc["hiddenFromProfessionals"] else "-") + ("P" if doc["hiddenFromPatient"] else "-")

@@ -121,3 +121,27 @@ async def test_permanent_failure_reaches_the_tray_and_the_summary(daemon: tuple[
         summary = (await rpc(ws, "dmp.outbox.list", {"states": ["failed"]}))["result"]["summary"]
         assert summary["counts"]["failed"] == 1 and summary["lastFailures"][0]["id"] == job_id
         await ws.close()
+
+
+async def test_cli_submit_queue(daemon: tuple[Application, FakeApprover], tmp_path: Path, dmp_sim: RunningSim) -> None:
+    """`dmp-bridge dmp submit FILE --queue --ins-qualified`: a job id at once, then the worker sends it."""
+    app, _ = daemon
+    uid = unique_id(4, 40)
+    path = tmp_path / "cr.xml"
+    path.write_bytes(cda(uid))
+    async with aiohttp.ClientSession() as session:
+        ws = await open_ws(session, app, token=app.token)
+        proc = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "bridge.cli", "dmp", "submit", str(path), "--ins", PATIENT.value, "--queue",
+             "--ins-qualified", "--json", "--port", str(app.port)],
+            cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        queued = json.loads(proc.stdout)
+        assert queued["uniqueId"] == uid and queued["state"] == "queued"
+        sent = await _until(ws, queued["jobId"], "sent")
+        assert sent["origin"] == "api"
+        await ws.close()
+    db = dmp_sim.sim.store._db
+    assert db.execute("SELECT COUNT(*) FROM contents WHERE unique_id=?", (uid,)).fetchone()[0] == 1
