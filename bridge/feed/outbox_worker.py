@@ -110,7 +110,8 @@ class OutboxWorker:
                     task.add_done_callback(functools.partial(self._done, job.id))
             if jobs and len(self._inflight) < self.concurrency:
                 continue  # more may be due
-            due = await self.outbox.next_due()
+            # Every slot busy: a finishing job wakes the loop, no need to ask when the next waiting one is due.
+            due = await self.outbox.next_due() if len(self._inflight) < self.concurrency else None
             timeout = 30.0 if due is None else min(30.0, max(0.01, due - self._clock()))
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (stop() would hang).
             with contextlib.suppress(TimeoutError):
