@@ -162,7 +162,7 @@ def build_ack(
     ]
     if problem is not None:
         segments.append(
-            f"ERR||{problem.location}|{problem.error_code}^{_safe(problem.error_text, 80)}^HL70357|E||||"
+            f"ERR||{problem.location}|{problem.error_code}^{_safe(problem.error_text, 80)}^messageErrorCondition|E||||"
             f"{_safe(problem.reason_fr, 500)}"
         )
     return ("\r".join(segments) + "\r").encode("utf-8")

@@ -19,7 +19,7 @@ from typing import Any
 from bridge.dmp import rights
 from bridge.dmp.client import DmpClient
 from bridge.dmp.codes import AuthMode, AvailabilityStatus, InsOid
-from bridge.dmp.context import CLASS_COMPTE_RENDU, NewDocument, Practitioner
+from bridge.dmp.context import CLASS_COMPTE_RENDU, CONTENT_TYPE_DEFAULT, NewDocument, Practitioner
 from bridge.dmp.endpoints import Transaction
 from bridge.dmp.transactions import get_documents
 from bridge.dmp.vihf import PatientIns
@@ -119,6 +119,11 @@ class DmpFeedSender:
             return {"uniqueId": job.unique_id, "deleted": True}
         _permitted(rights.Operation.TD2_1)
         document = new_document(job, payload, spec)
-        replaces = spec.replaces if job.kind is JobKind.REPLACE else None
-        result = await self.service.submit(self._caller, patient, document, replaces=replaces)
+        replaces = {0: spec.replaces} if job.kind is JobKind.REPLACE and spec.replaces else None
+        # The lot's contentTypeCode when the intake gave one (HL7 PV1-2, mapping.md), else the default.
+        content_type = spec.content_type or CONTENT_TYPE_DEFAULT
+        async with self.service.using(self._caller) as (client, practitioner):
+            result = await client.submit(
+                practitioner, patient, [document], replaces=replaces, content_type=content_type
+            )
         return {"uniqueId": result.unique_ids[0], "submissionSetUniqueId": result.submission_set_unique_id}

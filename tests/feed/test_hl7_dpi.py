@@ -77,6 +77,10 @@ async def test_oru_and_mdm_are_acknowledged_then_fed_and_acknowledged_again(
     await settled(bridge.outbox, lambda: bridge.outbox.store.ack_counts()["delivered"] == 2)
     assert bridge.dpi.outcomes() == {"ORU-1": "Y", "MDM-1": "Y"}
     assert (_stored(dmp_sim, u1), _stored(dmp_sim, u2)) == (1, 1)
+    # contentTypeCode of each lot from PV1-2 (mapping.md): O (consultation) → 07, I (hospitalisation) → 03.
+    lots = [bytes(r[0]) for r in dmp_sim.sim.store._db.execute("SELECT metadata FROM submission_sets")]
+    codes = sorted(code for lot in lots for code in (b"03", b"07") if b'nodeRepresentation="' + code + b'"' in lot)
+    assert codes == [b"03", b"07"]
 
 
 async def test_a_message_sent_again_is_not_fed_twice(bridge: Bridge, dmp_sim: RunningSim) -> None:
