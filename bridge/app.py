@@ -25,6 +25,7 @@ from bridge.api.handlers_core import core_handlers
 from bridge.api.handlers_diagnostics import diagnostics_handlers
 from bridge.api.handlers_dmp import dmp_handlers
 from bridge.api.handlers_ins import ins_handlers
+from bridge.api.handlers_outbox import outbox_handlers
 from bridge.api.handlers_patient import patient_handlers
 from bridge.api.handlers_patient_lists import patient_list_handlers
 from bridge.api.methods import ConnectionView, Handler, Registry
@@ -35,6 +36,8 @@ from bridge.api.token import load_or_create_token, rotate_token
 from bridge.api.user_port import candidate_ports, remove_port_file, write_port_file
 from bridge.config import DEFAULT_PORT, BridgeConfig
 from bridge.errors import BridgeError
+from bridge.feed.feed_service import FeedService
+from bridge.feed.outbox_model import OutboxJob, explain_fr
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cards import CardService
 from bridge.service.cps_backend import select_cps_backend
@@ -70,12 +73,15 @@ class RecentErrors:
 
 
 
-def all_handlers(locks: SharedCardLocks, dmp: DmpService, ins: InsService) -> list[Handler]:
+def all_handlers(
+    locks: SharedCardLocks, dmp: DmpService, ins: InsService, feed: FeedService | None = None
+) -> list[Handler]:
     """Every method the daemon serves (also what docs/api.md's method reference is generated from)."""
     return [
         *core_handlers(),
         *card_handlers(locks),
         *dmp_handlers(dmp, ins=ins),
+        *outbox_handlers(dmp, feed, ins),
         *patient_handlers(access := PatientAccess(dmp)),
         *patient_list_handlers(access),
         *ins_handlers(ins, locks),
@@ -117,7 +123,9 @@ class Application:
         direct = CardServiceDirectSource(cards, monitor) if isinstance(cards, PcscCardService) else None
         self.dmp = dmp or DmpService(config.dmp, direct=direct, locks=self.locks)
         self.ins = InsService(config.insi, self.dmp)
-        self.registry = registry or Registry(all_handlers(self.locks, self.dmp, self.ins))
+        #: Unattended feeding (`[feed] enabled`): the outbox, its worker, the MLLP listener, the hot folder.
+        self.feed = FeedService(config.feed, self.dmp, data_dir) if config.feed.enabled else None
+        self.registry = registry or Registry(all_handlers(self.locks, self.dmp, self.ins, self.feed))
         self.approver = approver
         #: Ports tried in order when none is configured (tests give their own free ones).
         self.port_candidates = candidate_ports(os.getuid(), DEFAULT_PORT)
@@ -137,6 +145,9 @@ class Application:
         )
         self.pairing.add_listener(self.server.pairing_decided)
         self.pairing.add_request_listener(self._show_pairing)
+        if self.feed is not None:
+            self.feed.outbox.add_listener(self._outbox_changed)
+            self.feed.on_permanent_failure(self._feeding_failed)
 
     @property
     def port(self) -> int:
@@ -153,6 +164,8 @@ class Application:
         write_port_file(self.data_dir, self.port)  # where the CLI finds this user's daemon
         self._pcsc_available = self.readers.available
         self.readers.start(self._publish)
+        if self.feed is not None:
+            await self.feed.start()
 
     async def _listen_on_user_port(self, hosts: tuple[str, ...]) -> None:
         """No port configured: the first free one of this user's candidates (one daemon per OS user)."""
@@ -170,6 +183,8 @@ class Application:
         """Stop in reverse order."""
         remove_port_file(self.data_dir, self.port)
         await self.readers.stop()
+        if self.feed is not None:
+            await self.feed.stop()
         await self.server.stop()
         await self.dmp.aclose()
         await self.ins.aclose()
@@ -187,6 +202,15 @@ class Application:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         self.server.publish(method, params)
+
+    def _outbox_changed(self, job: OutboxJob) -> None:
+        self.server.publish("dmp.outbox.changed", job.to_public())
+
+    def _feeding_failed(self, job: OutboxJob) -> None:
+        """Tell the person at once: a document will not reach the DMP until someone acts."""
+        if self.notifier is not None:
+            why = explain_fr(job.reason or "INTERNAL", job.detail)
+            self.notifier.notify("Alimentation du DMP", f"Un document n'a pas pu être versé (tâche {job.id}). {why}")
 
     def _notice_pcsc(self, available: bool) -> None:
         """Tell the person when the smart-card service goes away or comes back (not on every event)."""

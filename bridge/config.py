@@ -15,6 +15,7 @@ Example::
     [cards]                         # CPS backend: cps_backend = "auto"|"pkcs11"|"pcsc", pkcs11_module = "/path"
                                     # (see bridge.service.cps_backend)
     [insi]                          # INSi téléservice (INS search), see bridge.service.insi_config
+    [feed]                          # unattended feeding: outbox, HL7v2/MLLP, hot folder (see bridge.feed.feed_config)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from bridge.feed.feed_config import FeedConfig, FeedConfigError, parse_feed_table
 from bridge.service.cards_config import CardsConfig, CardsConfigError, parse_cards_table
 from bridge.service.dmp_config import DmpConfig, DmpConfigError, parse_dmp_table
 from bridge.service.insi_config import InsiConfig, InsiConfigError, parse_insi_table
@@ -59,6 +61,8 @@ class BridgeConfig:
     cards: CardsConfig = field(default_factory=CardsConfig)
     #: The `[insi]` table: the INSi téléservice (see bridge.service.insi_config).
     insi: InsiConfig = field(default_factory=InsiConfig)
+    #: The `[feed]` table: unattended feeding (see bridge.feed.feed_config).
+    feed: FeedConfig = field(default_factory=FeedConfig)
 
 
 _BOUNDS: dict[str, tuple[float, float]] = {
@@ -93,6 +97,11 @@ def _coerce(name: str, value: Any) -> Any:
         try:
             return parse_cards_table(value)
         except CardsConfigError as exc:
+            raise ConfigError(str(exc)) from None
+    if name == "feed":
+        try:
+            return parse_feed_table(value)
+        except FeedConfigError as exc:
             raise ConfigError(str(exc)) from None
     if name == "extra_allowed_hosts":
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):

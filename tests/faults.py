@@ -38,7 +38,9 @@ def free_port() -> int:
 class SimProcess:
     """`dmp-bridge dmp-sim` in its own process, on a fixed port and data folder that survive a restart."""
 
-    def __init__(self, pki: TestPki, directory: Path, patients: Iterable[PatientRow] = ()) -> None:
+    def __init__(
+        self, pki: TestPki, directory: Path, patients: Iterable[PatientRow] = (), faults: Path | None = None
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.cert, self.key, self.ca_file = server_files(pki, directory)
         self.data = directory / "data"
@@ -47,6 +49,8 @@ class SimProcess:
         store.seed_patients(patients)
         store.close()
         self._proc: subprocess.Popen[str] | None = None
+        #: The simulator's fault knobs file (`dmp-sim --faults`), if any.
+        self.faults = faults
         #: How many times the process was started.
         self.starts = 0
 
@@ -59,6 +63,8 @@ class SimProcess:
         """Start the process and wait until it says it serves (its first line of output)."""
         args = [sys.executable, "-m", "bridge.cli", "dmp-sim", "--port", str(self.port), "--data", str(self.data)]
         args += ["--cert", str(self.cert), "--key", str(self.key), "--cafile", str(self.ca_file)]
+        if self.faults is not None:
+            args += ["--faults", str(self.faults)]
         self._proc = subprocess.Popen(
             args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ)
         )

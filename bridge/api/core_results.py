@@ -117,6 +117,12 @@ DIAGNOSTICS_REPORT_RESULT: dict[str, Any] = {
             },
         },
         "cardService": {"type": "boolean"},
+        "outbox": {
+            "type": ["object", "null"],
+            "maxProperties": 16,
+            "description": "the feeding queue when [feed] is enabled: counts per state, the oldest waiting job "
+            "and why, the last permanent failures (job ids, uniqueIds and codes only)",
+        },
         "origins": {"type": "array", "maxItems": 1024, "items": _APPROVED},
         "pendingPairings": {"type": "integer"},
         "recentErrors": {

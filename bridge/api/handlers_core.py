@@ -130,6 +130,9 @@ class DiagnosticsReport(Handler):
             "origins": [o.to_json() for o in services.store.list()],
             "pendingPairings": len(services.pairing.pending()),
             "recentErrors": [_explained(e) for e in services.errors.recent()],
+            # The feeding queue (`[feed] enabled`): counts per state, the oldest waiting job and why, the last
+            # permanent failures with their French explanation. Job ids, uniqueIds and codes only: no INS.
+            "outbox": await feed.outbox.summary() if (feed := getattr(services, "feed", None)) is not None else None,
         }
 
 

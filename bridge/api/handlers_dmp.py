@@ -251,14 +251,13 @@ class DmpDocumentsSubmit(_DmpHandler):
         super().__init__(service)
         self.ins = ins
 
-    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
-        """Check, then submit."""
+    def document(self, params: dict[str, Any]) -> tuple[PatientIns, NewDocument]:
+        """The patient and the document of validated params (INVALID_PARAMS before anything is sent)."""
         try:
             content = base64.b64decode(params["content"], validate=True)
         except (binascii.Error, ValueError):
             raise BridgeError(ErrorCode.INVALID_PARAMS, "content: base64") from None
         patient = _patient(self.service, params)
-        how = qualification(self.ins, patient, params)
         p = params["patient"]
         identity = None
         if params["mimeType"] != "text/xml":
@@ -292,6 +291,12 @@ class DmpDocumentsSubmit(_DmpHandler):
             hidden_from_patient=bool(params.get("hiddenFromPatient", False)),
             unique_id=params.get("uniqueId"),
         )
+        return patient, document
+
+    async def call(self, ctx: CallContext, params: dict[str, Any]) -> Any:
+        """Check, then submit."""
+        patient, document = self.document(params)
+        how = qualification(self.ins, patient, params)
         progress = None
         # The calling connection's event queue (the server's Connection; takes an encoded frame).
         notify = getattr(ctx.connection, "offer_event", None)

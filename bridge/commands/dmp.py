@@ -102,6 +102,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="envoyer avec un INS non qualifié / send with an unqualified INS",
     )
+    p.add_argument(
+        "--queue", action="store_true",
+        help="par la file d'envoi : réponse immédiate, envoi par le pont (certificat d'établissement) / via the outbox",
+    )  # fmt: skip
     p = sub.add_parser("find", parents=[common], help="rechercher / find documents (TD3.1)")
     p.add_argument("--archived", action="store_true", help="inclure les documents archivés / include archived")
     for option, help_text in _FIND_CODES.items():
@@ -162,6 +166,8 @@ def _call(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             params["insQualified"] = True
         if args.allow_unqualified_ins:
             params["allowUnqualifiedIns"] = True
+        if args.queue:
+            params["queue"] = True
         return "dmp.documents.submit", params
     if args.action == "find":
         statuses = ["approved", "archived"] if args.archived else ["approved"]
@@ -233,7 +239,7 @@ def _print(args: argparse.Namespace, result: Any) -> None:
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     elif args.action == "submit":
-        print(result["uniqueId"])
+        print(result["uniqueId"] + (f"\t(tâche {result['jobId']}, {result['state']})" if "jobId" in result else ""))
     elif args.action == "find":
         for doc in result["documents"]:
             flags = ("M" if doc["hiddenFromProfessionals"] else "-") + ("P" if doc["hiddenFromPatient"] else "-")

@@ -27,6 +27,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cert", type=Path, default=None, help="certificat serveur PEM (avec la chaîne)")
     parser.add_argument("--key", type=Path, default=None, help="clé privée du serveur PEM")
     parser.add_argument("--cafile", type=Path, default=None, help="AC de confiance des clients (PEM)")
+    parser.add_argument(
+        "--faults", type=Path, default=None,
+        help="fichier JSON de pannes simulées (latence, 5xx, délais, réponses perdues) / fault knobs file",
+    )  # fmt: skip
 
 
 def _tls_files(args: argparse.Namespace, data: Path) -> tuple[Path, Path, Path]:
@@ -57,7 +61,7 @@ async def _serve(args: argparse.Namespace) -> int:
     cert, key, cafile = _tls_files(args, data)
     sim = DmpSimulator(
         SimConfig(data_dir=data, cert_file=cert, key_file=key, ca_file=cafile, host=args.host, port=args.port,
-                  dump_dir=args.dump)
+                  dump_dir=args.dump, faults_file=args.faults)
     )  # fmt: skip
     await sim.start()
     stop = asyncio.Event()

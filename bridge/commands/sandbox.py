@@ -54,6 +54,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="pcscd : celui qui tourne, sinon un lancé par le bac à sable (auto) ; ou privé / which pcscd",
     )
     parser.add_argument("--no-tray", action="store_true", help="sans icône / headless")
+    parser.add_argument(
+        "--mllp-port", type=int, default=0,
+        help="port HL7v2 (MLLP) où un DPI envoie ses ORU/MDM / HL7v2 MLLP port (0 : libre)",
+    )  # fmt: skip
 
 
 def _system_pcscd_answers() -> bool:
@@ -128,6 +132,7 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
             dmp=await asyncio.to_thread(dmp.dmp_config, config.dmp),
             insi=await asyncio.to_thread(insi.insi_config, config.insi),
         )
+        config = dataclasses.replace(config, feed=_sandbox_feed(config.feed, args.mllp_port))
         monitor = ReaderMonitor()
         app = await start_application(config, approver=LogUI(), monitor=monitor)
         if app is None:
@@ -156,7 +161,7 @@ async def _serve(args: argparse.Namespace, config: Any, pcscd: Any, ports: list[
         backend = getattr(app.cards, "cps_backend", None)
         print(_summary(app.port, pcscd, ports, cards, backend), flush=True)
         print(f"  Simulateur INSi : {insi.url}", flush=True)
-        print(_dmp_summary(dmp.url, args.dump, demo.url), flush=True)
+        print(_dmp_summary(dmp.url, args.dump, demo.url, _feed_summary(app)), flush=True)
         await stop.wait()
     return 0
 
@@ -191,12 +196,44 @@ def _summary(port: int, pcscd: Any, ports: list[int], cards: list[tuple[str, str
     return "\n".join(lines)
 
 
-def _dmp_summary(dmp_url: str, dump: Path | None, demo_url: str) -> str:
+def _sandbox_feed(feed: Any, mllp_port: int) -> Any:
+    """Feeding on in the sandbox (unless config.toml already set [feed]): MLLP listener and hot folder."""
+    from bridge.paths import data_dir
+
+    if feed.enabled:
+        return feed
+    return dataclasses.replace(
+        feed, enabled=True, mllp_port=mllp_port or _free_port(), hot_folder=data_dir() / "sandbox" / "depot"
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _feed_summary(app: Any) -> list[str]:
+    feed = app.feed
+    if feed is None:
+        return []
+    lines = ["  Alimentation du DMP (certificat d'établissement) : file d'envoi sur la page de diagnostic"]
+    if feed.listener is not None:
+        lines.append(f"    HL7v2 (MLLP) : {feed.config.mllp_host}:{feed.listener.port}  (ORU^R01, MDM^T02)")
+    if feed.hot_folder is not None:
+        lines.append(f"    Dossier de dépôt : {feed.hot_folder.root}  (CDA .xml, ou PDF + fiche .json)")
+    return lines
+
+
+def _dmp_summary(dmp_url: str, dump: Path | None, demo_url: str, feed: list[str] | None = None) -> str:
     from bridge.paths import cli_command
 
     lines = [f"  Simulateur DMP : {dmp_url}  (IGC-Santé de test)"]
     if dump is not None:
         lines.append(f"    échanges bruts écrits dans {dump}")
+    lines += feed or []
     lines += [
         f"  Page de démonstration : {demo_url}",
         f"    Au premier accès, autorisez la page : {cli_command()} origins approve CODE (code affiché par la page)",

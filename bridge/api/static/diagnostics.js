@@ -23,6 +23,10 @@ const TEXT = {
     dmpNotRun: "Pas encore testé.", dmpFailed: "Le test n'a pas pu être lancé.",
     offline: (at) => `Le pont ne répond plus (arrêté ?) : les informations ci-dessous datent de ${at} et ne sont plus à jour. Relancez-le (« dmp-bridge run » ou le menu des applications) ; la page se reconnectera seule.`,
     backend: { pkcs11: "Cryptolib CPS (PKCS#11)", pcsc: "pilote PC/SC du pont" }, readBy: "lue par",
+    outbox: "File d'envoi au DMP", job: "Tâche", why: "Explication", feedOff: "Alimentation automatique désactivée ([feed] enabled = false).",
+    states: { queued: "en file", sending: "en cours", sent: "envoyés", waiting: "en attente", unqualified: "INS non qualifiée", failed: "en échec", cancelled: "annulés" },
+    oldest: (j) => `Plus ancienne tâche en attente : n° ${j.id} (${j.attempts} essai(s))${j.message_fr ? " — " + j.message_fr : ""}`,
+    noFailure: "Aucun échec définitif.",
   },
   en: {
     title: "DMP bridge diagnostics", copy: "Copy report", bridge: "Local bridge", readers: "Readers and cards",
@@ -42,6 +46,10 @@ const TEXT = {
     dmpNotRun: "Not tested yet.", dmpFailed: "The test could not be run.",
     offline: (at) => `The bridge no longer answers (stopped?): the information below dates from ${at} and is out of date. Start it again (\`dmp-bridge run\` or the applications menu); the page reconnects by itself.`,
     backend: { pkcs11: "Cryptolib CPS (PKCS#11)", pcsc: "bridge's PC/SC driver" }, readBy: "read by",
+    outbox: "DMP feeding queue", job: "Job", why: "Explanation (French)", feedOff: "Unattended feeding is off ([feed] enabled = false).",
+    states: { queued: "queued", sending: "sending", sent: "sent", waiting: "waiting", unqualified: "INS not qualified", failed: "failed", cancelled: "cancelled" },
+    oldest: (j) => `Oldest waiting job: #${j.id} (${j.attempts} attempt(s))${j.reason ? " — " + j.reason : ""}`,
+    noFailure: "No permanent failure.",
   },
 };
 
@@ -169,6 +177,7 @@ function render() {
   const origins = $("origins");
   origins.replaceChildren(...(report.origins.length ? report.origins.map((o) => el("li", `${o.origin} (${when(o.approvedAt)})${o.status === "pairing-needed" ? " — " + t("repair") : ""}`)) : [el("li", t("none"), "absent")]));
   $("pending").textContent = report.pendingPairings ? t("pending")(report.pendingPairings) : "";
+  renderOutbox(report.outbox);
   const errors = $("errors");
   const recent = report.recentErrors.slice(-20).reverse();
   errors.replaceChildren(...(recent.length ? recent.map((e) => {
@@ -179,6 +188,37 @@ function render() {
     return tr;
   }) : [(() => { const tr = el("tr"); const td = el("td", t("noErrors"), "absent"); td.colSpan = 4; tr.append(td); return tr; })()]));
   $("sec-errors").dataset.light = recent.length ? "warning" : "ok";
+}
+
+function renderOutbox(outbox) {
+  const failures = $("outbox-failures");
+  // Off is information; a job waiting or failed for good is something to look at.
+  $("outbox-section").dataset.light = !outbox ? "info"
+    : outbox.lastFailures.length || outbox.oldestWaiting ? "warning" : "ok";
+  if (!outbox) {
+    $("outbox-counts").textContent = t("feedOff");
+    $("outbox-oldest").textContent = "";
+    failures.replaceChildren();
+    return;
+  }
+  const states = t("states");
+  $("outbox-counts").textContent = Object.entries(outbox.counts).map(([s, n]) => `${states[s] || s} : ${n}`).join(" · ");
+  $("outbox-oldest").textContent = outbox.oldestWaiting ? t("oldest")(outbox.oldestWaiting) : "";
+  $("outbox-oldest").className = outbox.oldestWaiting ? "note warn" : "note";
+  const rows = outbox.lastFailures.map((j) => {
+    const tr = el("tr");
+    tr.append(el("td", j.id), el("td", when(new Date(j.updatedAt * 1000).toISOString())), el("td", j.detail || j.reason),
+      el("td", j.message_fr || ""));
+    return tr;
+  });
+  if (!rows.length) {
+    const tr = el("tr");
+    const td = el("td", t("noFailure"), "absent");
+    td.colSpan = 4;
+    tr.append(td);
+    rows.push(tr);
+  }
+  failures.replaceChildren(...rows);
 }
 
 async function refresh(bridge) {
@@ -208,7 +248,7 @@ async function runDmpCheck(bridge) {
 function reportText() {
   const lines = [`dmp-bridge ${report?.bridge.version ?? "?"} — ${new Date().toISOString()}`];
   if (reportAt) lines.push(`Données du ${reportAt.toISOString()}${document.body.dataset.stale === "true" ? " (PONT ARRÊTÉ : non à jour)" : ""}`);
-  for (const id of ["sec-pcsc", "sec-readers", "sec-dmp", "sec-bridge", "sec-errors"]) {
+  for (const id of ["sec-pcsc", "sec-readers", "sec-dmp", "sec-bridge", "outbox-section", "sec-errors"]) {
     const section = $(id);
     lines.push(`[${section.dataset.light}] ${section.querySelector("h2").textContent}`);
   }
@@ -250,6 +290,11 @@ bridge.on("connection", ({ state }) => {
   else if (state === "open") refresh(bridge);
 });
 for (const event of ["readers.changed", "card.inserted", "card.removed"]) bridge.on(event, () => refresh(bridge));
+// A busy queue changes many times a second: one refresh per half second at most.
+let outboxTimer = null;
+bridge.on("dmp.outbox.changed", () => {
+  outboxTimer ??= setTimeout(() => { outboxTimer = null; refresh(bridge); }, 500);
+});
 $("dmp-test").addEventListener("click", () => runDmpCheck(bridge));
 window.dmpBridgeDiagnostics = {
   refresh: () => refresh(bridge),

@@ -62,6 +62,8 @@ export interface DmpSubmitParams {
   /** Send even though the INS is not qualified. Without either flag, an INS that `ins.search` /
    * `ins.verify` did not return in this daemon is refused: INS_NOT_QUALIFIED. */
   allowUnqualifiedIns?: boolean;
+  /** Through the outbox: answered at once with a job id; the bridge sends it (establishment certificate). */
+  queue?: boolean;
 }
 
 export interface DmpSubmitResult {
@@ -216,6 +218,7 @@ export interface EventMap {
   "card.removed": { reader: string };
   "pairing.approved": PairingDecision;
   "pairing.denied": PairingDecision;
+  "dmp.outbox.changed": OutboxJob;
   connection: { state: "open" | "reconnecting" | "closed" };
 }
 
@@ -472,3 +475,49 @@ export declare class Bridge {
 }
 
 export declare function connect(options?: ConnectOptions): Promise<Bridge>;
+
+// -- The feeding outbox (dmp.outbox.*, dmp.documents.submit with queue: true) ---------------------------
+
+export type OutboxState = "queued" | "sending" | "sent" | "waiting" | "unqualified" | "failed" | "cancelled";
+
+/** One outbox job (dmp.outbox.get, dmp.outbox.changed). Never the document nor the INS. */
+export interface OutboxJob {
+  id: number;
+  kind: "submit" | "replace" | "delete";
+  state: OutboxState;
+  uniqueId: string;
+  origin: "api" | "cli" | "hl7" | "hotfolder";
+  attempts: number;
+  createdAt: number;
+  updatedAt: number;
+  /** Epoch seconds of the next attempt (state "waiting"). */
+  nextAt?: number;
+  /** Stable code of the last fault (an ErrorCode, or INS_NOT_QUALIFIED). */
+  reason?: string;
+  /** The DMP's own code, when it gave one. */
+  detail?: string;
+  /** What to do, in French, for the person. */
+  message_fr?: string;
+  /** The DMP's answer once sent: uniqueId, submissionSetUniqueId, or alreadyRegistered. */
+  result?: Record<string, unknown>;
+}
+
+/** dmp.documents.submit with queue: true. */
+export interface DmpQueuedResult {
+  jobId: number;
+  uniqueId: string;
+  state: OutboxState;
+}
+
+export interface OutboxSummary {
+  counts: Record<OutboxState, number>;
+  acks: { delivered: number; pending: number };
+  oldestWaiting: OutboxJob | null;
+  lastFailures: OutboxJob[];
+}
+
+/** dmp.outbox.list result. */
+export interface OutboxList {
+  jobs: OutboxJob[];
+  summary: OutboxSummary;
+}

@@ -26,6 +26,7 @@ from bridge.sim.dmp.authorizations import seed_access
 from bridge.sim.dmp.constants import ENDPOINT_ACTIONS, Action, Endpoint, Transaction
 from bridge.sim.dmp.errors import XdsError
 from bridge.sim.dmp.habilitations import list_authorizations, set_authorization
+from bridge.sim.dmp.faults import SimFaults
 from bridge.sim.dmp.mime import MimeError, build_mtom, parse_body
 from bridge.sim.dmp.patient_admin import registration, seed_admin
 from bridge.sim.dmp.patient_lists import SEED_HOMONYMS, patient_list, pdq_search
@@ -103,6 +104,8 @@ class SimConfig:
     port: int = 0
     dump_dir: Path | None = None
     vihf_policy: VihfPolicy = field(default_factory=VihfPolicy)
+    #: JSON file of fault knobs (latency, 5xx, timeouts, lost answers), read again when it changes.
+    faults_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class DmpSimulator:
         seed_access(self._store)
         seed_admin(self._store)
         self._counter = itertools.count(1)
+        self._faults = SimFaults(config.faults_file)
         self._runner: web.AppRunner | None = None
         self._port = 0
 
@@ -169,6 +173,15 @@ class DmpSimulator:
         except ValueError:
             raise web.HTTPNotFound() from None
         body = await request.read()
+        knobs = self._faults.current()
+        if knobs.latency:
+            await asyncio.sleep(knobs.latency)
+        if self._faults.draw(knobs.error_rate):
+            return self._unavailable(503, "Service DMP momentanément indisponible (simulateur)")
+        if self._faults.draw(knobs.timeout_rate):
+            await asyncio.sleep(knobs.timeout_seconds)
+            return self._unavailable(504, "Délai dépassé (simulateur)")
+        drop = self._faults.draw(knobs.drop_rate)
         peer: x509.Certificate | None = None
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
         if ssl_object is not None:
@@ -179,7 +192,19 @@ class DmpSimulator:
         outcome = await asyncio.to_thread(self._process, endpoint, content_type, body, peer, patient_view)
         if self._config.dump_dir is not None:
             await asyncio.to_thread(self._dump, request.path, content_type, body, outcome)
+        if drop and request.transport is not None:
+            # Processed, then the connection is lost before the answer: the client cannot know.
+            request.transport.abort()
+            raise ConnectionResetError("fault knob: answer dropped")
         return web.Response(status=outcome.status, body=outcome.payload, headers={"Content-Type": outcome.content_type})
+
+    @staticmethod
+    def _unavailable(status: int, reason: str) -> web.Response:
+        """A SOAP fault (DMPInternalError) with an HTTP 5xx, the request not processed (fault knobs)."""
+        envelope = build_fault(SoapFault(FaultCode.INTERNAL, reason), None)
+        return web.Response(
+            status=status, body=envelope, headers={"Content-Type": "application/soap+xml; charset=UTF-8"}
+        )
 
     def _dispatch(
         self, action: Action, caller: Caller, body_child: etree._Element, attachments: dict[str, bytes]
