@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import hl7
 
-from bridge.dmp.cda import read_cda
+from bridge.dmp.cda_header import read_cda_metadata
 from bridge.dmp.codes import InsOid
 from bridge.dmp.failures import DmpInputError
 from bridge.dmp.xds_model import Code
@@ -206,7 +206,7 @@ def _mapped(
     title = _obx(message, index, 3, 2) or type_code.display
     if media == "text/xml":
         try:
-            info = read_cda(document)
+            info = read_cda_metadata(document)
         except (DmpInputError, ValueError):
             raise _ae("102", "Data type error", f"OBX^{index}^5", "Le document n'est pas un CDA R2 lisible.") from None
         cda_id, title = info.document_id, info.title or title

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from bridge.dmp import valuesets
-from bridge.dmp.cda import CdaPatient, read_cda
+from bridge.dmp.cda import CdaPatient
+from bridge.dmp.cda_header import read_cda_metadata
 from bridge.dmp.codes import InsOid
 from bridge.dmp.context import CLASS_COMPTE_RENDU, NewDocument
 from bridge.dmp.failures import DmpInputError, DmpParamsError
@@ -71,7 +72,7 @@ def _document(path: Path, content: bytes, sidecar: dict[str, Any]) -> tuple[Pati
     hide_patient = bool(sidecar.get("hiddenFromPatient", False))
     replaces = sidecar.get("replaces")
     if path.suffix.lower() == ".xml":
-        info = read_cda(content)
+        info = read_cda_metadata(content)
         document = NewDocument(
             content=content, mime_type="text/xml", title=info.title, type_code=info.type_code,
             hidden_from_professionals=hide_ps, hidden_from_patient=hide_patient,

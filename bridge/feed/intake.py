@@ -11,7 +11,7 @@ import datetime as dt
 import random
 from collections.abc import Callable
 
-from bridge.dmp.cda import read_cda
+from bridge.dmp.cda_header import read_cda_metadata
 from bridge.dmp.context import NewDocument
 from bridge.dmp.failures import DmpParamsError
 from bridge.dmp.vihf import PatientIns
@@ -35,7 +35,7 @@ def job_spec(document: NewDocument, replaces: str | None, new_uid: Callable[[], 
     media = document.mime_type.split(";")[0].strip().lower()
     identity = None
     if media in CDA_TYPES:
-        info = read_cda(document.content)
+        info = read_cda_metadata(document.content)
         if document.unique_id is not None and document.unique_id != info.document_id:
             raise DmpParamsError("uniqueId: a CDA keeps the id written in it")
         unique_id = info.document_id

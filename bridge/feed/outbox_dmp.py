@@ -20,10 +20,7 @@ from bridge.dmp import rights
 from bridge.dmp.client import DmpClient
 from bridge.dmp.codes import AuthMode, AvailabilityStatus, InsOid
 from bridge.dmp.context import CLASS_COMPTE_RENDU, CONTENT_TYPE_DEFAULT, NewDocument, Practitioner
-from bridge.dmp.endpoints import Transaction
-from bridge.dmp.transactions import get_documents
 from bridge.dmp.vihf import PatientIns
-from bridge.dmp.xds_parse import parse_query_response
 from bridge.errors import BridgeError, ErrorCode
 from bridge.feed.outbox_model import DocumentSpec, JobKind, OutboxJob
 from bridge.service.dmp import DmpContext, DmpService
@@ -34,21 +31,9 @@ __all__ = ["DmpFeedSender", "already_registered", "new_document"]
 async def already_registered(
     client: DmpClient, practitioner: Practitioner, patient: PatientIns, unique_id: str
 ) -> bool:
-    """TD3.1 GetDocuments(uniqueId) with returnType ObjectRef: True when the DMP holds an entry with this id.
-
-    The client on this branch has no public ObjectRef query: this uses its call, VIHF and exchange steps.
-    Issue 11 adds `DmpClient.find_references` (same query, rights checked); once merged, the body becomes
-    `return bool(await client.find_references(practitioner, patient, unique_id))`.
-    """
-    body = get_documents(unique_ids=[unique_id], return_type="ObjectRef")
-    async with client._call("TD3.1") as call:
-        vihf = await client._vihf(practitioner, patient, call)
-        answer = await client._exchange(Transaction.TD3_1, body, vihf, call)
-    result = parse_query_response(answer.body)
-    fault = result.registry.fault()
-    if fault is not None:
-        raise fault.to_error()
-    return bool(result.objects.object_refs or result.entries)
+    """True when the DMP holds an entry with this uniqueId: TD3.1 by uniqueId returning ObjectRefs, the only
+    query the rights matrix allows the establishment certificate (PDT-INF-526 note (5))."""
+    return bool(await client.find_references(practitioner, patient, unique_id))
 
 
 def new_document(job: OutboxJob, payload: bytes, spec: DocumentSpec) -> NewDocument:

@@ -25,8 +25,8 @@ from bridge.sim.dmp.access import Caller, Reply
 from bridge.sim.dmp.authorizations import seed_access
 from bridge.sim.dmp.constants import ENDPOINT_ACTIONS, Action, Endpoint, Transaction
 from bridge.sim.dmp.errors import XdsError
-from bridge.sim.dmp.habilitations import list_authorizations, set_authorization
 from bridge.sim.dmp.faults import SimFaults
+from bridge.sim.dmp.habilitations import list_authorizations, set_authorization
 from bridge.sim.dmp.mime import MimeError, build_mtom, parse_body
 from bridge.sim.dmp.patient_admin import registration, seed_admin
 from bridge.sim.dmp.patient_lists import SEED_HOMONYMS, patient_list, pdq_search
