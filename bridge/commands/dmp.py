@@ -84,8 +84,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = sub.add_parser("submit", parents=[common], help="envoyer un document / submit a document (TD2.1)")
     p.add_argument("file", type=Path)
-    p.add_argument("--title", help="titre (default: file name)")
-    p.add_argument("--type", default="11488-4", help="code LOINC du type de document (default 11488-4)")
+    p.add_argument("--title", help="titre (défaut : celui du CDA, sinon le nom du fichier) / title")
+    p.add_argument(
+        "--type", help="code LOINC du type de document (défaut : celui du CDA, sinon 11488-4) / LOINC type code"
+    )
     p.add_argument("--mime", choices=sorted(set(_MIME.values())), help="type MIME (default: from the extension)")
     p.add_argument("--family", help="nom du patient (CDA)")
     p.add_argument("--given", help="prénom du patient (CDA)")
@@ -142,18 +144,34 @@ def _patient(args: argparse.Namespace) -> dict[str, Any]:
     return patient
 
 
+def _cda_defaults(content: bytes) -> tuple[str | None, str | None]:
+    """The title and typeCode of a CDA's header (None, None when it is not a readable CDA)."""
+    from bridge.dmp.cda_header import read_cda_metadata
+    from bridge.errors import BridgeError
+
+    try:
+        header = read_cda_metadata(content)
+    except (BridgeError, ValueError):
+        return None, None
+    return header.title or None, header.type_code.code or None
+
+
 def _call(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     patient = _patient(args)
     if args.action == "submit":
         mime = args.mime or _MIME.get(args.file.suffix.lower())
         if mime is None:
             raise SystemExit("type de fichier inconnu, précisez --mime / unknown file type, give --mime")
+        content = args.file.read_bytes()
+        title, type_code = _cda_defaults(content) if mime == "text/xml" else (None, None)
         params: dict[str, Any] = {
             "patient": patient,
-            "content": base64.b64encode(args.file.read_bytes()).decode("ascii"),
+            "content": base64.b64encode(content).decode("ascii"),
             "mimeType": mime,
-            "title": args.title or args.file.stem,
-            "typeCode": args.type,
+            # A CDA names itself: its header's title and type, unless the caller says otherwise (the bridge
+            # refuses metadata that contradicts the header).
+            "title": args.title or title or args.file.stem,
+            "typeCode": args.type or type_code or "11488-4",
             "progressId": "cli",
         }
         if args.hidden_from_professionals:

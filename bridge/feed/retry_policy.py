@@ -52,7 +52,9 @@ def classify(error: BridgeError) -> Verdict:
 
 def already_there(error: BridgeError) -> bool:
     """True when the DMP refused a submission because it already holds its uniqueId (an earlier attempt)."""
-    return error.code is ErrorCode.DMP_FAULT and error.extra.get("dmpCode") == DUPLICATE_UNIQUE_ID
+    return error.code is ErrorCode.DOCUMENT_ALREADY_EXISTS or (
+        error.code is ErrorCode.DMP_FAULT and error.extra.get("dmpCode") == DUPLICATE_UNIQUE_ID
+    )
 
 
 def may_have_landed(error: BridgeError) -> bool:

@@ -16,7 +16,7 @@ from bridge.feed.feed_config import FeedConfig
 from tests.api_helpers import running_bridge
 from tests.browser.helpers import ARTIFACTS
 from tests.dmp_fixtures import PATIENT, RunningSim, dmp_pki, dmp_sim  # noqa: F401
-from tests.feed.support import cda, feed_dmp_config, unique_id
+from tests.feed.support import UNKNOWN_INS, cda, feed_dmp_config, patient_with, unique_id
 
 pytestmark = pytest.mark.browser
 
@@ -35,11 +35,12 @@ async def test_diagnostics_page_shows_the_queue(
     async with running_bridge(config) as app:
         assert app.feed is not None
         async with LocalClient(app.port, app.token) as client:
-            for n, (ins, qualified) in enumerate([(PATIENT.value, False), ("299999999999999", True)]):
+            for n, (ins, qualified) in enumerate([(PATIENT.value, False), (UNKNOWN_INS, True)]):
                 uid = unique_id(n, 60)
+                document = cda(uid) if ins == PATIENT.value else cda(uid, patient=patient_with(ins))
                 params = {
-                    "patient": {"ins": ins}, "content": base64.b64encode(cda(uid)).decode(), "mimeType": "text/xml",
-                    "title": "CR", "typeCode": "11488-4", "queue": True, "insQualified": qualified,
+                    "patient": {"ins": ins}, "content": base64.b64encode(document).decode(), "mimeType": "text/xml",
+                    "title": "Compte rendu", "typeCode": "11488-4", "queue": True, "insQualified": qualified,
                 }  # fmt: skip
                 await client.call("dmp.documents.submit", params)
         page = await browser.new_page(viewport={"width": 1100, "height": 1100})
@@ -53,7 +54,7 @@ async def test_diagnostics_page_shows_the_queue(
         text = await page.inner_text("#outbox-section")
         assert "INS non qualifiée : 1" in text and "en échec : 1" in text
         assert "Plus ancienne tâche en attente : n° 1" in text and "qualifiée" in text
-        assert "Le DMP a refusé la demande." in text
+        assert "Ce patient n'a pas de DMP pour cet INS" in text  # the DMP's refusal, explained
         assert PATIENT.value not in await page.content()  # no INS on the page
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "outbox-diagnostics.png"), full_page=True)

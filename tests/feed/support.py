@@ -42,6 +42,18 @@ def cda(doc_id: str, *, size: int = 2048, patient: CdaPatient = PATIENT_IDENTITY
     return wrap_unstructured(header, pdf, DocFormat.PDF)
 
 
+#: A well-formed INS (its key checks out) for which the simulator has no DMP: the DMP refuses (DMP_UNKNOWN).
+UNKNOWN_INS = "185057800608491"
+
+
+def patient_with(ins: str) -> CdaPatient:
+    """A CDA patient with this INS (test OID), for documents the DMP must refuse on the patient."""
+    return CdaPatient(
+        ins=type(PATIENT_IDENTITY.ins)(value=ins, oid=InsOid.NIR_TEST), family="X", given="Y", gender="M",
+        birth_date="19800101",
+    )  # fmt: skip
+
+
 def feed_dmp_config(url: str, ca_file: Path, pki: TestPki, *, call_timeout: float = 5.0) -> DmpConfig:
     """`[dmp]` of unattended feeding: the establishment's certificates and responsible physician."""
     certs = establishment(pki)
@@ -67,17 +79,7 @@ async def queue_cda(
     replaces: str | None = None,
 ) -> OutboxJob:
     """Queue one CDA for the test patient as the API would."""
-    patient = (
-        PATIENT_IDENTITY
-        if ins is None
-        else CdaPatient(
-            ins=type(PATIENT_IDENTITY.ins)(value=ins, oid=InsOid.NIR_TEST),
-            family="X",
-            given="Y",
-            gender="M",
-            birth_date="19800101",
-        )
-    )
+    patient = PATIENT_IDENTITY if ins is None else patient_with(ins)
     spec = DocumentSpec(mime_type="text/xml", title="Compte rendu", type_code=LOINC_CR, replaces=replaces)
     job, _ = await outbox.enqueue(
         kind=kind, unique_id=doc_id, patient=patient.ins.value, patient_oid=patient.ins.oid.value,

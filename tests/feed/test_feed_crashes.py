@@ -152,7 +152,7 @@ async def _api_producer(daemon: Daemon, token: str, docs: list[tuple[str, bytes]
             await daemon.up.wait()
             params = {
                 "patient": {"ins": PATIENT.value}, "content": base64.b64encode(content).decode(),
-                "mimeType": "text/xml", "title": "CR", "typeCode": "11488-4", "uniqueId": uid,
+                "mimeType": "text/xml", "title": "Compte rendu", "typeCode": "11488-4", "uniqueId": uid,
                 "queue": True, "insQualified": True,
             }  # fmt: skip
             try:

@@ -23,7 +23,7 @@ from bridge.crypto.pki import TestPki
 from bridge.feed.feed_config import FeedConfig
 from tests.api_helpers import FakeApprover, open_ws, rpc, running_bridge
 from tests.dmp_fixtures import PATIENT, RunningSim
-from tests.feed.support import cda, feed_dmp_config, unique_id
+from tests.feed.support import UNKNOWN_INS, cda, feed_dmp_config, patient_with, unique_id
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,9 +53,10 @@ def _cli(app: Application, *args: str) -> tuple[int, Any]:
 
 
 def _params(uid: str, *, qualified: bool, ins: str = PATIENT.value) -> dict[str, Any]:
+    document = cda(uid) if ins == PATIENT.value else cda(uid, patient=patient_with(ins))
     return {
-        "patient": {"ins": ins}, "content": base64.b64encode(cda(uid)).decode(), "mimeType": "text/xml",
-        "title": "CR", "typeCode": "11488-4", "queue": True, "insQualified": qualified,
+        "patient": {"ins": ins}, "content": base64.b64encode(document).decode(), "mimeType": "text/xml",
+        "title": "Compte rendu", "typeCode": "11488-4", "queue": True, "insQualified": qualified,
     }  # fmt: skip
 
 
@@ -112,10 +113,10 @@ async def test_permanent_failure_reaches_the_tray_and_the_summary(daemon: tuple[
     app, ui = daemon
     async with aiohttp.ClientSession() as session:
         ws = await open_ws(session, app, token=app.token)
-        params = _params(unique_id(3, 40), qualified=True, ins="299999999999999")
+        params = _params(unique_id(3, 40), qualified=True, ins=UNKNOWN_INS)
         job_id = (await rpc(ws, "dmp.documents.submit", params))["result"]["jobId"]
         failed = await _until(ws, job_id, "failed")
-        assert failed["reason"] == "DMP_FAULT" and failed["message_fr"]
+        assert failed["reason"] == "DMP_UNKNOWN" and failed["message_fr"]
         title, message = await asyncio.wait_for(ui.notices.get(), 10)
         assert title == "Alimentation du DMP" and str(job_id) in message
         summary = (await rpc(ws, "dmp.outbox.list", {"states": ["failed"]}))["result"]["summary"]

@@ -116,11 +116,11 @@ async def test_unknown_patient_fails_for_good(
     dmp_sim: RunningSim,
 ) -> None:
     outbox, worker, _proxy, _ = feeding
-    job = await queue_cda(outbox, unique_id(1, 4), ins="299999999999999")
+    job = await queue_cda(outbox, unique_id(1, 4), ins="185057800608491")  # a valid INS the DMP does not know
     worker.start()
     await settled(outbox, lambda: _all(outbox, JobState.FAILED, 1))
     failed = outbox.store.get(job.id)
-    assert failed is not None and failed.attempts == 1 and failed.reason == "DMP_FAULT"
+    assert failed is not None and failed.attempts == 1 and failed.reason == "DMP_UNKNOWN"
     assert "DMP" in failed.to_public()["message_fr"]
 
 

@@ -47,7 +47,7 @@ async def knobs_sim(dmp_pki: TestPki, tmp_path: Path) -> AsyncIterator[tuple[Dmp
 
 
 def _doc(uid: str) -> NewDocument:
-    return NewDocument(content=cda(uid), mime_type="text/xml", title="CR", type_code=LOINC_CR, unique_id=uid)
+    return NewDocument(content=cda(uid), mime_type="text/xml", title="Compte rendu", type_code=LOINC_CR, unique_id=uid)
 
 
 def _stored(sim: DmpSimulator, uid: str) -> int:
