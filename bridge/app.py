@@ -17,7 +17,7 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge import __version__
 from bridge.api.handlers_cards import card_handlers
@@ -36,7 +36,6 @@ from bridge.api.token import load_or_create_token, rotate_token
 from bridge.api.user_port import candidate_ports, remove_port_file, write_port_file
 from bridge.config import DEFAULT_PORT, BridgeConfig
 from bridge.errors import BridgeError
-from bridge.feed.feed_service import FeedService
 from bridge.feed.outbox_model import OutboxJob, explain_fr
 from bridge.pcsc.monitor import ReaderMonitor
 from bridge.service.cards import CardService
@@ -49,6 +48,9 @@ from bridge.service.ins import InsService
 from bridge.service.pcsc_cards.service import PcscCardService
 from bridge.service.readers import MonitorLike, ReaderFeed
 from bridge.tray import Approver, LastTryRequest, Notifier
+
+if TYPE_CHECKING:
+    from bridge.feed.feed_service import FeedService
 
 __all__ = ["Application", "RecentErrors", "all_handlers"]
 
@@ -124,7 +126,12 @@ class Application:
         self.dmp = dmp or DmpService(config.dmp, direct=direct, locks=self.locks)
         self.ins = InsService(config.insi, self.dmp)
         #: Unattended feeding (`[feed] enabled`): the outbox, its worker, the MLLP listener, the hot folder.
-        self.feed = FeedService(config.feed, self.dmp, data_dir) if config.feed.enabled else None
+        self.feed: FeedService | None = None
+        if config.feed.enabled:
+            # Imported only when feeding is on: the HL7 stack is not needed by a workstation's daemon.
+            from bridge.feed.feed_service import FeedService
+
+            self.feed = FeedService(config.feed, self.dmp, data_dir)
         self.registry = registry or Registry(all_handlers(self.locks, self.dmp, self.ins, self.feed))
         self.approver = approver
         #: Ports tried in order when none is configured (tests give their own free ones).

@@ -4,19 +4,21 @@ with the establishment's certificate). State changes are notified as `dmp.outbox
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bridge.api.handlers_dmp import DmpDocumentsSubmit
 from bridge.api.methods import CallContext, Handler, Scope, object_schema
 from bridge.dmp.failures import DmpInputError, DmpParamsError
 from bridge.dmp.vihf import PatientIns
 from bridge.errors import BridgeError, ErrorCode
-from bridge.feed.feed_service import FeedService
 from bridge.feed.intake import queue_document
 from bridge.feed.outbox_model import JobState, Origin, OutboxJob
 from bridge.feed.outbox_store import StateError
 from bridge.service.dmp import DmpService
 from bridge.service.ins_gate import QUALIFICATIONS, QualifiedIns, qualification
+
+if TYPE_CHECKING:
+    from bridge.feed.feed_service import FeedService
 
 __all__ = ["JOB_SCHEMA", "outbox_handlers"]
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from bridge.cards.pkcs11_module import ENV_MODULE, ModuleInfo, candidate_paths
+from bridge.cards.cryptolib_paths import ENV_MODULE, ModuleInfo, candidate_paths
 from bridge.doctor.findings import Finding, Section, Status
 from bridge.service.cards_config import CardsConfig
 

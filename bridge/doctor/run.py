@@ -8,7 +8,7 @@ from pathlib import Path
 from bridge.api.pairing import APPROVALS_FILENAME, ApprovalStore
 from bridge.api.token import token_path
 from bridge.api.user_port import client_port
-from bridge.cards.pkcs11_module import ModuleInfo
+from bridge.cards.cryptolib_paths import ModuleInfo
 from bridge.config import DEFAULT_PORT, BridgeConfig, ConfigError, config_path, load_config
 from bridge.doctor.browser_checks import browser_findings, load_policies
 from bridge.doctor.card_checks import card_findings, pcsc_findings

@@ -10,15 +10,19 @@ PC/SC monitor, and Vitale cards are always read over PC/SC directly.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from bridge.cards.cps_session import Runner
 from bridge.cards.cps_token import CpsToken
+from bridge.cards.cryptolib_paths import CryptolibNotFound, find_module
 from bridge.cards.identify import CardKind, identify_atr
 from bridge.cards.pcsc_cps import PcscCpsToken
-from bridge.cards.pkcs11_cps import Pkcs11CpsToken
-from bridge.cards.pkcs11_module import CryptolibNotFound, Pkcs11Module, find_module, load_module
 from bridge.errors import BridgeError
 from bridge.service.cards_config import CardsConfig
+
+if TYPE_CHECKING:
+    # The binding is imported only once a Cryptolib is found (most workstations' first check fails).
+    from bridge.cards.pkcs11_module import Pkcs11Module
 
 __all__ = ["BACKEND_LABELS_FR", "CpsBackend", "configured_cps_backend", "select_cps_backend"]
 
@@ -54,6 +58,8 @@ class CpsBackend:
         if self.module is None:
             generation = "CPS4" if identify_atr(atr).kind is CardKind.CPS4 else "CPS3"
             return PcscCpsToken(runner, generation=generation)
+        from bridge.cards.pkcs11_cps import Pkcs11CpsToken
+
         return Pkcs11CpsToken(self.module, self.module.slot_for_reader(reader), atr=atr)
 
     @property
@@ -92,7 +98,10 @@ def select_cps_backend(config: CardsConfig | None = None) -> CpsBackend:
         log.info("CPS backend: PC/SC driver (configured)")
         return CpsBackend()
     try:
-        module = load_module(find_module(config.pkcs11_module))
+        path = find_module(config.pkcs11_module)
+        from bridge.cards.pkcs11_module import load_module
+
+        module = load_module(path)
     except CryptolibNotFound as exc:
         if config.cps_backend == "pkcs11":
             raise
