@@ -269,11 +269,11 @@ _DETAIL_MESSAGES: dict[tuple[ErrorCode, str], tuple[str, str]] = {
         "Aucune carte CPS dans les lecteurs : le code porteur ne sert qu'à une carte CPS (ou CPE, CPF).",
         "No CPS card in the readers: the PIN is only for a CPS (or CPE, CPF) card.",
     ),
-    (ErrorCode.INVALID_PARAMS, "prehashed: local-programs-only"): (
-        "Une page web ne peut pas faire signer une empreinte arbitraire par la clé d'authentification : "
-        "envoyez les données elles-mêmes, ou passez par un programme local (jeton).",
-        "A web page cannot have the authentication key sign an arbitrary digest: send the data itself, "
-        "or use a local program (token).",
+    (ErrorCode.INVALID_PARAMS, "authentication-key: local-programs-only"): (
+        "Une page web ne peut pas faire signer par la clé d'authentification de la carte (elle identifie le "
+        "professionnel auprès du DMP) : utilisez la clé de signature, ou passez par un programme local (jeton).",
+        "A web page cannot have the card's authentication key sign (it identifies the professional to the "
+        "DMP): use the signature key, or a local program (token).",
     ),
 }
 

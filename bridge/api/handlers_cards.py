@@ -173,8 +173,8 @@ class CpsSign(_CardHandler):
 
     name = "cps.sign"
     summary = (
-        "Sign base64 data (or a digest when prehashed) with the CPS signature or authentication key;"
-        " a prehashed digest for the authentication key only from local programs."
+        "Sign base64 data (or a digest when prehashed) with the CPS signature key, or (local programs only)"
+        " the authentication key."
     )
     kind: ClassVar[CardKind] = "cps"
     result_schema: ClassVar[dict[str, Any]] = CPS_SIGN_RESULT
@@ -200,9 +200,11 @@ class CpsSign(_CardHandler):
             raise BridgeError(ErrorCode.INVALID_PARAMS, "data: base64") from None
         digest = params.get("digestAlgorithm", "SHA-256")
         prehashed = params.get("prehashed", False)
-        if prehashed and params.get("key") == "authentication" and ctx.connection.origin is not None:
-            # An arbitrary digest signed by the authentication key is a TLS client signature in the doctor's name.
-            raise BridgeError(ErrorCode.INVALID_PARAMS, "prehashed: local-programs-only")
+        if params.get("key") == "authentication" and ctx.connection.origin is not None:
+            # The authentication key signs the TLS handshake that identifies the doctor to the DMP, and TLS 1.2
+            # signs data the client chooses (the handshake messages): whatever a page has it sign, digest or
+            # data, can impersonate the doctor. Pages get the signature key only; local programs keep both.
+            raise BridgeError(ErrorCode.INVALID_PARAMS, "authentication-key: local-programs-only")
         if prehashed and len(data) != self._DIGEST_SIZES[digest]:
             raise BridgeError(ErrorCode.INVALID_PARAMS, "data: digest-length")
         return await super().call(ctx, {**params, "_bytes": data})

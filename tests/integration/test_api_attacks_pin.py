@@ -90,10 +90,16 @@ async def test_pin_exhaustion_from_a_page_no_longer_blocks_the_card(
         ok = (await rpc(local, "cps.login", {"pin": "1234", "allowLastTry": True}, timeout=30))["result"]
         assert (ok["authenticated"], ok["triesLeft"]) == (True, 3)
         assert cards._cps.throttle.delay(read["serial"]) == 0.0
-        # The authentication key signs no arbitrary digest for a page; a local program still may.
+        # The authentication key signs nothing for a page, digest or data (TLS signs data the client chooses);
+        # a local program still may.
         digest = {"data": base64.b64encode(b"d" * 32).decode(), "prehashed": True, "key": "authentication"}
-        assert error_data(await rpc(page, "cps.sign", digest))["detail"] == "prehashed: local-programs-only"
+        data = {"data": base64.b64encode(b"handshake messages").decode(), "key": "authentication"}
+        for params in (digest, data):
+            refused = error_data(await rpc(page, "cps.sign", params))
+            assert refused["detail"] == "authentication-key: local-programs-only"
+            assert "clé de signature" in refused["message_fr"]
         assert "signature" in (await rpc(local, "cps.sign", digest, timeout=30))["result"]
+        assert "signature" in (await rpc(local, "cps.sign", data, timeout=30))["result"]
         await page.close()
         await local.close()
 

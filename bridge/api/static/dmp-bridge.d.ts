@@ -447,6 +447,7 @@ export declare class Bridge {
     data: string;
     digestAlgorithm?: "SHA-256" | "SHA-384" | "SHA-512";
     prehashed?: boolean;
+    /** A page signs with the signature key only ("authentication" is for local programs: INVALID_PARAMS). */
     key?: "signature" | "authentication";
     reader?: string;
   }): Promise<CpsSignResult>;
