@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jsonschema import Draft202012Validator
+
 from bridge.api.docgen import BEGIN, END, default_handlers, method_reference, render_method, rewrite
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -24,3 +26,10 @@ def test_every_method_is_documented_with_params_result_and_errors() -> None:
         assert "Params" in section and "Result" in section and "Errors:" in section
         # A bare `object` result says nothing to an integrator: every method describes its fields.
         assert "Result: object." not in section, f"{handler.name} has no result schema"
+
+
+def test_every_schema_is_valid_json_schema() -> None:
+    """Checked here once rather than at each daemon start (bridge.api.methods.Registry)."""
+    for handler in default_handlers():
+        Draft202012Validator.check_schema(handler.params_schema)
+        Draft202012Validator.check_schema(handler.result_schema)
