@@ -32,10 +32,11 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bridge.service.config_table import require_https, table_values
 
 __all__ = ["DmpConfig", "DmpConfigError", "parse_dmp_table"]
 
@@ -94,27 +95,9 @@ class DmpConfig:
 
 def parse_dmp_table(raw: Any) -> DmpConfig:
     """Build a DmpConfig from the `[dmp]` TOML table (unknown keys and bad values raise DmpConfigError)."""
-    if not isinstance(raw, Mapping):
-        raise DmpConfigError("config.toml: [dmp] must be a table")
-    known = {f.name for f in fields(DmpConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise DmpConfigError(f"config.toml: unknown key(s) in [dmp]: {', '.join(unknown)}")
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in ("io_timeout", "call_timeout"):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 600:
-                raise DmpConfigError(f"config.toml: dmp.{key} must be a number of seconds (1-600)")
-            values[key] = float(value)
-            continue
-        if not isinstance(value, str):
-            raise DmpConfigError(f"config.toml: dmp.{key} must be a string")
-        values[key] = Path(value).expanduser() if key in _PATHS else value
+    values = table_values(raw, table="dmp", cls=DmpConfig, paths=_PATHS, error=DmpConfigError)
     config = DmpConfig(**values)
-    if config.url is not None and not config.url.startswith("https://"):
-        raise DmpConfigError("config.toml: dmp.url must start with https://")
-    if config.webps_url is not None and not config.webps_url.startswith("https://"):
-        raise DmpConfigError("config.toml: dmp.webps_url must start with https://")
+    require_https(config, ("url", "webps_url"), table="dmp", error=DmpConfigError)
     for key in ("oid_root", "ins_oid"):
         if not _OID.match(getattr(config, key)):
             raise DmpConfigError(f"config.toml: dmp.{key} must be an OID")

@@ -24,10 +24,11 @@ to authorised vendors by the CNAM and are not public.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bridge.service.config_table import require_https, table_values
 
 __all__ = ["InsiConfig", "InsiConfigError", "parse_insi_table"]
 
@@ -61,27 +62,9 @@ class InsiConfig:
 
 def parse_insi_table(raw: Any) -> InsiConfig:
     """Build an InsiConfig from the `[insi]` TOML table (unknown keys and bad values raise InsiConfigError)."""
-    if not isinstance(raw, Mapping):
-        raise InsiConfigError("config.toml: [insi] must be a table")
-    known = {f.name for f in fields(InsiConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise InsiConfigError(f"config.toml: unknown key(s) in [insi]: {', '.join(unknown)}")
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in ("io_timeout", "call_timeout"):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 600:
-                raise InsiConfigError(f"config.toml: insi.{key} must be a number of seconds (1-600)")
-            values[key] = float(value)
-            continue
-        if not isinstance(value, str):
-            raise InsiConfigError(f"config.toml: insi.{key} must be a string")
-        values[key] = Path(value).expanduser() if key in _PATHS else value
+    values = table_values(raw, table="insi", cls=InsiConfig, paths=_PATHS, error=InsiConfigError)
     config = InsiConfig(**values)
-    for key in ("url", "establishment_url"):
-        value = getattr(config, key)
-        if value is not None and not value.startswith("https://"):
-            raise InsiConfigError(f"config.toml: insi.{key} must start with https://")
+    require_https(config, ("url", "establishment_url"), table="insi", error=InsiConfigError)
     if config.default_auth not in _AUTH:
         raise InsiConfigError("config.toml: insi.default_auth must be cps or establishment")
     return config
