@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bridge.api.client import LocalClient
     from bridge.errors import BridgeError
 
-__all__ = ["bridge_down", "daemon_port", "local_token", "print_error"]
+__all__ = ["bridge_down", "card_context", "daemon_port", "local_token", "print_error", "through_daemon"]
+
+#: A command's calls through the daemon: (its options, port, local token, PIN or None) -> the result.
+Session = Callable[[argparse.Namespace, int, str, "bytearray | None"], Coroutine[Any, Any, Any]]
 
 
 def daemon_port(option: int | None) -> int | None:
@@ -57,3 +63,46 @@ def bridge_down(port: int, *, as_json: bool, command: str = "") -> int:
         file=sys.stderr,
     )
     return EXIT_BRIDGE
+
+
+async def card_context(client: LocalClient, args: argparse.Namespace, pin: bytearray | None) -> None:
+    """Log the CPS in with `pin` (when given) and set the DMP context the options name (`--mode`,
+    `--situation`, `--access`, `--reader`), as each DMP command does before its own call."""
+    if pin is not None:
+        login: dict[str, Any] = {"pin": pin.decode("ascii")}
+        if args.reader:
+            login["reader"] = args.reader
+        await client.call("cps.login", login)
+    mode, situation, access = (getattr(args, name, None) for name in ("mode", "situation", "access"))
+    if mode or situation is not None or access:
+        context: dict[str, Any] = {"authMode": mode or "DIRECTE"}
+        if situation is not None:
+            context["situation"] = situation
+        if access:
+            context["accessMode"] = access
+        if args.reader:
+            context["reader"] = args.reader
+        await client.call("dmp.context.set", context)
+
+
+def through_daemon(args: argparse.Namespace, command: str, session: Session) -> tuple[int, Any]:
+    """Run `session` against this user's daemon: (0, result), or (exit status, None) once the failure is
+    printed. The PIN (`--pin-stdin`) is read from standard input and zeroed afterwards."""
+    import asyncio
+
+    from bridge.api.client import DaemonNotRunning
+    from bridge.errors import BridgeError
+
+    port = daemon_port(args.port)
+    if port is None:
+        return 2, None
+    pin = bytearray(sys.stdin.readline().strip().encode("ascii")) if args.pin_stdin else None
+    try:
+        return 0, asyncio.run(session(args, port, local_token(), pin))
+    except DaemonNotRunning:
+        return bridge_down(port, as_json=args.json, command=command), None
+    except BridgeError as exc:
+        return print_error(exc, as_json=args.json, command=command), None
+    finally:
+        if pin is not None:
+            pin[:] = b"\x00" * len(pin)

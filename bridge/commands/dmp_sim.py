@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -54,6 +53,7 @@ def _tls_files(args: argparse.Namespace, data: Path) -> tuple[Path, Path, Path]:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from bridge.commands._daemon_run import stop_on_signals
     from bridge.paths import data_dir
     from bridge.sim.dmp import DmpSimulator, SimConfig
 
@@ -64,10 +64,7 @@ async def _serve(args: argparse.Namespace) -> int:
                   dump_dir=args.dump, faults_file=args.faults)
     )  # fmt: skip
     await sim.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     print(f"DMP simulator: {sim.url}", flush=True)
     print(f"CA bundle: {cafile}", flush=True)
     try:

@@ -11,9 +11,7 @@ INS_MISMATCH, INSI_…), 2 no daemon configured, 3 daemon not running.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
 from typing import Any
 
 __all__ = ["HELP", "configure", "run"]
@@ -80,14 +78,11 @@ def _call(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 async def _session(args: argparse.Namespace, port: int, token: str, pin: bytearray | None) -> Any:
     from bridge.api.client import LocalClient
+    from bridge.commands._daemon import card_context
 
     method, params = _call(args)
     async with LocalClient(port, token) as client:
-        if pin is not None:
-            login: dict[str, Any] = {"pin": pin.decode("ascii")}
-            if args.reader:
-                login["reader"] = args.reader
-            await client.call("cps.login", login)
+        await card_context(client, args, pin)
         return await client.call(method, params)
 
 
@@ -105,22 +100,10 @@ def _print(args: argparse.Namespace, result: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one INSi action through the daemon."""
-    from bridge.api.client import DaemonNotRunning
-    from bridge.commands._daemon import bridge_down, daemon_port, local_token, print_error
-    from bridge.errors import BridgeError
+    from bridge.commands._daemon import through_daemon
 
-    port = daemon_port(args.port)
-    if port is None:
-        return 2
-    pin = bytearray(sys.stdin.readline().strip().encode("ascii")) if args.pin_stdin else None
-    try:
-        result = asyncio.run(_session(args, port, local_token(), pin))
-    except DaemonNotRunning:
-        return bridge_down(port, as_json=args.json, command="ins")
-    except BridgeError as exc:
-        return print_error(exc, as_json=args.json, command="ins")
-    finally:
-        if pin is not None:
-            pin[:] = b"\x00" * len(pin)
+    code, result = through_daemon(args, "ins", _session)
+    if code:
+        return code
     _print(args, result)
     return 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from bridge.commands._daemon_run import stop_on_signals
     from bridge.crypto.pki import TestPki
     from bridge.paths import data_dir
     from bridge.sim.sandbox_insi import SANDBOX_IDAM, SandboxInsi
@@ -38,10 +38,7 @@ async def _serve(args: argparse.Namespace) -> int:
     idams = frozenset(args.idam or [SANDBOX_IDAM])
     sim = SandboxInsi(args.data or data_dir() / "insi-sim", pki, port=args.port, host=args.host, idams=idams)
     await sim.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     print(f"INSi simulator: {sim.url}", flush=True)
     print(f"CA bundle: {pki.ca_bundle_path()}", flush=True)
     print(f"IDAM: {', '.join(sorted(idams))}", flush=True)

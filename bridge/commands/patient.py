@@ -12,9 +12,7 @@ only fills the VIHF's resource-id). `--json` prints the method's result as is.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
 from typing import Any
 
 __all__ = ["HELP", "configure", "run"]
@@ -123,23 +121,11 @@ def _changes(items: list[str]) -> dict[str, Any]:
 
 async def _session(args: argparse.Namespace, port: int, token: str, pin: bytearray | None) -> Any:
     from bridge.api.client import LocalClient
+    from bridge.commands._daemon import card_context
 
     method, params = _call(args)
     async with LocalClient(port, token) as client:
-        if pin is not None:
-            login: dict[str, Any] = {"pin": pin.decode("ascii")}
-            if args.reader:
-                login["reader"] = args.reader
-            await client.call("cps.login", login)
-        if args.mode or args.situation is not None or args.access:
-            context: dict[str, Any] = {"authMode": args.mode or "DIRECTE"}
-            if args.situation is not None:
-                context["situation"] = args.situation
-            if args.access:
-                context["accessMode"] = args.access
-            if args.reader:
-                context["reader"] = args.reader
-            await client.call("dmp.context.set", context)
+        await card_context(client, args, pin)
         return await client.call(method, params)
 
 
@@ -192,22 +178,10 @@ def _print(args: argparse.Namespace, result: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one patient action through the daemon."""
-    from bridge.api.client import DaemonNotRunning
-    from bridge.commands._daemon import bridge_down, daemon_port, local_token, print_error
-    from bridge.errors import BridgeError
+    from bridge.commands._daemon import through_daemon
 
-    port = daemon_port(args.port)
-    if port is None:
-        return 2
-    pin = bytearray(sys.stdin.readline().strip().encode("ascii")) if args.pin_stdin else None
-    try:
-        result = asyncio.run(_session(args, port, local_token(), pin))
-    except DaemonNotRunning:
-        return bridge_down(port, as_json=args.json, command="patient")
-    except BridgeError as exc:
-        return print_error(exc, as_json=args.json, command="patient")
-    finally:
-        if pin is not None:
-            pin[:] = b"\x00" * len(pin)
+    code, result = through_daemon(args, "patient", _session)
+    if code:
+        return code
     _print(args, result)
     return 0
