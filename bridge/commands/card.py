@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import sys
 from typing import Any
@@ -21,6 +20,7 @@ from bridge.commands.readers import scan_or_exit_code
 from bridge.config import ConfigError
 from bridge.dmp import valuesets
 from bridge.errors import BridgeError, ErrorCode
+from bridge.fr_dates import fr_date
 from bridge.service.card_report import PRACTICE_MODE_LABELS_FR, describe_cards
 from bridge.service.cps_backend import BACKEND_LABELS_FR, configured_cps_backend
 
@@ -85,7 +85,7 @@ def _pin_from_stdin() -> bytearray:
 
 
 def _date(iso: str | None) -> str:
-    return "-" if not iso else dt.date.fromisoformat(iso[:10]).strftime("%d/%m/%Y")
+    return fr_date(iso) if iso else "-"
 
 
 def _coded(system: str, code: str | None) -> str:

@@ -19,6 +19,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from bridge.crypto.tls_errors import TlsError
 from bridge.errors import BridgeError, ErrorCode
+from bridge.fr_dates import fr_date
 
 __all__ = ["ClientIdentity", "ServerTrust", "TlsEndpoint"]
 
@@ -53,13 +54,13 @@ class ClientIdentity:
         if now >= leaf.not_valid_after_utc:
             raise BridgeError(
                 ErrorCode.CERTIFICATE_EXPIRED,
-                expiredOn=leaf.not_valid_after_utc.strftime("%d/%m/%Y"),
+                expiredOn=fr_date(leaf.not_valid_after_utc),
                 notAfter=leaf.not_valid_after_utc.isoformat(),
             )
         if now < leaf.not_valid_before_utc:
             raise BridgeError(
                 ErrorCode.CERTIFICATE_NOT_YET_VALID,
-                validFrom=leaf.not_valid_before_utc.strftime("%d/%m/%Y"),
+                validFrom=fr_date(leaf.not_valid_before_utc),
                 notBefore=leaf.not_valid_before_utc.isoformat(),
             )
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from bridge.cards.identify import CardKind
 from bridge.doctor.findings import RANK, Finding, Section, Status
+from bridge.fr_dates import fr_date
 from bridge.pcsc.errors import PcscError, PcscUnavailableError
 from bridge.pcsc.monitor import ReaderState
 
-__all__ = ["EXPIRY_WARNING_DAYS", "card_findings", "fr_date", "pcsc_findings", "status_findings"]
+__all__ = ["EXPIRY_WARNING_DAYS", "card_findings", "pcsc_findings", "status_findings"]
 
 #: A CPS renewal takes weeks (order, delivery, PIN mail): warn a month ahead.
 EXPIRY_WARNING_DAYS = 30
@@ -24,11 +25,6 @@ _RESTART_PCSCD = (
     "Redémarrez le service carte à puce : « sudo systemctl restart pcscd.socket pcscd » (Linux) ; "
     "s'il ne démarre pas, réinstallez le paquet pcscd."
 )
-
-
-def fr_date(iso: str) -> str:
-    """An ISO date or timestamp as people write it in France (31/12/2027)."""
-    return dt.datetime.fromisoformat(iso).strftime("%d/%m/%Y")
 
 
 def pcsc_findings(scan: Sequence[ReaderState] | BaseException) -> list[Finding]:
